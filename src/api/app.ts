@@ -1,0 +1,84 @@
+/**
+ * createApp(deps): the HTTP API (Hono). Tests call `app.request()`; `kassa serve` wraps it in a
+ * Node server. Middleware order: request id + log line → body limit → API key auth (for /v1/*
+ * except /v1/public/*) → per-key rate limit → route validation → handler.
+ */
+import { OpenAPIHono } from '@hono/zod-openapi';
+import { bodyLimit } from 'hono/body-limit';
+import type { Deps } from '../deps.ts';
+import { KassaError } from '../errors.ts';
+import type { AppEnv } from './env.ts';
+import { errorResponse, handleError, zodToKassaError } from './errors.ts';
+import { requestContext } from './middleware/request.ts';
+import { requireApiKey } from './middleware/auth.ts';
+import { rateLimitPerKey } from './middleware/rate-limit.ts';
+import { registerMerchantRoutes } from './routes/merchant.ts';
+import { registerApiKeyRoutes } from './routes/api-keys.ts';
+import { coreHealthChecks, registerHealthRoute, type HealthCheck } from './routes/health.ts';
+import { DOCS_HTML, DOCS_JS } from './docs-page.ts';
+
+export const MAX_BODY_BYTES = 1024 * 1024;
+
+export interface AppOptions {
+  /** Extra /health checks (chain watchers add theirs). */
+  healthChecks?: HealthCheck[];
+}
+
+export function createApp(deps: Deps, opts: AppOptions = {}): OpenAPIHono<AppEnv> {
+  const app = new OpenAPIHono<AppEnv>({
+    defaultHook: (result) => {
+      if (!result.success) throw zodToKassaError(result.error, result.target);
+    },
+  });
+
+  app.use('*', requestContext(deps.logger));
+  app.use('*', async (c, next) => {
+    await next();
+    c.res.headers.set('X-Content-Type-Options', 'nosniff');
+  });
+  app.use(
+    '*',
+    bodyLimit({
+      maxSize: MAX_BODY_BYTES,
+      onError: (c) => errorResponse(c, new KassaError('body_too_large', 'The request body is larger than 1 MB.', { status: 413 })),
+    }),
+  );
+
+  const auth = requireApiKey(deps);
+  const limit = rateLimitPerKey({ redis: deps.redis, prefix: deps.config.queuePrefix, perSecond: deps.config.rateLimitPerSecond });
+  app.use('/v1/*', async (c, next) => {
+    if (c.req.path.startsWith('/v1/public/')) return next();
+    return auth(c, async () => {
+      await limit(c, next);
+    });
+  });
+
+  registerMerchantRoutes(app, deps);
+  registerApiKeyRoutes(app, deps);
+  registerHealthRoute(app, [...coreHealthChecks(deps), ...(opts.healthChecks ?? [])]);
+
+  app.openAPIRegistry.registerComponent('securitySchemes', 'bearerAuth', {
+    type: 'http', scheme: 'bearer', description: 'A secret API key: `Authorization: Bearer kassa_sk_…`',
+  });
+  app.doc31('/openapi.json', {
+    openapi: '3.1.0',
+    info: {
+      title: 'Kassa API',
+      version: '1.0.0',
+      description:
+        'Self-hosted, non-custodial crypto payments. Every request under /v1 (except /v1/public) needs an API key. ' +
+        'Amounts are decimal strings in the unit of their currency or asset. Errors use one envelope: ' +
+        '{"error":{"type","code","message","param","request_id"}}. Send an Idempotency-Key header on POST requests to retry safely.',
+    },
+    servers: [{ url: deps.config.publicUrl }],
+    security: [{ bearerAuth: [] }],
+  });
+  app.get('/docs', (c) => c.html(DOCS_HTML));
+  app.get('/docs/app.js', (c) => c.body(DOCS_JS, 200, { 'content-type': 'text/javascript; charset=utf-8' }));
+
+  app.notFound((c) =>
+    errorResponse(c, new KassaError('route_not_found', `No route ${c.req.method} ${c.req.path}. See /docs for the API reference.`, { status: 404 })),
+  );
+  app.onError(handleError);
+  return app;
+}

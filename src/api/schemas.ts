@@ -1,0 +1,47 @@
+/** Shared OpenAPI schemas. */
+import { z } from '@hono/zod-openapi';
+
+export const ErrorSchema = z
+  .object({
+    error: z.object({
+      type: z.enum(['invalid_request_error', 'authentication_error', 'permission_error', 'idempotency_error', 'rate_limit_error', 'api_error']),
+      code: z.string().openapi({ example: 'parameter_invalid' }),
+      message: z.string(),
+      param: z.string().optional(),
+      request_id: z.string().openapi({ example: 'req_4Xf…' }),
+    }),
+  })
+  .openapi('Error');
+
+const err = (description: string) => ({ description, content: { 'application/json': { schema: ErrorSchema } } });
+
+/** The error responses every authenticated route can give. */
+export const commonErrors = {
+  400: err('Invalid request: `param` names the field.'),
+  401: err('Missing, invalid or revoked API key.'),
+  403: err('The API key lacks a scope.'),
+  429: err('Rate limited; see Retry-After.'),
+  500: err('Unexpected error (no internals are exposed).'),
+} as const;
+
+export const notFoundError = { 404: err('No such object (or it belongs to another merchant).') } as const;
+export const conflictError = { 409: err('Conflict, e.g. an Idempotency-Key reused with a different request.') } as const;
+export const unprocessableError = { 422: err('The request is well-formed but cannot be carried out.') } as const;
+
+export const idempotencyHeader = z.object({
+  'idempotency-key': z.string().optional().openapi({
+    description: 'Makes retries safe: the first response is stored for 24 h and replayed.',
+  }),
+});
+
+export const jsonBody = <T extends z.ZodTypeAny>(schema: T) => ({
+  required: true,
+  content: { 'application/json': { schema } },
+});
+
+export const jsonOk = <T extends z.ZodTypeAny>(schema: T, description = 'OK') => ({
+  description,
+  content: { 'application/json': { schema } },
+});
+
+export const iso = (d: Date | null): string | null => (d ? d.toISOString() : null);

@@ -1,0 +1,47 @@
+/**
+ * The `kassa` command. Human output by default; `--json` prints one JSON object on stdout.
+ * Errors: one line on stderr and a non-zero exit code (2 for usage errors).
+ */
+import { parseArgs } from 'node:util';
+import { fail, UsageError } from './util.ts';
+import { commands } from './commands.ts';
+
+const HELP = `kassa — self-hosted, non-custodial crypto payments
+
+Usage: kassa <command> [options]
+
+Commands:
+  migrate                                   create the database if needed and apply migrations
+  serve                                     run the HTTP API (applies pending migrations first)
+  worker                                    run the background workers (chain watchers, settlement, webhooks)
+  merchants create --name <name> [--json]   create a merchant and its first API key (all scopes)
+  api-keys create --merchant <id> --scopes <s1,s2> [--name <n>] [--json]
+  api-keys revoke --merchant <id> --key <key_id> [--json]
+  devnet bitcoin [--port <n>]               run the local Bitcoin regtest devnet
+
+Configuration comes from the environment; see docs/configuration.md.`;
+
+async function main(argv: string[]): Promise<void> {
+  const [group, sub, ...rest] = argv;
+  if (!group || group === 'help' || group === '--help' || group === '-h') {
+    process.stdout.write(HELP + '\n');
+    return;
+  }
+  const candidates = [`${group} ${sub ?? ''}`.trim(), group];
+  for (const name of candidates) {
+    const cmd = commands[name];
+    if (!cmd) continue;
+    const args = name === group ? argv.slice(1) : rest;
+    let parsed;
+    try {
+      parsed = parseArgs({ args, options: cmd.options ?? {}, allowPositionals: cmd.positionals ?? false, strict: true });
+    } catch (err) {
+      throw new UsageError(`${(err as Error).message}. Run "kassa help".`);
+    }
+    await cmd.run(parsed.values as Record<string, string | boolean | undefined>, parsed.positionals);
+    return;
+  }
+  throw new UsageError(`unknown command "${argv.join(' ')}". Run "kassa help".`);
+}
+
+main(process.argv.slice(2)).catch(fail);

@@ -1,0 +1,217 @@
+/**
+ * The only module that reads `process.env` (DESIGN.md §8.9). Every setting has a default that makes
+ * the local sandbox work with no environment at all; a bad value stops start-up with one readable
+ * line naming the variable (ConfigError).
+ */
+import { readFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+import { z } from 'zod';
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+const logLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
+
+const urlWith = (protocols: string[]) =>
+  z.string().refine((v) => {
+    try {
+      return protocols.includes(new URL(v).protocol);
+    } catch {
+      return false;
+    }
+  }, `must be a URL starting with ${protocols.map((p) => p + '//').join(' or ')}`);
+
+const positiveInt = z.coerce.number().int().positive();
+
+const envSchema = z.object({
+  KASSA_ENV: z.enum(['development', 'production', 'test']).default('development'),
+  DATABASE_URL: urlWith(['postgres:', 'postgresql:']).default('postgres://postgres@127.0.0.1:5432/kassa'),
+  REDIS_URL: urlWith(['redis:', 'rediss:']).default('redis://127.0.0.1:6379'),
+  HOST: z.string().min(1).default('127.0.0.1'),
+  PORT: z.coerce.number().int().min(0).max(65535).default(3000),
+  PUBLIC_URL: urlWith(['http:', 'https:']).optional(),
+  LOG_LEVEL: logLevel.default('info'),
+  KASSA_SECRET_KEY: z.string().optional(),
+  KASSA_DATA_DIR: z.string().min(1).default('.kassa'),
+  KASSA_CONFIG: z.string().min(1).optional(),
+  KASSA_QUEUE_PREFIX: z.string().min(1).default('{kassa}'),
+  RATE_LIMIT_PER_SECOND: positiveInt.default(100),
+  DB_POOL_SIZE: positiveInt.default(10),
+  ADMIN_TOKEN: z.string().min(16).optional(),
+});
+
+/** Chains file (KASSA_CONFIG): chain and token definitions. Later issues extend it. */
+const bitcoinChainSchema = z.strictObject({
+  type: z.literal('bitcoin'),
+  network: z.enum(['mainnet', 'testnet', 'signet', 'regtest']),
+  rpc: z
+    .strictObject({ url: urlWith(['http:', 'https:']), user: z.string().optional(), password: z.string().optional() })
+    .optional(),
+  esplora: z.strictObject({ url: urlWith(['http:', 'https:']) }).optional(),
+  poll_interval_ms: positiveInt.default(1000),
+  reorg_window: positiveInt.default(100),
+  explorer_tx_url: z.string().optional(),
+});
+
+const evmTokenSchema = z.strictObject({
+  symbol: z.string().regex(/^[A-Z0-9]{2,10}$/),
+  address: z.string().regex(/^0x[0-9a-fA-F]{40}$/),
+  decimals: z.number().int().min(0).max(36),
+});
+
+const confirmationsSchema = z.strictObject({
+  high: z.number().int().min(0),
+  medium: z.number().int().min(0),
+  low_medium: z.number().int().min(0),
+  low: z.number().int().min(0),
+});
+
+const evmChainSchema = z.strictObject({
+  type: z.literal('evm'),
+  network: z.string().min(1),
+  chain_id: z.number().int().positive(),
+  rpc_url: urlWith(['http:', 'https:']),
+  ws_url: urlWith(['ws:', 'wss:']).optional(),
+  native_symbol: z.string().regex(/^[A-Z0-9]{2,10}$/).default('ETH'),
+  factory: z.string().regex(/^0x[0-9a-fA-F]{40}$/).optional(),
+  implementation: z.string().regex(/^0x[0-9a-fA-F]{40}$/).optional(),
+  confirmations: confirmationsSchema.default({ high: 0, medium: 1, low_medium: 3, low: 12 }),
+  use_finalized_tag: z.boolean().default(false),
+  tokens: z.array(evmTokenSchema).default([]),
+  poll_interval_ms: positiveInt.default(1000),
+  max_log_range: positiveInt.default(2000),
+  reorg_window: positiveInt.default(128),
+  sweeper_private_key: z.string().regex(/^0x[0-9a-fA-F]{64}$/).optional(),
+  explorer_tx_url: z.string().optional(),
+});
+
+const chainsFileSchema = z.strictObject({
+  chains: z.record(z.string().regex(/^[a-z][a-z0-9_-]{0,31}$/), z.discriminatedUnion('type', [bitcoinChainSchema, evmChainSchema])).default({}),
+  rates: z
+    .strictObject({
+      providers: z.array(z.enum(['fixed', 'coinbase', 'kraken'])).default(['fixed']),
+      fixed: z.record(z.string(), z.string()).default({}),
+      cache_seconds: positiveInt.default(60),
+      timeout_ms: positiveInt.default(5000),
+    })
+    .default({ providers: ['fixed'], fixed: {}, cache_seconds: 60, timeout_ms: 5000 }),
+});
+
+export type BitcoinChainConfig = z.infer<typeof bitcoinChainSchema>;
+export type EvmChainConfig = z.infer<typeof evmChainSchema>;
+export type ChainConfig = BitcoinChainConfig | EvmChainConfig;
+export type ChainsFile = z.infer<typeof chainsFileSchema>;
+
+export interface Config {
+  env: 'development' | 'production' | 'test';
+  databaseUrl: string;
+  redisUrl: string;
+  host: string;
+  port: number;
+  publicUrl: string;
+  logLevel: z.infer<typeof logLevel>;
+  /** 32 bytes used for AES-256-GCM of recoverable secrets (webhook secrets, SMTP passwords). */
+  secretKey: Buffer;
+  dataDir: string;
+  queuePrefix: string;
+  rateLimitPerSecond: number;
+  dbPoolSize: number;
+  adminToken: string | undefined;
+  chains: ChainsFile['chains'];
+  rates: ChainsFile['rates'];
+}
+
+function formatIssue(name: string, issue: z.core.$ZodIssue, value: unknown): string {
+  const shown = value === undefined ? 'is missing' : `is invalid (${JSON.stringify(value)})`;
+  return `${name} ${shown}: ${issue.message}`;
+}
+
+/** Decodes KASSA_SECRET_KEY: 64 hex characters or base64 of exactly 32 bytes. */
+function decodeSecretKey(raw: string): Buffer {
+  const key = /^[0-9a-fA-F]{64}$/.test(raw) ? Buffer.from(raw, 'hex') : Buffer.from(raw, 'base64');
+  if (key.length !== 32) {
+    throw new ConfigError(
+      'KASSA_SECRET_KEY is invalid: it must be 32 random bytes as 64 hex characters or base64 (generate one with: openssl rand -hex 32)',
+    );
+  }
+  return key;
+}
+
+/**
+ * Outside production, a missing KASSA_SECRET_KEY is generated once into the data folder so the
+ * sandbox needs no setup and encrypted secrets survive restarts. Production must set it.
+ */
+function localSecretKey(dataDir: string): Buffer {
+  const file = path.join(dataDir, 'secret.key');
+  if (existsSync(file)) return decodeSecretKey(readFileSync(file, 'utf8').trim());
+  mkdirSync(dataDir, { recursive: true });
+  const hex = randomBytes(32).toString('hex');
+  writeFileSync(file, hex + '\n', { mode: 0o600 });
+  return Buffer.from(hex, 'hex');
+}
+
+export function loadChainsFile(file: string | undefined, envName = 'KASSA_CONFIG'): ChainsFile {
+  if (!file) return chainsFileSchema.parse({});
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new ConfigError(`${envName} (${file}) cannot be read as JSON: ${(err as Error).message}`);
+  }
+  return parseChainsFile(raw, `${envName} (${file})`);
+}
+
+export function parseChainsFile(raw: unknown, where = 'chains config'): ChainsFile {
+  const result = chainsFileSchema.safeParse(raw);
+  if (!result.success) {
+    const issue = result.error.issues[0]!;
+    const at = issue.path.join('.') || '(top level)';
+    throw new ConfigError(`${where} is invalid at ${at}: ${issue.message}`);
+  }
+  return result.data;
+}
+
+/** Reads and validates the environment. Throws ConfigError with one readable line. */
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  const cleaned: Record<string, string> = {};
+  for (const key of Object.keys(envSchema.shape)) {
+    const value = env[key];
+    if (value !== undefined && value !== '') cleaned[key] = value;
+  }
+  const parsed = envSchema.safeParse(cleaned);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const name = String(issue.path[0] ?? 'environment');
+    throw new ConfigError(formatIssue(name, issue, cleaned[name]));
+  }
+  const e = parsed.data;
+  let secretKey: Buffer;
+  if (e.KASSA_SECRET_KEY) secretKey = decodeSecretKey(e.KASSA_SECRET_KEY);
+  else if (e.KASSA_ENV === 'production') {
+    throw new ConfigError('KASSA_SECRET_KEY is missing: production needs a fixed 32-byte key (generate one with: openssl rand -hex 32)');
+  } else secretKey = localSecretKey(e.KASSA_DATA_DIR);
+
+  const chainsFile = loadChainsFile(e.KASSA_CONFIG);
+  return {
+    env: e.KASSA_ENV,
+    databaseUrl: e.DATABASE_URL,
+    redisUrl: e.REDIS_URL,
+    host: e.HOST,
+    port: e.PORT,
+    publicUrl: (e.PUBLIC_URL ?? `http://localhost:${e.PORT}`).replace(/\/+$/, ''),
+    logLevel: e.LOG_LEVEL,
+    secretKey,
+    dataDir: e.KASSA_DATA_DIR,
+    queuePrefix: e.KASSA_QUEUE_PREFIX,
+    rateLimitPerSecond: e.RATE_LIMIT_PER_SECOND,
+    dbPoolSize: e.DB_POOL_SIZE,
+    adminToken: e.ADMIN_TOKEN,
+    chains: chainsFile.chains,
+    rates: chainsFile.rates,
+  };
+}

@@ -1,0 +1,59 @@
+/**
+ * createDeps(config) builds everything a process needs, with dependencies passed in (no module
+ * singletons), so tests build the same graph against their own database and queue prefix.
+ */
+import { Redis } from 'ioredis';
+import type { Config } from './config.ts';
+import { createSql, type Sql } from './db/client.ts';
+import { createLogger, type Logger } from './logger.ts';
+import { createQueues, type Queues } from './queues/index.ts';
+import { createAssetRegistry, type AssetRegistry } from './money/assets.ts';
+import { createMerchantService, type MerchantService } from './merchants/service.ts';
+import { createApiKeyService, type ApiKeyService } from './merchants/api-keys.ts';
+
+export interface Deps {
+  config: Config;
+  logger: Logger;
+  sql: Sql;
+  /** General-purpose Redis connection (rate limits, pub/sub publishing, health). */
+  redis: Redis;
+  queues: Queues;
+  assets: AssetRegistry;
+  merchants: MerchantService;
+  apiKeys: ApiKeyService;
+  close(): Promise<void>;
+}
+
+export function redisConnection(url: string): Redis {
+  // maxRetriesPerRequest: null is required by BullMQ workers and harmless elsewhere.
+  return new Redis(url, { maxRetriesPerRequest: null, enableOfflineQueue: true, lazyConnect: false });
+}
+
+export function createDeps(config: Config, opts: { logger?: Logger } = {}): Deps {
+  const logger = opts.logger ?? createLogger({ level: config.logLevel, name: 'kassa' });
+  const sql = createSql(config.databaseUrl, { max: config.dbPoolSize });
+  const redis = redisConnection(config.redisUrl);
+  redis.on('error', (err) => logger.warn({ err: err.message }, 'redis connection error'));
+  const queueConnection = redisConnection(config.redisUrl);
+  queueConnection.on('error', () => {});
+  const queues = createQueues(queueConnection, config.queuePrefix);
+  let closed = false;
+  return {
+    config,
+    logger,
+    sql,
+    redis,
+    queues,
+    assets: createAssetRegistry(config.chains),
+    merchants: createMerchantService(),
+    apiKeys: createApiKeyService(),
+    async close() {
+      if (closed) return;
+      closed = true;
+      await queues.close().catch(() => {});
+      queueConnection.disconnect();
+      redis.disconnect();
+      await sql.end({ timeout: 5 });
+    },
+  };
+}

@@ -1,0 +1,26 @@
+import { randomBytes } from 'node:crypto';
+
+const ALPHABET = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
+
+/** Random base62 string from a CSPRNG (rejection sampling, no modulo bias). */
+export function randomBase62(length: number): string {
+  let out = '';
+  while (out.length < length) {
+    for (const b of randomBytes(length * 2)) {
+      if (b < 248) out += ALPHABET[b % 62];
+      if (out.length === length) break;
+    }
+  }
+  return out;
+}
+
+export type IdPrefix = 'mer' | 'key' | 'inv' | 'pay' | 'evt' | 'we' | 'req' | 'del' | 'usr' | 'led';
+
+/** A prefixed, unguessable object id (`inv_…`): 22 base62 characters ≈ 131 bits. */
+export function newId(prefix: IdPrefix): string {
+  return `${prefix}_${randomBase62(22)}`;
+}
+
+export function hasPrefix(id: string, prefix: IdPrefix): boolean {
+  return id.startsWith(prefix + '_') && /^[a-z]+_[0-9A-Za-z]{1,64}$/.test(id);
+}

@@ -1,0 +1,7 @@
+export const SCOPES = ['invoices:read', 'invoices:write', 'reports:read', 'webhooks:write', 'settings:write'] as const;
+export type Scope = (typeof SCOPES)[number];
+export const WRITE_SCOPES: readonly Scope[] = ['invoices:write', 'webhooks:write', 'settings:write'];
+
+export function isScope(s: string): s is Scope {
+  return (SCOPES as readonly string[]).includes(s);
+}

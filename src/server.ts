@@ -1,0 +1,105 @@
+/** Process bootstrapping shared by `kassa serve`, `kassa worker`, the sandbox and tests. */
+import { serve, type ServerType } from '@hono/node-server';
+import type { AddressInfo } from 'node:net';
+import type { Config } from './config.ts';
+import { ensureDatabase, redactUrl, createSql, databaseName } from './db/client.ts';
+import { migrate } from './db/migrate.ts';
+import { createDeps, redisConnection, type Deps } from './deps.ts';
+import { createApp } from './api/app.ts';
+import type { Logger } from './logger.ts';
+import { startWorkers, type WorkerRunner } from './queues/runner.ts';
+import { buildProcessors } from '../workers/processors.ts';
+
+/** Creates the database when missing (saying so) and applies pending migrations. */
+export async function prepareDatabase(config: Config, logger: Logger): Promise<string[]> {
+  if (await ensureDatabase(config.databaseUrl)) {
+    logger.info({ database: databaseName(config.databaseUrl) }, `created database ${databaseName(config.databaseUrl)}`);
+  }
+  const sql = createSql(config.databaseUrl, { max: 1 });
+  try {
+    return await migrate(sql, { logger });
+  } catch (err) {
+    throw new Error(`migrations failed on ${redactUrl(config.databaseUrl)}: ${(err as Error).message}`, { cause: err });
+  } finally {
+    await sql.end({ timeout: 5 });
+  }
+}
+
+export interface RunningServer {
+  url: string;
+  port: number;
+  deps: Deps;
+  close(): Promise<void>;
+}
+
+export async function startApiServer(config: Config, opts: { deps?: Deps } = {}): Promise<RunningServer> {
+  const deps = opts.deps ?? createDeps(config);
+  await prepareDatabase(config, deps.logger);
+  const app = createApp(deps);
+  const server: ServerType = await new Promise((resolve) => {
+    const s = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, () => resolve(s));
+  });
+  const port = (server.address() as AddressInfo).port;
+  const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
+  deps.logger.info({ url, public_url: config.publicUrl }, 'api listening');
+  return {
+    url,
+    port,
+    deps,
+    async close() {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      if (!opts.deps) await deps.close();
+    },
+  };
+}
+
+export interface RunningWorkers {
+  deps: Deps;
+  runner: WorkerRunner;
+  close(): Promise<void>;
+}
+
+export async function startWorkerProcess(config: Config, opts: { deps?: Deps } = {}): Promise<RunningWorkers> {
+  const deps = opts.deps ?? createDeps(config);
+  await prepareDatabase(config, deps.logger);
+  const { processors, start, stop } = buildProcessors(deps);
+  const connection = redisConnection(config.redisUrl);
+  connection.on('error', () => {});
+  const runner = startWorkers({
+    connection,
+    prefix: config.queuePrefix,
+    logger: deps.logger,
+    processors,
+  });
+  await start();
+  deps.logger.info({ queues: processors.map((p) => p.queue) }, 'workers started');
+  return {
+    deps,
+    runner,
+    async close() {
+      await stop();
+      await runner.close();
+      connection.disconnect();
+      if (!opts.deps) await deps.close();
+    },
+  };
+}
+
+/** Closes `target` on SIGTERM/SIGINT, then exits. A second signal exits at once. */
+export function closeOnSignals(target: { close(): Promise<void> }, logger: Logger): void {
+  let closing = false;
+  const onSignal = (signal: string) => {
+    if (closing) process.exit(1);
+    closing = true;
+    logger.info({ signal }, 'shutting down');
+    target.close().then(
+      () => process.exit(0),
+      (err) => {
+        logger.error({ err: (err as Error).message }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGTERM', () => onSignal('SIGTERM'));
+  process.once('SIGINT', () => onSignal('SIGINT'));
+}
