@@ -1,0 +1,312 @@
+/**
+ * Settlement: records what the chain watchers observe and recomputes invoices from their payments.
+ *
+ * Watchers call these inside ONE database transaction per block (or per mempool pass): payments
+ * are upserted (unique by chain, txid, output index), the chain cursor advances, affected invoices
+ * are recomputed, ledger entries and outbox events are written — all or nothing. After the commit
+ * the caller publishes the changed invoice ids for live status (`publishChanges`).
+ */
+import type { Redis } from 'ioredis';
+import type { Db, TxSql } from '../db/client.ts';
+import type { ChainConfig } from '../config.ts';
+import type { Logger } from '../logger.ts';
+import type { AssetRegistry } from '../money/assets.ts';
+import { newId } from '../ids.ts';
+import { loadInvoice, presentInvoice, type InvoiceRow } from '../invoices/present.ts';
+import { evaluate, path, type InvoiceStatus, type PaymentFacts } from './state-machine.ts';
+import { writeEvent, type EventType } from './events.ts';
+import { bookPaymentState, type LedgerState } from './ledger.ts';
+
+/** One output / transfer to a deposit address, as a watcher saw it. */
+export interface Observation {
+  txid: string;
+  /** vout (Bitcoin), log index (ERC-20), -1 native tx transfer, -2 balance-check credit. */
+  outputIndex: number;
+  /** Canonical deposit address: bech32 lowercase (Bitcoin) or lowercase hex (EVM). */
+  address: string;
+  /** ERC-20 contract (lowercase) or null for the chain's native coin / Bitcoin. */
+  token: string | null;
+  amount: bigint;
+  /** The block it is in, or null when seen in the mempool only. */
+  block: { hash: string; height: number; time: Date } | null;
+}
+
+export interface BlockRef {
+  height: number;
+  hash: string;
+  prevHash: string;
+  time: Date;
+}
+
+export interface WatchedAddress {
+  address: string;
+  script: Uint8Array | null;
+  invoiceId: string;
+}
+
+export interface SettlementService {
+  /** Deposit addresses to watch on a chain: invoices still inside their monitoring window. */
+  watchedAddresses(db: Db, chain: string): Promise<WatchedAddress[]>;
+  /** Upserts payments; returns the invoice ids they touch. */
+  recordObservations(tx: TxSql, chain: string, obs: Observation[]): Promise<Set<string>>;
+  /** Records a processed block and moves the chain cursor to it. */
+  advanceCursor(tx: TxSql, chain: string, block: BlockRef, keep: number): Promise<void>;
+  cursor(db: Db, chain: string): Promise<{ height: number; hash: string } | null>;
+  /** Stored hash of a recent block (reorg detection). */
+  blockHashAt(db: Db, chain: string, height: number): Promise<string | null>;
+  /** Height of the oldest block still kept for reorg detection. */
+  oldestKeptHeight(db: Db, chain: string): Promise<number | null>;
+  /**
+   * Rolls the chain back to `height`: orphaned blocks are forgotten and their payments become
+   * `pending` (when the node still has the tx in its mempool) or `reorged`. Returns touched invoices.
+   */
+  rollbackTo(tx: TxSql, chain: string, height: number, stillInMempool: (txid: string) => boolean): Promise<Set<string>>;
+  /** Pending payments whose tx is no longer known (double-spent, replaced, evicted) → `replaced`. */
+  markVanished(tx: TxSql, chain: string, txids: string[]): Promise<Set<string>>;
+  /** Txids of payments still unconfirmed on a chain. */
+  pendingTxids(db: Db, chain: string): Promise<string[]>;
+  /** Invoices on a chain waiting for confirmations (recompute them when a block arrives). */
+  awaitingConfirmations(db: Db, chain: string): Promise<Set<string>>;
+  /** Recomputes invoices (state, exception, amount paid, ledger, events). Returns those that changed. */
+  recompute(tx: TxSql, invoiceIds: Iterable<string>, now?: Date): Promise<Set<string>>;
+  /** Publishes changed invoice ids for live status (call after commit). */
+  publishChanges(ids: Iterable<string>): Promise<void>;
+}
+
+export const INVOICE_CHANNEL = (prefix: string) => `${prefix}:invoice-updates`;
+
+interface PaymentRow {
+  id: string;
+  invoice_id: string;
+  merchant_id: string;
+  chain: string;
+  txid: string;
+  output_index: number;
+  method: string;
+  amount: bigint;
+  status: PaymentFacts['status'];
+  block_height: bigint | null;
+  block_time: Date | null;
+  first_seen_at: Date;
+  ledger_state: LedgerState;
+}
+
+export function createSettlementService(deps: {
+  chains: Record<string, ChainConfig>;
+  assets: AssetRegistry;
+  logger: Logger;
+  redis?: Redis;
+  queuePrefix: string;
+  publicUrl: string;
+}): SettlementService {
+  const methodFor = (chain: string, token: string | null): string | undefined =>
+    deps.assets.methods().find((m) => m.chain === chain && (m.token ?? null) === (token ?? null))?.method;
+
+  async function emit(tx: TxSql, inv: InvoiceRow, type: EventType, payment?: unknown): Promise<void> {
+    const { row, methods } = await loadInvoice(tx, inv.id, undefined);
+    await writeEvent(tx, {
+      merchantId: row.merchant_id, type, invoiceId: row.id,
+      object: presentInvoice(row, methods, deps.chains, deps.publicUrl), payment,
+    });
+  }
+
+  const paymentSummary = (p: PaymentRow) => ({
+    id: p.id, chain: p.chain, txid: p.txid, output_index: p.output_index, method: p.method, status: p.status,
+    block_height: p.block_height === null ? null : Number(p.block_height),
+  });
+
+  async function recomputeOne(tx: TxSql, invoiceId: string, now: Date): Promise<boolean> {
+    const [inv] = await tx<InvoiceRow[]>`select * from invoices where id = ${invoiceId} for update`;
+    if (!inv) return false;
+    const methods = await tx<{ method: string; rate: string; decimals: number; confirmations_required: number; chain: string }[]>`
+      select method, rate, decimals, confirmations_required, chain from invoice_payment_methods where invoice_id = ${invoiceId}`;
+    const payments = await tx<PaymentRow[]>`
+      select id, invoice_id, merchant_id, chain, txid, output_index, method, amount, status, block_height, block_time, first_seen_at, ledger_state
+      from payments where invoice_id = ${invoiceId} order by seq`;
+    const tips = new Map<string, number>();
+    for (const chain of new Set(payments.map((p) => p.chain))) {
+      const [c] = await tx<{ tip_height: bigint | null }[]>`select tip_height from chain_state where chain = ${chain}`;
+      tips.set(chain, c?.tip_height === null || c?.tip_height === undefined ? -1 : Number(c.tip_height));
+    }
+    const required = new Map(methods.map((m) => [m.method, m.confirmations_required]));
+    const confirmations = (p: PaymentRow): number =>
+      p.status === 'confirmed' && p.block_height !== null ? Math.max(0, (tips.get(p.chain) ?? -1) - Number(p.block_height) + 1) : 0;
+
+    // 1. Ledger: every payment to a deposit address is booked, pending until confirmed enough.
+    let changed = false;
+    for (const p of payments) {
+      const live = p.status === 'pending' || p.status === 'confirmed';
+      const need = required.get(p.method);
+      const target: LedgerState = !live
+        ? p.ledger_state === 'none' ? 'none' : 'reversed'
+        : need !== undefined && confirmations(p) >= need ? 'available' : 'pending';
+      if (target !== p.ledger_state) {
+        await bookPaymentState(tx, { id: p.id, merchantId: p.merchant_id, invoiceId, chain: p.chain, method: p.method, amount: p.amount }, p.ledger_state, target);
+        await tx`update payments set ledger_state = ${target} where id = ${p.id}`;
+        changed = true;
+      }
+    }
+
+    // 2. State.
+    const ev = evaluate(
+      {
+        status: inv.status, amount: inv.amount, currencyDecimals: inv.currency_decimals, toleranceBps: inv.tolerance_bps,
+        expiresAt: inv.expires_at, monitoringUntil: inv.monitoring_until, marked: inv.marked_at !== null,
+      },
+      methods.map((m) => ({ method: m.method, rate: m.rate, decimals: m.decimals, confirmationsRequired: m.confirmations_required })),
+      payments.map((p) => ({
+        method: p.method, amount: p.amount, status: p.status, confirmations: confirmations(p), firstSeenAt: p.first_seen_at, blockTime: p.block_time,
+      })),
+      now,
+    );
+    if (ev.exception !== inv.exception || ev.amountPaid !== inv.amount_paid) {
+      await tx`update invoices set exception = ${ev.exception}, amount_paid = ${ev.amountPaid}, updated_at = now() where id = ${invoiceId}`;
+      changed = true;
+    }
+    let current: InvoiceStatus = inv.status;
+    for (const move of path(inv.status, ev.status)) {
+      const res = await tx`
+        update invoices set status = ${move.to}, updated_at = now(),
+          settled_at = case when ${move.to} = 'settled' then coalesce(settled_at, now()) else settled_at end
+        where id = ${invoiceId} and status = ${move.from}`;
+      if (res.count === 0) break; // someone else moved it: a no-op, never an error
+      current = move.to;
+      changed = true;
+      await emit(tx, inv, move.event as EventType);
+    }
+    if (current !== inv.status) {
+      deps.logger.info({ invoice_id: invoiceId, from: inv.status, to: current, exception: ev.exception }, 'invoice state changed');
+    }
+    return changed;
+  }
+
+  return {
+    async watchedAddresses(db, chain) {
+      const rows = await db<{ address: string; script: Buffer | null; invoice_id: string }[]>`
+        select d.address, d.script, d.invoice_id from deposit_addresses d join invoices i on i.id = d.invoice_id
+        where d.chain = ${chain} and i.monitoring_until > now()`;
+      return rows.map((r) => ({ address: r.address, script: r.script ? new Uint8Array(r.script) : null, invoiceId: r.invoice_id }));
+    },
+
+    async recordObservations(tx, chain, obs) {
+      const touched = new Set<string>();
+      for (const o of obs) {
+        const [dep] = await tx<{ invoice_id: string; merchant_id: string; expires_at: Date }[]>`
+          select d.invoice_id, d.merchant_id, i.expires_at from deposit_addresses d join invoices i on i.id = d.invoice_id
+          where d.chain = ${chain} and d.address = ${o.address}`;
+        if (!dep) continue;
+        const method = methodFor(chain, o.token);
+        if (!method) continue; // a token this deployment does not know: not a payment Kassa can value
+        const asset = deps.assets.method(method)!.symbol;
+        const status = o.block ? 'confirmed' : 'pending';
+        const [row] = await tx<(PaymentRow & { inserted: boolean; prev_status: string | null })[]>`
+          insert into payments (id, chain, txid, output_index, address, invoice_id, merchant_id, method, asset, amount, status,
+                                block_hash, block_height, block_time, late)
+          values (${newId('pay')}, ${chain}, ${o.txid}, ${o.outputIndex}, ${o.address}, ${dep.invoice_id}, ${dep.merchant_id},
+                  ${method}, ${asset}, ${o.amount}, ${status}, ${o.block?.hash ?? null}, ${o.block?.height ?? null},
+                  ${o.block?.time ?? null}, ${(o.block?.time ?? new Date()) > dep.expires_at})
+          on conflict (chain, txid, output_index) do update set
+            status = excluded.status,
+            block_hash = excluded.block_hash,
+            block_height = excluded.block_height,
+            block_time = coalesce(excluded.block_time, payments.block_time),
+            updated_at = now()
+          where payments.status is distinct from excluded.status
+             or payments.block_hash is distinct from excluded.block_hash
+          returning id, invoice_id, merchant_id, chain, txid, output_index, method, amount, status, block_height, block_time,
+                    first_seen_at, ledger_state, (xmax = 0) as inserted`;
+        if (!row) continue; // already recorded exactly like this: a duplicate delivery is a no-op
+        touched.add(row.invoice_id);
+        if (row.inserted) {
+          const [inv] = await tx<InvoiceRow[]>`select * from invoices where id = ${row.invoice_id}`;
+          await emit(tx, inv!, 'invoice.payment_detected', paymentSummary(row));
+        }
+      }
+      return touched;
+    },
+
+    async advanceCursor(tx, chain, block, keep) {
+      await tx`
+        insert into chain_blocks (chain, height, hash, prev_hash, block_time)
+        values (${chain}, ${block.height}, ${block.hash}, ${block.prevHash}, ${block.time})
+        on conflict (chain, height) do update set hash = excluded.hash, prev_hash = excluded.prev_hash, block_time = excluded.block_time`;
+      await tx`
+        insert into chain_state (chain, tip_height, tip_hash, updated_at) values (${chain}, ${block.height}, ${block.hash}, now())
+        on conflict (chain) do update set tip_height = excluded.tip_height, tip_hash = excluded.tip_hash, updated_at = now()`;
+      await tx`delete from chain_blocks where chain = ${chain} and height <= ${block.height - keep}`;
+    },
+
+    async cursor(db, chain) {
+      const [row] = await db<{ tip_height: bigint | null; tip_hash: string | null }[]>`select tip_height, tip_hash from chain_state where chain = ${chain}`;
+      if (!row || row.tip_height === null || row.tip_hash === null) return null;
+      return { height: Number(row.tip_height), hash: row.tip_hash };
+    },
+
+    async blockHashAt(db, chain, height) {
+      const [row] = await db<{ hash: string }[]>`select hash from chain_blocks where chain = ${chain} and height = ${height}`;
+      return row?.hash ?? null;
+    },
+
+    async oldestKeptHeight(db, chain) {
+      const [row] = await db<{ h: bigint | null }[]>`select min(height) as h from chain_blocks where chain = ${chain}`;
+      return row?.h === null || row?.h === undefined ? null : Number(row.h);
+    },
+
+    async rollbackTo(tx, chain, height, stillInMempool) {
+      const touched = new Set<string>();
+      const orphaned = await tx<PaymentRow[]>`
+        select id, invoice_id, merchant_id, chain, txid, output_index, method, amount, status, block_height, block_time, first_seen_at, ledger_state
+        from payments where chain = ${chain} and block_height > ${height} and status = 'confirmed'`;
+      for (const p of orphaned) {
+        const status = stillInMempool(p.txid) ? 'pending' : 'reorged';
+        await tx`update payments set status = ${status}, block_hash = null, block_height = null, updated_at = now() where id = ${p.id}`;
+        touched.add(p.invoice_id);
+        const [inv] = await tx<InvoiceRow[]>`select * from invoices where id = ${p.invoice_id}`;
+        await emit(tx, inv!, 'invoice.payment_reorged', { ...paymentSummary(p), status });
+      }
+      await tx`delete from chain_blocks where chain = ${chain} and height > ${height}`;
+      const [block] = await tx<{ hash: string }[]>`select hash from chain_blocks where chain = ${chain} and height = ${height}`;
+      await tx`update chain_state set tip_height = ${height}, tip_hash = ${block?.hash ?? null}, updated_at = now() where chain = ${chain}`;
+      deps.logger.warn({ chain, rolled_back_to: height, orphaned_payments: orphaned.length }, 'chain reorganisation: rolled back');
+      return touched;
+    },
+
+    async markVanished(tx, chain, txids) {
+      const touched = new Set<string>();
+      if (txids.length === 0) return touched;
+      const rows = await tx<{ invoice_id: string }[]>`
+        update payments set status = 'replaced', updated_at = now()
+        where chain = ${chain} and txid = any(${txids}) and status = 'pending'
+        returning invoice_id`;
+      for (const r of rows) touched.add(r.invoice_id);
+      return touched;
+    },
+
+    async pendingTxids(db, chain) {
+      const rows = await db<{ txid: string }[]>`select distinct txid from payments where chain = ${chain} and status = 'pending'`;
+      return rows.map((r) => r.txid);
+    },
+
+    async awaitingConfirmations(db, chain) {
+      const rows = await db<{ invoice_id: string }[]>`
+        select distinct p.invoice_id from payments p
+        where p.chain = ${chain} and p.status in ('pending', 'confirmed') and p.ledger_state <> 'available'`;
+      return new Set(rows.map((r) => r.invoice_id));
+    },
+
+    async recompute(tx, invoiceIds, now = new Date()) {
+      const changed = new Set<string>();
+      // A stable order avoids deadlocks between two transactions locking the same invoices.
+      for (const id of [...new Set(invoiceIds)].sort()) if (await recomputeOne(tx, id, now)) changed.add(id);
+      return changed;
+    },
+
+    async publishChanges(ids) {
+      if (!deps.redis) return;
+      for (const id of ids) {
+        await deps.redis.publish(INVOICE_CHANNEL(deps.queuePrefix), id).catch((err: Error) =>
+          deps.logger.warn({ err: err.message }, 'could not publish invoice update'));
+      }
+    },
+  };
+}
