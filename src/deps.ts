@@ -10,6 +10,11 @@ import { createQueues, type Queues } from './queues/index.ts';
 import { createAssetRegistry, type AssetRegistry } from './money/assets.ts';
 import { createMerchantService, type MerchantService } from './merchants/service.ts';
 import { createApiKeyService, type ApiKeyService } from './merchants/api-keys.ts';
+import { ratesFromConfig, type RateService } from './rates/index.ts';
+import { createSettlementService, type SettlementService } from './settlement/service.ts';
+import { createInvoiceService, type AddressProviders, type InvoiceService } from './invoices/service.ts';
+import { allocateBitcoinAddress } from './chains/bitcoin/address-pool.ts';
+import { evmDepositAddress } from './chains/evm/payment-method.ts';
 
 export interface Deps {
   config: Config;
@@ -21,15 +26,29 @@ export interface Deps {
   assets: AssetRegistry;
   merchants: MerchantService;
   apiKeys: ApiKeyService;
+  rates: RateService;
+  settlement: SettlementService;
+  invoices: InvoiceService;
   close(): Promise<void>;
 }
+
+export interface DepsOverrides {
+  logger?: Logger;
+  rates?: RateService;
+  addresses?: AddressProviders;
+}
+
+export const defaultAddressProviders: AddressProviders = {
+  bitcoin: allocateBitcoinAddress,
+  evm: evmDepositAddress,
+};
 
 export function redisConnection(url: string): Redis {
   // maxRetriesPerRequest: null is required by BullMQ workers and harmless elsewhere.
   return new Redis(url, { maxRetriesPerRequest: null, enableOfflineQueue: true, lazyConnect: false });
 }
 
-export function createDeps(config: Config, opts: { logger?: Logger } = {}): Deps {
+export function createDeps(config: Config, opts: DepsOverrides = {}): Deps {
   const logger = opts.logger ?? createLogger({ level: config.logLevel, name: 'kassa' });
   const sql = createSql(config.databaseUrl, { max: config.dbPoolSize });
   const redis = redisConnection(config.redisUrl);
@@ -38,15 +57,27 @@ export function createDeps(config: Config, opts: { logger?: Logger } = {}): Deps
   queueConnection.on('error', () => {});
   const queues = createQueues(queueConnection, config.queuePrefix);
   let closed = false;
+  const assets = createAssetRegistry(config.chains);
+  const rates = opts.rates ?? ratesFromConfig(config.rates, logger);
+  const settlement = createSettlementService({
+    chains: config.chains, assets, logger, redis, queuePrefix: config.queuePrefix, publicUrl: config.publicUrl,
+  });
+  const invoices = createInvoiceService({
+    sql, chains: config.chains, assets, rates, settlement, addresses: opts.addresses ?? defaultAddressProviders,
+    publicUrl: config.publicUrl, logger,
+  });
   return {
     config,
     logger,
     sql,
     redis,
     queues,
-    assets: createAssetRegistry(config.chains),
+    assets,
     merchants: createMerchantService(),
     apiKeys: createApiKeyService(),
+    rates,
+    settlement,
+    invoices,
     async close() {
       if (closed) return;
       closed = true;

@@ -14,6 +14,9 @@ import { requireApiKey } from './middleware/auth.ts';
 import { rateLimitPerKey } from './middleware/rate-limit.ts';
 import { registerMerchantRoutes } from './routes/merchant.ts';
 import { registerApiKeyRoutes } from './routes/api-keys.ts';
+import { registerInvoiceRoutes } from './routes/invoices.ts';
+import { registerPaymentRoutes } from './routes/payments.ts';
+import { registerBitcoinPaymentMethodRoutes } from '../chains/bitcoin/payment-method.ts';
 import { coreHealthChecks, registerHealthRoute, type HealthCheck } from './routes/health.ts';
 import { DOCS_HTML, DOCS_JS } from './docs-page.ts';
 
@@ -55,6 +58,9 @@ export function createApp(deps: Deps, opts: AppOptions = {}): OpenAPIHono<AppEnv
 
   registerMerchantRoutes(app, deps);
   registerApiKeyRoutes(app, deps);
+  registerInvoiceRoutes(app, deps);
+  registerPaymentRoutes(app, deps);
+  registerBitcoinPaymentMethodRoutes(app, deps);
   registerHealthRoute(app, [...coreHealthChecks(deps), ...(opts.healthChecks ?? [])]);
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearerAuth', {

@@ -12,7 +12,7 @@ export interface InvoiceRow {
   id: string;
   merchant_id: string;
   status: 'new' | 'processing' | 'settled' | 'expired' | 'invalid';
-  exception: string | null;
+  exception: 'paid_partial' | 'paid_over' | 'paid_late' | 'marked' | null;
   amount: bigint;
   currency: string;
   currency_decimals: number;

@@ -1,0 +1,204 @@
+/**
+ * The merchant's EVM payment method per chain: a treasury address and the enabled assets, and the
+ * per-invoice deposit address (a CREATE2 forwarder predicted offline, see forwarder.ts).
+ *
+ *   PUT /v1/merchant/payment_methods/evm/{chain}   { "treasury": "0x…", "assets": ["ETH", "USDC"] }
+ */
+import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
+import { getAddress, type Address } from 'viem';
+import type { Db } from '../../db/client.ts';
+import type { Deps } from '../../deps.ts';
+import type { ChainConfig, EvmChainConfig } from '../../config.ts';
+import { KassaError, invalidParam, unprocessable } from '../../errors.ts';
+import type { AppEnv } from '../../api/env.ts';
+import { requireScope } from '../../api/middleware/auth.ts';
+import { commonErrors, jsonBody, jsonOk, notFoundError } from '../../api/schemas.ts';
+import { invoiceSaltFor, predictForwarderAddress } from './forwarder.ts';
+
+export const ZERO_ADDRESS = '0x0000000000000000000000000000000000000000';
+
+export interface EvmPaymentMethod {
+  merchantId: string;
+  chain: string;
+  /** Checksummed. */
+  treasury: Address;
+  /** Enabled asset symbols on this chain (native symbol and/or token symbols). */
+  assets: string[];
+  updatedAt: Date;
+}
+
+/**
+ * Validates a treasury address. All-lowercase or all-uppercase hex is accepted as unchecksummed
+ * input; mixed case must carry a valid EIP-55 checksum (a typo then cannot go unnoticed).
+ * The zero address is refused. Returns the checksummed form.
+ */
+export function parseTreasury(value: unknown, param = 'treasury'): Address {
+  if (typeof value !== 'string' || !/^0x[0-9a-fA-F]{40}$/.test(value)) {
+    throw invalidParam(param, `${param} must be an EVM address: 0x followed by 40 hex digits.`, 'address_invalid');
+  }
+  const body = value.slice(2);
+  const checksummed = getAddress(value.toLowerCase());
+  const unchecksummed = body === body.toLowerCase() || body === body.toUpperCase();
+  if (!unchecksummed && value !== checksummed) {
+    throw invalidParam(param, `${param} has an invalid EIP-55 checksum (a typo?). Copy the address again from your wallet.`, 'address_checksum_invalid');
+  }
+  if (checksummed.toLowerCase() === ZERO_ADDRESS) {
+    throw invalidParam(param, `${param} cannot be the zero address: funds sent there are lost.`, 'treasury_zero_address');
+  }
+  return checksummed;
+}
+
+/** The EVM chain config for `chain`, or 404 `chain_not_configured` (param `chain`). */
+export function evmChainConfig(chains: Record<string, ChainConfig>, chain: string): EvmChainConfig {
+  const cfg = chains[chain];
+  if (!cfg || cfg.type !== 'evm') {
+    throw new KassaError('chain_not_configured', `No EVM chain '${chain}' is configured on this Kassa.`, {
+      status: 404, param: 'chain', retryable: false,
+    });
+  }
+  return cfg;
+}
+
+/** Asset symbols available on an EVM chain: the native coin first, then the configured tokens. */
+export function evmChainAssets(cfg: EvmChainConfig): string[] {
+  return [cfg.native_symbol, ...cfg.tokens.map((t) => t.symbol)];
+}
+
+/** Validates the requested asset symbols (case-insensitive); default = every asset of the chain. */
+export function parseEvmAssets(cfg: EvmChainConfig, assets: string[] | undefined): string[] {
+  const available = evmChainAssets(cfg);
+  if (assets === undefined) return available;
+  if (assets.length === 0) throw invalidParam('assets', 'assets must list at least one asset.', 'assets_empty');
+  const out: string[] = [];
+  for (const raw of assets) {
+    const symbol = raw.toUpperCase();
+    if (!available.includes(symbol)) {
+      throw invalidParam('assets', `Asset '${raw}' is not configured on this chain. Available: ${available.join(', ')}.`, 'asset_unsupported');
+    }
+    if (!out.includes(symbol)) out.push(symbol);
+  }
+  return out;
+}
+
+interface SettingsRow {
+  merchant_id: string;
+  chain: string;
+  treasury: string;
+  assets: string[];
+  updated_at: Date;
+}
+
+const toMethod = (r: SettingsRow): EvmPaymentMethod => ({
+  merchantId: r.merchant_id, chain: r.chain, treasury: getAddress(r.treasury), assets: r.assets, updatedAt: r.updated_at,
+});
+
+/** Creates or replaces the merchant's settings for one EVM chain. Inputs must be validated already. */
+export async function setEvmPaymentMethod(
+  db: Db,
+  merchantId: string,
+  chain: string,
+  input: { treasury: Address; assets: string[] },
+): Promise<EvmPaymentMethod> {
+  const treasury = getAddress(input.treasury);
+  const [row] = await db<SettingsRow[]>`
+    insert into merchant_evm_settings (merchant_id, chain, treasury, assets, updated_at)
+    values (${merchantId}, ${chain}, ${treasury}, ${input.assets}, now())
+    on conflict (merchant_id, chain) do update set treasury = excluded.treasury, assets = excluded.assets, updated_at = now()
+    returning merchant_id, chain, treasury, assets, updated_at`;
+  return toMethod(row!);
+}
+
+export async function getEvmPaymentMethod(db: Db, merchantId: string, chain: string): Promise<EvmPaymentMethod | null> {
+  const [row] = await db<SettingsRow[]>`
+    select merchant_id, chain, treasury, assets, updated_at from merchant_evm_settings where merchant_id = ${merchantId} and chain = ${chain}`;
+  return row ? toMethod(row) : null;
+}
+
+export interface EvmDepositAddress {
+  /** The forwarder address (checksummed). Store it lowercase in deposit_addresses. */
+  address: Address;
+  /** Enabled asset symbols. */
+  assets: string[];
+  /** The treasury bound into the address (store it: the merchant may change treasury later). */
+  treasury: Address;
+  /** What to put in deposit_addresses.derivation (the sweeper reads `treasury` from it). */
+  derivation: { treasury: Address; factory: Address; implementation: Address };
+}
+
+/**
+ * The deposit address of an invoice on an EVM chain: predictForwarderAddress(factory,
+ * implementation, merchant treasury, invoiceSaltFor(invoiceId)). No RPC. Null when the merchant has
+ * not configured this chain; 422 `chain_not_deployed` when the chain config has no factory.
+ */
+export async function evmDepositAddress(
+  db: Db,
+  p: { merchantId: string; chain: string; invoiceId: string; cfg: EvmChainConfig },
+): Promise<EvmDepositAddress | null> {
+  const settings = await getEvmPaymentMethod(db, p.merchantId, p.chain);
+  if (!settings) return null;
+  if (!p.cfg.factory || !p.cfg.implementation) {
+    throw unprocessable('chain_not_deployed', `Chain '${p.chain}' has no forwarder factory configured: run \`kassa evm deploy --chain ${p.chain}\` and set factory/implementation in the chains config.`, 'chain');
+  }
+  const factory = getAddress(p.cfg.factory);
+  const implementation = getAddress(p.cfg.implementation);
+  const address = predictForwarderAddress({ factory, implementation, treasury: settings.treasury, invoiceSalt: invoiceSaltFor(p.invoiceId) });
+  return { address, assets: settings.assets, treasury: settings.treasury, derivation: { treasury: settings.treasury, factory, implementation } };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Route
+
+const EvmPaymentMethodSchema = z
+  .object({
+    object: z.literal('evm_payment_method'),
+    chain: z.string().openapi({ example: 'ethereum' }),
+    treasury: z.string().openapi({ example: '0x52908400098527886E0F7030069857D2E4169EE7', description: 'Checksummed (EIP-55).' }),
+    assets: z.array(z.string()).openapi({ example: ['ETH', 'USDC'] }),
+    updated_at: z.string(),
+  })
+  .openapi('EvmPaymentMethod');
+
+const PutSchema = z
+  .strictObject({
+    treasury: z.string().max(100).openapi({
+      description: 'Where every deposit on this chain can be paid out to, and only there. EIP-55 checksummed, or all lowercase. Not the zero address. A contract treasury must accept plain ETH transfers.',
+      example: '0x52908400098527886E0F7030069857D2E4169EE7',
+    }),
+    assets: z.array(z.string().max(20)).max(50).optional().openapi({
+      description: 'Asset symbols to accept on this chain (native coin and/or configured tokens). Default: all of them.',
+      example: ['ETH', 'USDC'],
+    }),
+  })
+  .openapi('EvmPaymentMethodUpdate');
+
+const ChainParam = z.object({ chain: z.string().max(40).openapi({ param: { name: 'chain', in: 'path' }, example: 'ethereum' }) });
+
+export const evmPaymentMethodToApi = (m: EvmPaymentMethod) => ({
+  object: 'evm_payment_method' as const,
+  chain: m.chain,
+  treasury: m.treasury,
+  assets: m.assets,
+  updated_at: m.updatedAt.toISOString(),
+});
+
+export function registerEvmPaymentMethodRoutes(app: OpenAPIHono<AppEnv>, deps: Deps): void {
+  app.openapi(
+    createRoute({
+      method: 'put', path: '/v1/merchant/payment_methods/evm/{chain}', tags: ['Merchant'],
+      summary: 'Set the treasury and accepted assets for an EVM chain',
+      middleware: [requireScope('settings:write')] as const,
+      request: { params: ChainParam, body: jsonBody(PutSchema) },
+      responses: { 200: jsonOk(EvmPaymentMethodSchema), ...commonErrors, ...notFoundError },
+    }),
+    async (c) => {
+      const { chain } = c.req.valid('param');
+      const body = c.req.valid('json');
+      const cfg = evmChainConfig(deps.config.chains, chain);
+      const treasury = parseTreasury(body.treasury);
+      const assets = parseEvmAssets(cfg, body.assets);
+      const m = await setEvmPaymentMethod(deps.sql, c.get('auth').merchant.id, chain, { treasury, assets });
+      c.get('log').info({ chain, assets }, 'evm payment method updated');
+      return c.json(evmPaymentMethodToApi(m), 200);
+    },
+  );
+}
