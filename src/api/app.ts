@@ -14,8 +14,10 @@ import { requireApiKey } from './middleware/auth.ts';
 import { rateLimitPerKey } from './middleware/rate-limit.ts';
 import { registerMerchantRoutes } from './routes/merchant.ts';
 import { registerApiKeyRoutes } from './routes/api-keys.ts';
+import { registerEvmPaymentMethodRoutes } from '../chains/evm/payment-method.ts';
 import { registerInvoiceRoutes } from './routes/invoices.ts';
 import { registerPaymentRoutes } from './routes/payments.ts';
+import { registerReportRoutes } from './routes/reports.ts';
 import { registerBitcoinPaymentMethodRoutes } from '../chains/bitcoin/payment-method.ts';
 import { coreHealthChecks, registerHealthRoute, type HealthCheck } from './routes/health.ts';
 import { DOCS_HTML, DOCS_JS } from './docs-page.ts';
@@ -58,8 +60,10 @@ export function createApp(deps: Deps, opts: AppOptions = {}): OpenAPIHono<AppEnv
 
   registerMerchantRoutes(app, deps);
   registerApiKeyRoutes(app, deps);
+  registerEvmPaymentMethodRoutes(app, deps);
   registerInvoiceRoutes(app, deps);
   registerPaymentRoutes(app, deps);
+  registerReportRoutes(app, deps);
   registerBitcoinPaymentMethodRoutes(app, deps);
   registerHealthRoute(app, [...coreHealthChecks(deps), ...(opts.healthChecks ?? [])]);
 

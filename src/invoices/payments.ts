@@ -67,7 +67,7 @@ export type PaymentObject = ReturnType<typeof presentPayment>;
 export async function listPayments(
   db: Db,
   merchantId: string,
-  f: { invoiceId?: string; from?: Date; to?: Date },
+  f: { invoiceId?: string; from?: Date; to?: Date; orInvoiceIds?: string[] },
   page: Page | null,
 ): Promise<{ data: PaymentView[]; hasMore: boolean }> {
   const limit = page ? page.limit + 1 : null;
@@ -81,8 +81,9 @@ export async function listPayments(
     left join chain_state c on c.chain = p.chain
     where p.merchant_id = ${merchantId}
       ${f.invoiceId ? db`and p.invoice_id = ${f.invoiceId}` : db``}
-      ${f.from ? db`and p.first_seen_at >= ${f.from}` : db``}
-      ${f.to ? db`and p.first_seen_at < ${f.to}` : db``}
+      ${f.orInvoiceIds && f.from && f.to
+        ? db`and (p.invoice_id = any(${f.orInvoiceIds}) or (p.first_seen_at >= ${f.from} and p.first_seen_at < ${f.to}))`
+        : db`${f.from ? db`and p.first_seen_at >= ${f.from}` : db``} ${f.to ? db`and p.first_seen_at < ${f.to}` : db``}`}
       ${page?.afterSeq !== undefined ? db`and p.seq < ${page.afterSeq}` : db``}
       ${page?.beforeSeq !== undefined ? db`and p.seq > ${page.beforeSeq}` : db``}
     order by p.seq ${page?.beforeSeq !== undefined ? db`asc` : db`desc`}

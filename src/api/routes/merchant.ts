@@ -44,7 +44,33 @@ const PatchSchema = z
   })
   .openapi('MerchantUpdate');
 
+const EnabledMethodSchema = z
+  .object({
+    method: z.string().openapi({ example: 'USDC-ethereum' }),
+    chain: z.string(),
+    network: z.string(),
+    asset: z.string(),
+    decimals: z.number().int(),
+    token: z.string().optional(),
+  })
+  .openapi('EnabledPaymentMethod');
+
 export function registerMerchantRoutes(app: OpenAPIHono<AppEnv>, deps: Deps): void {
+  app.openapi(
+    createRoute({
+      method: 'get', path: '/v1/merchant/payment_methods', tags: ['Merchant'], summary: 'Payment methods this merchant accepts',
+      responses: { 200: jsonOk(z.object({ object: z.literal('list'), data: z.array(EnabledMethodSchema), has_more: z.boolean() })), ...commonErrors },
+    }),
+    async (c) => {
+      const methods = await deps.invoices.enabledMethods(deps.sql, c.get('auth').merchant.id);
+      const data = methods.map((m) => ({
+        method: m.method, chain: m.chain, network: deps.config.chains[m.chain]?.network ?? 'unknown', asset: m.symbol, decimals: m.decimals,
+        ...(m.token ? { token: m.token } : {}),
+      }));
+      return c.json({ object: 'list' as const, data, has_more: false }, 200);
+    },
+  );
+
   app.openapi(
     createRoute({
       method: 'get', path: '/v1/merchant', tags: ['Merchant'], summary: 'The merchant this API key belongs to',
