@@ -1,18 +1,78 @@
 /**
- * The set of BullMQ processors a `kassa worker` process runs, plus the repeatable jobs it
- * schedules. Workers are thin: parse the job, call a service, map errors.
+ * What a `kassa worker` process runs:
+ * - one chain watcher loop per configured chain (single-flight across processes through a
+ *   Postgres advisory lock: a second worker process stands by and takes over if the first dies);
+ * - BullMQ processors: settlement recomputes, maintenance (deadline scan, address-pool refill);
+ * - the repeatable jobs that feed them (job schedulers are upserted, so every process may do it).
+ * Workers are thin: parse the job, call a service, map errors.
  */
+import type { Job } from 'bullmq';
 import type { Deps } from '../src/deps.ts';
 import type { ProcessorSpec } from '../src/queues/runner.ts';
+import { QUEUE_NAMES } from '../src/queues/index.ts';
+import { enqueueDueInvoices, recomputeInvoice } from '../src/settlement/deadlines.ts';
+import { refillAddressPools } from '../src/chains/bitcoin/address-pool.ts';
+import { configuredBitcoinChain } from '../src/chains/bitcoin/payment-method.ts';
+import { createBitcoinNodeClient } from '../src/chains/bitcoin/client.ts';
+import { createBitcoinWatcher } from './bitcoin-watcher.ts';
 
 export interface ProcessorSet {
   processors: ProcessorSpec<any>[];
-  /** Schedules repeatable jobs / starts loops after the workers are running. */
+  /** Schedules repeatable jobs and starts the chain loops after the workers are running. */
   start(): Promise<void>;
-  /** Stops loops before the workers close. */
+  /** Stops the chain loops before the workers close. */
   stop(): Promise<void>;
 }
 
-export function buildProcessors(_deps: Deps): ProcessorSet {
-  return { processors: [], start: async () => {}, stop: async () => {} };
+export interface ProcessorOptions {
+  /** Seconds between deadline scans (default 5). */
+  deadlineEverySeconds?: number;
+  /** Run chain watchers in this process (default true). */
+  watchers?: boolean;
+}
+
+export function buildProcessors(deps: Deps, opts: ProcessorOptions = {}): ProcessorSet {
+  const abort = new AbortController();
+  const loops: Promise<void>[] = [];
+
+  const processors: ProcessorSpec<any>[] = [
+    {
+      queue: QUEUE_NAMES.settlement,
+      concurrency: 4,
+      process: async (payload: { invoiceId: string }) => recomputeInvoice(deps.sql, deps.settlement, payload.invoiceId),
+    },
+    {
+      queue: QUEUE_NAMES.maintenance,
+      process: async (_payload: Record<string, never>, job: Job, log) => {
+        if (job.name === 'scan-deadlines') return enqueueDueInvoices(deps.sql, deps.queues);
+        if (job.name === 'refill-address-pools') return refillAddressPools(deps.sql, { minFree: 50, batch: 200, logger: log });
+        log.warn({ name: job.name }, 'unknown maintenance job');
+        return null;
+      },
+    },
+  ];
+
+  return {
+    processors,
+    async start() {
+      const every = (opts.deadlineEverySeconds ?? 5) * 1000;
+      await deps.queues.maintenance.upsertJobScheduler('scan-deadlines', { every }, { name: 'scan-deadlines', data: {} });
+      await deps.queues.maintenance.upsertJobScheduler('refill-address-pools', { every: 30_000 }, { name: 'refill-address-pools', data: {} });
+      if (opts.watchers === false) return;
+      const btc = configuredBitcoinChain(deps.config);
+      if (btc) {
+        const watcher = createBitcoinWatcher({
+          chain: btc.chain, config: btc.cfg, client: createBitcoinNodeClient(btc.cfg, btc.chain),
+          sql: deps.sql, settlement: deps.settlement, redis: deps.redis, queuePrefix: deps.config.queuePrefix, logger: deps.logger,
+        });
+        loops.push(
+          watcher.run(abort.signal).catch((err: Error) => deps.logger.fatal({ chain: btc.chain, err: err.message }, 'bitcoin watcher stopped')),
+        );
+      }
+    },
+    async stop() {
+      abort.abort();
+      await Promise.all(loops);
+    },
+  };
 }

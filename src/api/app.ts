@@ -21,6 +21,7 @@ import { registerReportRoutes } from './routes/reports.ts';
 import { registerBitcoinPaymentMethodRoutes } from '../chains/bitcoin/payment-method.ts';
 import { coreHealthChecks, registerHealthRoute, type HealthCheck } from './routes/health.ts';
 import { DOCS_HTML, DOCS_JS } from './docs-page.ts';
+import { chainHealthChecks } from '../chains/health.ts';
 
 export const MAX_BODY_BYTES = 1024 * 1024;
 
@@ -65,7 +66,11 @@ export function createApp(deps: Deps, opts: AppOptions = {}): OpenAPIHono<AppEnv
   registerPaymentRoutes(app, deps);
   registerReportRoutes(app, deps);
   registerBitcoinPaymentMethodRoutes(app, deps);
-  registerHealthRoute(app, [...coreHealthChecks(deps), ...(opts.healthChecks ?? [])]);
+  registerHealthRoute(app, [
+    ...coreHealthChecks(deps),
+    ...chainHealthChecks(deps.redis, deps.config.queuePrefix, Object.keys(deps.config.chains)),
+    ...(opts.healthChecks ?? []),
+  ]);
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearerAuth', {
     type: 'http', scheme: 'bearer', description: 'A secret API key: `Authorization: Bearer kassa_sk_…`',

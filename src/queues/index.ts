@@ -8,9 +8,8 @@ import { Queue, type JobsOptions, type ConnectionOptions } from 'bullmq';
 import { z } from 'zod';
 
 export const QUEUE_NAMES = {
-  chainWatch: 'chain-watch',
   settlement: 'settlement',
-  deadlines: 'deadlines',
+  maintenance: 'maintenance',
   outboxRelay: 'outbox-relay',
   webhookDelivery: 'webhook-delivery',
   email: 'email',
@@ -20,9 +19,8 @@ export const QUEUE_NAMES = {
 export type QueueName = (typeof QUEUE_NAMES)[keyof typeof QUEUE_NAMES];
 
 export const payloadSchemas = {
-  [QUEUE_NAMES.chainWatch]: z.strictObject({ chain: z.string() }),
   [QUEUE_NAMES.settlement]: z.strictObject({ invoiceId: z.string() }),
-  [QUEUE_NAMES.deadlines]: z.strictObject({}),
+  [QUEUE_NAMES.maintenance]: z.strictObject({}),
   [QUEUE_NAMES.outboxRelay]: z.strictObject({}),
   [QUEUE_NAMES.webhookDelivery]: z.strictObject({ deliveryId: z.string() }),
   [QUEUE_NAMES.email]: z.strictObject({ emailId: z.string() }),
@@ -33,9 +31,8 @@ export const payloadSchemas = {
 export type Payload<N extends QueueName> = z.infer<(typeof payloadSchemas)[N]>;
 
 export const defaultJobOptions: Record<QueueName, JobsOptions> = {
-  [QUEUE_NAMES.chainWatch]: { removeOnComplete: true, removeOnFail: 100, attempts: 1 },
   [QUEUE_NAMES.settlement]: { removeOnComplete: true, removeOnFail: 1000, attempts: 10, backoff: { type: 'exponential', delay: 500 } },
-  [QUEUE_NAMES.deadlines]: { removeOnComplete: true, removeOnFail: 100, attempts: 1 },
+  [QUEUE_NAMES.maintenance]: { removeOnComplete: true, removeOnFail: 100, attempts: 1 },
   [QUEUE_NAMES.outboxRelay]: { removeOnComplete: true, removeOnFail: 100, attempts: 1 },
   [QUEUE_NAMES.webhookDelivery]: { removeOnComplete: 1000, removeOnFail: 1000, attempts: 1 },
   [QUEUE_NAMES.email]: { removeOnComplete: 1000, removeOnFail: 1000, attempts: 8, backoff: { type: 'exponential', delay: 10_000 } },
