@@ -6,6 +6,9 @@ import { createDeps } from '../deps.ts';
 import { SCOPES, isScope, type Scope } from '../merchants/scopes.ts';
 import { merchantToApi } from '../api/routes/merchant.ts';
 import { apiKeyToApi } from '../api/routes/api-keys.ts';
+import { reconciliationCsv, reconciliationReport } from '../reports/reconciliation.ts';
+import { main as devnetMain } from '../chains/devnet/bitcoin/main.ts';
+import { writeFileSync } from 'node:fs';
 
 export interface Command {
   options?: ParseArgsConfig['options'];
@@ -105,6 +108,38 @@ export const commands: Record<string, Command> = {
         result,
         `API key ${result.api_key.id} for ${merchantId} (scopes: ${scopes.join(', ')})\nsecret: ${result.api_key.secret}\nStore the secret now: it is not shown again.`,
       );
+    },
+  },
+
+  reconcile: {
+    options: { merchant: { type: 'string' }, from: { type: 'string' }, to: { type: 'string' }, csv: { type: 'string' }, json: { type: 'boolean' } },
+    async run(values) {
+      const merchantId = required(values, 'merchant');
+      const from = new Date(required(values, 'from'));
+      const to = new Date(required(values, 'to'));
+      if (Number.isNaN(from.getTime()) || Number.isNaN(to.getTime()) || !(from < to)) {
+        throw new UsageError('--from and --to must be ISO-8601 dates or times with --from before --to');
+      }
+      const report = await withDeps(async (deps) => {
+        await deps.merchants.get(deps.sql, merchantId);
+        return reconciliationReport(deps.sql, deps.assets, merchantId, from, to);
+      });
+      if (typeof values.csv === 'string') writeFileSync(values.csv, reconciliationCsv(report));
+      const lines = [
+        `Reconciliation ${report.from} – ${report.to}: ${report.invoices.length} invoice(s)`,
+        ...report.totals.per_currency.map((c) => `  ${c.currency}: expected ${c.expected}, received ${c.received}, difference ${c.difference}`),
+        ...report.totals.per_asset.map((a) => `  ${a.method}: ${a.payments} payment(s), received ${a.received} ${a.asset}, not counted ${a.not_counted}`),
+        `  unmatched payments: ${report.unmatched.length}; verification mismatches: ${report.mismatches.length}`,
+        ...(typeof values.csv === 'string' ? [`  CSV written to ${values.csv}`] : []),
+      ];
+      printResult(Boolean(values.json), report, lines.join('\n'));
+    },
+  },
+
+  'devnet bitcoin': {
+    options: { port: { type: 'string' }, host: { type: 'string' }, rpcuser: { type: 'string' }, rpcpassword: { type: 'string' }, seed: { type: 'string' }, premine: { type: 'string' } },
+    async run(_values) {
+      await devnetMain(process.argv.slice(4));
     },
   },
 

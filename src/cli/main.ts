@@ -17,7 +17,9 @@ Commands:
   merchants create --name <name> [--json]   create a merchant and its first API key (all scopes)
   api-keys create --merchant <id> --scopes <s1,s2> [--name <n>] [--json]
   api-keys revoke --merchant <id> --key <key_id> [--json]
-  devnet bitcoin [--port <n>]               run the local Bitcoin regtest devnet
+  reconcile --merchant <id> --from <date> --to <date> [--csv <file>] [--json]
+                                            reconciliation report for a period (see docs/reconciliation.md)
+  devnet bitcoin [--port <n>]               run the local Bitcoin regtest devnet (in memory)
 
 Configuration comes from the environment; see docs/configuration.md.`;
 
