@@ -15,6 +15,11 @@ import { refillAddressPools } from '../src/chains/bitcoin/address-pool.ts';
 import { configuredBitcoinChain } from '../src/chains/bitcoin/payment-method.ts';
 import { createBitcoinNodeClient } from '../src/chains/bitcoin/client.ts';
 import { createBitcoinWatcher } from './bitcoin-watcher.ts';
+import { createEvmWatcher } from './evm-watcher.ts';
+import { createEvmClient } from '../src/chains/evm/client.ts';
+import { createSweeper } from '../src/chains/evm/sweeper.ts';
+import { createWalletClient, http, type Hex } from 'viem';
+import { privateKeyToAccount } from 'viem/accounts';
 
 export interface ProcessorSet {
   processors: ProcessorSpec<any>[];
@@ -34,6 +39,17 @@ export interface ProcessorOptions {
 export function buildProcessors(deps: Deps, opts: ProcessorOptions = {}): ProcessorSet {
   const abort = new AbortController();
   const loops: Promise<void>[] = [];
+  // Sweepers exist only for chains whose config has a gas-only sweeper key.
+  const sweepers = new Map<string, ReturnType<typeof createSweeper>>();
+  for (const [chain, cfg] of Object.entries(deps.config.chains)) {
+    if (cfg.type !== 'evm' || !cfg.sweeper_private_key) continue;
+    const client = createEvmClient(cfg);
+    sweepers.set(chain, createSweeper({
+      chain, cfg,
+      walletClient: createWalletClient({ account: privateKeyToAccount(cfg.sweeper_private_key as Hex), chain: client.public.chain, transport: http(cfg.rpc_url) }),
+      publicClient: client.public, sql: deps.sql, logger: deps.logger.child({ chain, component: 'sweeper' }),
+    }));
+  }
 
   const processors: ProcessorSpec<any>[] = [
     {
@@ -46,6 +62,11 @@ export function buildProcessors(deps: Deps, opts: ProcessorOptions = {}): Proces
       process: async (_payload: Record<string, never>, job: Job, log) => {
         if (job.name === 'scan-deadlines') return enqueueDueInvoices(deps.sql, deps.queues);
         if (job.name === 'refill-address-pools') return refillAddressPools(deps.sql, { minFree: 50, batch: 200, logger: log });
+        if (job.name === 'sweep-settled') {
+          let swept = 0;
+          for (const sweeper of sweepers.values()) swept += (await sweeper.sweepSettled(50)).length;
+          return swept;
+        }
         log.warn({ name: job.name }, 'unknown maintenance job');
         return null;
       },
@@ -58,7 +79,18 @@ export function buildProcessors(deps: Deps, opts: ProcessorOptions = {}): Proces
       const every = (opts.deadlineEverySeconds ?? 5) * 1000;
       await deps.queues.maintenance.upsertJobScheduler('scan-deadlines', { every }, { name: 'scan-deadlines', data: {} });
       await deps.queues.maintenance.upsertJobScheduler('refill-address-pools', { every: 30_000 }, { name: 'refill-address-pools', data: {} });
+      if (sweepers.size > 0) {
+        await deps.queues.maintenance.upsertJobScheduler('sweep-settled', { every: 60_000 }, { name: 'sweep-settled', data: {} });
+      }
       if (opts.watchers === false) return;
+      for (const [chain, cfg] of Object.entries(deps.config.chains)) {
+        if (cfg.type !== 'evm') continue;
+        const watcher = createEvmWatcher({
+          chain, config: cfg, client: createEvmClient(cfg), sql: deps.sql, settlement: deps.settlement,
+          redis: deps.redis, queuePrefix: deps.config.queuePrefix, logger: deps.logger,
+        });
+        loops.push(watcher.run(abort.signal).catch((err: Error) => deps.logger.fatal({ chain, err: err.message }, 'evm watcher stopped')));
+      }
       const btc = configuredBitcoinChain(deps.config);
       if (btc) {
         const watcher = createBitcoinWatcher({

@@ -4,7 +4,10 @@
  */
 import { parseArgs } from 'node:util';
 import { fail, UsageError } from './util.ts';
-import { commands } from './commands.ts';
+import { commands as baseCommands } from './commands.ts';
+import { evmCommands } from './evm.ts';
+
+const commands = { ...baseCommands, ...evmCommands };
 
 const HELP = `kassa — self-hosted, non-custodial crypto payments
 
@@ -19,6 +22,10 @@ Commands:
   api-keys revoke --merchant <id> --key <key_id> [--json]
   reconcile --merchant <id> --from <date> --to <date> [--csv <file>] [--json]
                                             reconciliation report for a period (see docs/reconciliation.md)
+  evm deploy --chain <key> (--key-file <file> | --private-key 0x…) [--test-tokens] [--json]
+                                            deploy the forwarder factory (and test tokens on a local chain)
+  evm sweep --invoice <id> (--key-file <file> | --private-key 0x…) [--json]
+                                            move an invoice's deposits to the merchant treasury
   devnet bitcoin [--port <n>]               run the local Bitcoin regtest devnet (in memory)
 
 Configuration comes from the environment; see docs/configuration.md.`;

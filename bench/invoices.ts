@@ -1,0 +1,112 @@
+/**
+ * Invoice creation throughput (DESIGN.md §10): POST /v1/invoices through the real API (auth,
+ * validation, rate limit, Idempotency-Key, two payment methods with deposit addresses, the outbox
+ * event) against a bare Hono endpoint doing one INSERT with the same driver, in the same run, both
+ * loaded by autocannon (50 connections) from a separate process.
+ *
+ *   npm run bench:invoices            (BENCH_SECONDS=10 by default)
+ *
+ * Last line: invoices_rps=<n> baseline_rps=<n> ratio=<r> p99_ms=<n> errors=<n>
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Hono } from 'hono';
+import { serve } from '@hono/node-server';
+import type { AddressInfo } from 'node:net';
+import { BIP32Factory } from 'bip32';
+import * as ecc from '@bitcoinerlab/secp256k1';
+import * as bitcoin from 'bitcoinjs-lib';
+import postgres from 'postgres';
+import { loadConfig } from '../src/config.ts';
+import { createSql } from '../src/db/client.ts';
+import { createDeps } from '../src/deps.ts';
+import { createLogger } from '../src/logger.ts';
+import { startApiServer } from '../src/server.ts';
+import { SCOPES } from '../src/merchants/scopes.ts';
+import { parseBitcoinKeySource } from '../src/chains/bitcoin/descriptor.ts';
+import { setBitcoinKeySource, refillAddressPools } from '../src/chains/bitcoin/address-pool.ts';
+import { setEvmPaymentMethod } from '../src/chains/evm/payment-method.ts';
+import { randomBase62 } from '../src/ids.ts';
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
+const CONNECTIONS = 50;
+const PG = process.env.BENCH_PG ?? 'postgres://postgres@127.0.0.1:5432';
+const here = path.dirname(fileURLToPath(import.meta.url));
+
+function load(url: string, bearer?: string): Promise<{ rps: number; total: number; p99_ms: number; non2xx: number; errors: number; timeouts: number }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(here, 'load-client.ts'), url, String(SECONDS), String(CONNECTIONS), ...(bearer ? [bearer] : [])], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out.trim().split('\n').pop()!)) : reject(new Error(`load client exited ${code}`))));
+  });
+}
+
+const dbName = `kassa_bench_${randomBase62(8).toLowerCase()}`;
+const admin = postgres(`${PG}/postgres`, { max: 1, onnotice: () => {} });
+await admin.unsafe(`create database ${dbName}`);
+const dir = mkdtempSync(path.join(tmpdir(), 'kassa-bench-'));
+const chainsFile = path.join(dir, 'chains.json');
+writeFileSync(chainsFile, JSON.stringify({
+  chains: {
+    bitcoin: { type: 'bitcoin', network: 'regtest', rpc: { url: 'http://127.0.0.1:1' } },
+    ethereum: {
+      type: 'evm', network: 'local', chain_id: 31337, rpc_url: 'http://127.0.0.1:1',
+      factory: '0x9fE46736679d2D9a65F0992F2272dE9f3c7fa6e0', implementation: '0xCf7Ed3AccA5a467e9e704C703E8D87F634fB0Fc9',
+      tokens: [{ symbol: 'USDC', address: '0x5FbDB2315678afecb367f032d93F642f64180aa3', decimals: 6 }],
+    },
+  },
+  rates: { providers: ['fixed'], fixed: { 'BTC-USD': '60000.00', 'USDC-USD': '1' } },
+}));
+const config = loadConfig({
+  DATABASE_URL: `${PG}/${dbName}`, KASSA_CONFIG: chainsFile, KASSA_SECRET_KEY: '22'.repeat(32), PORT: '0', LOG_LEVEL: 'silent',
+  RATE_LIMIT_PER_SECOND: '1000000', KASSA_QUEUE_PREFIX: `{kassa-bench-${randomBase62(6)}}`, DB_POOL_SIZE: '10',
+});
+
+const api = await startApiServer(config, { deps: createDeps(config, { logger: createLogger({ level: 'silent' }) }) });
+const deps = api.deps;
+const merchant = await deps.merchants.create(deps.sql, { name: 'Bench shop' });
+const { secret } = await deps.apiKeys.create(deps.sql, { merchantId: merchant.id, scopes: [...SCOPES] });
+const account = BIP32Factory(ecc).fromSeed(Buffer.alloc(32, 3), bitcoin.networks.testnet).derivePath("m/84'/1'/0'").neutered();
+await deps.sql.begin((tx) => setBitcoinKeySource(tx, merchant.id, 'bitcoin', parseBitcoinKeySource({ xpub: account.toBase58() }, 'regtest')));
+await setEvmPaymentMethod(deps.sql, merchant.id, 'ethereum', { treasury: '0x70997970C51812dc3A010C7d01b50e0d17dc79C8', assets: ['USDC'] });
+// Derive addresses ahead of time, as the refill job does in production.
+const poolSize = Number(process.env.BENCH_POOL ?? 40_000);
+const t0 = performance.now();
+await refillAddressPools(deps.sql, { minFree: poolSize, batch: poolSize });
+console.log(`address pool: ${poolSize} addresses derived in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+
+// Baseline: a bare Hono endpoint doing one INSERT with the same driver and pool size.
+const bareSql = createSql(config.databaseUrl, { max: 10 });
+await bareSql`create table bench_bare (id text primary key, body jsonb not null, created_at timestamptz not null default now())`;
+const bare = new Hono();
+bare.post('/bare', async (c) => {
+  const body = await c.req.json();
+  const id = `inv_${randomBase62(22)}`;
+  await bareSql`insert into bench_bare (id, body) values (${id}, ${bareSql.json(body)})`;
+  return c.json({ id }, 201);
+});
+const bareServer = serve({ fetch: bare.fetch, port: 0, hostname: '127.0.0.1' });
+await new Promise((r) => bareServer.once('listening', r));
+const barePort = (bareServer.address() as AddressInfo).port;
+
+console.log(`machine: ${(await import('node:os')).cpus().length} cores, node ${process.version}; ${SECONDS}s per run, ${CONNECTIONS} connections`);
+const baseline = await load(`http://127.0.0.1:${barePort}/bare`);
+console.log(`baseline: ${JSON.stringify(baseline)}`);
+const kassa = await load(`${api.url}/v1/invoices`, secret);
+console.log(`kassa:    ${JSON.stringify(kassa)}`);
+const [{ n }] = (await deps.sql<{ n: number }[]>`select count(*)::int as n from invoices`) as unknown as [{ n: number }];
+const [{ e }] = (await deps.sql<{ e: number }[]>`select count(*)::int as e from events where type = 'invoice.created'`) as unknown as [{ e: number }];
+console.log(`invoices written: ${n}, invoice.created events: ${e}`);
+
+await new Promise<void>((r) => bareServer.close(() => r()));
+await bareSql.end();
+await api.close();
+await admin.unsafe(`drop database ${dbName} with (force)`);
+await admin.end();
+const errors = kassa.non2xx + kassa.errors + kassa.timeouts;
+console.log(`invoices_rps=${Math.round(kassa.rps)} baseline_rps=${Math.round(baseline.rps)} ratio=${(kassa.rps / baseline.rps).toFixed(2)} p99_ms=${kassa.p99_ms} errors=${errors}`);
+process.exit(0);
