@@ -96,7 +96,22 @@ const barePort = (bareServer.address() as AddressInfo).port;
 console.log(`machine: ${(await import('node:os')).cpus().length} cores, node ${process.version}; ${SECONDS}s per run, ${CONNECTIONS} connections`);
 const baseline = await load(`http://127.0.0.1:${barePort}/bare`);
 console.log(`baseline: ${JSON.stringify(baseline)}`);
+// BENCH_PROFILE=file.cpuprofile records a CPU profile of this process during the Kassa run only.
+const profile = process.env.BENCH_PROFILE;
+let session: import('node:inspector').Session | undefined;
+if (profile) {
+  const inspector = await import('node:inspector');
+  session = new inspector.Session();
+  session.connect();
+  await new Promise((r) => session!.post('Profiler.enable', () => session!.post('Profiler.start', r)));
+}
 const kassa = await load(`${api.url}/v1/invoices`, secret);
+if (session && profile) {
+  await new Promise<void>((resolve) => session!.post('Profiler.stop', (_err, res) => {
+    writeFileSync(profile, JSON.stringify((res as { profile: unknown }).profile));
+    resolve();
+  }));
+}
 console.log(`kassa:    ${JSON.stringify(kassa)}`);
 const [{ n }] = (await deps.sql<{ n: number }[]>`select count(*)::int as n from invoices`) as unknown as [{ n: number }];
 const [{ e }] = (await deps.sql<{ e: number }[]>`select count(*)::int as e from events where type = 'invoice.created'`) as unknown as [{ e: number }];

@@ -15,7 +15,7 @@ import { newId } from '../ids.ts';
 import { conflict, invalidParam, unprocessable } from '../errors.ts';
 import { writeEvent } from '../settlement/events.ts';
 import { book, accounts } from '../settlement/ledger.ts';
-import { loadInvoice, loadMethods, presentInvoice, type InvoiceObject, type InvoiceRow } from './present.ts';
+import { loadInvoice, loadMethods, presentInvoice, type InvoiceObject, type InvoiceRow, type MethodRow } from './present.ts';
 import type { Page } from '../api/pagination.ts';
 
 /** Confirmations per speed policy on Bitcoin (DESIGN.md §4). */
@@ -78,14 +78,17 @@ export function createInvoiceService(deps: {
 
   async function enabledMethods(db: Db, merchantId: string): Promise<CryptoAsset[]> {
     const out: CryptoAsset[] = [];
-    const btc = await db<{ chain: string }[]>`select chain from bitcoin_key_sources where merchant_id = ${merchantId} and active`;
-    for (const { chain } of btc) {
-      const m = deps.assets.method('BTC');
-      if (m && m.chain === chain) out.push(m);
-    }
-    const evm = await db<{ chain: string; assets: string[] }[]>`select chain, assets from merchant_evm_settings where merchant_id = ${merchantId}`;
-    for (const row of evm) {
-      for (const symbol of row.assets) {
+    const rows = await db<{ kind: 'bitcoin' | 'evm'; chain: string; assets: string[] | null }[]>`
+      select 'bitcoin' as kind, chain, null::text[] as assets from bitcoin_key_sources where merchant_id = ${merchantId} and active
+      union all
+      select 'evm', chain, assets from merchant_evm_settings where merchant_id = ${merchantId}`;
+    for (const row of rows) {
+      if (row.kind === 'bitcoin') {
+        const m = deps.assets.method('BTC');
+        if (m && m.chain === row.chain) out.push(m);
+        continue;
+      }
+      for (const symbol of row.assets ?? []) {
         const m = deps.assets.method(`${symbol}-${row.chain}`);
         if (m) out.push(m);
       }
@@ -150,12 +153,10 @@ export function createInvoiceService(deps: {
 
       const id = newId('inv');
       const expiresIn = input.expires_in ?? merchant.defaultExpirySeconds;
-      const result = await sql.begin(async (tx) => {
-        if (opts.idempotencyKey) {
-          const [existing] = await tx<{ id: string }[]>`select id from invoices where merchant_id = ${merchant.id} and idempotency_key = ${opts.idempotencyKey}`;
-          if (existing) return existing.id;
-        }
-        const [inserted] = await tx<{ id: string }[]>`
+      // One transaction, few round trips: the invoice row, its deposit addresses and methods in
+      // multi-row inserts, the outbox event; the response is built from what was written.
+      const created = await sql.begin(async (tx) => {
+        const [row] = await tx<InvoiceRow[]>`
           insert into invoices (id, merchant_id, amount, currency, currency_decimals, order_id, description, metadata, buyer_email,
                                 locale, redirect_url, speed_policy, tolerance_bps, idempotency_key, expires_at, monitoring_until)
           values (${id}, ${merchant.id}, ${amount}, ${currency.code}, ${currency.decimals}, ${input.order_id ?? null},
@@ -164,21 +165,20 @@ export function createInvoiceService(deps: {
                   now() + make_interval(secs => ${expiresIn}),
                   now() + make_interval(secs => ${expiresIn + merchant.monitoringWindowSeconds}))
           on conflict (merchant_id, idempotency_key) do nothing
-          returning id`;
-        if (!inserted) {
-          const [existing] = await tx<{ id: string }[]>`select id from invoices where merchant_id = ${merchant.id} and idempotency_key = ${opts.idempotencyKey ?? null}`;
-          return existing!.id;
-        }
+          returning *`;
+        // The same idempotency key created it already (a retry after a crash): return that one.
+        if (!row) return null;
+        const deposits: { chain: string; address: string; invoice_id: string; merchant_id: string; script: Buffer | null; derivation: string }[] = [];
+        const methodRows: MethodRow[] = [];
         const evmAddresses = new Map<string, string>();
         for (const t of terms) {
           const chain = deps.chains[t.m.chain]!;
           let address: string;
-          let script: Uint8Array | null = null;
-          let derivation: object = {};
           if (chain.type === 'bitcoin') {
             const a = await deps.addresses.bitcoin(tx, merchant.id, t.m.chain);
             if (!a) throw unprocessable('no_payment_methods', 'Bitcoin is not set up for this merchant.');
-            ({ address, script, derivation } = a);
+            address = a.address;
+            deposits.push({ chain: t.m.chain, address, invoice_id: id, merchant_id: merchant.id, script: Buffer.from(a.script), derivation: JSON.stringify(a.derivation) });
           } else {
             let addr = evmAddresses.get(t.m.chain);
             if (!addr) {
@@ -186,28 +186,30 @@ export function createInvoiceService(deps: {
               if (!a) throw unprocessable('no_payment_methods', `No treasury is set up on ${t.m.chain}.`);
               addr = a.address;
               evmAddresses.set(t.m.chain, addr);
-              await tx`
-                insert into deposit_addresses (chain, address, invoice_id, merchant_id, derivation)
-                values (${t.m.chain}, ${addr.toLowerCase()}, ${id}, ${merchant.id}, ${tx.json((a.derivation ?? {}) as never)})`;
+              deposits.push({ chain: t.m.chain, address: addr.toLowerCase(), invoice_id: id, merchant_id: merchant.id, script: null, derivation: JSON.stringify(a.derivation ?? {}) });
             }
             address = addr;
           }
-          if (chain.type === 'bitcoin') {
-            await tx`
-              insert into deposit_addresses (chain, address, invoice_id, merchant_id, script, derivation)
-              values (${t.m.chain}, ${address}, ${id}, ${merchant.id}, ${script ? Buffer.from(script) : null}, ${tx.json(derivation as never)})`;
-          }
-          await tx`
-            insert into invoice_payment_methods (invoice_id, method, chain, asset, token, decimals, address, rate, rate_source, amount_due, confirmations_required)
-            values (${id}, ${t.m.method}, ${t.m.chain}, ${t.m.symbol}, ${t.m.token ?? null}, ${t.m.decimals}, ${address},
-                    ${t.rate.rate}, ${t.rate.source}, ${t.due}, ${t.confirmations})`;
+          methodRows.push({
+            invoice_id: id, method: t.m.method, chain: t.m.chain, asset: t.m.symbol, token: t.m.token ?? null, decimals: t.m.decimals,
+            address, rate: t.rate.rate, rate_source: t.rate.source, amount_due: t.due, confirmations_required: t.confirmations, paid: 0n,
+          });
         }
-        const { row, methods } = await loadInvoice(tx, id, merchant.id);
-        await writeEvent(tx, { merchantId: merchant.id, type: 'invoice.created', invoiceId: id, object: presentInvoice(row, methods, deps.chains, deps.publicUrl) });
-        return id;
+        await tx`insert into deposit_addresses ${tx(deposits.map((d) => ({ ...d, derivation: d.derivation })), 'chain', 'address', 'invoice_id', 'merchant_id', 'script', 'derivation')}`;
+        await tx`insert into invoice_payment_methods ${tx(
+          methodRows.map(({ paid: _paid, ...m }) => ({ ...m, amount_due: m.amount_due.toString() })),
+          'invoice_id', 'method', 'chain', 'asset', 'token', 'decimals', 'address', 'rate', 'rate_source', 'amount_due', 'confirmations_required',
+        )}`;
+        const object = presentInvoice(row, methodRows, deps.chains, deps.publicUrl);
+        await writeEvent(tx, { merchantId: merchant.id, type: 'invoice.created', invoiceId: id, object });
+        return object;
       });
-      deps.logger.info({ invoice_id: result, merchant_id: merchant.id, methods: terms.map((t) => t.m.method) }, 'invoice created');
-      return getOne(merchant.id, result);
+      if (!created) {
+        const [existing] = await sql<{ id: string }[]>`select id from invoices where merchant_id = ${merchant.id} and idempotency_key = ${opts.idempotencyKey ?? null}`;
+        return getOne(merchant.id, existing!.id);
+      }
+      deps.logger.info({ invoice_id: id, merchant_id: merchant.id, methods: terms.map((t) => t.m.method) }, 'invoice created');
+      return created;
     },
 
     get: getOne,

@@ -9,7 +9,7 @@ import type { Db } from '../db/client.ts';
 import { newId, randomBase62 } from '../ids.ts';
 import { KassaError, notFound } from '../errors.ts';
 import type { Scope } from './scopes.ts';
-import type { Merchant } from './service.ts';
+import { merchantFromRow, type Merchant, type MerchantRow } from './service.ts';
 
 export const KEY_PREFIX = 'kassa_sk_';
 const LOOKUP_LEN = 12;
@@ -62,7 +62,8 @@ function authError(code: string, message: string): KassaError {
 
 export interface Authenticated {
   key: ApiKey;
-  merchant: Pick<Merchant, 'id' | 'name'>;
+  /** The key's merchant, read in the same query (settings included). */
+  merchant: Merchant;
 }
 
 export interface ApiKeyService {
@@ -120,9 +121,9 @@ export function createApiKeyService(): ApiKeyService {
       }
       const m = KEY_RE.exec(presented);
       if (!m) throw authError('api_key_invalid', 'The API key is not valid.');
-      const [row] = await db<(ApiKeyRow & { secret_hash: Buffer; merchant_name: string })[]>`
+      const [row] = await db<(ApiKeyRow & { secret_hash: Buffer; merchant: MerchantRow })[]>`
         select k.id, k.merchant_id, k.name, k.lookup, k.scopes, k.created_at, k.last_used_at, k.revoked_at,
-               k.secret_hash, m.name as merchant_name
+               k.secret_hash, to_jsonb(m.*) as merchant
         from api_keys k join merchants m on m.id = k.merchant_id
         where k.lookup = ${m[1]!}`;
       // Hash and compare even when the lookup misses, so timing does not reveal which part was wrong.
@@ -135,7 +136,11 @@ export function createApiKeyService(): ApiKeyService {
         // Coarse (once a minute) so authentication does not write on every request.
         await db`update api_keys set last_used_at = now() where id = ${row.id}`;
       }
-      return { key: fromRow(row), merchant: { id: row.merchant_id, name: row.merchant_name } };
+      const mer = row.merchant;
+      return {
+        key: fromRow(row),
+        merchant: merchantFromRow({ ...mer, created_at: new Date(mer.created_at), updated_at: new Date(mer.updated_at) }),
+      };
     },
   };
 }

@@ -25,7 +25,7 @@ export interface MerchantSettingsPatch {
   defaultSpeedPolicy?: SpeedPolicy;
 }
 
-interface MerchantRow {
+export interface MerchantRow {
   id: string;
   name: string;
   default_expiry_seconds: number;
@@ -36,7 +36,7 @@ interface MerchantRow {
   updated_at: Date;
 }
 
-function fromRow(r: MerchantRow): Merchant {
+export function merchantFromRow(r: MerchantRow): Merchant {
   return {
     id: r.id,
     name: r.name,
@@ -60,12 +60,12 @@ export function createMerchantService(): MerchantService {
     async create(db, input) {
       const [row] = await db<MerchantRow[]>`
         insert into merchants (id, name) values (${newId('mer')}, ${input.name}) returning *`;
-      return fromRow(row!);
+      return merchantFromRow(row!);
     },
     async get(db, id) {
       const [row] = await db<MerchantRow[]>`select * from merchants where id = ${id}`;
       if (!row) throw notFound('merchant', id);
-      return fromRow(row);
+      return merchantFromRow(row);
     },
     async update(db, id, patch) {
       const [row] = await db<MerchantRow[]>`
@@ -79,7 +79,7 @@ export function createMerchantService(): MerchantService {
         where id = ${id}
         returning *`;
       if (!row) throw notFound('merchant', id);
-      return fromRow(row);
+      return merchantFromRow(row);
     },
   };
 }

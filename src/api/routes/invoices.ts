@@ -106,7 +106,7 @@ export function registerInvoiceRoutes(app: OpenAPIHono<AppEnv>, deps: Deps): voi
     }),
     async (c) => {
       const auth = c.get('auth');
-      const merchant = await deps.merchants.get(deps.sql, auth.merchant.id);
+      const merchant = auth.merchant;
       const body = c.req.valid('json');
       const key = c.req.header('idempotency-key');
       const invoice = await deps.invoices.create(merchant, body as never, key ? { idempotencyKey: key } : {});

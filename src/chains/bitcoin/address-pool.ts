@@ -85,7 +85,11 @@ async function deriveInto(tx: TxSql, sourceId: bigint, source: BitcoinKeySource,
     script: Buffer.from(d.scriptPubKey),
     allocated_at: allocateFirst && i === 0 ? new Date() : null,
   }));
-  await tx`insert into bitcoin_address_pool ${tx(rows, 'source_id', 'derivation_index', 'address', 'script', 'allocated_at')} on conflict do nothing`;
+  // Postgres allows 65,535 parameters per statement: insert in chunks (5 columns per row).
+  for (let i = 0; i < rows.length; i += 5000) {
+    const chunk = rows.slice(i, i + 5000);
+    await tx`insert into bitcoin_address_pool ${tx(chunk, 'source_id', 'derivation_index', 'address', 'script', 'allocated_at')} on conflict do nothing`;
+  }
   await tx`update bitcoin_key_sources set next_index = greatest(next_index, ${from + n}) where id = ${sourceId}`;
   return derived.map((d) => ({ address: d.address, script: d.scriptPubKey, derivation: { source_id: Number(sourceId), index: d.index, descriptor: source.descriptor } }));
 }
