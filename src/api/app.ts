@@ -19,8 +19,12 @@ import { registerInvoiceRoutes } from './routes/invoices.ts';
 import { registerPaymentRoutes } from './routes/payments.ts';
 import { registerReportRoutes } from './routes/reports.ts';
 import { registerBitcoinPaymentMethodRoutes } from '../chains/bitcoin/payment-method.ts';
+import { registerWebhookEndpointRoutes } from './routes/webhook-endpoints.ts';
+import { registerEventRoutes } from './routes/events.ts';
 import { coreHealthChecks, registerHealthRoute, type HealthCheck } from './routes/health.ts';
 import { DOCS_HTML, DOCS_JS } from './docs-page.ts';
+import { registerPublicRoutes } from './routes/public.ts';
+import { registerCheckoutRoutes } from '../checkout/routes.tsx';
 import { chainHealthChecks } from '../chains/health.ts';
 
 export const MAX_BODY_BYTES = 1024 * 1024;
@@ -66,6 +70,10 @@ export function createApp(deps: Deps, opts: AppOptions = {}): OpenAPIHono<AppEnv
   registerPaymentRoutes(app, deps);
   registerReportRoutes(app, deps);
   registerBitcoinPaymentMethodRoutes(app, deps);
+  registerWebhookEndpointRoutes(app, deps);
+  registerEventRoutes(app, deps);
+  registerPublicRoutes(app, deps);
+  registerCheckoutRoutes(app, deps);
   registerHealthRoute(app, [
     ...coreHealthChecks(deps),
     ...chainHealthChecks(deps.redis, deps.config.queuePrefix, Object.keys(deps.config.chains)),

@@ -1,0 +1,95 @@
+/**
+ * What the checkout page shows for a public invoice: the view state and its texts. The page script
+ * (checkout.client.js) mirrors these rules to update the page live; keep the two in step.
+ */
+import { fmt, type Messages } from './i18n.ts';
+import type { PublicInvoice, PublicPaymentMethod } from './public-invoice.ts';
+
+export type CheckoutView = 'waiting' | 'partial' | 'detected' | 'paid' | 'expired' | 'invalid';
+
+const nonZero = (amount: string) => /[1-9]/.test(amount);
+
+export function viewOf(inv: Pick<PublicInvoice, 'status' | 'amount_paid'>): CheckoutView {
+  switch (inv.status) {
+    case 'new':
+      return nonZero(inv.amount_paid) ? 'partial' : 'waiting';
+    case 'processing':
+      return 'detected';
+    case 'settled':
+      return 'paid';
+    case 'expired':
+      return 'expired';
+    default:
+      return 'invalid';
+  }
+}
+
+const titleCase = (s: string) => s.charAt(0).toUpperCase() + s.slice(1);
+
+/** "Bitcoin · regtest", "Ethereum (chain 31337) · USDC token", "Ethereum (chain 31337) · ETH". */
+export function networkLabel(m: Pick<PublicPaymentMethod, 'chain' | 'network' | 'chain_id' | 'asset' | 'token'>, t: Messages): string {
+  if (m.chain_id === undefined) return fmt(t.network_bitcoin, { network: m.network });
+  return fmt(m.token ? t.network_evm_token : t.network_evm_native, { chain: titleCase(m.chain), chain_id: m.chain_id, asset: m.asset });
+}
+
+/** "n of m" for the detected state: the least-confirmed live payment against its method's requirement. */
+export function confirmationsOf(inv: Pick<PublicInvoice, 'payments' | 'payment_methods'>): { n: number; m: number } {
+  let n = Infinity;
+  let m = 0;
+  for (const p of inv.payments) {
+    const req = inv.payment_methods.find((x) => x.method === p.method)?.confirmations_required ?? 0;
+    if (p.confirmations < req || n === Infinity) n = Math.min(n, p.confirmations);
+    m = Math.max(m, req);
+  }
+  if (n === Infinity) n = 0;
+  return { n: Math.min(n, m), m };
+}
+
+export interface StatusText {
+  title: string;
+  detail: string;
+  note: string;
+}
+
+export function statusText(inv: PublicInvoice, t: Messages): StatusText {
+  const v = viewOf(inv);
+  const vars = { paid: inv.amount_paid, due: inv.amount_due, currency: inv.currency, amount: inv.amount, merchant: inv.merchant_name };
+  switch (v) {
+    case 'waiting':
+      return { title: t.status_waiting, detail: t.status_waiting_detail, note: '' };
+    case 'partial':
+      return { title: t.status_partial, detail: fmt(t.status_partial_detail, vars), note: '' };
+    case 'detected': {
+      const c = confirmationsOf(inv);
+      return { title: t.status_detected, detail: fmt(t.status_detected_detail, c), note: '' };
+    }
+    case 'paid': {
+      const notes: string[] = [];
+      if (inv.exception === 'paid_over') notes.push(fmt(t.note_overpaid, vars));
+      if (inv.exception === 'paid_late') notes.push(t.note_late);
+      return { title: t.status_paid, detail: fmt(t.status_paid_detail, vars), note: notes.join(' ') };
+    }
+    case 'expired':
+      return { title: t.status_expired, detail: fmt(t.status_expired_detail, vars), note: nonZero(inv.amount_paid) ? fmt(t.note_expired_partial, vars) : '' };
+    case 'invalid':
+      return { title: t.status_invalid, detail: fmt(t.status_invalid_detail, vars), note: '' };
+  }
+}
+
+export function paymentLine(inv: Pick<PublicInvoice, 'payment_methods'>, p: PublicInvoice['payments'][number], t: Messages): string {
+  const m = inv.payment_methods.find((x) => x.method === p.method)?.confirmations_required ?? 0;
+  if (p.status === 'confirmed' && p.confirmations >= m) return fmt(t.payment_confirmed, { amount: p.amount, asset: p.asset });
+  return fmt(t.payment_pending, { amount: p.amount, asset: p.asset, n: p.confirmations, m });
+}
+
+/** Remaining time as m:ss or h:mm:ss (0:00 when past). */
+export function clock(ms: number): string {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  const h = Math.floor(s / 3600);
+  const mm = Math.floor((s % 3600) / 60);
+  const ss = String(s % 60).padStart(2, '0');
+  return h > 0 ? `${h}:${String(mm).padStart(2, '0')}:${ss}` : `${mm}:${ss}`;
+}
+
+/** Whether the payment panel (address, QR) is offered: only while more payment is expected. */
+export const showsPaymentPanel = (v: CheckoutView) => v === 'waiting' || v === 'partial';
