@@ -43,7 +43,21 @@ const envSchema = z.object({
   RATE_LIMIT_PER_SECOND: positiveInt.default(100),
   DB_POOL_SIZE: positiveInt.default(10),
   ADMIN_TOKEN: z.string().min(16).optional(),
+  SMTP_URL: urlWith(['smtp:', 'smtps:']).optional(),
+  SMTP_FROM: z.string().min(3).default('Kassa <no-reply@localhost>'),
+  WEBHOOK_ALLOW_HTTP: z.enum(['true', 'false', '1', '0']).optional(),
+  WEBHOOK_ALLOWED_HOSTS: z.string().optional(),
+  WEBHOOK_RETRY_DELAYS_MS: z
+    .string()
+    .regex(/^\d+(,\d+)*$/, 'must be a comma-separated list of milliseconds, e.g. 100,200,400')
+    .optional(),
+  WEBHOOK_TIMEOUT_MS: positiveInt.default(10_000),
 });
+
+/** Default webhook retry delays: 10 s, 1 min, 10 min, 1 h, 6 h, then every 12 h up to ~3 days. */
+export const DEFAULT_WEBHOOK_RETRY_DELAYS_MS: readonly number[] = [
+  10_000, 60_000, 600_000, 3_600_000, 21_600_000, 43_200_000, 43_200_000, 43_200_000, 43_200_000, 43_200_000,
+];
 
 /** Chains file (KASSA_CONFIG): chain and token definitions. Later issues extend it. */
 const bitcoinChainSchema = z.strictObject({
@@ -122,6 +136,19 @@ export interface Config {
   rateLimitPerSecond: number;
   dbPoolSize: number;
   adminToken: string | undefined;
+  /** SMTP server for customer e-mails (smtp:// or smtps://); e-mails are off when unset. */
+  smtpUrl: string | undefined;
+  smtpFrom: string;
+  webhooks: {
+    /** Accept http:// endpoint URLs (default: true outside production). */
+    allowHttp: boolean;
+    /** Hosts (URL host names or IP literals, lowercase) exempt from the SSRF block list. */
+    allowedHosts: string[];
+    /** Delay before each retry; the number of attempts is `retryDelaysMs.length + 1`. */
+    retryDelaysMs: number[];
+    /** Per-attempt timeout (connect + response). */
+    timeoutMs: number;
+  };
   chains: ChainsFile['chains'];
   rates: ChainsFile['rates'];
 }
@@ -211,6 +238,17 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     rateLimitPerSecond: e.RATE_LIMIT_PER_SECOND,
     dbPoolSize: e.DB_POOL_SIZE,
     adminToken: e.ADMIN_TOKEN,
+    smtpUrl: e.SMTP_URL,
+    smtpFrom: e.SMTP_FROM,
+    webhooks: {
+      allowHttp: e.WEBHOOK_ALLOW_HTTP === undefined ? e.KASSA_ENV !== 'production' : e.WEBHOOK_ALLOW_HTTP === 'true' || e.WEBHOOK_ALLOW_HTTP === '1',
+      allowedHosts: (e.WEBHOOK_ALLOWED_HOSTS ?? (e.KASSA_ENV === 'development' ? 'localhost,127.0.0.1,::1' : ''))
+        .split(',')
+        .map((h) => h.trim().toLowerCase().replace(/^\[(.*)\]$/, '$1'))
+        .filter((h) => h !== ''),
+      retryDelaysMs: e.WEBHOOK_RETRY_DELAYS_MS ? e.WEBHOOK_RETRY_DELAYS_MS.split(',').map(Number) : [...DEFAULT_WEBHOOK_RETRY_DELAYS_MS],
+      timeoutMs: e.WEBHOOK_TIMEOUT_MS,
+    },
     chains: chainsFile.chains,
     rates: chainsFile.rates,
   };

@@ -1,0 +1,132 @@
+/**
+ * Customer e-mail templates (plain text + HTML) in English and Simplified Chinese. Everything that
+ * comes from the merchant or the invoice is HTML-escaped in the HTML part.
+ */
+export const EMAIL_KINDS = ['payment_detected', 'paid', 'partial_payment', 'expired', 'late_payment'] as const;
+export type EmailKind = (typeof EMAIL_KINDS)[number];
+export type EmailLocale = 'en' | 'zh-CN';
+
+export interface EmailContext {
+  merchantName: string;
+  invoiceId: string;
+  orderId: string | null;
+  description: string | null;
+  amount: string;
+  currency: string;
+  amountPaid: string;
+  /** What is still due (partial payments). */
+  amountDue: string;
+  checkoutUrl: string;
+}
+
+export interface RenderedEmail {
+  subject: string;
+  text: string;
+  html: string;
+}
+
+export function escapeHtml(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+}
+
+export function emailLocale(locale: string | null | undefined): EmailLocale {
+  return locale === 'zh-CN' ? 'zh-CN' : 'en';
+}
+
+/** A piece of copy: literal text and `{field}` placeholders filled from the context. */
+type Copy = { subject: string; lines: string[]; link?: string };
+
+const COPY: Record<EmailLocale, Record<EmailKind, Copy> & { order: string; invoice: string; footer: string }> = {
+  en: {
+    order: 'Order',
+    invoice: 'Invoice',
+    footer: 'This message was sent on behalf of {merchant} by its payment system. Please do not reply.',
+    payment_detected: {
+      subject: 'Payment received for your order at {merchant}',
+      lines: ['We have detected your payment of {amount_paid} {currency} for {ref}.', 'It is now being confirmed on the blockchain; we will let you know when it is complete.'],
+    },
+    paid: {
+      subject: 'Payment complete: {merchant}',
+      lines: ['Your payment of {amount_paid} {currency} for {ref} is confirmed.', 'Thank you for your purchase.'],
+    },
+    partial_payment: {
+      subject: 'Partial payment received: {amount_due} {currency} still due',
+      lines: ['We received {amount_paid} {currency} of {amount} {currency} for {ref}.', 'The remaining amount is {amount_due} {currency}. Please complete the payment before the invoice expires:'],
+      link: 'Complete the payment',
+    },
+    expired: {
+      subject: 'Invoice expired: {merchant}',
+      lines: ['The invoice for {ref} ({amount} {currency}) expired before it was paid in full.', 'If you already sent a payment or still want to buy, please contact {merchant}.'],
+    },
+    late_payment: {
+      subject: 'Late payment received: {merchant}',
+      lines: ['We received your payment for {ref} after the invoice had expired.', 'The payment is recorded; {merchant} will contact you about completing the order or a refund.'],
+    },
+  },
+  'zh-CN': {
+    order: '订单',
+    invoice: '账单',
+    footer: '此邮件由 {merchant} 的支付系统代为发送，请勿直接回复。',
+    payment_detected: {
+      subject: '已收到您在 {merchant} 的付款',
+      lines: ['我们已检测到您为 {ref} 支付的 {amount_paid} {currency}。', '该付款正在区块链上确认，完成后我们会通知您。'],
+    },
+    paid: {
+      subject: '付款已完成：{merchant}',
+      lines: ['您为 {ref} 支付的 {amount_paid} {currency} 已确认。', '感谢您的购买。'],
+    },
+    partial_payment: {
+      subject: '已收到部分付款：仍需支付 {amount_due} {currency}',
+      lines: ['我们已收到 {ref} 的 {amount_paid} {currency}（总额 {amount} {currency}）。', '剩余金额为 {amount_due} {currency}，请在账单过期前完成付款：'],
+      link: '完成付款',
+    },
+    expired: {
+      subject: '账单已过期：{merchant}',
+      lines: ['{ref}（{amount} {currency}）的账单在全额付款前已过期。', '如果您已经付款或仍想购买，请联系 {merchant}。'],
+    },
+    late_payment: {
+      subject: '收到逾期付款：{merchant}',
+      lines: ['我们在账单过期后收到了您为 {ref} 的付款。', '该付款已记录，{merchant} 将与您联系，完成订单或安排退款。'],
+    },
+  },
+};
+
+function fill(template: string, values: Record<string, string>, escape: (s: string) => string): string {
+  return template
+    .split(/(\{[a-z_]+\})/)
+    .map((part) => {
+      const m = /^\{([a-z_]+)\}$/.exec(part);
+      return m && m[1]! in values ? escape(values[m[1]!]!) : escape(part);
+    })
+    .join('');
+}
+
+export function renderEmail(kind: EmailKind, locale: string | null | undefined, ctx: EmailContext): RenderedEmail {
+  const lang = emailLocale(locale);
+  const copy = COPY[lang];
+  const c = copy[kind];
+  const ref = ctx.orderId ? `${copy.order} ${ctx.orderId}` : `${copy.invoice} ${ctx.invoiceId}`;
+  const values: Record<string, string> = {
+    merchant: ctx.merchantName, ref, amount: ctx.amount, currency: ctx.currency,
+    amount_paid: ctx.amountPaid, amount_due: ctx.amountDue,
+  };
+  const plain = (s: string) => s;
+  const subject = fill(c.subject, values, plain).replace(/[\r\n]+/g, ' ');
+  const textLines = c.lines.map((l) => fill(l, values, plain));
+  if (c.link) textLines.push(ctx.checkoutUrl);
+  if (ctx.description) textLines.push('', ctx.description);
+  const text = [...textLines, '', '--', fill(copy.footer, values, plain), ''].join('\n');
+
+  const htmlLines = c.lines.map((l) => `<p>${fill(l, values, escapeHtml)}</p>`);
+  if (c.link) htmlLines.push(`<p><a href="${escapeHtml(ctx.checkoutUrl)}">${escapeHtml(c.link)}</a></p>`);
+  if (ctx.description) htmlLines.push(`<p style="color:#555">${escapeHtml(ctx.description)}</p>`);
+  const html = [
+    `<!doctype html><html lang="${lang}"><head><meta charset="utf-8"><title>${escapeHtml(subject)}</title></head>`,
+    '<body style="font-family:system-ui,sans-serif;line-height:1.5;color:#111">',
+    `<h2>${escapeHtml(ctx.merchantName)}</h2>`,
+    ...htmlLines,
+    `<hr><p style="color:#777;font-size:12px">${fill(copy.footer, values, escapeHtml)}</p>`,
+    '</body></html>',
+  ].join('\n');
+  return { subject, text, html };
+}

@@ -1,0 +1,14 @@
+/** The event as sent to webhooks and shown by the API: one function so the shape never drifts. */
+export interface EventRow {
+  id: string;
+  type: string;
+  created_at: Date;
+  api_version: string;
+  payload: { object: unknown; payment?: unknown };
+}
+
+export function eventEnvelope(e: EventRow) {
+  const data: { object: unknown; payment?: unknown } = { object: e.payload.object };
+  if (e.payload.payment !== undefined) data.payment = e.payload.payment;
+  return { id: e.id, type: e.type, created_at: e.created_at.toISOString(), api_version: e.api_version, data };
+}

@@ -1,0 +1,198 @@
+/**
+ * Customer e-mails end to end: events → relay → `emails` rows → `email` queue → nodemailer → a real
+ * `smtp-server` on 127.0.0.1 started here. Content and language are checked on the captured mail.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SMTPServer } from 'smtp-server';
+import type { AddressInfo } from 'node:net';
+import { createTestContext, type TestContext } from '../support/db.ts';
+import { createPayableMerchant, writeChainsFile } from '../support/merchant.ts';
+import { redisConnection } from '../../src/deps.ts';
+import { startWorkers, type WorkerRunner } from '../../src/queues/runner.ts';
+import { buildWebhookProcessors, type WebhookWorkers } from '../../workers/webhooks.ts';
+import { renderEmail, escapeHtml } from '../../src/email/templates.ts';
+import { createEmailService } from '../../src/email/service.ts';
+import { chainFeeder, waitFor } from '../webhooks/support.ts';
+
+interface Mail {
+  to: string[];
+  raw: string;
+  subject: string;
+  text: string;
+  html: string;
+  headers: string;
+}
+
+/** Minimal MIME decoding for the messages nodemailer builds (multipart/alternative, QP or base64). */
+function decodeWords(s: string): string {
+  return s.replace(/\r?\n\s+/g, ' ').replace(/=\?UTF-8\?([BQ])\?([^?]*)\?=\s*/gi, (_m, enc: string, data: string) =>
+    enc.toUpperCase() === 'B' ? Buffer.from(data, 'base64').toString('utf8') : decodeQP(data.replace(/_/g, ' ')));
+}
+function decodeQP(s: string): string {
+  const bytes: number[] = [];
+  const src = s.replace(/=\r?\n/g, '');
+  for (let i = 0; i < src.length; i++) {
+    if (src[i] === '=' && /^[0-9A-F]{2}$/i.test(src.slice(i + 1, i + 3))) {
+      bytes.push(parseInt(src.slice(i + 1, i + 3), 16));
+      i += 2;
+    } else bytes.push(...Buffer.from(src[i]!, 'utf8'));
+  }
+  return Buffer.from(bytes).toString('utf8');
+}
+function parseMail(raw: string, to: string[]): Mail {
+  const [head] = raw.split(/\r?\n\r?\n/);
+  const subject = decodeWords(/^Subject: (.*(?:\r?\n[ \t].*)*)/m.exec(head!)![1]!);
+  const boundary = /boundary="?([^";\r\n]+)"?/.exec(raw)![1]!;
+  const parts = raw.split('--' + boundary).slice(1, -1);
+  const part = (type: string) => {
+    const p = parts.find((x) => new RegExp(`Content-Type: ${type}`, 'i').test(x))!;
+    const [h, ...b] = p.replace(/^\r?\n/, '').split(/\r?\n\r?\n/);
+    const body = b.join('\n\n');
+    if (/Content-Transfer-Encoding: base64/i.test(h!)) return Buffer.from(body.replace(/\s+/g, ''), 'base64').toString('utf8');
+    if (/Content-Transfer-Encoding: quoted-printable/i.test(h!)) return decodeQP(body);
+    return body;
+  };
+  return { to, raw, subject, text: part('text/plain').replace(/\r\n/g, '\n'), html: part('text/html'), headers: head! };
+}
+
+let ctx: TestContext;
+let smtp: SMTPServer;
+const mails: Mail[] = [];
+let workers: WebhookWorkers;
+let runner: WorkerRunner;
+let connection: ReturnType<typeof redisConnection>;
+let shop: Awaited<ReturnType<typeof createPayableMerchant>>;
+let feed: ReturnType<typeof chainFeeder>;
+
+beforeAll(async () => {
+  smtp = new SMTPServer({
+    authOptional: true, disabledCommands: ['STARTTLS', 'AUTH'], logger: false,
+    onData(stream, session, cb) {
+      const chunks: Buffer[] = [];
+      stream.on('data', (c: Buffer) => chunks.push(c));
+      stream.on('end', () => {
+        mails.push(parseMail(Buffer.concat(chunks).toString('utf8'), session.envelope.rcptTo.map((r) => r.address)));
+        cb();
+      });
+    },
+  });
+  await new Promise<void>((resolve) => smtp.listen(0, '127.0.0.1', () => resolve()));
+  const port = (smtp.server.address() as AddressInfo).port;
+  ctx = await createTestContext({ KASSA_CONFIG: writeChainsFile(), SMTP_URL: `smtp://127.0.0.1:${port}`, SMTP_FROM: 'Shop payments <pay@shop.test>' });
+  shop = await createPayableMerchant(ctx.deps, { name: 'Tea & <Cakes>' });
+  feed = chainFeeder(ctx);
+  await feed.mineBlock('bitcoin', []);
+  connection = redisConnection(ctx.config.redisUrl);
+  workers = buildWebhookProcessors(ctx.deps, { relayEveryMs: 150, watchdogMs: 500 });
+  runner = startWorkers({ connection, prefix: ctx.config.queuePrefix, logger: ctx.deps.logger, processors: workers.processors });
+  await workers.start();
+}, 60_000);
+
+afterAll(async () => {
+  await workers?.stop();
+  await runner?.close();
+  connection?.disconnect();
+  await ctx?.close();
+  await new Promise<void>((resolve) => smtp.close(() => resolve()));
+});
+
+async function createInvoice(body: Record<string, unknown>) {
+  const merchant = await ctx.deps.merchants.get(ctx.deps.sql, shop.merchant.id);
+  return ctx.deps.invoices.create(merchant, { amount: '30.00', currency: 'USD', ...body } as never);
+}
+type Inv = Awaited<ReturnType<typeof createInvoice>>;
+const btc = (inv: Inv, sats: bigint) => ({
+  txid: feed.newTxid(), outputIndex: 0, address: inv.payment_methods.find((m) => m.method === 'BTC')!.address, token: null, amount: sats,
+});
+const mailsTo = (addr: string) => mails.filter((m) => m.to.includes(addr));
+
+describe('customer e-mails', () => {
+  it('partial payment (zh-CN): remaining amount and checkout link in Simplified Chinese; then detected and paid', async () => {
+    const inv = await createInvoice({ buyer_email: 'li@example.com', locale: 'zh-CN', order_id: 'A-<1>' });
+    await feed.mineBlock('bitcoin', [btc(inv, 25_000n)]); // 15.00 of 30.00
+    const partial = await waitFor('partial mail', () => mailsTo('li@example.com')[0]);
+    expect(partial.subject).toBe('已收到部分付款：仍需支付 15.00 USD');
+    expect(partial.text).toContain('剩余金额为 15.00 USD');
+    expect(partial.text).toContain(inv.checkout_url);
+    expect(partial.text).toContain('订单 A-<1>');
+    expect(partial.html).toContain(`<a href="${inv.checkout_url}">完成付款</a>`);
+    expect(partial.html).toContain('订单 A-&lt;1&gt;');
+    expect(partial.html).toContain('Tea &amp; &lt;Cakes&gt;');
+    expect(partial.html).not.toContain('<Cakes>');
+    expect(partial.headers).toContain('pay@shop.test');
+
+    await feed.mineBlock('bitcoin', [btc(inv, 25_000n)]);
+    const all = await waitFor('paid mail', () => {
+      const m = mailsTo('li@example.com');
+      return m.some((x) => x.subject.startsWith('付款已完成')) && m;
+    });
+    const paid = all.find((x) => x.subject.startsWith('付款已完成'))!;
+    expect(paid.subject).toBe('付款已完成：Tea & <Cakes>');
+    expect(paid.text).toContain('30.00 USD');
+    const [counts] = await ctx.deps.sql`select count(*)::int as n from emails where invoice_id = ${inv.id} and status = 'sent'`;
+    expect(counts!.n).toBe(all.length);
+  });
+
+  it('English by default: payment detected, then paid', async () => {
+    const inv = await createInvoice({ buyer_email: 'ann@example.com' });
+    const pay = btc(inv, 50_000n);
+    await feed.seeInMempool('bitcoin', [pay]);
+    const detected = await waitFor('detected', () => mailsTo('ann@example.com')[0]);
+    expect(detected.subject).toBe('Payment received for your order at Tea & <Cakes>');
+    expect(detected.text).toContain(`We have detected your payment of 30.00 USD for Invoice ${inv.id}.`);
+    await feed.mineBlock('bitcoin', [pay]);
+    const paid = await waitFor('paid', () => mailsTo('ann@example.com').find((m) => m.subject.startsWith('Payment complete')));
+    expect(paid.text).toContain('is confirmed');
+    expect(paid.html).toContain('<html lang="en">');
+  });
+
+  it('expired without full payment, and a late payment after expiry', async () => {
+    const inv = await createInvoice({ buyer_email: 'bob@example.com', locale: 'en' });
+    await ctx.deps.sql`update invoices set expires_at = now() - interval '1 minute' where id = ${inv.id}`;
+    await ctx.deps.invoices.get(shop.merchant.id, inv.id);
+    const expired = await waitFor('expired', () => mailsTo('bob@example.com')[0]);
+    expect(expired.subject).toBe('Invoice expired: Tea & <Cakes>');
+    expect(expired.text).toContain('expired before it was paid in full');
+    await feed.mineBlock('bitcoin', [btc(inv, 50_000n)]);
+    const late = await waitFor('late', () => mailsTo('bob@example.com').find((m) => m.subject.startsWith('Late payment')));
+    expect(late.text).toContain('after the invoice had expired');
+  });
+
+  it('no buyer_email, no e-mail; never the address or content in logs', async () => {
+    const inv = await createInvoice({});
+    await feed.mineBlock('bitcoin', [btc(inv, 50_000n)]);
+    await waitFor('relayed', async () => (await ctx.deps.sql`select 1 from events where invoice_id = ${inv.id} and type = 'invoice.settled' and relayed_at is not null`).length > 0);
+    const [n] = await ctx.deps.sql`select count(*)::int as n from emails where invoice_id = ${inv.id}`;
+    expect(n!.n).toBe(0);
+    expect(ctx.logs.text()).not.toContain('li@example.com');
+  });
+
+  it('e-mails are off when SMTP_URL is unset', async () => {
+    const off = createEmailService({ sql: ctx.deps.sql, config: ctx.config, logger: ctx.deps.logger, queues: ctx.deps.queues, sender: null });
+    expect(off.enabled).toBe(false);
+    const [e] = await ctx.deps.sql<any[]>`select id, merchant_id, type, invoice_id, payload from events where type = 'invoice.settled' limit 1`;
+    expect(await off.createForEvent(ctx.deps.sql, e)).toEqual([]);
+  });
+});
+
+describe('templates', () => {
+  const base = {
+    merchantName: '<b>Evil</b> & Co', invoiceId: 'inv_1', orderId: '"><script>x</script>', description: '<img src=x onerror=alert(1)>',
+    amount: '30.00', currency: 'USD', amountPaid: '10.00', amountDue: '20.00', checkoutUrl: 'https://pay.example/pay/inv_1?a=1&b="2"',
+  };
+  it('escape everything from the merchant and invoice in HTML', () => {
+    for (const kind of ['payment_detected', 'paid', 'partial_payment', 'expired', 'late_payment'] as const) {
+      for (const locale of ['en', 'zh-CN']) {
+        const r = renderEmail(kind, locale, base);
+        expect(r.html).not.toMatch(/<script>|<img|<b>Evil/);
+        expect(r.html).toContain(escapeHtml(base.merchantName));
+        expect(r.text).toContain(base.merchantName);
+        expect(r.subject).not.toMatch(/[\r\n]/);
+      }
+    }
+    expect(renderEmail('partial_payment', 'en', base).html).toContain('href="https://pay.example/pay/inv_1?a=1&amp;b=&quot;2&quot;"');
+  });
+  it('falls back to English for unknown locales', () => {
+    expect(renderEmail('paid', 'fr', base).subject).toBe(renderEmail('paid', 'en', base).subject);
+  });
+});
