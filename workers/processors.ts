@@ -20,6 +20,8 @@ import { createEvmClient } from '../src/chains/evm/client.ts';
 import { createSweeper } from '../src/chains/evm/sweeper.ts';
 import { createWalletClient, http, type Hex } from 'viem';
 import { privateKeyToAccount } from 'viem/accounts';
+import { reverifyBitcoin, reverifyEvm } from '../src/settlement/reverify.ts';
+import { buildWebhookProcessors } from './webhooks.ts';
 
 export interface ProcessorSet {
   processors: ProcessorSpec<any>[];
@@ -62,6 +64,16 @@ export function buildProcessors(deps: Deps, opts: ProcessorOptions = {}): Proces
       process: async (_payload: Record<string, never>, job: Job, log) => {
         if (job.name === 'scan-deadlines') return enqueueDueInvoices(deps.sql, deps.queues);
         if (job.name === 'refill-address-pools') return refillAddressPools(deps.sql, { minFree: 50, batch: 200, logger: log });
+        if (job.name === 'reverify-payments') {
+          const vdeps = { sql: deps.sql, logger: log, chains: deps.config.chains, publicUrl: deps.config.publicUrl };
+          const results: Record<string, unknown> = {};
+          for (const [chain, cfg] of Object.entries(deps.config.chains)) {
+            results[chain] = cfg.type === 'bitcoin'
+              ? await reverifyBitcoin(vdeps, chain, createBitcoinNodeClient(cfg, chain))
+              : await reverifyEvm(vdeps, chain, createEvmClient(cfg).public);
+          }
+          return results;
+        }
         if (job.name === 'sweep-settled') {
           let swept = 0;
           for (const sweeper of sweepers.values()) swept += (await sweeper.sweepSettled(50)).length;
@@ -73,12 +85,17 @@ export function buildProcessors(deps: Deps, opts: ProcessorOptions = {}): Proces
     },
   ];
 
+  const webhooks = buildWebhookProcessors(deps);
+  processors.push(...webhooks.processors);
+
   return {
     processors,
     async start() {
+      await webhooks.start();
       const every = (opts.deadlineEverySeconds ?? 5) * 1000;
       await deps.queues.maintenance.upsertJobScheduler('scan-deadlines', { every }, { name: 'scan-deadlines', data: {} });
       await deps.queues.maintenance.upsertJobScheduler('refill-address-pools', { every: 30_000 }, { name: 'refill-address-pools', data: {} });
+      await deps.queues.maintenance.upsertJobScheduler('reverify-payments', { every: 5 * 60_000 }, { name: 'reverify-payments', data: {} });
       if (sweepers.size > 0) {
         await deps.queues.maintenance.upsertJobScheduler('sweep-settled', { every: 60_000 }, { name: 'sweep-settled', data: {} });
       }
@@ -103,6 +120,7 @@ export function buildProcessors(deps: Deps, opts: ProcessorOptions = {}): Proces
       }
     },
     async stop() {
+      await webhooks.stop();
       abort.abort();
       await Promise.all(loops);
     },

@@ -13,6 +13,8 @@ export const EVENT_TYPES = [
   'invoice.invalid',
   'invoice.payment_reorged',
   'invoice.marked',
+  /** A counted payment failed re-verification against the node (see docs/reconciliation.md). */
+  'invoice.payment_mismatch',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 

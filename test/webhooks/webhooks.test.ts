@@ -386,13 +386,16 @@ describe('event log and the shape of events', () => {
     const marked = await createInvoice();
     await ctx.deps.invoices.mark(shop.merchant.id, marked.id, 'settled', 'test', 'paid in cash');
 
+    // invoice.payment_mismatch needs a node to disagree with: its shape is pinned in
+    // test/settlement/reverify.test.ts against a real devnet.
+    const PINNED = EVENT_TYPES.filter((t) => t !== 'invoice.payment_mismatch');
     const got = await waitFor('all types', () => {
       const byType = new Map(bodies('/shapes').map((b) => [b.json.type as string, b.json]));
-      return EVENT_TYPES.every((t) => byType.has(t)) && byType;
+      return PINNED.every((t) => byType.has(t)) && byType;
     });
     const invoiceShape = shapeOf(got.get('invoice.created').data.object);
     expect(invoiceShape).toEqual(INVOICE_SHAPE);
-    for (const type of EVENT_TYPES) {
+    for (const type of PINNED) {
       const e = got.get(type);
       const withPayment = type === 'invoice.payment_detected' || type === 'invoice.payment_reorged';
       const envelope = shapeOf({ ...e, data: { ...e.data, object: 'invoice' } }) as any;
