@@ -344,6 +344,14 @@ export function createEvmWatcher(o: EvmWatcherOptions): EvmWatcher {
         next = to + 1;
       }
     }
+    if (cfg.use_finalized_tag && cursor) {
+      // One call per pass, whatever the number of invoices: the node's finalized block.
+      const fin = await rpc('eth_getBlockByNumber', () => pc.getBlock({ blockTag: 'finalized' }));
+      if (fin.number !== null) {
+        const changed = await sql.begin((tx) => settlement.setFinalized(tx, chain, Number(fin.number)));
+        await settlement.publishChanges(changed);
+      }
+    }
     const after = client.counts();
     const byMethod: Record<string, number> = {};
     for (const [m, n] of Object.entries(after.byMethod)) {

@@ -16,6 +16,7 @@ import { loadInvoice, presentInvoice, type InvoiceRow } from '../invoices/presen
 import { evaluate, path, type InvoiceStatus, type PaymentFacts } from './state-machine.ts';
 import { writeEvent, type EventType } from './events.ts';
 import { bookPaymentState, type LedgerState } from './ledger.ts';
+import type { SettlementObserver } from '../metrics/index.ts';
 
 /** One output / transfer to a deposit address, as a watcher saw it. */
 export interface Observation {
@@ -63,6 +64,11 @@ export interface SettlementService {
   rollbackTo(tx: TxSql, chain: string, height: number, stillInMempool: (txid: string) => boolean): Promise<Set<string>>;
   /** Pending payments whose tx is no longer known (double-spent, replaced, evicted) → `replaced`. */
   markVanished(tx: TxSql, chain: string, txids: string[]): Promise<Set<string>>;
+  /**
+   * Records the node's finalized height (capped at the processed tip) and recomputes invoices
+   * waiting for confirmations; blocks at or below it count as fully confirmed.
+   */
+  setFinalized(tx: TxSql, chain: string, height: number): Promise<Set<string>>;
   /** Txids of payments still unconfirmed on a chain. */
   pendingTxids(db: Db, chain: string): Promise<string[]>;
   /** Invoices on a chain waiting for confirmations (recompute them when a block arrives). */
@@ -98,6 +104,8 @@ export function createSettlementService(deps: {
   redis?: Redis;
   queuePrefix: string;
   publicUrl: string;
+  /** Metrics hooks (src/metrics): payments detected, invoice transitions. */
+  metrics?: SettlementObserver;
 }): SettlementService {
   const methodFor = (chain: string, token: string | null): string | undefined =>
     deps.assets.methods().find((m) => m.chain === chain && (m.token ?? null) === (token ?? null))?.method;
@@ -123,14 +131,22 @@ export function createSettlementService(deps: {
     const payments = await tx<PaymentRow[]>`
       select id, invoice_id, merchant_id, chain, txid, output_index, method, amount, status, block_height, block_time, first_seen_at, ledger_state
       from payments where invoice_id = ${invoiceId} order by seq`;
-    const tips = new Map<string, number>();
+    const tips = new Map<string, { tip: number; finalized: number | null }>();
     for (const chain of new Set(payments.map((p) => p.chain))) {
-      const [c] = await tx<{ tip_height: bigint | null }[]>`select tip_height from chain_state where chain = ${chain}`;
-      tips.set(chain, c?.tip_height === null || c?.tip_height === undefined ? -1 : Number(c.tip_height));
+      const [c] = await tx<{ tip_height: bigint | null; finalized_height: bigint | null }[]>`
+        select tip_height, finalized_height from chain_state where chain = ${chain}`;
+      tips.set(chain, {
+        tip: c?.tip_height === null || c?.tip_height === undefined ? -1 : Number(c.tip_height),
+        finalized: c?.finalized_height === null || c?.finalized_height === undefined ? null : Number(c.finalized_height),
+      });
     }
     const required = new Map(methods.map((m) => [m.method, m.confirmations_required]));
-    const confirmations = (p: PaymentRow): number =>
-      p.status === 'confirmed' && p.block_height !== null ? Math.max(0, (tips.get(p.chain) ?? -1) - Number(p.block_height) + 1) : 0;
+    const confirmations = (p: PaymentRow): number => {
+      if (p.status !== 'confirmed' || p.block_height === null) return 0;
+      const t = tips.get(p.chain) ?? { tip: -1, finalized: null };
+      if (t.finalized !== null && Number(p.block_height) <= t.finalized) return Number.MAX_SAFE_INTEGER; // final
+      return Math.max(0, t.tip - Number(p.block_height) + 1);
+    };
 
     // 1. Ledger: every payment to a deposit address is booked, pending until confirmed enough.
     let changed = false;
@@ -172,6 +188,7 @@ export function createSettlementService(deps: {
       if (res.count === 0) break; // someone else moved it: a no-op, never an error
       current = move.to;
       changed = true;
+      deps.metrics?.invoiceTransition(move.from, move.to);
       await emit(tx, inv, move.event as EventType);
     }
     if (current !== inv.status) {
@@ -218,6 +235,7 @@ export function createSettlementService(deps: {
         if (!row) continue; // already recorded exactly like this: a duplicate delivery is a no-op
         touched.add(row.invoice_id);
         if (row.inserted) {
+          deps.metrics?.paymentDetected({ chain, asset, seenAt: row.first_seen_at, blockTime: o.block?.time ?? null });
           const [inv] = await tx<InvoiceRow[]>`select * from invoices where id = ${row.invoice_id}`;
           await emit(tx, inv!, 'invoice.payment_detected', paymentSummary(row));
         }
@@ -266,7 +284,8 @@ export function createSettlementService(deps: {
       }
       await tx`delete from chain_blocks where chain = ${chain} and height > ${height}`;
       const [block] = await tx<{ hash: string }[]>`select hash from chain_blocks where chain = ${chain} and height = ${height}`;
-      await tx`update chain_state set tip_height = ${height}, tip_hash = ${block?.hash ?? null}, updated_at = now() where chain = ${chain}`;
+      await tx`update chain_state set tip_height = ${height}, tip_hash = ${block?.hash ?? null},
+                 finalized_height = least(finalized_height, ${height}), updated_at = now() where chain = ${chain}`;
       deps.logger.warn({ chain, rolled_back_to: height, orphaned_payments: orphaned.length }, 'chain reorganisation: rolled back');
       return touched;
     },
@@ -280,6 +299,16 @@ export function createSettlementService(deps: {
         returning invoice_id`;
       for (const r of rows) touched.add(r.invoice_id);
       return touched;
+    },
+
+    async setFinalized(tx, chain, height) {
+      const rows = await tx`
+        update chain_state set finalized_height = least(${height}, tip_height)
+        where chain = ${chain} and finalized_height is distinct from least(${height}, tip_height)
+        returning chain`;
+      if (rows.length === 0) return new Set();
+      const waiting = await this.awaitingConfirmations(tx, chain);
+      return this.recompute(tx, waiting);
     },
 
     async pendingTxids(db, chain) {
