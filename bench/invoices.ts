@@ -120,6 +120,7 @@ console.log(`invoices written: ${n}, invoice.created events: ${e}`);
 await new Promise<void>((r) => bareServer.close(() => r()));
 await bareSql.end();
 await api.close();
+await deps.close();
 await admin.unsafe(`drop database ${dbName} with (force)`);
 await admin.end();
 const errors = kassa.non2xx + kassa.errors + kassa.timeouts;

@@ -36,8 +36,19 @@ export async function startApiServer(config: Config, opts: { deps?: Deps } = {})
   const deps = opts.deps ?? createDeps(config);
   await prepareDatabase(config, deps.logger);
   const app = createApp(deps);
+  // Requests still running when shutdown starts (their client may already be gone) must finish
+  // before the database pool closes under them.
+  let inflight = 0;
+  const fetch = async (req: Request, env: unknown) => {
+    inflight++;
+    try {
+      return await app.fetch(req, env as never);
+    } finally {
+      inflight--;
+    }
+  };
   const server: ServerType = await new Promise((resolve) => {
-    const s = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, () => resolve(s));
+    const s = serve({ fetch, port: config.port, hostname: config.host }, () => resolve(s));
   });
   const port = (server.address() as AddressInfo).port;
   const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
@@ -48,6 +59,9 @@ export async function startApiServer(config: Config, opts: { deps?: Deps } = {})
     deps,
     async close() {
       await new Promise<void>((resolve) => server.close(() => resolve()));
+      for (const deadline = Date.now() + 15_000; inflight > 0 && Date.now() < deadline; ) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
       if (!opts.deps) await deps.close();
     },
   };

@@ -62,6 +62,9 @@ export interface InvoiceService {
   mark(merchantId: string, id: string, status: 'settled' | 'invalid', by: string, reason: string | undefined): Promise<InvoiceObject>;
 }
 
+/** Thrown inside the create transaction to roll it back when the idempotency key was used before. */
+class IdempotentReplay extends Error {}
+
 export function createInvoiceService(deps: {
   sql: Sql;
   chains: Record<string, ChainConfig>;
@@ -155,55 +158,65 @@ export function createInvoiceService(deps: {
       const expiresIn = input.expires_in ?? merchant.defaultExpirySeconds;
       // One transaction, few round trips: the invoice row, its deposit addresses and methods in
       // multi-row inserts, the outbox event; the response is built from what was written.
-      const created = await sql.begin(async (tx) => {
-        const [row] = await tx<InvoiceRow[]>`
-          insert into invoices (id, merchant_id, amount, currency, currency_decimals, order_id, description, metadata, buyer_email,
-                                locale, redirect_url, speed_policy, tolerance_bps, idempotency_key, expires_at, monitoring_until)
-          values (${id}, ${merchant.id}, ${amount}, ${currency.code}, ${currency.decimals}, ${input.order_id ?? null},
-                  ${input.description ?? null}, ${tx.json(input.metadata ?? {})}, ${input.buyer_email ?? null}, ${input.locale ?? 'en'},
-                  ${input.redirect_url ?? null}, ${speed}, ${merchant.paymentToleranceBps}, ${opts.idempotencyKey ?? null},
-                  now() + make_interval(secs => ${expiresIn}),
-                  now() + make_interval(secs => ${expiresIn + merchant.monitoringWindowSeconds}))
-          on conflict (merchant_id, idempotency_key) do nothing
-          returning *`;
-        // The same idempotency key created it already (a retry after a crash): return that one.
-        if (!row) return null;
-        const deposits: { chain: string; address: string; invoice_id: string; merchant_id: string; script: Buffer | null; derivation: string }[] = [];
-        const methodRows: MethodRow[] = [];
-        const evmAddresses = new Map<string, string>();
-        for (const t of terms) {
-          const chain = deps.chains[t.m.chain]!;
-          let address: string;
-          if (chain.type === 'bitcoin') {
-            const a = await deps.addresses.bitcoin(tx, merchant.id, t.m.chain);
-            if (!a) throw unprocessable('no_payment_methods', 'Bitcoin is not set up for this merchant.');
-            address = a.address;
-            deposits.push({ chain: t.m.chain, address, invoice_id: id, merchant_id: merchant.id, script: Buffer.from(a.script), derivation: JSON.stringify(a.derivation) });
-          } else {
-            let addr = evmAddresses.get(t.m.chain);
-            if (!addr) {
-              const a = await deps.addresses.evm(tx, { merchantId: merchant.id, chain: t.m.chain, invoiceId: id, cfg: chain });
-              if (!a) throw unprocessable('no_payment_methods', `No treasury is set up on ${t.m.chain}.`);
-              addr = a.address;
-              evmAddresses.set(t.m.chain, addr);
-              deposits.push({ chain: t.m.chain, address: addr.toLowerCase(), invoice_id: id, merchant_id: merchant.id, script: null, derivation: JSON.stringify(a.derivation ?? {}) });
-            }
-            address = addr;
-          }
-          methodRows.push({
+      // Two pipelined round trips in one transaction: (1) the invoice row and every deposit
+      // address, (2) the deposit addresses, payment methods and outbox event. The response is built
+      // from what was written.
+      const created = await sql
+        .begin(async (tx) => {
+          const chainKeys = [...new Set(terms.map((t) => t.m.chain))];
+          const [rows, ...addresses] = await Promise.all([
+            tx<InvoiceRow[]>`
+              insert into invoices (id, merchant_id, amount, currency, currency_decimals, order_id, description, metadata, buyer_email,
+                                    locale, redirect_url, speed_policy, tolerance_bps, idempotency_key, expires_at, monitoring_until)
+              values (${id}, ${merchant.id}, ${amount}, ${currency.code}, ${currency.decimals}, ${input.order_id ?? null},
+                      ${input.description ?? null}, ${tx.json(input.metadata ?? {})}, ${input.buyer_email ?? null}, ${input.locale ?? 'en'},
+                      ${input.redirect_url ?? null}, ${speed}, ${merchant.paymentToleranceBps}, ${opts.idempotencyKey ?? null},
+                      now() + make_interval(secs => ${expiresIn}),
+                      now() + make_interval(secs => ${expiresIn + merchant.monitoringWindowSeconds}))
+              on conflict (merchant_id, idempotency_key) do nothing
+              returning *`,
+            ...chainKeys.map(async (key) => {
+              const chain = deps.chains[key]!;
+              if (chain.type === 'bitcoin') {
+                const a = await deps.addresses.bitcoin(tx, merchant.id, key);
+                if (!a) throw unprocessable('no_payment_methods', 'Bitcoin is not set up for this merchant.');
+                return { chain: key, address: a.address, script: Buffer.from(a.script) as Buffer | null, derivation: a.derivation as object };
+              }
+              const a = await deps.addresses.evm(tx, { merchantId: merchant.id, chain: key, invoiceId: id, cfg: chain });
+              if (!a) throw unprocessable('no_payment_methods', `No treasury is set up on ${key}.`);
+              return { chain: key, address: a.address, script: null, derivation: (a.derivation ?? {}) as object };
+            }),
+          ]);
+          const row = (rows as InvoiceRow[])[0];
+          // The same idempotency key created it already (a retry after a crash): roll back, return that one.
+          if (!row) throw new IdempotentReplay();
+          const byChain = new Map(addresses.map((a) => [a.chain, a]));
+          const methodRows: MethodRow[] = terms.map((t) => ({
             invoice_id: id, method: t.m.method, chain: t.m.chain, asset: t.m.symbol, token: t.m.token ?? null, decimals: t.m.decimals,
-            address, rate: t.rate.rate, rate_source: t.rate.source, amount_due: t.due, confirmations_required: t.confirmations, paid: 0n,
-          });
-        }
-        await tx`insert into deposit_addresses ${tx(deposits.map((d) => ({ ...d, derivation: d.derivation })), 'chain', 'address', 'invoice_id', 'merchant_id', 'script', 'derivation')}`;
-        await tx`insert into invoice_payment_methods ${tx(
-          methodRows.map(({ paid: _paid, ...m }) => ({ ...m, amount_due: m.amount_due.toString() })),
-          'invoice_id', 'method', 'chain', 'asset', 'token', 'decimals', 'address', 'rate', 'rate_source', 'amount_due', 'confirmations_required',
-        )}`;
-        const object = presentInvoice(row, methodRows, deps.chains, deps.publicUrl);
-        await writeEvent(tx, { merchantId: merchant.id, type: 'invoice.created', invoiceId: id, object });
-        return object;
-      });
+            address: byChain.get(t.m.chain)!.address, rate: t.rate.rate, rate_source: t.rate.source, amount_due: t.due,
+            confirmations_required: t.confirmations, paid: 0n,
+          }));
+          const object = presentInvoice(row, methodRows, deps.chains, deps.publicUrl);
+          await Promise.all([
+            tx`insert into deposit_addresses ${tx(
+              addresses.map((a) => ({
+                chain: a.chain, address: deps.chains[a.chain]!.type === 'evm' ? a.address.toLowerCase() : a.address,
+                invoice_id: id, merchant_id: merchant.id, script: a.script, derivation: JSON.stringify(a.derivation),
+              })),
+              'chain', 'address', 'invoice_id', 'merchant_id', 'script', 'derivation',
+            )}`,
+            tx`insert into invoice_payment_methods ${tx(
+              methodRows.map(({ paid: _paid, ...m }) => ({ ...m, amount_due: m.amount_due.toString() })),
+              'invoice_id', 'method', 'chain', 'asset', 'token', 'decimals', 'address', 'rate', 'rate_source', 'amount_due', 'confirmations_required',
+            )}`,
+            writeEvent(tx, { merchantId: merchant.id, type: 'invoice.created', invoiceId: id, object }),
+          ]);
+          return object;
+        })
+        .catch((err: unknown) => {
+          if (err instanceof IdempotentReplay) return null;
+          throw err;
+        });
       if (!created) {
         const [existing] = await sql<{ id: string }[]>`select id from invoices where merchant_id = ${merchant.id} and idempotency_key = ${opts.idempotencyKey ?? null}`;
         return getOne(merchant.id, existing!.id);
