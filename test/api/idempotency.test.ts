@@ -72,3 +72,15 @@ describe('Idempotency-Key', () => {
     expect((await res.json()).error).toMatchObject({ code: 'idempotency_key_invalid', param: 'Idempotency-Key' });
   });
 });
+
+describe('Idempotency-Key storage', () => {
+  it('stores replayable responses encrypted: a new key\'s secret is never in the table in the clear', async () => {
+    const res = await app.request('/v1/api_keys', req(shop.secret, 'POST', { scopes: ['invoices:read'] }, { 'Idempotency-Key': 'k-secret' }));
+    const created = await res.json();
+    const [row] = await ctx.deps.sql<{ response_body: string }[]>`select response_body from idempotency_keys where key = 'k-secret'`;
+    expect(row!.response_body.startsWith('v1:')).toBe(true);
+    expect(row!.response_body).not.toContain(created.secret);
+    const again = await app.request('/v1/api_keys', req(shop.secret, 'POST', { scopes: ['invoices:read'] }, { 'Idempotency-Key': 'k-secret' }));
+    expect((await again.json()).secret).toBe(created.secret);
+  });
+});

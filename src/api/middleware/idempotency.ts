@@ -3,10 +3,15 @@
  * merchant for 24 h and replayed for the same key; the same key with a different request is a 409
  * `idempotency_error`; concurrent requests with one key run the handler once (the others wait for
  * its stored response). 5xx responses are not stored, so a retry can succeed.
+ * Stored responses are encrypted (AES-256-GCM with KASSA_SECRET_KEY): some carry a secret shown
+ * once (a new API key, a webhook signing secret), and a replay must not make the database hold it
+ * in the clear.
  */
 import { createHash } from 'node:crypto';
 import type { MiddlewareHandler } from 'hono';
 import type { Sql } from '../../db/client.ts';
+import type { Config } from '../../config.ts';
+import { decryptSecret, encryptSecret } from '../../crypto/secretbox.ts';
 import { KassaError, invalidParam } from '../../errors.ts';
 import type { AppEnv } from '../env.ts';
 
@@ -23,7 +28,8 @@ interface Row {
   stale: boolean;
 }
 
-export function idempotency(sql: Sql): MiddlewareHandler<AppEnv> {
+export function idempotency(deps: { sql: Sql; config: Pick<Config, 'secretKey'> }): MiddlewareHandler<AppEnv> {
+  const { sql } = deps;
   return async (c, next) => {
     const key = c.req.header('idempotency-key');
     if (key === undefined) return next();
@@ -61,7 +67,8 @@ export function idempotency(sql: Sql): MiddlewareHandler<AppEnv> {
         });
       }
       if (row.status_code !== null) {
-        return new Response(row.response_body, {
+        const replay = row.response_body === null ? null : decryptSecret(deps.config.secretKey, row.response_body, `idempotency:${merchantId}:${key}`);
+        return new Response(replay, {
           status: row.status_code,
           headers: { 'content-type': 'application/json; charset=UTF-8', 'Idempotent-Replayed': 'true' },
         });
@@ -88,8 +95,9 @@ export function idempotency(sql: Sql): MiddlewareHandler<AppEnv> {
       return;
     }
     const text = await c.res.clone().text();
+    const sealed = encryptSecret(deps.config.secretKey, text, `idempotency:${merchantId}:${key}`);
     await sql`
-      update idempotency_keys set status_code = ${status}, response_body = ${text}
+      update idempotency_keys set status_code = ${status}, response_body = ${sealed}
       where merchant_id = ${merchantId} and key = ${key}`;
   };
 }

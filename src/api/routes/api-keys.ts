@@ -54,7 +54,7 @@ export function registerApiKeyRoutes(app: OpenAPIHono<AppEnv>, deps: Deps): void
   app.openapi(
     createRoute({
       method: 'post', path: '/v1/api_keys', tags: ['API keys'], summary: 'Create an API key (the secret is shown once)',
-      middleware: [requireScope('settings:write'), idempotency(deps.sql)] as const,
+      middleware: [requireScope('settings:write'), idempotency(deps)] as const,
       request: { headers: idempotencyHeader, body: jsonBody(CreateSchema) },
       responses: { 201: jsonOk(CreatedApiKeySchema, 'Created'), ...commonErrors, ...conflictError },
     }),

@@ -114,7 +114,7 @@ export function registerEventRoutes(app: OpenAPIHono<AppEnv>, deps: Deps): void 
     createRoute({
       method: 'post', path: '/v1/events/{id}/redeliver', tags,
       summary: 'Deliver an event again now to every enabled endpoint subscribed to it (also after it failed)',
-      middleware: [requireScope('webhooks:write'), idempotency(deps.sql)] as const,
+      middleware: [requireScope('webhooks:write'), idempotency(deps)] as const,
       request: { params: IdParam, headers: idempotencyHeader },
       responses: { 200: jsonOk(EventDetailSchema), ...commonErrors, ...notFoundError, ...conflictError },
     }),

@@ -97,7 +97,7 @@ export function registerInvoiceRoutes(app: OpenAPIHono<AppEnv>, deps: Deps): voi
   app.openapi(
     createRoute({
       method: 'post', path: '/v1/invoices', tags: ['Invoices'], summary: 'Create an invoice',
-      middleware: [requireScope('invoices:write'), idempotency(deps.sql)] as const,
+      middleware: [requireScope('invoices:write'), idempotency(deps)] as const,
       request: { headers: idempotencyHeader, body: jsonBody(CreateSchema) },
       responses: {
         201: jsonOk(InvoiceSchema, 'Created'), ...commonErrors, ...conflictError, ...unprocessableError,
@@ -146,7 +146,7 @@ export function registerInvoiceRoutes(app: OpenAPIHono<AppEnv>, deps: Deps): voi
   app.openapi(
     createRoute({
       method: 'post', path: '/v1/invoices/{id}/cancel', tags: ['Invoices'], summary: 'Cancel an unpaid invoice',
-      middleware: [requireScope('invoices:write'), idempotency(deps.sql)] as const,
+      middleware: [requireScope('invoices:write'), idempotency(deps)] as const,
       request: { params: IdParam, headers: idempotencyHeader },
       responses: { 200: jsonOk(InvoiceSchema), ...commonErrors, ...notFoundError, ...conflictError },
     }),
@@ -156,7 +156,7 @@ export function registerInvoiceRoutes(app: OpenAPIHono<AppEnv>, deps: Deps): voi
   app.openapi(
     createRoute({
       method: 'post', path: '/v1/invoices/{id}/mark', tags: ['Invoices'], summary: 'Mark an invoice settled or invalid by hand',
-      middleware: [requireScope('invoices:write'), idempotency(deps.sql)] as const,
+      middleware: [requireScope('invoices:write'), idempotency(deps)] as const,
       request: { params: IdParam, headers: idempotencyHeader, body: jsonBody(MarkSchema) },
       responses: { 200: jsonOk(InvoiceSchema), ...commonErrors, ...notFoundError, ...conflictError },
     }),

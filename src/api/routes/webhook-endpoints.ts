@@ -62,7 +62,7 @@ export function registerWebhookEndpointRoutes(app: OpenAPIHono<AppEnv>, deps: De
   app.openapi(
     createRoute({
       method: 'post', path: '/v1/webhook_endpoints', tags, summary: 'Create a webhook endpoint (the signing secret is shown once)',
-      middleware: [requireScope('webhooks:write'), idempotency(deps.sql)] as const,
+      middleware: [requireScope('webhooks:write'), idempotency(deps)] as const,
       request: { headers: idempotencyHeader, body: jsonBody(CreateSchema) },
       responses: { 201: jsonOk(WithSecretSchema, 'Created'), ...commonErrors, ...conflictError },
     }),
@@ -100,7 +100,7 @@ export function registerWebhookEndpointRoutes(app: OpenAPIHono<AppEnv>, deps: De
   app.openapi(
     createRoute({
       method: 'post', path: '/v1/webhook_endpoints/{id}', tags, summary: 'Update a webhook endpoint (url, events, enabled)',
-      middleware: [requireScope('webhooks:write'), idempotency(deps.sql)] as const,
+      middleware: [requireScope('webhooks:write'), idempotency(deps)] as const,
       request: { params: IdParam, headers: idempotencyHeader, body: jsonBody(UpdateSchema) },
       responses: { 200: jsonOk(WebhookEndpointSchema), ...commonErrors, ...notFoundError, ...conflictError },
     }),
@@ -121,7 +121,7 @@ export function registerWebhookEndpointRoutes(app: OpenAPIHono<AppEnv>, deps: De
     createRoute({
       method: 'post', path: '/v1/webhook_endpoints/{id}/rotate_secret', tags,
       summary: 'Rotate the signing secret (new secret shown once; the old one also signs for 24 h)',
-      middleware: [requireScope('webhooks:write'), idempotency(deps.sql)] as const,
+      middleware: [requireScope('webhooks:write'), idempotency(deps)] as const,
       request: { params: IdParam, headers: idempotencyHeader },
       responses: { 200: jsonOk(WithSecretSchema), ...commonErrors, ...notFoundError, ...conflictError },
     }),
