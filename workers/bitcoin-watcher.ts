@@ -401,6 +401,10 @@ export function createBitcoinWatcher(opts: BitcoinWatcherOptions): BitcoinWatche
       let failures = 0;
       try {
         while (!signal.aborted) {
+          if (!(await lock.held())) {
+            log.error('lost the chain lock (its database connection closed): standing by');
+            break;
+          }
           let delay = poll;
           try {
             const r = await runOnce(signal);

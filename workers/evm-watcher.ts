@@ -382,43 +382,46 @@ export function createEvmWatcher(o: EvmWatcherOptions): EvmWatcher {
 
   async function run(signal: AbortSignal): Promise<void> {
     const pollMs = cfg.poll_interval_ms;
-    let lock = null;
-    while (!signal.aborted && !lock) {
-      lock = await tryLock(sql, `watch:${chain}`).catch((err: Error) => {
+    const minBackoff = o.backoffMinMs ?? 1_000;
+    const maxBackoff = o.backoffMaxMs ?? 60_000;
+    while (!signal.aborted) {
+      const lock = await tryLock(sql, `watch:${chain}`).catch((err: Error) => {
         log.warn({ err: err.message }, 'could not try the watcher lock');
         return null;
       });
       if (!lock) {
         log.debug('another process watches this chain: standby');
         await sleep(Math.max(pollMs, 1_000), signal);
+        continue;
       }
-    }
-    if (!lock) return;
-    log.info({ rpc_url: cfg.rpc_url }, 'evm watcher started');
-    const minBackoff = o.backoffMinMs ?? 1_000;
-    const maxBackoff = o.backoffMaxMs ?? 60_000;
-    let backoff = 0;
-    try {
-      while (!signal.aborted) {
-        try {
-          const r = await runOnce();
-          backoff = 0;
-          const c = await settlement.cursor(sql, chain);
-          if (r.blocks === 0 || !c || c.height >= r.tip) await sleep(pollMs, signal);
-        } catch (err) {
-          if (isKassaError(err) && !err.retryable) {
-            log.error({ err: err.message, code: err.code }, 'evm watcher stopped: needs attention');
-            return;
+      log.info({ rpc_url: cfg.rpc_url }, 'evm watcher started');
+      let backoff = 0;
+      try {
+        while (!signal.aborted) {
+          if (!(await lock.held())) {
+            log.error('lost the chain lock (its database connection closed): standing by');
+            break;
           }
-          backoff = backoff === 0 ? minBackoff : Math.min(maxBackoff, backoff * 2);
-          log.warn({ err: err instanceof Error ? err.message : String(err), retry_in_ms: backoff }, 'evm watcher pass failed');
-          await sleep(backoff, signal);
+          try {
+            const r = await runOnce();
+            backoff = 0;
+            const c = await settlement.cursor(sql, chain);
+            if (r.blocks === 0 || !c || c.height >= r.tip) await sleep(pollMs, signal);
+          } catch (err) {
+            if (isKassaError(err) && !err.retryable) {
+              log.error({ err: err.message, code: err.code }, 'evm watcher stopped: needs attention');
+              return;
+            }
+            backoff = backoff === 0 ? minBackoff : Math.min(maxBackoff, backoff * 2);
+            log.warn({ err: err instanceof Error ? err.message : String(err), retry_in_ms: backoff }, 'evm watcher pass failed');
+            await sleep(backoff, signal);
+          }
         }
+      } finally {
+        await lock.release().catch(() => {});
       }
-    } finally {
-      await lock.release().catch(() => {});
-      log.info('evm watcher stopped');
     }
+    log.info('evm watcher stopped');
   }
 
   return { runOnce, run };

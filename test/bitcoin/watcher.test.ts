@@ -357,9 +357,8 @@ describe('bitcoin watcher: restarts, single flight, node failures', () => {
     await new Promise((r) => setTimeout(r, 300));
     const runB = watcher({ lockRetryMs: 50 }).run(b.signal);
     await new Promise((r) => setTimeout(r, 200));
-    const locks = await ctx.deps.sql<{ n: bigint }[]>`
-      select count(*)::bigint as n from pg_locks where locktype = 'advisory' and granted and database = (select oid from pg_database where datname = current_database())`;
-    expect(Number(locks[0]!.n)).toBe(1);
+    const leases = await ctx.deps.sql<{ n: bigint }[]>`select count(*)::bigint as n from leases where name = 'watch:bitcoin' and expires_at > now()`;
+    expect(Number(leases[0]!.n)).toBe(1);
     expect(ctx.logs.text()).toContain('another process watches this chain: standing by');
     await dn.wallet.sendToAddress(inv1.address, '0.001');
     await dn.wallet.mine(1);
