@@ -26,6 +26,10 @@ import { DOCS_HTML, DOCS_JS } from './docs-page.ts';
 import { registerPublicRoutes } from './routes/public.ts';
 import { registerCheckoutRoutes } from '../checkout/routes.tsx';
 import { chainHealthChecks } from '../chains/health.ts';
+import { metricsFor } from '../metrics/index.ts';
+import { httpMetrics } from '../metrics/instrument.ts';
+import { registerMetricsRoute } from './routes/metrics.ts';
+import { registerAdminRoutes } from './routes/admin.ts';
 
 export const MAX_BODY_BYTES = 1024 * 1024;
 
@@ -42,6 +46,7 @@ export function createApp(deps: Deps, opts: AppOptions = {}): OpenAPIHono<AppEnv
   });
 
   app.use('*', requestContext(deps.logger));
+  app.use('*', httpMetrics(metricsFor(deps)));
   app.use('*', async (c, next) => {
     await next();
     c.res.headers.set('X-Content-Type-Options', 'nosniff');
@@ -79,6 +84,8 @@ export function createApp(deps: Deps, opts: AppOptions = {}): OpenAPIHono<AppEnv
     ...chainHealthChecks(deps.redis, deps.config.queuePrefix, Object.keys(deps.config.chains)),
     ...(opts.healthChecks ?? []),
   ]);
+  registerMetricsRoute(app, deps, metricsFor(deps));
+  registerAdminRoutes(app, deps);
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearerAuth', {
     type: 'http', scheme: 'bearer', description: 'A secret API key: `Authorization: Bearer kassa_sk_…`',

@@ -6,8 +6,9 @@ import { parseArgs } from 'node:util';
 import { fail, UsageError } from './util.ts';
 import { commands as baseCommands } from './commands.ts';
 import { evmCommands } from './evm.ts';
+import { sandboxCommands } from './sandbox.ts';
 
-const commands = { ...baseCommands, ...evmCommands };
+const commands = { ...baseCommands, ...evmCommands, ...sandboxCommands };
 
 const HELP = `kassa — self-hosted, non-custodial crypto payments
 
@@ -27,6 +28,17 @@ Commands:
   evm sweep --invoice <id> (--key-file <file> | --private-key 0x…) [--json]
                                             move an invoice's deposits to the merchant treasury
   devnet bitcoin [--port <n>]               run the local Bitcoin regtest devnet (in memory)
+  dev [--bitcoin-port <n>] [--evm-port <n>] [--webhook-port <n>]
+                                            the sandbox (npm run dev): local chains, API, workers, demo merchant
+  sandbox pay <invoice_id> [--method BTC|ETH-ethereum|USDC-ethereum|USDT-ethereum]
+              [--amount <decimal> | --partial <percent> | --over <percent>] [--json]
+                                            pay an invoice from the sandbox wallets
+  sandbox mine [--chain bitcoin|ethereum] [--blocks <n>] [--json]
+                                            mine blocks on the sandbox chains (both by default)
+  sandbox reorg --chain bitcoin --depth <n> [--double-spend <txid>] [--json]
+                                            replace the last <n> blocks (Bitcoin only)
+  sandbox scenario <paid|partial-then-topup|overpaid|expired|late|reorg> [--method <m>] [--json]
+                                            run an end-to-end scenario against the running sandbox
 
 Configuration comes from the environment; see docs/configuration.md.`;
 

@@ -1,0 +1,116 @@
+/**
+ * Sandbox commands for the `kassa` CLI (merged into `commands` by src/cli/main.ts):
+ *
+ *   kassa dev [--bitcoin-port N] [--evm-port N] [--webhook-port N]        (npm run dev)
+ *   kassa sandbox pay <invoice_id> [--method M] [--amount D | --partial P | --over P] [--json]
+ *   kassa sandbox mine [--chain bitcoin|ethereum] [--blocks N] [--json]
+ *   kassa sandbox reorg --chain bitcoin --depth N [--double-spend <txid>] [--json]
+ *   kassa sandbox scenario <name> [--method M] [--json]
+ *
+ * The `sandbox …` commands talk to the running sandbox through `$KASSA_DATA_DIR/sandbox`
+ * (runtime.json: URLs; state.json: the demo key). See docs/sandbox.md.
+ */
+import type { Command } from './commands.ts';
+import { config, printResult, UsageError } from './util.ts';
+import { runSandbox } from '../sandbox/dev.ts';
+import { mine, pay, reorg, sandboxContext, type SandboxChain } from '../sandbox/actions.ts';
+import { formatScenario, isScenario, runScenario, SCENARIOS } from '../sandbox/scenarios.ts';
+
+function port(values: Record<string, unknown>, name: string): number | undefined {
+  const v = values[name];
+  if (v === undefined) return undefined;
+  if (typeof v !== 'string' || !/^\d+$/.test(v) || Number(v) > 65535) throw new UsageError(`--${name} must be a port number (0 = any free port)`);
+  return Number(v);
+}
+
+function positiveInt(values: Record<string, unknown>, name: string, def: number): number {
+  const v = values[name];
+  if (v === undefined) return def;
+  if (typeof v !== 'string' || !/^[1-9]\d*$/.test(v)) throw new UsageError(`--${name} must be a positive integer`);
+  return Number(v);
+}
+
+function chainOf(v: unknown, def: SandboxChain | undefined): SandboxChain[] {
+  if (v === undefined) return def ? [def] : ['bitcoin', 'ethereum'];
+  if (v !== 'bitcoin' && v !== 'ethereum') throw new UsageError('--chain must be bitcoin or ethereum');
+  return [v];
+}
+
+export const sandboxCommands: Record<string, Command> = {
+  dev: {
+    options: { 'bitcoin-port': { type: 'string' }, 'evm-port': { type: 'string' }, 'webhook-port': { type: 'string' } },
+    async run(values) {
+      const cfg = config();
+      const code = await runSandbox(cfg, {
+        bitcoinPort: port(values, 'bitcoin-port'),
+        evmPort: port(values, 'evm-port'),
+        webhookPort: port(values, 'webhook-port'),
+        // The children get this environment (PATH, DATABASE_URL, REDIS_URL, …) plus KASSA_CONFIG.
+        env: process.env,
+      });
+      process.exit(code);
+    },
+  },
+
+  'sandbox pay': {
+    positionals: true,
+    options: { method: { type: 'string' }, amount: { type: 'string' }, partial: { type: 'string' }, over: { type: 'string' }, json: { type: 'boolean' } },
+    async run(values, positionals) {
+      const invoiceId = positionals[0];
+      if (!invoiceId || positionals.length > 1) throw new UsageError('usage: kassa sandbox pay <invoice_id> [--method M] [--amount D | --partial P | --over P]');
+      const given = ['amount', 'partial', 'over'].filter((k) => values[k] !== undefined);
+      if (given.length > 1) throw new UsageError(`pass only one of --amount, --partial, --over (got ${given.map((g) => '--' + g).join(', ')})`);
+      const ctx = sandboxContext(config().dataDir);
+      const r = await pay(ctx, invoiceId, {
+        ...(typeof values.method === 'string' ? { method: values.method } : {}),
+        ...(typeof values.amount === 'string' ? { amount: values.amount } : {}),
+        ...(typeof values.partial === 'string' ? { partial: values.partial } : {}),
+        ...(typeof values.over === 'string' ? { over: values.over } : {}),
+      });
+      printResult(Boolean(values.json), r, `paid ${r.amount} ${r.asset} (${r.method}) to ${r.address}\ntx ${r.txid}`);
+    },
+  },
+
+  'sandbox mine': {
+    options: { chain: { type: 'string' }, blocks: { type: 'string' }, json: { type: 'boolean' } },
+    async run(values) {
+      const blocks = positiveInt(values, 'blocks', 1);
+      const ctx = sandboxContext(config().dataDir);
+      const results = [];
+      for (const chain of chainOf(values.chain, undefined)) results.push(await mine(ctx, chain, blocks));
+      printResult(Boolean(values.json), { mined: results }, results.map((r) => `mined ${r.blocks} ${r.chain} block(s); tip ${r.tip}`).join('\n'));
+    },
+  },
+
+  'sandbox reorg': {
+    options: { chain: { type: 'string' }, depth: { type: 'string' }, 'double-spend': { type: 'string', multiple: true }, json: { type: 'boolean' } },
+    async run(values) {
+      const [chain] = chainOf(values.chain, 'bitcoin');
+      const depth = positiveInt(values, 'depth', 1);
+      const ctx = sandboxContext(config().dataDir);
+      const doubleSpend = (values['double-spend'] as unknown as string[] | undefined) ?? [];
+      const r = await reorg(ctx, chain!, depth, { doubleSpend });
+      printResult(Boolean(values.json), r,
+        `reorg of depth ${r.depth} on ${r.chain}: tip ${r.old_tip.height} ${r.old_tip.hash} → ${r.new_tip.height} ${r.new_tip.hash}` +
+        r.replaced.map((x) => `\ndouble-spent ${x.txid} → ${x.replacement}`).join(''));
+    },
+  },
+
+  'sandbox scenario': {
+    positionals: true,
+    options: { method: { type: 'string' }, json: { type: 'boolean' } },
+    async run(values, positionals) {
+      const name = positionals[0];
+      if (!name || !isScenario(name)) throw new UsageError(`usage: kassa sandbox scenario <name>; names: ${SCENARIOS.join(', ')}`);
+      const dataDir = config().dataDir;
+      const ctx = sandboxContext(dataDir);
+      const json = Boolean(values.json);
+      const r = await runScenario(ctx, dataDir, name, {
+        ...(typeof values.method === 'string' ? { method: values.method } : {}),
+        ...(json ? {} : { log: (line: string) => process.stdout.write(line + '\n') }),
+      });
+      printResult(json, r, formatScenario(r));
+      if (!r.ok) process.exit(1);
+    },
+  },
+};

@@ -1,0 +1,111 @@
+/**
+ * The sandbox's files in the local data folder (`$KASSA_DATA_DIR/sandbox`, `.kassa/sandbox` by
+ * default). Files holding secrets (demo API key, webhook secret, wallet seed, database URL) are
+ * written with mode 0600.
+ *
+ * - `chains.json`  the chains file (KASSA_CONFIG) of the running sandbox: rewritten on every start.
+ * - `state.json`   the demo merchant, its API key and webhook endpoint: created once, reused.
+ * - `wallet.json`  the demo merchant's Bitcoin seed (random, generated once).
+ * - `runtime.json` URLs and ports of the running sandbox (for `kassa sandbox …` commands).
+ * - `webhooks.log` one JSON line per webhook the built-in receiver verified (or rejected).
+ */
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { KassaError } from '../errors.ts';
+
+export interface SandboxPaths {
+  dir: string;
+  chains: string;
+  state: string;
+  wallet: string;
+  runtime: string;
+  webhooksLog: string;
+}
+
+export function sandboxPaths(dataDir: string): SandboxPaths {
+  const dir = path.resolve(dataDir, 'sandbox');
+  return {
+    dir,
+    chains: path.join(dir, 'chains.json'),
+    state: path.join(dir, 'state.json'),
+    wallet: path.join(dir, 'wallet.json'),
+    runtime: path.join(dir, 'runtime.json'),
+    webhooksLog: path.join(dir, 'webhooks.log'),
+  };
+}
+
+/** The demo merchant, created once and reused on later starts. */
+export interface SandboxState {
+  merchant_id: string;
+  api_key_id: string;
+  /** The demo API key (a sandbox-only convenience: printed on start, file mode 0600). */
+  api_key: string;
+  webhook_endpoint_id: string | null;
+  webhook_secret: string | null;
+  /** Database the merchant lives in (a different DATABASE_URL gets its own demo merchant). */
+  database: string;
+}
+
+/** Where the running sandbox listens. */
+export interface SandboxRuntime {
+  pid: number;
+  started_at: string;
+  api_url: string;
+  database_url: string;
+  bitcoin: { rpc_url: string; esplora_url: string; rpc_user: string; rpc_password: string };
+  ethereum: {
+    rpc_url: string;
+    chain_id: number;
+    factory: string;
+    implementation: string;
+    usdc: string;
+    usdt: string;
+    /** Hardhat account 0: deployed the contracts, holds the test tokens. */
+    deployer_private_key: string;
+    /** Hardhat account 2: pays ETH invoices. */
+    payer_private_key: string;
+  };
+  webhooks_url: string | null;
+}
+
+export function writePrivateJson(file: string, value: unknown): void {
+  mkdirSync(path.dirname(file), { recursive: true });
+  const tmp = `${file}.${process.pid}.tmp`;
+  writeFileSync(tmp, JSON.stringify(value, null, 2) + '\n', { mode: 0o600 });
+  chmodSync(tmp, 0o600);
+  renameSync(tmp, file);
+}
+
+export function readJson<T>(file: string): T | null {
+  if (!existsSync(file)) return null;
+  return JSON.parse(readFileSync(file, 'utf8')) as T;
+}
+
+/** The running sandbox's runtime file, or a clear error when the sandbox is not running. */
+export function readRuntime(dataDir: string): SandboxRuntime {
+  const paths = sandboxPaths(dataDir);
+  const runtime = readJson<SandboxRuntime>(paths.runtime);
+  if (!runtime) {
+    throw new KassaError('sandbox_not_running', `No running sandbox found (${paths.runtime} is missing). Start it with "npm run dev".`, { retryable: false });
+  }
+  if (!isAlive(runtime.pid)) {
+    throw new KassaError('sandbox_not_running', `The sandbox (pid ${runtime.pid}) is not running any more. Start it with "npm run dev".`, { retryable: false });
+  }
+  return runtime;
+}
+
+export function readState(dataDir: string): SandboxState {
+  const paths = sandboxPaths(dataDir);
+  const state = readJson<SandboxState>(paths.state);
+  if (!state) throw new KassaError('sandbox_not_running', `No sandbox merchant found (${paths.state}). Start the sandbox with "npm run dev".`, { retryable: false });
+  return state;
+}
+
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

@@ -1,0 +1,229 @@
+/**
+ * `kassa sandbox scenario <name>`: end-to-end runs against the running sandbox. Each creates an
+ * invoice through the API with the demo key, pays / mines / reorgs, waits for the invoice to move,
+ * and reports its path through its states (from the invoice's events in the event log: the
+ * `invoice.created`, `invoice.processing`, `invoice.settled`, `invoice.expired`, `invoice.invalid`
+ * rows), the exceptions seen on the way, and the webhooks the built-in receiver verified.
+ *
+ * The result is `ok` only when the path (and the expected exception) match.
+ *
+ * SANDBOX-ONLY SHORTCUT: `expired` and `late` move the invoice's `expires_at` to now directly in
+ * the database instead of waiting the API's 60 s minimum `expires_in`. Nothing else in Kassa does
+ * this; it only exists so the scenarios take seconds.
+ */
+import { readFileSync, existsSync } from 'node:fs';
+import { createSql } from '../db/client.ts';
+import { KassaError } from '../errors.ts';
+import { sandboxPaths } from './files.ts';
+import { mine, pay, reorg, type Invoice, type SandboxChain, type SandboxContext } from './actions.ts';
+import type { WebhookLogEntry } from './receiver.ts';
+
+export const SCENARIOS = ['paid', 'partial-then-topup', 'overpaid', 'expired', 'late', 'reorg'] as const;
+export type ScenarioName = (typeof SCENARIOS)[number];
+
+export interface ScenarioResult {
+  scenario: ScenarioName;
+  invoice: string;
+  method: string;
+  path: string[];
+  expected_path: string[];
+  exception: string | null;
+  expected_exception: string | null;
+  /** Exceptions observed while the scenario ran (e.g. paid_partial before the top-up). */
+  observed_exceptions: string[];
+  /** Webhook event types the receiver verified for this invoice, in arrival order. */
+  webhooks: string[];
+  webhooks_note: string | null;
+  steps: string[];
+  ok: boolean;
+}
+
+const STATE_OF: Record<string, string> = {
+  'invoice.created': 'new',
+  'invoice.processing': 'processing',
+  'invoice.settled': 'settled',
+  'invoice.expired': 'expired',
+  'invoice.invalid': 'invalid',
+};
+
+interface Expectation {
+  path: string[];
+  exception: string | null;
+  observed?: string[];
+}
+
+const EXPECT: Record<ScenarioName, Expectation> = {
+  paid: { path: ['new', 'processing', 'settled'], exception: null },
+  'partial-then-topup': { path: ['new', 'processing', 'settled'], exception: null, observed: ['paid_partial'] },
+  overpaid: { path: ['new', 'processing', 'settled'], exception: 'paid_over' },
+  expired: { path: ['new', 'expired'], exception: null },
+  late: { path: ['new', 'expired'], exception: 'paid_late' },
+  reorg: { path: ['new', 'processing', 'settled', 'invalid'], exception: null },
+};
+
+export function isScenario(name: string): name is ScenarioName {
+  return (SCENARIOS as readonly string[]).includes(name);
+}
+
+export async function runScenario(
+  ctx: SandboxContext,
+  dataDir: string,
+  name: ScenarioName,
+  opts: { method?: string; timeoutMs?: number; log?: (line: string) => void } = {},
+): Promise<ScenarioResult> {
+  const method = opts.method ?? 'BTC';
+  if (name === 'reorg' && method !== 'BTC') {
+    throw new KassaError('parameter_invalid', 'the reorg scenario needs --method BTC (the sandbox cannot reorg the EVM chain)', { status: 400, param: 'method', retryable: false });
+  }
+  const chain: SandboxChain = method === 'BTC' ? 'bitcoin' : 'ethereum';
+  const timeoutMs = opts.timeoutMs ?? 60_000;
+  const steps: string[] = [];
+  const step = (s: string) => {
+    steps.push(s);
+    opts.log?.(s);
+  };
+  const observed = new Set<string>();
+  const sql = createSql(ctx.runtime.database_url, { max: 1 });
+
+  const get = () => ctx.api<Invoice>('GET', `/v1/invoices/${invoice.id}`);
+  const waitUntil = async (what: string, pred: (inv: Invoice) => boolean): Promise<Invoice> => {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const inv = await get();
+      if (inv.exception) observed.add(inv.exception);
+      if (pred(inv)) {
+        step(`  … ${what}: status ${inv.status}${inv.exception ? ` (${inv.exception})` : ''}, paid ${inv.amount_paid} of ${inv.amount} ${inv.currency}`);
+        return inv;
+      }
+      if (Date.now() > deadline) throw new KassaError('sandbox_timeout', `timed out waiting for ${what} (invoice ${inv.id} is ${inv.status}${inv.exception ? `/${inv.exception}` : ''})`, { retryable: false });
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  };
+  const payStep = async (o: Parameters<typeof pay>[2]) => {
+    const r = await pay(ctx, invoice.id, { method, ...o });
+    step(`pay ${r.amount} ${r.asset} to ${r.address} (tx ${r.txid})`);
+    return r;
+  };
+  const mineStep = async (n = 1) => {
+    const r = await mine(ctx, chain, n);
+    step(`mine ${n} ${chain} block(s) → tip ${r.tip}`);
+  };
+  /** SANDBOX-ONLY SHORTCUT: expire now instead of waiting the 60 s minimum. */
+  const expireNow = async () => {
+    await sql`update invoices set expires_at = now() where id = ${invoice.id} and status = 'new'`;
+    step('expire the invoice now (sandbox-only shortcut: expires_at set in the database)');
+  };
+
+  let invoice: Invoice;
+  try {
+    invoice = await ctx.api<Invoice>('POST', '/v1/invoices', {
+      amount: '25.00', currency: 'USD', payment_methods: [method], speed_policy: 'medium',
+      order_id: `scenario-${name}-${Date.now()}`, description: `sandbox scenario ${name}`,
+      ...(name === 'expired' || name === 'late' ? { expires_in: 60 } : {}),
+    });
+    step(`create invoice ${invoice.id}: 25.00 USD, pay with ${method}`);
+
+    switch (name) {
+      case 'paid':
+        await payStep({});
+        await waitUntil('payment detected', (i) => i.status !== 'new');
+        await mineStep();
+        await waitUntil('settled', (i) => i.status === 'settled');
+        break;
+      case 'partial-then-topup':
+        await payStep({ partial: '50' });
+        await waitUntil('partial payment seen', (i) => i.exception === 'paid_partial');
+        await mineStep();
+        await payStep({});
+        await waitUntil('top-up detected', (i) => i.status !== 'new');
+        await mineStep();
+        await waitUntil('settled', (i) => i.status === 'settled');
+        break;
+      case 'overpaid':
+        await payStep({ over: '20' });
+        await waitUntil('payment detected', (i) => i.status !== 'new');
+        await mineStep();
+        await waitUntil('settled', (i) => i.status === 'settled');
+        break;
+      case 'expired':
+        await expireNow();
+        await waitUntil('expired', (i) => i.status === 'expired');
+        break;
+      case 'late':
+        await expireNow();
+        await waitUntil('expired', (i) => i.status === 'expired');
+        await payStep({});
+        await mineStep();
+        await waitUntil('late payment recorded', (i) => i.exception === 'paid_late');
+        break;
+      case 'reorg': {
+        const p = await payStep({});
+        await waitUntil('payment detected', (i) => i.status !== 'new');
+        await mineStep();
+        await waitUntil('settled', (i) => i.status === 'settled');
+        const r = await reorg(ctx, 'bitcoin', 1, { doubleSpend: [p.txid] });
+        step(`reorg bitcoin depth 1: block ${r.old_tip.height} ${r.old_tip.hash.slice(0, 16)}… replaced, payment double-spent by ${r.replaced[0]?.replacement ?? '?'}, new tip ${r.new_tip.height}`);
+        await waitUntil('invalid', (i) => i.status === 'invalid');
+        break;
+      }
+    }
+
+    const final = await get();
+    const events = await sql<{ type: string }[]>`select type from events where invoice_id = ${invoice.id} order by seq`;
+    const path = events.map((e) => STATE_OF[e.type]).filter((s): s is string => s !== undefined);
+
+    // Webhooks: wait (up to 15 s) for the receiver to have verified the event of the final state.
+    const lastEvent = [...events].reverse().find((e) => STATE_OF[e.type])?.type;
+    let webhooks: string[] = [];
+    let note: string | null = null;
+    if (ctx.runtime.webhooks_url) {
+      const file = sandboxPaths(dataDir).webhooksLog;
+      const deadline = Date.now() + 15_000;
+      for (;;) {
+        webhooks = readWebhookLog(file).filter((e) => e.invoice_id === invoice.id && e.verified).map((e) => e.type ?? '?');
+        if ((lastEvent && webhooks.includes(lastEvent)) || Date.now() > deadline) break;
+        await new Promise((r) => setTimeout(r, 250));
+      }
+      if (lastEvent && !webhooks.includes(lastEvent)) note = `${lastEvent} was not received by the webhook receiver within 15 s (is webhook delivery running in the worker?)`;
+    } else {
+      note = 'no webhook endpoint registered (this build has no /v1/webhook_endpoints); events from the event log: ' + events.map((e) => e.type).join(', ');
+    }
+
+    const exp = EXPECT[name];
+    const ok =
+      JSON.stringify(path) === JSON.stringify(exp.path) &&
+      final.exception === exp.exception &&
+      (exp.observed ?? []).every((x) => observed.has(x));
+    return {
+      scenario: name, invoice: invoice.id, method, path, expected_path: exp.path, exception: final.exception,
+      expected_exception: exp.exception, observed_exceptions: [...observed], webhooks, webhooks_note: note, steps, ok,
+    };
+  } finally {
+    await sql.end({ timeout: 5 });
+  }
+}
+
+export function readWebhookLog(file: string): WebhookLogEntry[] {
+  if (!existsSync(file)) return [];
+  return readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .flatMap((l) => {
+      try {
+        return [JSON.parse(l) as WebhookLogEntry];
+      } catch {
+        return [];
+      }
+    });
+}
+
+export function formatScenario(r: ScenarioResult): string {
+  return [
+    `scenario ${r.scenario} (${r.method}), invoice ${r.invoice}`,
+    `  path:      ${r.path.join(' → ')}${r.exception ? `  [${r.exception}]` : ''}`,
+    `  expected:  ${r.expected_path.join(' → ')}${r.expected_exception ? `  [${r.expected_exception}]` : ''}`,
+    ...(r.observed_exceptions.length ? [`  seen:      ${r.observed_exceptions.join(', ')}`] : []),
+    `  webhooks:  ${r.webhooks.length ? r.webhooks.join(', ') : '(none)'}${r.webhooks_note ? `\n  note:      ${r.webhooks_note}` : ''}`,
+    r.ok ? 'OK' : 'FAILED: the path does not match the expectation',
+  ].join('\n');
+}
