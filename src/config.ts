@@ -43,6 +43,7 @@ const envSchema = z.object({
   RATE_LIMIT_PER_SECOND: positiveInt.default(100),
   DB_POOL_SIZE: positiveInt.default(10),
   ADMIN_TOKEN: z.string().min(16).optional(),
+  METRICS_PORT: z.coerce.number().int().min(0).max(65535).optional(),
   SMTP_URL: urlWith(['smtp:', 'smtps:']).optional(),
   SMTP_FROM: z.string().min(3).default('Kassa <no-reply@localhost>'),
   WEBHOOK_ALLOW_HTTP: z.enum(['true', 'false', '1', '0']).optional(),
@@ -136,6 +137,8 @@ export interface Config {
   rateLimitPerSecond: number;
   dbPoolSize: number;
   adminToken: string | undefined;
+  /** Port of the worker process's own /metrics listener (unset: no listener). */
+  metricsPort: number | undefined;
   /** SMTP server for customer e-mails (smtp:// or smtps://); e-mails are off when unset. */
   smtpUrl: string | undefined;
   smtpFrom: string;
@@ -238,6 +241,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     rateLimitPerSecond: e.RATE_LIMIT_PER_SECOND,
     dbPoolSize: e.DB_POOL_SIZE,
     adminToken: e.ADMIN_TOKEN,
+    metricsPort: e.METRICS_PORT,
     smtpUrl: e.SMTP_URL,
     smtpFrom: e.SMTP_FROM,
     webhooks: {

@@ -15,6 +15,7 @@ import { createSettlementService, type SettlementService } from './settlement/se
 import { createInvoiceService, type AddressProviders, type InvoiceService } from './invoices/service.ts';
 import { allocateBitcoinAddress } from './chains/bitcoin/address-pool.ts';
 import { evmDepositAddress } from './chains/evm/payment-method.ts';
+import { createMetrics, type KassaMetrics } from './metrics/index.ts';
 
 export interface Deps {
   config: Config;
@@ -29,6 +30,8 @@ export interface Deps {
   rates: RateService;
   settlement: SettlementService;
   invoices: InvoiceService;
+  /** This process's Prometheus registry and instruments (no global registry). */
+  metrics: KassaMetrics;
   close(): Promise<void>;
 }
 
@@ -59,8 +62,10 @@ export function createDeps(config: Config, opts: DepsOverrides = {}): Deps {
   let closed = false;
   const assets = createAssetRegistry(config.chains);
   const rates = opts.rates ?? ratesFromConfig(config.rates, logger);
+  const metrics = createMetrics();
   const settlement = createSettlementService({
     chains: config.chains, assets, logger, redis, queuePrefix: config.queuePrefix, publicUrl: config.publicUrl,
+    metrics: metrics.settlement,
   });
   const invoices = createInvoiceService({
     sql, chains: config.chains, assets, rates, settlement, addresses: opts.addresses ?? defaultAddressProviders,
@@ -78,6 +83,7 @@ export function createDeps(config: Config, opts: DepsOverrides = {}): Deps {
     rates,
     settlement,
     invoices,
+    metrics,
     async close() {
       if (closed) return;
       closed = true;

@@ -9,6 +9,7 @@ import { createApp } from './api/app.ts';
 import type { Logger } from './logger.ts';
 import { startWorkers, type WorkerRunner } from './queues/runner.ts';
 import { buildProcessors } from '../workers/processors.ts';
+import { instrumentWorkers, startMetricsServer } from './metrics/instrument.ts';
 
 /** Creates the database when missing (saying so) and applies pending migrations. */
 export async function prepareDatabase(config: Config, logger: Logger): Promise<string[]> {
@@ -85,12 +86,18 @@ export async function startWorkerProcess(config: Config, opts: { deps?: Deps } =
     logger: deps.logger,
     processors,
   });
+  instrumentWorkers(deps.metrics, runner.workers);
   await start();
-  deps.logger.info({ queues: processors.map((p) => p.queue) }, 'workers started');
+  // Workers serve no HTTP API: with METRICS_PORT set they expose /metrics on their own listener.
+  const metricsServer = config.metricsPort === undefined ? null : await startMetricsServer({
+    metrics: deps.metrics, host: config.host, port: config.metricsPort, adminToken: config.adminToken, logger: deps.logger,
+  });
+  deps.logger.info({ queues: processors.map((p) => p.queue), metrics_url: metricsServer?.url ?? null }, 'workers started');
   return {
     deps,
     runner,
     async close() {
+      await metricsServer?.close();
       await stop();
       await runner.close();
       connection.disconnect();

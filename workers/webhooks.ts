@@ -12,6 +12,7 @@ import { QUEUE_NAMES, defaultJobOptions } from '../src/queues/index.ts';
 import { createWebhookPipeline, type WebhookPipeline } from '../src/webhooks/index.ts';
 import type { Resolver } from '../src/webhooks/ssrf.ts';
 import type { EmailSender } from '../src/email/sender.ts';
+import { instrumentDeliverer } from '../src/metrics/instrument.ts';
 
 export const RELAY_SCHEDULER_ID = 'outbox-relay';
 
@@ -39,6 +40,8 @@ export function buildWebhookProcessors(deps: Deps, opts: WebhookWorkerOptions = 
     ...(opts.sender !== undefined ? { sender: opts.sender } : {}),
     ...(opts.disableAfterMs !== undefined ? { disableAfterMs: opts.disableAfterMs } : {}),
   });
+  // Delivery outcomes and latency are counted for /metrics.
+  const deliverer = instrumentDeliverer(deps.metrics, pipeline.deliverer);
   const relayEveryMs = opts.relayEveryMs ?? 1000;
   const watchdogMs = opts.watchdogMs ?? 30_000;
   let timer: NodeJS.Timeout | undefined;
@@ -51,7 +54,7 @@ export function buildWebhookProcessors(deps: Deps, opts: WebhookWorkerOptions = 
   const deliverySpec: ProcessorSpec<typeof QUEUE_NAMES.webhookDelivery> = {
     queue: QUEUE_NAMES.webhookDelivery,
     concurrency: Math.max(10, opts.deliveryConcurrency ?? 20),
-    process: async (payload) => pipeline.deliverer.deliver(payload.deliveryId),
+    process: async (payload) => deliverer.deliver(payload.deliveryId),
   };
   const emailSpec: ProcessorSpec<typeof QUEUE_NAMES.email> = {
     queue: QUEUE_NAMES.email,

@@ -26,6 +26,7 @@ import { DOCS_HTML, DOCS_JS } from './docs-page.ts';
 import { registerPublicRoutes } from './routes/public.ts';
 import { registerCheckoutRoutes } from '../checkout/routes.tsx';
 import { chainHealthChecks } from '../chains/health.ts';
+import { registerDashboardRoutes } from '../dashboard/routes.tsx';
 import { metricsFor } from '../metrics/index.ts';
 import { httpMetrics } from '../metrics/instrument.ts';
 import { registerMetricsRoute } from './routes/metrics.ts';
@@ -79,6 +80,7 @@ export function createApp(deps: Deps, opts: AppOptions = {}): OpenAPIHono<AppEnv
   registerEventRoutes(app, deps);
   registerPublicRoutes(app, deps);
   registerCheckoutRoutes(app, deps);
+  registerDashboardRoutes(app, deps);
   registerHealthRoute(app, [
     ...coreHealthChecks(deps),
     ...chainHealthChecks(deps.redis, deps.config.queuePrefix, Object.keys(deps.config.chains)),

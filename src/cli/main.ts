@@ -6,9 +6,10 @@ import { parseArgs } from 'node:util';
 import { fail, UsageError } from './util.ts';
 import { commands as baseCommands } from './commands.ts';
 import { evmCommands } from './evm.ts';
+import { userCommands } from './users.ts';
 import { sandboxCommands } from './sandbox.ts';
 
-const commands = { ...baseCommands, ...evmCommands, ...sandboxCommands };
+const commands = { ...baseCommands, ...evmCommands, ...sandboxCommands, ...userCommands };
 
 const HELP = `kassa — self-hosted, non-custodial crypto payments
 
@@ -27,6 +28,10 @@ Commands:
                                             deploy the forwarder factory (and test tokens on a local chain)
   evm sweep --invoice <id> (--key-file <file> | --private-key 0x…) [--json]
                                             move an invoice's deposits to the merchant treasury
+  users create --merchant <id> --email <e-mail> --role <owner|developer|finance|viewer> [--json]
+                                            create a dashboard user; prints a one-time setup link (24 h)
+  users setup-link --merchant <id> --user <usr_id> [--json]
+                                            a new setup link (lost link or password reset)
   devnet bitcoin [--port <n>]               run the local Bitcoin regtest devnet (in memory)
   dev [--bitcoin-port <n>] [--evm-port <n>] [--webhook-port <n>]
                                             the sandbox (npm run dev): local chains, API, workers, demo merchant

@@ -1,0 +1,498 @@
+/**
+ * Dashboard authentication: users and their one-time setup links, password login with rate
+ * limiting and lockout, TOTP second factor with recovery codes, server-side sessions (only a
+ * SHA-256 of the session id is stored; idle and absolute expiry; revocable) and the audit log.
+ *
+ * Never logged: passwords, setup tokens, session ids, TOTP secrets or codes, recovery codes.
+ */
+import crypto from 'node:crypto';
+import * as OTPAuth from 'otpauth';
+import type { Config } from '../config.ts';
+import type { Db, Sql } from '../db/client.ts';
+import type { Logger } from '../logger.ts';
+import { newId } from '../ids.ts';
+import { KassaError, invalidParam, notFound } from '../errors.ts';
+import { decryptSecret, encryptSecret } from '../crypto/secretbox.ts';
+import { merchantFromRow, type Merchant, type MerchantRow } from '../merchants/service.ts';
+import { hashPassword, needsRehash, passwordProblem, verifyPassword } from './passwords.ts';
+import { isRole, type Role } from './permissions.ts';
+
+export interface AuthLimits {
+  /** Wrong passwords / second-factor codes per account before it locks (default 5). */
+  maxFailures: number;
+  /** How long a lock lasts, and the window failures are counted in (default 15 min). */
+  lockMs: number;
+  /** Failed attempts per client IP in `lockMs` before every login from it is refused (default 30). */
+  perIpFailures: number;
+  /** Session idle timeout (default 30 min) and absolute lifetime (default 12 h). */
+  idleMs: number;
+  absoluteMs: number;
+  /** Between the password and the second factor (default 5 min). */
+  mfaPendingMs: number;
+  /** Setup links (default 24 h). */
+  setupMs: number;
+}
+
+export const DEFAULT_AUTH_LIMITS: AuthLimits = {
+  maxFailures: 5,
+  lockMs: 15 * 60_000,
+  perIpFailures: 30,
+  idleMs: 30 * 60_000,
+  absoluteMs: 12 * 3600_000,
+  mfaPendingMs: 5 * 60_000,
+  setupMs: 24 * 3600_000,
+};
+
+export interface DashboardUser {
+  id: string;
+  merchantId: string;
+  email: string;
+  role: Role;
+  hasPassword: boolean;
+  totpEnabled: boolean;
+  disabledAt: Date | null;
+  lastLoginAt: Date | null;
+  createdAt: Date;
+}
+
+interface UserRow {
+  id: string;
+  merchant_id: string;
+  email: string;
+  role: Role;
+  password_hash: string | null;
+  totp_secret_box: string | null;
+  totp_pending_box: string | null;
+  totp_enabled_at: Date | null;
+  totp_last_step: bigint | null;
+  disabled_at: Date | null;
+  last_login_at: Date | null;
+  created_at: Date;
+}
+
+function userFromRow(r: UserRow): DashboardUser {
+  return {
+    id: r.id, merchantId: r.merchant_id, email: r.email, role: r.role, hasPassword: r.password_hash !== null,
+    totpEnabled: r.totp_enabled_at !== null, disabledAt: r.disabled_at, lastLoginAt: r.last_login_at, createdAt: r.created_at,
+  };
+}
+
+export type DashboardMerchant = Merchant & { requireOwner2fa: boolean };
+
+export interface Session {
+  user: DashboardUser;
+  merchant: DashboardMerchant;
+  csrf: string;
+  mfaPending: boolean;
+  /** SHA-256 of the session id (the raw id is only in the cookie). */
+  idHash: Buffer;
+  createdAt: Date;
+  expiresAt: Date;
+}
+
+export type LoginResult =
+  | { kind: 'ok'; sessionId: string; user: DashboardUser }
+  | { kind: 'mfa'; sessionId: string; user: DashboardUser }
+  | { kind: 'refused'; status: 401 | 429; message: string };
+
+export interface AuditEntry {
+  id: bigint;
+  merchant_id: string | null;
+  actor: string;
+  action: string;
+  target: string | null;
+  details: Record<string, unknown>;
+  ip: string | null;
+  created_at: Date;
+  actor_email: string | null;
+}
+
+const sha256 = (s: string) => crypto.createHash('sha256').update(s, 'utf8').digest();
+const token = (bytes = 32) => crypto.randomBytes(bytes).toString('base64url');
+export const normalizeEmail = (e: string) => e.trim().toLowerCase();
+const EMAIL_RE = /^[^\s@]{1,64}@[^\s@]{1,189}\.[^\s@]{1,63}$/;
+
+/** Recovery codes: 10 chars of an unambiguous alphabet, shown as xxxxx-xxxxx. */
+const RC_ALPHABET = 'abcdefghjkmnpqrstuvwxyz23456789';
+function recoveryCode(): string {
+  let s = '';
+  for (const b of crypto.randomBytes(20)) {
+    if (b < 248 - (248 % RC_ALPHABET.length)) s += RC_ALPHABET[b % RC_ALPHABET.length];
+    if (s.length === 10) break;
+  }
+  return s.length === 10 ? `${s.slice(0, 5)}-${s.slice(5)}` : recoveryCode();
+}
+const normalizeRecovery = (c: string) => c.trim().toLowerCase().replace(/[\s-]/g, '');
+
+export function totpFor(email: string, secretBase32: string): OTPAuth.TOTP {
+  return new OTPAuth.TOTP({ issuer: 'Kassa', label: email, algorithm: 'SHA1', digits: 6, period: 30, secret: OTPAuth.Secret.fromBase32(secretBase32) });
+}
+
+/** Writes one audit log row (who, what, when, from which IP). Accepts a transaction. */
+export async function audit(
+  db: Db,
+  e: { merchantId: string | null; actor: string; action: string; target?: string | null; details?: Record<string, unknown>; ip?: string | null },
+): Promise<void> {
+  await db`
+    insert into audit_log (merchant_id, actor, action, target, details, ip)
+    values (${e.merchantId}, ${e.actor}, ${e.action}, ${e.target ?? null}, ${db.json((e.details ?? {}) as never)}, ${e.ip ?? null})`;
+}
+
+export function createDashboardAuth(deps: { sql: Sql; config: Pick<Config, 'publicUrl' | 'secretKey'>; logger: Logger; limits?: Partial<AuthLimits> }) {
+  const { sql, config } = deps;
+  const L: AuthLimits = { ...DEFAULT_AUTH_LIMITS, ...deps.limits };
+  const log = deps.logger.child({ component: 'dashboard-auth' });
+  const totpContext = (userId: string) => `dashboard-totp:${userId}`;
+
+  async function userById(merchantId: string, id: string): Promise<UserRow> {
+    const [row] = await sql<UserRow[]>`select * from dashboard_users where id = ${id} and merchant_id = ${merchantId}`;
+    if (!row) throw notFound('user', id, 'id');
+    return row;
+  }
+
+  async function issueSetupLink(db: Db, userId: string): Promise<{ url: string; expiresAt: Date }> {
+    const raw = token();
+    const expiresAt = new Date(Date.now() + L.setupMs);
+    // A new link replaces any unused one.
+    await db`delete from dashboard_setup_tokens where user_id = ${userId} and used_at is null`;
+    await db`insert into dashboard_setup_tokens (token_hash, user_id, expires_at) values (${sha256(raw)}, ${userId}, ${expiresAt})`;
+    return { url: `${config.publicUrl}/dashboard/setup/${raw}`, expiresAt };
+  }
+
+  async function recordAttempt(email: string, userId: string | null, ip: string, result: string): Promise<void> {
+    await sql`insert into dashboard_login_attempts (email, user_id, ip, result) values (${email}, ${userId}, ${ip}, ${result})`;
+  }
+
+  /** Failures (wrong password or code) for this e-mail since its last success, within the lock window. */
+  async function accountFailures(email: string): Promise<number> {
+    const [row] = await sql<{ n: number }[]>`
+      select count(*)::int as n from dashboard_login_attempts
+      where email = ${email} and result in ('bad_password', 'bad_totp')
+        and created_at > now() - make_interval(secs => ${L.lockMs / 1000})
+        and created_at > coalesce((select max(created_at) from dashboard_login_attempts where email = ${email} and result = 'ok'), '-infinity')`;
+    return row?.n ?? 0;
+  }
+
+  async function ipFailures(ip: string): Promise<number> {
+    const [row] = await sql<{ n: number }[]>`
+      select count(*)::int as n from dashboard_login_attempts
+      where ip = ${ip} and result in ('bad_password', 'bad_totp') and created_at > now() - make_interval(secs => ${L.lockMs / 1000})`;
+    return row?.n ?? 0;
+  }
+
+  const lockedMessage = `Too many failed attempts. This account is locked for ${Math.round(L.lockMs / 60_000)} minutes; try again later.`;
+
+  async function createSession(user: UserRow, opts: { mfaPending: boolean; ip: string; userAgent: string | undefined }): Promise<string> {
+    const raw = token();
+    const ttl = opts.mfaPending ? L.mfaPendingMs : L.absoluteMs;
+    await sql`
+      insert into dashboard_sessions (id_hash, user_id, merchant_id, csrf_token, mfa_pending, ip, user_agent, expires_at)
+      values (${sha256(raw)}, ${user.id}, ${user.merchant_id}, ${token()}, ${opts.mfaPending}, ${opts.ip},
+              ${(opts.userAgent ?? '').slice(0, 300)}, now() + make_interval(secs => ${ttl / 1000}))`;
+    return raw;
+  }
+
+  async function completeLogin(user: UserRow, ip: string, userAgent: string | undefined, secondFactor: string | null): Promise<LoginResult> {
+    await recordAttempt(user.email, user.id, ip, 'ok');
+    await sql`update dashboard_users set last_login_at = now() where id = ${user.id}`;
+    await audit(sql, {
+      merchantId: user.merchant_id, actor: `user:${user.id}`, action: 'login.succeeded', target: `user:${user.id}`, ip,
+      details: { email: user.email, ...(secondFactor ? { second_factor: secondFactor } : {}) },
+    });
+    log.info({ user_id: user.id, merchant_id: user.merchant_id, second_factor: secondFactor }, 'dashboard login');
+    const sessionId = await createSession(user, { mfaPending: false, ip, userAgent });
+    return { kind: 'ok', sessionId, user: userFromRow(user) };
+  }
+
+  /** Validates a TOTP code against a secret; returns the accepted time step or null (replays refused). */
+  function checkTotp(user: UserRow, secretBase32: string, code: string): bigint | null {
+    const clean = code.replace(/\s/g, '');
+    if (!/^\d{6}$/.test(clean)) return null;
+    const now = Date.now();
+    const delta = totpFor(user.email, secretBase32).validate({ token: clean, timestamp: now, window: 1 });
+    if (delta === null) return null;
+    const step = BigInt(Math.floor(now / 30_000) + delta);
+    if (user.totp_last_step !== null && step <= user.totp_last_step) return null;
+    return step;
+  }
+
+  /** The user a setup link is for, or null when it is unknown, used or expired. */
+  async function setupUser(raw: string): Promise<DashboardUser | null> {
+    const [row] = await sql<UserRow[]>`
+      select u.* from dashboard_setup_tokens t join dashboard_users u on u.id = t.user_id
+      where t.token_hash = ${sha256(raw)} and t.used_at is null and t.expires_at > now() and u.disabled_at is null`;
+    return row ? userFromRow(row) : null;
+  }
+
+  return {
+    limits: L,
+
+    async createUser(merchantId: string, input: { email: string; role: string; createdBy: string; ip?: string | null }) {
+      const email = normalizeEmail(input.email);
+      if (!EMAIL_RE.test(email) || email.length > 254) throw invalidParam('email', 'Enter a valid e-mail address.');
+      if (!isRole(input.role)) throw invalidParam('role', 'role must be one of owner, developer, finance, viewer.');
+      const role = input.role;
+      return sql.begin(async (tx) => {
+        const [exists] = await tx`select 1 from dashboard_users where email = ${email}`;
+        if (exists) throw new KassaError('user_exists', 'A user with this e-mail address already exists.', { status: 409, param: 'email', retryable: false });
+        const [row] = await tx<UserRow[]>`
+          insert into dashboard_users (id, merchant_id, email, role, created_by)
+          values (${newId('usr')}, ${merchantId}, ${email}, ${role}, ${input.createdBy}) returning *`;
+        const link = await issueSetupLink(tx, row!.id);
+        await audit(tx, { merchantId, actor: input.createdBy, action: 'user.created', target: `user:${row!.id}`, details: { email, role }, ip: input.ip ?? null });
+        log.info({ user_id: row!.id, merchant_id: merchantId, role }, 'dashboard user created');
+        return { user: userFromRow(row!), setupUrl: link.url, expiresAt: link.expiresAt };
+      });
+    },
+
+    /** A new setup link (e.g. a lost one, or to reset a password); unused older links stop working. */
+    async reissueSetupLink(merchantId: string, userId: string, by: string, ip: string | null) {
+      const row = await userById(merchantId, userId);
+      const link = await sql.begin(async (tx) => {
+        const l = await issueSetupLink(tx, row.id);
+        await audit(tx, { merchantId, actor: by, action: 'user.setup_link_issued', target: `user:${row.id}`, details: { email: row.email }, ip });
+        return l;
+      });
+      return { user: userFromRow(row), setupUrl: link.url, expiresAt: link.expiresAt };
+    },
+
+    setupUser,
+
+    /** Sets the password from a setup link (single use). Every existing session of the user ends. */
+    async completeSetup(raw: string, password: string, ip: string): Promise<DashboardUser> {
+      const user = await setupUser(raw);
+      if (!user) throw new KassaError('setup_link_invalid', 'This setup link is invalid, used or expired. Ask an owner for a new one.', { status: 404, retryable: false });
+      const problem = passwordProblem(password, user.email);
+      if (problem) throw invalidParam('password', problem, 'password_weak');
+      const hash = await hashPassword(password);
+      await sql.begin(async (tx) => {
+        const used = await tx`update dashboard_setup_tokens set used_at = now() where token_hash = ${sha256(raw)} and used_at is null returning 1`;
+        if (used.length === 0) throw new KassaError('setup_link_invalid', 'This setup link was already used.', { status: 404, retryable: false });
+        await tx`update dashboard_users set password_hash = ${hash}, updated_at = now() where id = ${user.id}`;
+        await tx`update dashboard_sessions set revoked_at = now() where user_id = ${user.id} and revoked_at is null`;
+        await audit(tx, { merchantId: user.merchantId, actor: `user:${user.id}`, action: 'user.password_set', target: `user:${user.id}`, ip });
+      });
+      return user;
+    },
+
+    async login(emailInput: string, password: string, ip: string, userAgent?: string): Promise<LoginResult> {
+      const email = normalizeEmail(emailInput).slice(0, 254);
+      if ((await ipFailures(ip)) >= L.perIpFailures) {
+        await recordAttempt(email, null, ip, 'rate_limited');
+        return { kind: 'refused', status: 429, message: 'Too many failed sign-in attempts from your network. Try again later.' };
+      }
+      const [user] = await sql<UserRow[]>`select * from dashboard_users where email = ${email}`;
+      if ((await accountFailures(email)) >= L.maxFailures) {
+        await recordAttempt(email, user?.id ?? null, ip, 'locked');
+        return { kind: 'refused', status: 429, message: lockedMessage };
+      }
+      const ok = await verifyPassword(password, user?.password_hash ?? null);
+      if (!user || !ok || user.disabled_at) {
+        await recordAttempt(email, user?.id ?? null, ip, user?.disabled_at && ok ? 'disabled' : 'bad_password');
+        if (user) {
+          await audit(sql, { merchantId: user.merchant_id, actor: `user:${user.id}`, action: 'login.failed', target: `user:${user.id}`, ip, details: { email, reason: 'wrong password' } });
+        }
+        const locked = (await accountFailures(email)) >= L.maxFailures;
+        return { kind: 'refused', status: locked ? 429 : 401, message: locked ? lockedMessage : 'The e-mail address or password is wrong.' };
+      }
+      if (needsRehash(user.password_hash!)) {
+        await sql`update dashboard_users set password_hash = ${await hashPassword(password)} where id = ${user.id}`;
+      }
+      if (user.totp_enabled_at && user.totp_secret_box) {
+        const sessionId = await createSession(user, { mfaPending: true, ip, userAgent });
+        return { kind: 'mfa', sessionId, user: userFromRow(user) };
+      }
+      return completeLogin(user, ip, userAgent, null);
+    },
+
+    /**
+     * The second step: a TOTP code or a recovery code for a session waiting for it. On success the
+     * pending session is replaced by a new one (a new id: no session fixation).
+     */
+    async secondFactor(pending: Session, code: string, ip: string, userAgent?: string): Promise<LoginResult> {
+      const [user] = await sql<UserRow[]>`select * from dashboard_users where id = ${pending.user.id}`;
+      if (!user || user.disabled_at || !user.totp_secret_box) return { kind: 'refused', status: 401, message: 'Sign in again.' };
+      if ((await accountFailures(user.email)) >= L.maxFailures) {
+        await sql`update dashboard_sessions set revoked_at = now() where id_hash = ${pending.idHash}`;
+        await recordAttempt(user.email, user.id, ip, 'locked');
+        return { kind: 'refused', status: 429, message: lockedMessage };
+      }
+      const secret = decryptSecret(config.secretKey, user.totp_secret_box, totpContext(user.id));
+      const step = checkTotp(user, secret, code);
+      let factor: string | null = null;
+      if (step !== null) {
+        const [claimed] = await sql`
+          update dashboard_users set totp_last_step = ${step}
+          where id = ${user.id} and (totp_last_step is null or totp_last_step < ${step}) returning 1`;
+        if (claimed) factor = 'totp';
+      } else if (normalizeRecovery(code).length === 10) {
+        const [used] = await sql`
+          update dashboard_recovery_codes set used_at = now()
+          where user_id = ${user.id} and code_hash = ${sha256(normalizeRecovery(code))} and used_at is null returning 1`;
+        if (used) factor = 'recovery_code';
+      }
+      if (!factor) {
+        await recordAttempt(user.email, user.id, ip, 'bad_totp');
+        await audit(sql, { merchantId: user.merchant_id, actor: `user:${user.id}`, action: 'login.failed', target: `user:${user.id}`, ip, details: { email: user.email, reason: 'wrong second-factor code' } });
+        return { kind: 'refused', status: 401, message: 'That code is not valid. Use the current code from your authenticator app, or a recovery code.' };
+      }
+      await sql`update dashboard_sessions set revoked_at = now() where id_hash = ${pending.idHash}`;
+      return completeLogin(user, ip, userAgent, factor);
+    },
+
+    /**
+     * The session for a raw cookie value, or null (unknown, revoked, idle or past its absolute
+     * lifetime, user disabled). Refreshes last_seen_at at most once a minute.
+     */
+    async loadSession(raw: string | undefined): Promise<Session | null> {
+      if (!raw || raw.length > 100) return null;
+      const idHash = sha256(raw);
+      const [row] = await sql<(UserRow & { csrf_token: string; mfa_pending: boolean; s_created_at: Date; expires_at: Date; last_seen_at: Date; merchant: MerchantRow & { require_owner_2fa: boolean } })[]>`
+        select u.*, s.csrf_token, s.mfa_pending, s.created_at as s_created_at, s.expires_at, s.last_seen_at, to_jsonb(m.*) as merchant
+        from dashboard_sessions s
+        join dashboard_users u on u.id = s.user_id
+        join merchants m on m.id = s.merchant_id
+        where s.id_hash = ${idHash} and s.revoked_at is null and s.expires_at > now()
+          and s.last_seen_at > now() - make_interval(secs => ${L.idleMs / 1000}) and u.disabled_at is null`;
+      if (!row) return null;
+      if (Date.now() - row.last_seen_at.getTime() > 60_000) {
+        await sql`update dashboard_sessions set last_seen_at = now() where id_hash = ${idHash}`;
+      }
+      const m = row.merchant;
+      return {
+        user: userFromRow(row),
+        merchant: { ...merchantFromRow({ ...m, created_at: new Date(m.created_at), updated_at: new Date(m.updated_at) }), requireOwner2fa: m.require_owner_2fa },
+        csrf: row.csrf_token,
+        mfaPending: row.mfa_pending,
+        idHash,
+        createdAt: row.s_created_at,
+        expiresAt: row.expires_at,
+      };
+    },
+
+    async logout(session: Session, ip: string): Promise<void> {
+      await sql`update dashboard_sessions set revoked_at = now() where id_hash = ${session.idHash}`;
+      if (!session.mfaPending) {
+        await audit(sql, { merchantId: session.merchant.id, actor: `user:${session.user.id}`, action: 'logout', target: `user:${session.user.id}`, ip });
+      }
+    },
+
+    async listUsers(merchantId: string): Promise<(DashboardUser & { activeSessions: number })[]> {
+      const rows = await sql<(UserRow & { active_sessions: number })[]>`
+        select u.*, (select count(*)::int from dashboard_sessions s where s.user_id = u.id and s.revoked_at is null and s.expires_at > now()
+                       and s.last_seen_at > now() - make_interval(secs => ${L.idleMs / 1000})) as active_sessions
+        from dashboard_users u where u.merchant_id = ${merchantId} order by u.seq`;
+      return rows.map((r) => ({ ...userFromRow(r), activeSessions: r.active_sessions }));
+    },
+
+    async getUser(merchantId: string, id: string): Promise<DashboardUser> {
+      return userFromRow(await userById(merchantId, id));
+    },
+
+    async setRole(merchantId: string, userId: string, role: string, by: string, ip: string | null): Promise<DashboardUser> {
+      if (!isRole(role)) throw invalidParam('role', 'role must be one of owner, developer, finance, viewer.');
+      const before = await userById(merchantId, userId);
+      return sql.begin(async (tx) => {
+        if (before.role === 'owner' && role !== 'owner') await assertAnotherOwner(tx, merchantId, userId);
+        const [row] = await tx<UserRow[]>`update dashboard_users set role = ${role}, updated_at = now() where id = ${userId} and merchant_id = ${merchantId} returning *`;
+        await audit(tx, { merchantId, actor: by, action: 'user.role_changed', target: `user:${userId}`, details: { email: before.email, from: before.role, to: role }, ip });
+        return userFromRow(row!);
+      });
+    },
+
+    /** Disables the user and ends every session of theirs at once. */
+    async revokeUser(merchantId: string, userId: string, by: string, ip: string | null): Promise<DashboardUser> {
+      const before = await userById(merchantId, userId);
+      return sql.begin(async (tx) => {
+        if (before.role === 'owner' && !before.disabled_at) await assertAnotherOwner(tx, merchantId, userId);
+        const [row] = await tx<UserRow[]>`
+          update dashboard_users set disabled_at = coalesce(disabled_at, now()), updated_at = now() where id = ${userId} and merchant_id = ${merchantId} returning *`;
+        const ended = await tx`update dashboard_sessions set revoked_at = now() where user_id = ${userId} and revoked_at is null returning 1`;
+        await tx`delete from dashboard_setup_tokens where user_id = ${userId} and used_at is null`;
+        await audit(tx, { merchantId, actor: by, action: 'user.revoked', target: `user:${userId}`, details: { email: before.email, sessions_ended: ended.length }, ip });
+        log.info({ user_id: userId, merchant_id: merchantId, sessions_ended: ended.length }, 'dashboard user revoked');
+        return userFromRow(row!);
+      });
+    },
+
+    /** Ends every session of a user (they stay enabled and can sign in again). */
+    async revokeSessions(merchantId: string, userId: string, by: string, ip: string | null): Promise<number> {
+      const before = await userById(merchantId, userId);
+      const ended = await sql`update dashboard_sessions set revoked_at = now() where user_id = ${userId} and revoked_at is null returning 1`;
+      await audit(sql, { merchantId, actor: by, action: 'user.sessions_revoked', target: `user:${userId}`, details: { email: before.email, sessions_ended: ended.length }, ip });
+      return ended.length;
+    },
+
+    /** Starts TOTP enrolment: a new pending secret (base32) and its otpauth:// URI for the QR code. */
+    async startTotp(user: DashboardUser): Promise<{ secret: string; uri: string }> {
+      const secret = new OTPAuth.Secret({ size: 20 }).base32;
+      await sql`update dashboard_users set totp_pending_box = ${encryptSecret(config.secretKey, secret, totpContext(user.id))} where id = ${user.id}`;
+      return { secret, uri: totpFor(user.email, secret).toString() };
+    },
+
+    /** The pending enrolment (to show again after a wrong code), or null. */
+    async pendingTotp(user: DashboardUser): Promise<{ secret: string; uri: string } | null> {
+      const [row] = await sql<{ totp_pending_box: string | null }[]>`select totp_pending_box from dashboard_users where id = ${user.id}`;
+      if (!row?.totp_pending_box) return null;
+      const secret = decryptSecret(config.secretKey, row.totp_pending_box, totpContext(user.id));
+      return { secret, uri: totpFor(user.email, secret).toString() };
+    },
+
+    /** Verifies a code against the pending secret and enables TOTP; returns 10 recovery codes (shown once). */
+    async confirmTotp(user: DashboardUser, code: string, ip: string): Promise<string[] | null> {
+      const [row] = await sql<UserRow[]>`select * from dashboard_users where id = ${user.id}`;
+      if (!row?.totp_pending_box) return null;
+      const secret = decryptSecret(config.secretKey, row.totp_pending_box, totpContext(user.id));
+      const step = checkTotp({ ...row, totp_last_step: null }, secret, code);
+      if (step === null) return null;
+      const codes = Array.from({ length: 10 }, recoveryCode);
+      await sql.begin(async (tx) => {
+        await tx`
+          update dashboard_users set totp_secret_box = totp_pending_box, totp_pending_box = null, totp_enabled_at = now(),
+            totp_last_step = ${step}, updated_at = now() where id = ${user.id}`;
+        await tx`delete from dashboard_recovery_codes where user_id = ${user.id}`;
+        await tx`insert into dashboard_recovery_codes ${tx(codes.map((c) => ({ user_id: user.id, code_hash: sha256(normalizeRecovery(c)) })))}`;
+        await audit(tx, { merchantId: user.merchantId, actor: `user:${user.id}`, action: 'user.2fa_enabled', target: `user:${user.id}`, ip });
+      });
+      return codes;
+    },
+
+    async disableTotp(user: DashboardUser, by: string, ip: string): Promise<void> {
+      await sql.begin(async (tx) => {
+        await tx`update dashboard_users set totp_secret_box = null, totp_pending_box = null, totp_enabled_at = null, totp_last_step = null, updated_at = now() where id = ${user.id}`;
+        await tx`delete from dashboard_recovery_codes where user_id = ${user.id}`;
+        await audit(tx, { merchantId: user.merchantId, actor: by, action: 'user.2fa_disabled', target: `user:${user.id}`, ip });
+      });
+    },
+
+    async remainingRecoveryCodes(userId: string): Promise<number> {
+      const [row] = await sql<{ n: number }[]>`select count(*)::int as n from dashboard_recovery_codes where user_id = ${userId} and used_at is null`;
+      return row?.n ?? 0;
+    },
+
+    async setRequireOwner2fa(merchantId: string, on: boolean, by: string, ip: string | null): Promise<void> {
+      await sql.begin(async (tx) => {
+        await tx`update merchants set require_owner_2fa = ${on}, updated_at = now() where id = ${merchantId}`;
+        await audit(tx, { merchantId, actor: by, action: 'settings.require_owner_2fa', details: { value: on }, ip });
+      });
+    },
+
+    async auditLog(merchantId: string, opts: { limit: number; beforeId?: bigint | undefined }): Promise<AuditEntry[]> {
+      return sql<AuditEntry[]>`
+        select a.*, u.email as actor_email from audit_log a
+        left join dashboard_users u on a.actor = 'user:' || u.id
+        where a.merchant_id = ${merchantId} ${opts.beforeId !== undefined ? sql`and a.id < ${opts.beforeId}` : sql``}
+        order by a.id desc limit ${opts.limit}`;
+    },
+  };
+}
+
+async function assertAnotherOwner(db: Db, merchantId: string, userId: string): Promise<void> {
+  const [row] = await db<{ n: number }[]>`
+    select count(*)::int as n from dashboard_users where merchant_id = ${merchantId} and role = 'owner' and disabled_at is null and id <> ${userId}`;
+  if ((row?.n ?? 0) === 0) {
+    throw new KassaError('last_owner', 'A merchant must keep at least one active owner.', { status: 409, retryable: false });
+  }
+}
+
+export type DashboardAuth = ReturnType<typeof createDashboardAuth>;

@@ -1,0 +1,47 @@
+/**
+ * Dashboard roles and the ONE table of who may do what. Every page and every action asks
+ * `can(role, permission)` (through `requirePermission` in routes.tsx), and pages hide buttons with
+ * the same call, so what is shown and what is allowed cannot drift apart.
+ */
+export const ROLES = ['owner', 'developer', 'finance', 'viewer'] as const;
+export type Role = (typeof ROLES)[number];
+
+export function isRole(s: unknown): s is Role {
+  return typeof s === 'string' && (ROLES as readonly string[]).includes(s);
+}
+
+export const PERMISSIONS = {
+  /** Overview, invoices, payments (list and detail). */
+  'invoices:read': ['owner', 'developer', 'finance', 'viewer'],
+  /** Mark an invoice settled or invalid (an exception), with a reason. */
+  'invoices:mark': ['owner', 'finance'],
+  /** The reconciliation page. */
+  'reports:read': ['owner', 'finance', 'viewer'],
+  /** CSV export of the reconciliation. */
+  'reports:export': ['owner', 'finance'],
+  /** Settings pages (read): payment methods, invoice defaults. */
+  'settings:read': ['owner', 'developer', 'finance', 'viewer'],
+  /** Change expiry, tolerance, speed policy. */
+  'settings:write': ['owner', 'developer'],
+  /** List, create and revoke API keys. */
+  'keys:manage': ['owner', 'developer'],
+  /** Webhook endpoints, and redelivering an event. */
+  'webhooks:manage': ['owner', 'developer'],
+  /** Invite users, change roles, revoke users and their sessions, require 2FA for owners. */
+  'users:manage': ['owner'],
+  /** The audit log. */
+  'audit:read': ['owner'],
+} as const satisfies Record<string, readonly Role[]>;
+
+export type Permission = keyof typeof PERMISSIONS;
+
+export function can(role: Role, permission: Permission): boolean {
+  return (PERMISSIONS[permission] as readonly Role[]).includes(role);
+}
+
+export const ROLE_DESCRIPTIONS: Record<Role, string> = {
+  owner: 'everything; manages users and API keys',
+  developer: 'API keys, webhooks and settings; reads invoices',
+  finance: 'reads invoices, payments and reports; exports; marks exceptions',
+  viewer: 'read only',
+};

@@ -1,0 +1,624 @@
+/**
+ * The merchant and finance dashboard under /dashboard: server-rendered pages, cookie sessions,
+ * CSRF-checked forms. Security in one place each:
+ *
+ * - sessions: `kassa_dash` cookie (HttpOnly, SameSite=Strict, Path=/dashboard, Secure on https),
+ *   server-side state in dashboard_sessions (only a hash of the id), idle + absolute expiry;
+ * - CSRF: a synchronizer token per session, checked on EVERY POST by one middleware; sign-in and
+ *   setup forms (no session yet) use an HMAC of a pre-session cookie instead;
+ * - roles: `requirePermission(permission)` over the table in permissions.ts, on every page and action;
+ * - headers: a CSP with no script at all, frame-ancestors 'none', form-action 'self', no-store.
+ *
+ * Business rules are never re-implemented: marks go through `deps.invoices.mark`, keys through
+ * `deps.apiKeys`, settings through `deps.merchants.update`, the report through
+ * src/reports/reconciliation.ts (the CSV is byte-for-byte the API's).
+ */
+import crypto from 'node:crypto';
+import { Hono, type Context, type MiddlewareHandler } from 'hono';
+import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
+import type { OpenAPIHono } from '@hono/zod-openapi';
+import type { Deps } from '../deps.ts';
+import type { AppEnv } from '../api/env.ts';
+import { isKassaError } from '../errors.ts';
+import { clientIp } from '../checkout/security.ts';
+import { qrDataUri } from '../checkout/qr.ts';
+import { parseAmount } from '../money/amount.ts';
+import { SPEED_POLICIES, type SpeedPolicy } from '../merchants/service.ts';
+import { isScope, type Scope } from '../merchants/scopes.ts';
+import { listPayments, presentPayment, type PaymentView } from '../invoices/payments.ts';
+import { reconciliationCsv, reconciliationReport } from '../reports/reconciliation.ts';
+import { getBitcoinPaymentMethod } from '../chains/bitcoin/payment-method.ts';
+import { getEvmPaymentMethod } from '../chains/evm/payment-method.ts';
+import { createWebhookService, type WebhookService } from '../webhooks/service.ts';
+import { audit, createDashboardAuth, type AuthLimits, type DashboardAuth, type Session } from './auth.ts';
+import { can, type Permission } from './permissions.ts';
+import { DASHBOARD_CSS } from './assets.ts';
+import { deliveriesOf, invoiceEvents, overview, searchInvoices, INVOICE_EXCEPTIONS, INVOICE_STATUSES, type InvoiceSearch } from './data.ts';
+import type { PageCtx } from './layout.tsx';
+import {
+  AccountPage, AuditPage, InvoiceDetailPage, InvoicesPage, KeysPage, LoginPage, MessagePage, OverviewPage, PaymentsPage,
+  ReconciliationPage, SecondFactorPage, SettingsPage, SetupPage, UsersPage, type DashboardPayment,
+} from './pages.tsx';
+import { WebhooksPage } from './webhooks-page.tsx';
+
+export interface DashboardRouteOptions {
+  limits?: Partial<AuthLimits>;
+}
+
+type DashEnv = { Variables: AppEnv['Variables'] & { session: Session } };
+type C = Context<DashEnv>;
+
+export const SESSION_COOKIE = 'kassa_dash';
+const PRE_COOKIE = 'kassa_dash_pre';
+const COOKIE_PATH = '/dashboard';
+const DOCTYPE = '<!doctype html>';
+
+/** No script at all; styles and images from this origin (images also data: for the 2FA QR code). */
+export const DASHBOARD_CSP = [
+  "default-src 'none'",
+  "style-src 'self'",
+  "img-src 'self' data:",
+  "form-action 'self'",
+  "frame-ancestors 'none'",
+  "base-uri 'none'",
+].join('; ');
+
+const NOTICES: Record<string, string> = {
+  marked: 'The invoice was marked.',
+  settings_saved: 'Settings saved.',
+  key_revoked: 'The API key was revoked.',
+  user_revoked: 'The user was revoked and their sessions ended.',
+  role_changed: 'The role was changed.',
+  sessions_ended: 'The sessions were ended.',
+  redelivered: 'The event will be delivered again now.',
+  '2fa_disabled': 'Two-factor authentication is off.',
+  '2fa_setting': 'The two-factor setting was saved.',
+  webhook_deleted: 'The webhook endpoint was deleted.',
+  password_set: 'Your password is set. Sign in.',
+  signed_out: 'You are signed out.',
+};
+
+async function render(c: Context, node: unknown, status: 200 | 400 | 401 | 403 | 404 | 409 | 422 | 429 = 200): Promise<Response> {
+  const body = DOCTYPE + String(await (node as { toString(): string | Promise<string> }).toString());
+  return c.html(body, status);
+}
+
+function str(body: Record<string, unknown>, name: string): string {
+  const v = body[name];
+  const first = Array.isArray(v) ? v[0] : v;
+  return typeof first === 'string' ? first : '';
+}
+
+/** YYYY-MM-DD or an ISO date-time → Date (null when invalid). Same reading as the API's report query. */
+function parseDateInput(s: string | undefined): Date | null {
+  if (!s) return null;
+  if (!/^\d{4}-\d{2}-\d{2}([T ][\d:.]+(Z|[+-]\d{2}:\d{2})?)?$/.test(s)) return null;
+  const d = new Date(s);
+  return Number.isNaN(d.getTime()) ? null : d;
+}
+
+const REPORT_MAX_DAYS = 366;
+
+export function registerDashboardRoutes(app: OpenAPIHono<AppEnv>, deps: Deps, opts: DashboardRouteOptions = {}): DashboardAuth {
+  const auth = createDashboardAuth({ sql: deps.sql, config: deps.config, logger: deps.logger, ...(opts.limits ? { limits: opts.limits } : {}) });
+  const secure = deps.config.publicUrl.startsWith('https:');
+  let webhooks: WebhookService | null = null;
+  try {
+    webhooks = createWebhookService({ sql: deps.sql, config: deps.config, logger: deps.logger, queues: deps.queues });
+  } catch {
+    webhooks = null;
+  }
+  const d = new Hono<DashEnv>();
+
+  const cookieOpts = (maxAge?: number) => ({ path: COOKIE_PATH, httpOnly: true, sameSite: 'Strict' as const, secure, ...(maxAge ? { maxAge } : {}) });
+  const preToken = (pre: string) => crypto.createHmac('sha256', deps.config.secretKey).update(`dashboard-pre:${pre}`).digest('base64url');
+  const safeEqual = (a: string, b: string) => {
+    const x = Buffer.from(a);
+    const y = Buffer.from(b);
+    return x.length === y.length && crypto.timingSafeEqual(x, y);
+  };
+  /** The pre-session CSRF token (sign-in and setup forms), setting its cookie when missing. */
+  const preCsrf = (c: C) => {
+    let pre = getCookie(c, PRE_COOKIE);
+    if (!pre || pre.length !== 43) {
+      pre = crypto.randomBytes(32).toString('base64url');
+      setCookie(c, PRE_COOKIE, pre, cookieOpts());
+    }
+    return preToken(pre);
+  };
+  const preCsrfOk = async (c: C) => {
+    const pre = getCookie(c, PRE_COOKIE);
+    const body = await c.req.parseBody({ all: true });
+    return !!pre && safeEqual(str(body, '_csrf'), preToken(pre));
+  };
+
+  const forbidden = (c: C, detail = 'Your role does not allow this.') =>
+    render(c, <MessagePage title="Not allowed" detail={detail} link={{ href: '/dashboard', label: 'Back to the dashboard' }} />, 403);
+  const notFoundPage = (c: C) =>
+    render(c, <MessagePage title="Not found" detail="There is nothing here, or it belongs to another merchant." link={{ href: '/dashboard', label: 'Back to the dashboard' }} />, 404);
+  const ctxOf = (c: C, extra: Partial<PageCtx> = {}): PageCtx => {
+    const done = c.req.query('done');
+    return { session: c.get('session'), path: c.req.path.replace(/\/+$/, '') || '/dashboard', notice: done ? NOTICES[done] : undefined, ...extra };
+  };
+  const actor = (c: C) => `user:${c.get('session').user.id}`;
+  const mid = (c: C) => c.get('session').merchant.id;
+
+  /** The one role check: every page and action below goes through it. */
+  const requirePermission = (permission: Permission): MiddlewareHandler<DashEnv> => async (c, next) => {
+    if (!can(c.get('session').user.role, permission)) {
+      c.get('log')?.warn({ user_id: c.get('session').user.id, permission, path: c.req.path }, 'dashboard permission denied');
+      return forbidden(c);
+    }
+    await next();
+  };
+
+  d.onError((err, c) => {
+    if (isKassaError(err) && err.status === 404) return notFoundPage(c as C);
+    if (isKassaError(err) && err.status < 500) {
+      return render(c, <MessagePage title="That did not work" detail={err.message} link={{ href: '/dashboard', label: 'Back to the dashboard' }} />, err.status as 400);
+    }
+    c.get('log')?.error({ err: (err as Error).message, path: c.req.path }, 'dashboard error');
+    return render(c, <MessagePage title="Something went wrong" detail="The error was logged. Try again." />, 500 as never);
+  });
+
+  d.use('*', async (c, next) => {
+    await next();
+    const h = c.res.headers;
+    h.set('Content-Security-Policy', DASHBOARD_CSP);
+    h.set('X-Content-Type-Options', 'nosniff');
+    h.set('Referrer-Policy', 'no-referrer');
+    h.set('X-Frame-Options', 'DENY');
+    h.set('Cross-Origin-Opener-Policy', 'same-origin');
+    h.set('Cross-Origin-Resource-Policy', 'same-origin');
+    h.set('Permissions-Policy', 'camera=(), microphone=(), geolocation=(), payment=()');
+    if (!h.has('Cache-Control')) h.set('Cache-Control', 'no-store');
+  });
+
+  d.get('/static/dashboard.css', (c) => c.body(DASHBOARD_CSS, 200, { 'Content-Type': 'text/css; charset=utf-8', 'Cache-Control': 'public, max-age=86400' }));
+
+  /* ---------- sign-in, second factor, setup (no session yet) ---------- */
+
+  d.get('/login', async (c) => {
+    const done = c.req.query('done');
+    return render(c, <LoginPage csrf={preCsrf(c)} notice={done ? NOTICES[done] : undefined} />);
+  });
+
+  d.post('/login', async (c) => {
+    if (!(await preCsrfOk(c))) return forbidden(c, 'The form expired or was not sent from this site. Reload the sign-in page and try again.');
+    const body = await c.req.parseBody({ all: true });
+    const email = str(body, 'email').slice(0, 254);
+    const result = await auth.login(email, str(body, 'password').slice(0, 1024), clientIp(c), c.req.header('user-agent'));
+    if (result.kind === 'refused') return render(c, <LoginPage csrf={preCsrf(c)} error={result.message} email={email} />, result.status);
+    setCookie(c, SESSION_COOKIE, result.sessionId, cookieOpts());
+    return c.redirect(result.kind === 'mfa' ? '/dashboard/login/2fa' : '/dashboard', 303);
+  });
+
+  const pendingSession = async (c: C) => {
+    const s = await auth.loadSession(getCookie(c, SESSION_COOKIE));
+    return s?.mfaPending ? s : null;
+  };
+
+  d.get('/login/2fa', async (c) => {
+    const s = await pendingSession(c);
+    if (!s) return c.redirect('/dashboard/login', 303);
+    return render(c, <SecondFactorPage csrf={s.csrf} />);
+  });
+
+  d.post('/login/2fa', async (c) => {
+    const s = await pendingSession(c);
+    if (!s) return c.redirect('/dashboard/login', 303);
+    const body = await c.req.parseBody({ all: true });
+    if (!safeEqual(str(body, '_csrf'), s.csrf)) return forbidden(c, 'The form expired. Sign in again.');
+    const result = await auth.secondFactor(s, str(body, 'code').slice(0, 40), clientIp(c), c.req.header('user-agent'));
+    if (result.kind === 'refused') {
+      if (result.status === 429) {
+        deleteCookie(c, SESSION_COOKIE, { path: COOKIE_PATH });
+        return render(c, <LoginPage csrf={preCsrf(c)} error={result.message} />, 429);
+      }
+      return render(c, <SecondFactorPage csrf={s.csrf} error={result.message} />, 401);
+    }
+    setCookie(c, SESSION_COOKIE, result.sessionId, cookieOpts());
+    return c.redirect('/dashboard', 303);
+  });
+
+  d.get('/setup/:token', async (c) => {
+    const user = await auth.setupUser(c.req.param('token'));
+    if (!user) return render(c, <MessagePage title="Link not valid" detail="This setup link is invalid, used or expired. Ask an owner of your merchant for a new one." />, 404);
+    return render(c, <SetupPage csrf={preCsrf(c)} email={user.email} action={`/dashboard/setup/${c.req.param('token')}`} />);
+  });
+
+  d.post('/setup/:token', async (c) => {
+    const raw = c.req.param('token');
+    const user = await auth.setupUser(raw);
+    if (!user) return render(c, <MessagePage title="Link not valid" detail="This setup link is invalid, used or expired. Ask an owner of your merchant for a new one." />, 404);
+    if (!(await preCsrfOk(c))) return forbidden(c, 'The form expired. Reload the page and try again.');
+    const body = await c.req.parseBody({ all: true });
+    const password = str(body, 'password');
+    const again = (error: string) => render(c, <SetupPage csrf={preCsrf(c)} email={user.email} action={`/dashboard/setup/${raw}`} error={error} />, 400);
+    if (password !== str(body, 'confirm')) return again('The two passwords differ.');
+    try {
+      await auth.completeSetup(raw, password, clientIp(c));
+    } catch (err) {
+      if (isKassaError(err) && err.status === 400) return again(err.message);
+      throw err;
+    }
+    return c.redirect('/dashboard/login?done=password_set', 303);
+  });
+
+  /* ---------- everything else needs a session ---------- */
+
+  d.use('*', async (c, next) => {
+    const session = await auth.loadSession(getCookie(c, SESSION_COOKIE));
+    if (!session || session.mfaPending) {
+      if (c.req.method === 'GET' || c.req.method === 'HEAD') return c.redirect(session ? '/dashboard/login/2fa' : '/dashboard/login', 303);
+      return render(c, <MessagePage title="Signed out" detail="Your session ended. Sign in again." link={{ href: '/dashboard/login', label: 'Sign in' }} />, 401);
+    }
+    c.set('session', session);
+    // CSRF: every state-changing request carries the session's synchronizer token.
+    if (c.req.method !== 'GET' && c.req.method !== 'HEAD') {
+      const body = await c.req.parseBody({ all: true });
+      if (!safeEqual(str(body, '_csrf'), session.csrf)) {
+        c.get('log')?.warn({ user_id: session.user.id, path: c.req.path }, 'dashboard CSRF token missing or wrong');
+        return forbidden(c, 'The form was not sent from this dashboard (CSRF check failed). Reload the page and try again.');
+      }
+    }
+    // An owner of a merchant that requires 2FA must enrol before anything else.
+    const path = c.req.path;
+    if (session.user.role === 'owner' && session.merchant.requireOwner2fa && !session.user.totpEnabled
+        && !path.startsWith('/dashboard/account') && path !== '/dashboard/logout') {
+      return c.redirect('/dashboard/account', 303);
+    }
+    await next();
+  });
+
+  d.post('/logout', async (c) => {
+    await auth.logout(c.get('session'), clientIp(c));
+    deleteCookie(c, SESSION_COOKIE, { path: COOKIE_PATH });
+    return c.redirect('/dashboard/login?done=signed_out', 303);
+  });
+
+  /* ---------- overview ---------- */
+
+  d.get('/', requirePermission('invoices:read'), async (c) => {
+    const days = [7, 30, 90].includes(Number(c.req.query('days'))) ? Number(c.req.query('days')) : 30;
+    const ov = await overview(deps.sql, deps.assets, mid(c), days);
+    return render(c, <OverviewPage ctx={ctxOf(c)} ov={ov} days={days} />);
+  });
+
+  /* ---------- invoices ---------- */
+
+  const explorerUrl = (chain: string, txid: string): string | null => {
+    const tpl = deps.config.chains[chain]?.explorer_tx_url;
+    if (!tpl || !/^[0-9a-fA-Fx]+$/.test(txid)) return null;
+    return tpl.replace('{txid}', encodeURIComponent(txid));
+  };
+  const decimalsOf = (m: string) => deps.assets.method(m)?.decimals ?? 0;
+  const toDashboardPayment = (p: PaymentView): DashboardPayment => ({ ...presentPayment(p, decimalsOf), explorer_url: explorerUrl(p.chain, p.txid) });
+  const allMethods = () => {
+    const out: string[] = [];
+    for (const [chain, cfg] of Object.entries(deps.config.chains)) {
+      if (cfg.type === 'bitcoin') out.push('BTC');
+      else {
+        out.push(`${cfg.native_symbol}-${chain}`);
+        for (const t of cfg.tokens) out.push(`${t.symbol}-${chain}`);
+      }
+    }
+    return out.filter((m) => deps.assets.method(m));
+  };
+
+  d.get('/invoices', requirePermission('invoices:read'), async (c) => {
+    const q = c.req.query();
+    const f: InvoiceSearch & { fromText?: string; toText?: string } = {
+      q: q.q?.slice(0, 200) || undefined,
+      status: (INVOICE_STATUSES as readonly string[]).includes(q.status ?? '') ? q.status : undefined,
+      exception: ['any', 'none', ...INVOICE_EXCEPTIONS].includes(q.exception ?? '') ? q.exception : undefined,
+      method: allMethods().includes(q.method ?? '') ? q.method : undefined,
+    };
+    const from = parseDateInput(q.from);
+    const to = parseDateInput(q.to);
+    if (from) {
+      f.from = from;
+      f.fromText = q.from!;
+    }
+    if (to) {
+      // A date "to" includes that whole day.
+      f.to = /^\d{4}-\d{2}-\d{2}$/.test(q.to!) ? new Date(to.getTime() + 86_400_000) : to;
+      f.toText = q.to!;
+    }
+    const result = await searchInvoices(deps.sql, mid(c), f, { limit: 25, after: q.after, before: q.before });
+    return render(c, <InvoicesPage ctx={ctxOf(c)} f={f} methods={allMethods()} rows={result.rows} hasNext={result.hasNext} hasPrev={result.hasPrev} />);
+  });
+
+  async function invoiceDetail(c: C, extra: Partial<PageCtx> = {}, status: 200 | 400 | 409 = 200) {
+    const merchantId = mid(c);
+    const inv = await deps.invoices.get(merchantId, c.req.param('id')!); // 404 for another merchant's id
+    const { data } = await listPayments(deps.sql, merchantId, { invoiceId: inv.id }, null);
+    const events = await invoiceEvents(deps.sql, merchantId, inv.id);
+    const deliveries = webhooks ? await deliveriesOf(deps.sql, merchantId, events.map((e) => e.id)) : null;
+    return render(c, <InvoiceDetailPage ctx={ctxOf(c, extra)} inv={inv} payments={data.reverse().map(toDashboardPayment)} events={events} deliveries={deliveries} />, status);
+  }
+
+  d.get('/invoices/:id', requirePermission('invoices:read'), (c) => invoiceDetail(c));
+
+  d.post('/invoices/:id/mark', requirePermission('invoices:mark'), async (c) => {
+    const body = await c.req.parseBody({ all: true });
+    const status = str(body, 'status');
+    const reason = str(body, 'reason').trim();
+    if (status !== 'settled' && status !== 'invalid') return invoiceDetail(c, { error: 'Choose settled or invalid.' }, 400);
+    if (reason.length === 0) return invoiceDetail(c, { error: 'A reason is required to mark an invoice.' }, 400);
+    if (reason.length > 500) return invoiceDetail(c, { error: 'The reason is too long (500 characters at most).' }, 400);
+    const id = c.req.param('id');
+    try {
+      // The same service as POST /v1/invoices/:id/mark: state, ledger entries and the event.
+      await deps.invoices.mark(mid(c), id, status, actor(c), reason);
+    } catch (err) {
+      if (isKassaError(err) && err.status === 409) return invoiceDetail(c, { error: err.message }, 409);
+      throw err;
+    }
+    await audit(deps.sql, { merchantId: mid(c), actor: actor(c), action: 'invoice.marked', target: `invoice:${id}`, details: { status, reason }, ip: clientIp(c) });
+    return c.redirect(`/dashboard/invoices/${id}?done=marked`, 303);
+  });
+
+  d.post('/events/:id/redeliver', requirePermission('webhooks:manage'), async (c) => {
+    if (!webhooks) return notFoundPage(c);
+    const body = await c.req.parseBody({ all: true });
+    const id = c.req.param('id');
+    await webhooks.redeliver(mid(c), id); // 404 for another merchant's event
+    await audit(deps.sql, { merchantId: mid(c), actor: actor(c), action: 'webhook.redelivered', target: `event:${id}`, ip: clientIp(c) });
+    const inv = str(body, 'invoice');
+    return c.redirect(/^inv_[0-9A-Za-z]{1,64}$/.test(inv) ? `/dashboard/invoices/${inv}?done=redelivered` : '/dashboard?done=redelivered', 303);
+  });
+
+  /* ---------- payments ---------- */
+
+  d.get('/payments', requirePermission('invoices:read'), async (c) => {
+    const merchantId = mid(c);
+    const seqOf = async (id: string | undefined) => {
+      if (!id) return undefined;
+      const [r] = await deps.sql<{ seq: bigint }[]>`select seq from payments where id = ${id} and merchant_id = ${merchantId}`;
+      return r?.seq;
+    };
+    const afterSeq = await seqOf(c.req.query('after'));
+    const beforeSeq = afterSeq === undefined ? await seqOf(c.req.query('before')) : undefined;
+    const { data, hasMore } = await listPayments(deps.sql, merchantId, {}, {
+      limit: 50, ...(afterSeq !== undefined ? { afterSeq } : {}), ...(beforeSeq !== undefined ? { beforeSeq } : {}),
+    });
+    return render(c, (
+      <PaymentsPage ctx={ctxOf(c)} payments={data.map(toDashboardPayment)}
+        hasNext={beforeSeq !== undefined ? true : hasMore} hasPrev={beforeSeq !== undefined ? hasMore : afterSeq !== undefined} />
+    ));
+  });
+
+  /* ---------- reconciliation ---------- */
+
+  function period(c: C): { from: Date; to: Date; fromText: string; toText: string } | { error: string; fromText: string; toText: string } {
+    const now = new Date();
+    const fromText = c.req.query('from') ?? new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1)).toISOString().slice(0, 10);
+    const toText = c.req.query('to') ?? new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + 1, 1)).toISOString().slice(0, 10);
+    const from = parseDateInput(fromText);
+    const to = parseDateInput(toText);
+    if (!from || !to) return { error: 'Enter the period as dates (YYYY-MM-DD).', fromText, toText };
+    if (!(from < to)) return { error: '"To" must be later than "from".', fromText, toText };
+    if (to.getTime() - from.getTime() > REPORT_MAX_DAYS * 86_400_000) return { error: `A report covers at most ${REPORT_MAX_DAYS} days.`, fromText, toText };
+    return { from, to, fromText, toText };
+  }
+
+  d.get('/reconciliation', requirePermission('reports:read'), async (c) => {
+    const p = period(c);
+    if ('error' in p) return render(c, <ReconciliationPage ctx={ctxOf(c, { error: p.error })} fromText={p.fromText} toText={p.toText} report={null} />, 400);
+    const report = await reconciliationReport(deps.sql, deps.assets, mid(c), p.from, p.to);
+    return render(c, <ReconciliationPage ctx={ctxOf(c)} fromText={p.fromText} toText={p.toText} report={report} />);
+  });
+
+  d.get('/reconciliation.csv', requirePermission('reports:export'), async (c) => {
+    const p = period(c);
+    if ('error' in p) return render(c, <ReconciliationPage ctx={ctxOf(c, { error: p.error })} fromText={p.fromText} toText={p.toText} report={null} />, 400);
+    const report = await reconciliationReport(deps.sql, deps.assets, mid(c), p.from, p.to);
+    await audit(deps.sql, { merchantId: mid(c), actor: actor(c), action: 'report.exported', details: { from: report.from, to: report.to, format: 'csv' }, ip: clientIp(c) });
+    return c.body(reconciliationCsv(report), 200, {
+      'Content-Type': 'text/csv; charset=utf-8',
+      'Content-Disposition': `attachment; filename="kassa-reconciliation-${p.fromText.slice(0, 10)}-${p.toText.slice(0, 10)}.csv"`,
+    });
+  });
+
+  /* ---------- settings ---------- */
+
+  async function settingsPage(c: C, extra: Partial<PageCtx> = {}, status: 200 | 400 = 200) {
+    const merchantId = mid(c);
+    const merchant = { ...(await deps.merchants.get(deps.sql, merchantId)), requireOwner2fa: c.get('session').merchant.requireOwner2fa };
+    const bitcoin = await getBitcoinPaymentMethod(deps.sql, deps.config, merchantId);
+    const evmChains = Object.entries(deps.config.chains).filter(([, cfg]) => cfg.type === 'evm').map(([k]) => k);
+    const evm = [];
+    for (const chain of evmChains) {
+      const m = await getEvmPaymentMethod(deps.sql, merchantId, chain);
+      if (m) evm.push({ ...m, network: deps.config.chains[chain]!.network });
+    }
+    return render(c, <SettingsPage ctx={ctxOf(c, extra)} merchant={merchant} bitcoin={bitcoin} evm={evm} evmChains={evmChains} />, status);
+  }
+
+  d.get('/settings', requirePermission('settings:read'), (c) => settingsPage(c));
+
+  d.post('/settings', requirePermission('settings:write'), async (c) => {
+    const body = await c.req.parseBody({ all: true });
+    const minutes = Number(str(body, 'expiry_minutes'));
+    if (!Number.isInteger(minutes) || minutes < 1 || minutes > 10080) return settingsPage(c, { error: 'Expiry must be a whole number of minutes from 1 to 10080 (7 days).' }, 400);
+    let bps: bigint;
+    try {
+      bps = parseAmount(str(body, 'tolerance_percent').trim(), 2, { param: 'tolerance_percent', unit: '%' });
+    } catch {
+      return settingsPage(c, { error: 'Tolerance must be a percentage with at most two decimals, e.g. 0.5.' }, 400);
+    }
+    if (bps < 0n || bps > 5000n) return settingsPage(c, { error: 'Tolerance must be between 0 and 50 %.' }, 400);
+    const speed = str(body, 'speed_policy');
+    if (!(SPEED_POLICIES as readonly string[]).includes(speed)) return settingsPage(c, { error: 'Choose a speed policy.' }, 400);
+    const patch = { defaultExpirySeconds: minutes * 60, paymentToleranceBps: Number(bps), defaultSpeedPolicy: speed as SpeedPolicy };
+    await deps.merchants.update(deps.sql, mid(c), patch);
+    await audit(deps.sql, { merchantId: mid(c), actor: actor(c), action: 'settings.updated', details: { default_expiry_seconds: patch.defaultExpirySeconds, payment_tolerance_bps: patch.paymentToleranceBps, default_speed_policy: speed }, ip: clientIp(c) });
+    return c.redirect('/dashboard/settings?done=settings_saved', 303);
+  });
+
+  d.post('/settings/require-2fa', requirePermission('users:manage'), async (c) => {
+    const body = await c.req.parseBody({ all: true });
+    await auth.setRequireOwner2fa(mid(c), str(body, 'value') === 'on', actor(c), clientIp(c));
+    return c.redirect('/dashboard/settings?done=2fa_setting', 303);
+  });
+
+  /* API keys */
+
+  const keysPage = async (c: C, created?: Parameters<typeof KeysPage>[0]['created'], extra: Partial<PageCtx> = {}) => {
+    const { data } = await deps.apiKeys.list(deps.sql, mid(c), { limit: 100 });
+    return render(c, <KeysPage ctx={ctxOf(c, extra)} keys={data} created={created} />, extra.error ? 400 : 200);
+  };
+
+  d.get('/settings/keys', requirePermission('keys:manage'), (c) => keysPage(c));
+
+  d.post('/settings/keys', requirePermission('keys:manage'), async (c) => {
+    const body = await c.req.parseBody({ all: true });
+    const raw = body.scopes;
+    const scopes = (Array.isArray(raw) ? raw : raw === undefined ? [] : [raw]).filter((s): s is string => typeof s === 'string');
+    if (scopes.length === 0 || !scopes.every(isScope)) return keysPage(c, undefined, { error: 'Choose at least one scope.' });
+    const name = str(body, 'name').trim().slice(0, 100);
+    const created = await deps.apiKeys.create(deps.sql, { merchantId: mid(c), name, scopes: [...new Set(scopes)] as Scope[] });
+    await audit(deps.sql, { merchantId: mid(c), actor: actor(c), action: 'api_key.created', target: `api_key:${created.key.id}`, details: { name, scopes: created.key.scopes, prefix: created.key.prefix }, ip: clientIp(c) });
+    return keysPage(c, created, { notice: 'API key created.' });
+  });
+
+  d.post('/settings/keys/:id/revoke', requirePermission('keys:manage'), async (c) => {
+    const key = await deps.apiKeys.revoke(deps.sql, mid(c), c.req.param('id')); // 404 for another merchant's key
+    await audit(deps.sql, { merchantId: mid(c), actor: actor(c), action: 'api_key.revoked', target: `api_key:${key.id}`, details: { prefix: key.prefix }, ip: clientIp(c) });
+    return c.redirect('/dashboard/settings/keys?done=key_revoked', 303);
+  });
+
+  /* Webhook endpoints */
+
+  const webhooksPage = async (c: C, created?: { url: string; secret: string }, extra: Partial<PageCtx> = {}) => {
+    if (!webhooks) return notFoundPage(c);
+    const { data } = await webhooks.listEndpoints(mid(c), { limit: 100 });
+    return render(c, <WebhooksPage ctx={ctxOf(c, extra)} endpoints={data} created={created} eventTypes={[...webhooks.eventTypes]} />, extra.error ? 400 : 200);
+  };
+
+  d.get('/settings/webhooks', requirePermission('webhooks:manage'), (c) => webhooksPage(c));
+
+  d.post('/settings/webhooks', requirePermission('webhooks:manage'), async (c) => {
+    if (!webhooks) return notFoundPage(c);
+    const body = await c.req.parseBody({ all: true });
+    try {
+      const { endpoint, secret } = await webhooks.createEndpoint(mid(c), { url: str(body, 'url').trim(), description: str(body, 'description').trim() || null });
+      await audit(deps.sql, { merchantId: mid(c), actor: actor(c), action: 'webhook_endpoint.created', target: `webhook_endpoint:${endpoint.id}`, details: { url: endpoint.url }, ip: clientIp(c) });
+      return webhooksPage(c, { url: endpoint.url, secret }, { notice: 'Webhook endpoint created.' });
+    } catch (err) {
+      if (isKassaError(err) && err.status === 400) return webhooksPage(c, undefined, { error: err.message });
+      throw err;
+    }
+  });
+
+  d.post('/settings/webhooks/:id/delete', requirePermission('webhooks:manage'), async (c) => {
+    if (!webhooks) return notFoundPage(c);
+    const e = await webhooks.deleteEndpoint(mid(c), c.req.param('id'));
+    await audit(deps.sql, { merchantId: mid(c), actor: actor(c), action: 'webhook_endpoint.deleted', target: `webhook_endpoint:${e.id}`, details: { url: e.url }, ip: clientIp(c) });
+    return c.redirect('/dashboard/settings/webhooks?done=webhook_deleted', 303);
+  });
+
+  /* Users (owners) */
+
+  const usersPage = async (c: C, link?: { email: string; url: string; expiresAt: Date }, extra: Partial<PageCtx> = {}) =>
+    render(c, <UsersPage ctx={ctxOf(c, extra)} users={await auth.listUsers(mid(c))} link={link} />, extra.error ? 400 : 200);
+
+  d.get('/settings/users', requirePermission('users:manage'), (c) => usersPage(c));
+
+  d.post('/settings/users', requirePermission('users:manage'), async (c) => {
+    const body = await c.req.parseBody({ all: true });
+    try {
+      const r = await auth.createUser(mid(c), { email: str(body, 'email'), role: str(body, 'role'), createdBy: actor(c), ip: clientIp(c) });
+      return usersPage(c, { email: r.user.email, url: r.setupUrl, expiresAt: r.expiresAt }, { notice: 'User created.' });
+    } catch (err) {
+      if (isKassaError(err) && (err.status === 400 || err.status === 409)) return usersPage(c, undefined, { error: err.message });
+      throw err;
+    }
+  });
+
+  d.post('/settings/users/:id/role', requirePermission('users:manage'), async (c) => {
+    const body = await c.req.parseBody({ all: true });
+    try {
+      await auth.setRole(mid(c), c.req.param('id'), str(body, 'role'), actor(c), clientIp(c));
+    } catch (err) {
+      if (isKassaError(err) && (err.status === 400 || err.status === 409)) return usersPage(c, undefined, { error: err.message });
+      throw err;
+    }
+    return c.redirect('/dashboard/settings/users?done=role_changed', 303);
+  });
+
+  d.post('/settings/users/:id/revoke', requirePermission('users:manage'), async (c) => {
+    try {
+      await auth.revokeUser(mid(c), c.req.param('id'), actor(c), clientIp(c));
+    } catch (err) {
+      if (isKassaError(err) && err.status === 409) return usersPage(c, undefined, { error: err.message });
+      throw err;
+    }
+    return c.redirect('/dashboard/settings/users?done=user_revoked', 303);
+  });
+
+  d.post('/settings/users/:id/sessions/revoke', requirePermission('users:manage'), async (c) => {
+    await auth.revokeSessions(mid(c), c.req.param('id'), actor(c), clientIp(c));
+    return c.redirect('/dashboard/settings/users?done=sessions_ended', 303);
+  });
+
+  d.post('/settings/users/:id/setup-link', requirePermission('users:manage'), async (c) => {
+    const r = await auth.reissueSetupLink(mid(c), c.req.param('id'), actor(c), clientIp(c));
+    return usersPage(c, { email: r.user.email, url: r.setupUrl, expiresAt: r.expiresAt }, { notice: 'New setup link created; older unused links no longer work.' });
+  });
+
+  /* ---------- own account: two-factor ---------- */
+
+  const accountPage = async (c: C, extra: { enrol?: { secret: string; uri: string } | null; codes?: string[]; error?: string } = {}, status: 200 | 400 = 200) => {
+    const s = c.get('session');
+    const enrol = extra.enrol ?? (s.user.totpEnabled ? null : await auth.pendingTotp(s.user));
+    return render(c, (
+      <AccountPage
+        ctx={ctxOf(c, { error: extra.error })}
+        enrol={enrol ? { secret: enrol.secret, qr: await qrDataUri(enrol.uri) } : null}
+        codes={extra.codes}
+        remaining={s.user.totpEnabled ? await auth.remainingRecoveryCodes(s.user.id) : 0}
+        required={s.merchant.requireOwner2fa && s.user.role === 'owner'}
+      />
+    ), status);
+  };
+
+  d.get('/account', (c) => accountPage(c));
+
+  d.post('/account/2fa/start', async (c) => {
+    if (c.get('session').user.totpEnabled) return c.redirect('/dashboard/account', 303);
+    return accountPage(c, { enrol: await auth.startTotp(c.get('session').user) });
+  });
+
+  d.post('/account/2fa/confirm', async (c) => {
+    const body = await c.req.parseBody({ all: true });
+    const s = c.get('session');
+    const codes = await auth.confirmTotp(s.user, str(body, 'code'), clientIp(c));
+    if (!codes) return accountPage(c, { error: 'That code is not valid. Check the time on your phone and enter the current code.' }, 400);
+    c.set('session', { ...s, user: { ...s.user, totpEnabled: true } });
+    return accountPage(c, { codes });
+  });
+
+  d.post('/account/2fa/disable', async (c) => {
+    const s = c.get('session');
+    if (s.user.role === 'owner' && s.merchant.requireOwner2fa) return forbidden(c, 'Owners of this merchant must keep two-factor authentication on.');
+    await auth.disableTotp(s.user, actor(c), clientIp(c));
+    return c.redirect('/dashboard/account?done=2fa_disabled', 303);
+  });
+
+  /* ---------- audit log ---------- */
+
+  d.get('/audit', requirePermission('audit:read'), async (c) => {
+    const before = /^\d{1,18}$/.test(c.req.query('before') ?? '') ? BigInt(c.req.query('before')!) : undefined;
+    const entries = await auth.auditLog(mid(c), { limit: 100, beforeId: before });
+    const last = entries[entries.length - 1];
+    return render(c, <AuditPage ctx={ctxOf(c)} entries={entries} nextBefore={entries.length === 100 && last ? String(last.id) : null} />);
+  });
+
+  d.all('*', (c) => notFoundPage(c));
+
+  app.route('/dashboard', d as unknown as Hono);
+  return auth;
+}
+
