@@ -36,6 +36,8 @@ export interface ProcessorOptions {
   deadlineEverySeconds?: number;
   /** Run chain watchers in this process (default true). */
   watchers?: boolean;
+  /** How often the repeatable jobs are re-declared, so they come back after a Redis flush (default 30 s). */
+  watchdogMs?: number;
 }
 
 export function buildProcessors(deps: Deps, opts: ProcessorOptions = {}): ProcessorSet {
@@ -88,17 +90,28 @@ export function buildProcessors(deps: Deps, opts: ProcessorOptions = {}): Proces
   const webhooks = buildWebhookProcessors(deps);
   processors.push(...webhooks.processors);
 
+  // Job schedulers live in Redis: a flushed or replaced Redis loses them, so they are re-declared
+  // every `watchdogMs` (an upsert is a no-op when they exist), not only at start.
+  async function declareSchedulers(): Promise<void> {
+    const every = (opts.deadlineEverySeconds ?? 5) * 1000;
+    await deps.queues.maintenance.upsertJobScheduler('scan-deadlines', { every }, { name: 'scan-deadlines', data: {} });
+    await deps.queues.maintenance.upsertJobScheduler('refill-address-pools', { every: 30_000 }, { name: 'refill-address-pools', data: {} });
+    await deps.queues.maintenance.upsertJobScheduler('reverify-payments', { every: 5 * 60_000 }, { name: 'reverify-payments', data: {} });
+    if (sweepers.size > 0) {
+      await deps.queues.maintenance.upsertJobScheduler('sweep-settled', { every: 60_000 }, { name: 'sweep-settled', data: {} });
+    }
+  }
+  let watchdog: NodeJS.Timeout | undefined;
+
   return {
     processors,
     async start() {
       await webhooks.start();
-      const every = (opts.deadlineEverySeconds ?? 5) * 1000;
-      await deps.queues.maintenance.upsertJobScheduler('scan-deadlines', { every }, { name: 'scan-deadlines', data: {} });
-      await deps.queues.maintenance.upsertJobScheduler('refill-address-pools', { every: 30_000 }, { name: 'refill-address-pools', data: {} });
-      await deps.queues.maintenance.upsertJobScheduler('reverify-payments', { every: 5 * 60_000 }, { name: 'reverify-payments', data: {} });
-      if (sweepers.size > 0) {
-        await deps.queues.maintenance.upsertJobScheduler('sweep-settled', { every: 60_000 }, { name: 'sweep-settled', data: {} });
-      }
+      await declareSchedulers();
+      watchdog = setInterval(() => {
+        declareSchedulers().catch((err: Error) => deps.logger.warn({ err: err.message }, 'could not declare the maintenance jobs'));
+      }, opts.watchdogMs ?? 30_000);
+      watchdog.unref();
       if (opts.watchers === false) return;
       for (const [chain, cfg] of Object.entries(deps.config.chains)) {
         if (cfg.type !== 'evm') continue;
@@ -120,6 +133,8 @@ export function buildProcessors(deps: Deps, opts: ProcessorOptions = {}): Proces
       }
     },
     async stop() {
+      if (watchdog) clearInterval(watchdog);
+      watchdog = undefined;
       await webhooks.stop();
       abort.abort();
       await Promise.all(loops);

@@ -1,0 +1,71 @@
+/**
+ * `npm run bench:latency`: end-to-end latency on the local chains with the real processes
+ * (test/faults/cluster.ts: API, 2 workers, devnet, hardhat, own Redis and database):
+ * from a payment's broadcast to (a) the `invoice.payment_detected` webhook and (b) `invoice.settled`
+ * after the confirming block (Bitcoin 'medium' = 1 confirmation: the block is mined right after
+ * detection and settle is measured from the mining call; hardhat automines, so the broadcast is the
+ * confirming block). Env: BENCH_SAMPLES (default 30 per chain).
+ * Last lines: `detect_p99_ms=<n> settle_p99_ms=<n> chain=<name>`.
+ */
+import type { Hex } from 'viem';
+import { startCluster } from '../test/faults/cluster.ts';
+import { bitcoinPayer, evmPayer, parseUnits } from '../test/faults/workload.ts';
+import type { Delivery } from '../test/faults/receiver.ts';
+
+const SAMPLES = Number(process.env.BENCH_SAMPLES ?? 30);
+
+const pct = (xs: number[], p: number) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]!;
+};
+
+const c = await startCluster({ workers: 2, logLevel: 'warn', say: (l) => console.log(l) });
+const waiters = new Map<string, (at: number) => void>();
+c.receiver.onDelivery = (d: Delivery) => {
+  const k = `${d.invoiceId}:${d.type}`;
+  const w = waiters.get(k);
+  if (w) { waiters.delete(k); w(d.at); }
+};
+const webhook = (invoiceId: string, type: string, timeoutMs = 30_000) =>
+  new Promise<number>((resolve, reject) => {
+    const t = setTimeout(() => { waiters.delete(`${invoiceId}:${type}`); reject(new Error(`${type} for ${invoiceId} not within ${timeoutMs} ms`)); }, timeoutMs);
+    waiters.set(`${invoiceId}:${type}`, (at) => { clearTimeout(t); resolve(at); });
+  });
+
+const btc = bitcoinPayer(c.btc);
+const evm = evmPayer(c.evm.url, c.evm.publicClient);
+await evm.fund(c.evm.usdc, 100_000_000_000n);
+const results: Record<string, { detect: number[]; settle: number[] }> = { bitcoin: { detect: [], settle: [] }, ethereum: { detect: [], settle: [] } };
+try {
+  for (let i = 0; i < SAMPLES; i++) {
+    for (const chain of ['bitcoin', 'ethereum'] as const) {
+      const method = chain === 'bitcoin' ? 'BTC' : i % 2 ? 'USDC-ethereum' : 'ETH-ethereum';
+      const inv = await c.api$('POST', '/v1/invoices', { amount: '20.00', currency: 'USD', speed_policy: 'medium', payment_methods: [method] });
+      if (inv.status !== 201) throw new Error(`create: ${inv.status} ${JSON.stringify(inv.body)}`);
+      const m = inv.body.payment_methods[0];
+      const detected = webhook(inv.body.id, 'invoice.payment_detected');
+      const settled = webhook(inv.body.id, 'invoice.settled');
+      const t0 = Date.now();
+      if (chain === 'bitcoin') await btc.send(m.address, parseUnits(m.amount_due, 8));
+      else if (method === 'ETH-ethereum') await evm.sendNative(m.address as Hex, parseUnits(m.amount_due, 18));
+      else await evm.sendToken(c.evm.usdc, m.address as Hex, parseUnits(m.amount_due, 6));
+      const td = await detected;
+      results[chain]!.detect.push(td - t0);
+      let t1 = t0;
+      if (chain === 'bitcoin') { t1 = Date.now(); await btc.mine(1); }
+      const ts = await settled.catch(async (e: Error) => {
+        const now = await c.api$('GET', `/v1/invoices/${inv.body.id}`);
+        throw new Error(`${chain} ${method}: ${e.message}; invoice now ${now.body.status}/${now.body.exception}`);
+      });
+      results[chain]!.settle.push(ts - t1);
+    }
+    if ((i + 1) % 10 === 0) console.log(`${i + 1}/${SAMPLES} samples per chain`);
+  }
+} finally {
+  await c.close();
+}
+for (const [chain, r] of Object.entries(results)) {
+  console.log(`chain=${chain} samples=${r.detect.length} detect_median_ms=${pct(r.detect, 50)} settle_median_ms=${pct(r.settle, 50)} detect_max_ms=${Math.max(...r.detect)} settle_max_ms=${Math.max(...r.settle)}`);
+}
+for (const [chain, r] of Object.entries(results)) console.log(`detect_p99_ms=${pct(r.detect, 99)} settle_p99_ms=${pct(r.settle, 99)} chain=${chain}`);
+process.exit(0);

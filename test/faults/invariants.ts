@@ -1,0 +1,230 @@
+/**
+ * The invariants checked after a scenario quiesces, each failing with the offending ids:
+ * 1. every on-chain payment to a deposit address is recorded exactly once (chain truth: the devnet's
+ *    best chain blocks; eth_getLogs + our native transfers in the canonical chain + balances);
+ * 2. each invoice's state equals the state recomputed from its payments (state-machine evaluate);
+ * 3. the ledger balances per txn and asset; available + pending equal the live payments;
+ * 4. every state change has its event; every event reached the receiver with a valid signature;
+ * 5. no two invoices share an address;
+ * 6. the reconciliation report's totals equal the chain's.
+ * `checkInvariants` re-checks until everything holds or the quiesce time is over (workers catch up,
+ * webhooks drain), then returns the last violations.
+ */
+import type { Hex } from 'viem';
+import type { Cluster } from './cluster.ts';
+import { evaluate, TRANSITIONS, type InvoiceStatus, type PaymentFacts } from '../../src/settlement/state-machine.ts';
+import { bitcoinBlockOutputs, ERC20 } from './workload.ts';
+import { sleep } from './procs.ts';
+
+interface PayRow {
+  id: string; invoice_id: string; merchant_id: string; chain: string; txid: string; output_index: number; address: string; method: string; asset: string;
+  amount: bigint; status: PaymentFacts['status']; block_height: bigint | null; block_hash: string | null; block_time: Date | null; first_seen_at: Date; ledger_state: string;
+}
+
+export async function checkInvariants(c: Cluster, o: { nativeSent: Hex[]; quiesceMs: number; log: (l: string) => void }): Promise<string[]> {
+  const deadline = Date.now() + o.quiesceMs;
+  let v: string[] = [];
+  let round = 0;
+  for (;;) {
+    round++;
+    try {
+      v = await checkOnce(c, o.nativeSent);
+    } catch (err) {
+      v = [`check failed: ${(err as Error).message}`];
+    }
+    if (v.length === 0 || Date.now() > deadline) break;
+    if (round % 5 === 1) o.log(`  waiting for quiescence (${v.length} open: ${v[0]})`);
+    await sleep(2_000);
+  }
+  return v;
+}
+
+async function checkOnce(c: Cluster, nativeSent: Hex[]): Promise<string[]> {
+  const v: string[] = [];
+  const sql = c.sql;
+  const pc = c.evm.publicClient;
+
+  // --- chain tips caught up
+  const btcTip = await c.btc.call<number>('getblockcount');
+  const btcTipHash = await c.btc.call<string>('getblockhash', [btcTip]);
+  const evmTipBlock = await pc.getBlock();
+  const evmTip = Number(evmTipBlock.number);
+  const cs = await sql<{ chain: string; tip_height: bigint | null; tip_hash: string | null }[]>`select chain, tip_height, tip_hash from chain_state`;
+  const tipOf = (ch: string) => cs.find((r) => r.chain === ch);
+  if (Number(tipOf('bitcoin')?.tip_height) !== btcTip || tipOf('bitcoin')?.tip_hash !== btcTipHash) v.push(`bitcoin watcher not at the node tip: db ${tipOf('bitcoin')?.tip_height}/${tipOf('bitcoin')?.tip_hash} node ${btcTip}/${btcTipHash}`);
+  if (Number(tipOf('ethereum')?.tip_height) !== evmTip || tipOf('ethereum')?.tip_hash?.toLowerCase() !== evmTipBlock.hash!.toLowerCase()) v.push(`evm watcher not at the node tip: db ${tipOf('ethereum')?.tip_height} node ${evmTip}`);
+
+  const deposits = await sql<{ chain: string; address: string; invoice_id: string }[]>`select chain, address, invoice_id from deposit_addresses`;
+  const payments = await sql<PayRow[]>`
+    select id, invoice_id, merchant_id, chain, txid, output_index, address, method, asset, amount, status, block_height, block_hash, block_time, first_seen_at, ledger_state from payments`;
+  const live = (p: PayRow) => p.status === 'pending' || p.status === 'confirmed';
+
+  // --- 5. no shared addresses
+  const dupAddr = await sql<{ chain: string; address: string; n: bigint }[]>`
+    select chain, lower(address) as address, count(distinct invoice_id) as n from invoice_payment_methods group by 1, 2 having count(distinct invoice_id) > 1`;
+  for (const d of dupAddr) v.push(`address ${d.address} on ${d.chain} shared by ${d.n} invoices`);
+
+  // --- 1a. Bitcoin chain truth
+  const btcDeposit = new Set(deposits.filter((d) => d.chain === 'bitcoin').map((d) => d.address));
+  const btcTruth = new Map<string, { sats: bigint; height: number }>();
+  for (let h = c.start.bitcoin; h <= btcTip; h++) {
+    const b = await bitcoinBlockOutputs(c.btc, await c.btc.call<string>('getblockhash', [h]));
+    for (const out of b.outs) if (btcDeposit.has(out.address)) btcTruth.set(`${out.txid}:${out.vout}`, { sats: out.sats, height: h });
+  }
+  const btcConfirmed = new Map(payments.filter((p) => p.chain === 'bitcoin' && p.status === 'confirmed').map((p) => [`${p.txid}:${p.output_index}`, p]));
+  for (const [k, t] of btcTruth) {
+    const p = btcConfirmed.get(k);
+    if (!p) {
+      const any = payments.find((x) => x.chain === 'bitcoin' && `${x.txid}:${x.output_index}` === k);
+      v.push(`bitcoin output ${k} (${t.sats} sat, block ${t.height}) is ${any ? `recorded as ${any.status} (${any.id})` : 'not recorded'}`);
+    } else if (p.amount !== t.sats || Number(p.block_height) !== t.height) v.push(`bitcoin payment ${p.id} ${k}: db ${p.amount}@${p.block_height}, chain ${t.sats}@${t.height}`);
+  }
+  for (const [k, p] of btcConfirmed) if (!btcTruth.has(k)) v.push(`bitcoin payment ${p.id} ${k} is confirmed in the db but not in the best chain`);
+
+  // --- 1b. EVM chain truth: token transfers
+  const evmDeposit = new Set(deposits.filter((d) => d.chain === 'ethereum').map((d) => d.address.toLowerCase()));
+  const logs = await pc.getLogs({ address: [c.evm.usdc, c.evm.usdt], event: ERC20[1] as never, fromBlock: BigInt(c.start.ethereum), toBlock: BigInt(evmTip) });
+  const tokTruth = new Map<string, { amount: bigint; height: number }>();
+  for (const l of logs as unknown as { transactionHash: Hex; logIndex: number; blockNumber: bigint; args: { to: Hex; value: bigint } }[]) {
+    if (evmDeposit.has(l.args.to.toLowerCase())) tokTruth.set(`${l.transactionHash.toLowerCase()}:${l.logIndex}`, { amount: l.args.value, height: Number(l.blockNumber) });
+  }
+  const evmConfirmed = payments.filter((p) => p.chain === 'ethereum' && p.status === 'confirmed');
+  const tokDb = new Map(evmConfirmed.filter((p) => p.output_index >= 0).map((p) => [`${p.txid.toLowerCase()}:${p.output_index}`, p]));
+  for (const [k, t] of tokTruth) {
+    const p = tokDb.get(k);
+    if (!p) v.push(`token transfer ${k} (${t.amount}, block ${t.height}) is not recorded as confirmed`);
+    else if (p.amount !== t.amount || Number(p.block_height) !== t.height) v.push(`token payment ${p.id} ${k}: db ${p.amount}@${p.block_height}, chain ${t.amount}@${t.height}`);
+  }
+  for (const [k, p] of tokDb) if (!tokTruth.has(k)) v.push(`token payment ${p.id} ${k} is confirmed in the db but not in the canonical chain`);
+
+  // --- 1c. EVM native: our transfers that succeeded in the canonical chain; balances
+  const nativeTruth = new Map<string, { wei: bigint; height: number; to: string }>();
+  for (const hash of new Set(nativeSent)) {
+    const r = await pc.getTransactionReceipt({ hash }).catch(() => null);
+    if (!r || r.status !== 'success') continue;
+    const b = await pc.getBlock({ blockNumber: r.blockNumber });
+    if (b.hash !== r.blockHash) continue;
+    const tx = await pc.getTransaction({ hash });
+    nativeTruth.set(`${hash.toLowerCase()}:-1`, { wei: tx.value, height: Number(r.blockNumber), to: tx.to!.toLowerCase() });
+  }
+  const nativeDb = new Map(evmConfirmed.filter((p) => p.output_index === -1).map((p) => [`${p.txid.toLowerCase()}:-1`, p]));
+  for (const [k, t] of nativeTruth) {
+    if (!evmDeposit.has(t.to)) continue;
+    const p = nativeDb.get(k);
+    if (!p) v.push(`native transfer ${k} (${t.wei} wei, block ${t.height}) is not recorded as confirmed`);
+    else if (p.amount !== t.wei || Number(p.block_height) !== t.height) v.push(`native payment ${p.id} ${k}: db ${p.amount}@${p.block_height}, chain ${t.wei}@${t.height}`);
+  }
+  for (const [k, p] of nativeDb) if (!nativeTruth.has(k)) v.push(`native payment ${p.id} ${k} is confirmed in the db but not in the canonical chain`);
+  const nativeByAddr = new Map<string, bigint>();
+  for (const p of payments) if (p.chain === 'ethereum' && p.output_index < 0 && live(p)) nativeByAddr.set(p.address.toLowerCase(), (nativeByAddr.get(p.address.toLowerCase()) ?? 0n) + p.amount);
+  for (const a of evmDeposit) {
+    const bal = await pc.getBalance({ address: a as Hex });
+    const rec = nativeByAddr.get(a) ?? 0n;
+    if (bal !== rec) v.push(`deposit ${a}: on-chain balance ${bal} wei, live native payments ${rec} wei`);
+  }
+  for (const p of payments) if (p.status === 'pending') v.push(`payment ${p.id} (${p.chain} ${p.txid}:${p.output_index}) still pending after quiesce`);
+
+  // --- 1d. exactly once
+  const seen = new Map<string, number>();
+  for (const p of payments) { const k = `${p.chain}:${p.txid.toLowerCase()}:${p.output_index}`; seen.set(k, (seen.get(k) ?? 0) + 1); }
+  for (const [k, n] of seen) if (n > 1) v.push(`payment ${k} recorded ${n} times`);
+
+  // --- 2. state recomputed from payments
+  const invoices = await sql<{ id: string; status: InvoiceStatus; exception: string | null; amount: bigint; amount_paid: bigint; currency_decimals: number; tolerance_bps: number; expires_at: Date; monitoring_until: Date; marked_at: Date | null }[]>`
+    select id, status, exception, amount, amount_paid, currency_decimals, tolerance_bps, expires_at, monitoring_until, marked_at from invoices`;
+  const methods = await sql<{ invoice_id: string; method: string; rate: string; decimals: number; confirmations_required: number; chain: string; token: string | null }[]>`
+    select invoice_id, method, rate, decimals, confirmations_required, chain, token from invoice_payment_methods`;
+  const tips: Record<string, number> = { bitcoin: btcTip, ethereum: evmTip };
+  const confs = (p: PayRow) => (p.status === 'confirmed' && p.block_height !== null ? Math.max(0, tips[p.chain]! - Number(p.block_height) + 1) : 0);
+  const now = new Date();
+  const byInv = <T extends { invoice_id: string }>(rows: T[]) => { const m = new Map<string, T[]>(); for (const r of rows) m.set(r.invoice_id, [...(m.get(r.invoice_id) ?? []), r]); return m; };
+  const payBy = byInv(payments);
+  const methBy = byInv(methods);
+  for (const inv of invoices) {
+    const ms = methBy.get(inv.id) ?? [];
+    const ps = payBy.get(inv.id) ?? [];
+    const facts = { status: inv.status, amount: inv.amount, currencyDecimals: inv.currency_decimals, toleranceBps: inv.tolerance_bps, expiresAt: inv.expires_at, monitoringUntil: inv.monitoring_until, marked: inv.marked_at !== null };
+    const terms = ms.map((m) => ({ method: m.method, rate: m.rate, decimals: m.decimals, confirmationsRequired: m.confirmations_required }));
+    const pf = ps.map((p) => ({ method: p.method, amount: p.amount, status: p.status, confirmations: confs(p), firstSeenAt: p.first_seen_at, blockTime: p.block_time }));
+    const ev = evaluate(facts, terms, pf, now);
+    if (ev.status !== inv.status || ev.exception !== inv.exception || ev.amountPaid !== inv.amount_paid) {
+      v.push(`invoice ${inv.id}: db ${inv.status}/${inv.exception}/${inv.amount_paid}, recomputed ${ev.status}/${ev.exception}/${ev.amountPaid}`);
+    }
+    const scratch = evaluate({ ...facts, status: 'new' }, terms, pf, now);
+    const sameFromScratch = scratch.status === inv.status || (inv.status === 'invalid' && (scratch.status === 'new' || scratch.status === 'expired'));
+    if (!sameFromScratch) v.push(`invoice ${inv.id}: db ${inv.status}, from scratch ${scratch.status}`);
+    for (const p of ps) {
+      const need = ms.find((m) => m.method === p.method)?.confirmations_required;
+      const want = !live(p) ? ['none', 'reversed'] : [need !== undefined && confs(p) >= need ? 'available' : 'pending'];
+      if (!want.includes(p.ledger_state)) v.push(`payment ${p.id} (${inv.id}): ledger_state ${p.ledger_state}, expected ${want.join('|')}`);
+    }
+  }
+
+  // --- 3. ledger
+  const unbalanced = await sql<{ txn_id: string; asset: string; s: bigint }[]>`select txn_id, asset, sum(amount) as s from ledger_entries group by 1, 2 having sum(amount) <> 0`;
+  for (const u of unbalanced) v.push(`ledger txn ${u.txn_id} ${u.asset} sums to ${u.s}`);
+  const bal = await sql<{ merchant_id: string; asset: string; s: bigint }[]>`
+    select merchant_id, asset, sum(amount) as s from ledger_entries
+    where account = 'merchant:' || merchant_id || ':available' or account = 'merchant:' || merchant_id || ':pending' group by 1, 2`;
+  const livePer = new Map<string, bigint>();
+  for (const p of payments) if (live(p)) livePer.set(`${p.merchant_id}:${p.method}`, (livePer.get(`${p.merchant_id}:${p.method}`) ?? 0n) + p.amount);
+  const balPer = new Map(bal.map((b) => [`${b.merchant_id}:${b.asset}`, b.s]));
+  for (const k of new Set([...livePer.keys(), ...balPer.keys()])) {
+    const a = balPer.get(k) ?? 0n, b = livePer.get(k) ?? 0n;
+    // Sign convention: merchant accounts may be debit-positive or credit-negative; compare magnitudes.
+    if (a !== b && -a !== b) v.push(`balance ${k}: available+pending ${a}, live payments ${b}`);
+  }
+
+  // --- 4. events and deliveries
+  const events = await sql<{ id: string; type: string; invoice_id: string | null; payment_id: string | null; relayed_at: Date | null }[]>`
+    select id, type, invoice_id, payload->'payment'->>'id' as payment_id, relayed_at from events order by seq`;
+  const evBy = new Map<string, string[]>();
+  for (const e of events) if (e.invoice_id) evBy.set(e.invoice_id, [...(evBy.get(e.invoice_id) ?? []), e.type]);
+  for (const inv of invoices) {
+    let s: InvoiceStatus = 'new';
+    for (const t of evBy.get(inv.id) ?? []) {
+      const to: InvoiceStatus | undefined = (Object.keys(TRANSITIONS[s]) as InvoiceStatus[]).find((k) => TRANSITIONS[s][k] === t);
+      if (to) s = to;
+      else if (['invoice.processing', 'invoice.settled', 'invoice.expired', 'invoice.invalid'].includes(t)) { v.push(`invoice ${inv.id}: event ${t} while in ${s}`); }
+    }
+    if (s !== inv.status) v.push(`invoice ${inv.id}: events lead to ${s}, db status ${inv.status}`);
+  }
+  const detected = new Set(events.filter((e) => e.type === 'invoice.payment_detected').map((e) => e.payment_id));
+  for (const p of payments) if (!detected.has(p.id)) v.push(`payment ${p.id} has no invoice.payment_detected event`);
+  const delivered = new Set(c.receiver.deliveries.filter((d) => d.valid).map((d) => d.eventId));
+  for (const e of events) if (!delivered.has(e.id)) v.push(`event ${e.id} (${e.type}, ${e.invoice_id}) never reached the receiver${e.relayed_at ? '' : ' (not relayed)'}`);
+  const bad = c.receiver.deliveries.filter((d) => !d.valid);
+  for (const d of bad) v.push(`delivery ${d.webhookId} had an invalid signature: ${d.error}`);
+  const failed = await sql<{ id: string; event_id: string }[]>`select id, event_id from webhook_deliveries where status = 'failed'`;
+  for (const f of failed) v.push(`webhook delivery ${f.id} (event ${f.event_id}) failed for good`);
+
+  // --- 6. reconciliation report vs chain truth
+  const from = new Date(Date.now() - 86_400_000).toISOString();
+  const to = new Date(Date.now() + 86_400_000).toISOString();
+  const rep = await c.api$('GET', `/v1/reports/reconciliation?from=${encodeURIComponent(from)}&to=${encodeURIComponent(to)}`);
+  if (rep.status !== 200) v.push(`reconciliation report: HTTP ${rep.status}`);
+  else {
+    const truth = new Map<string, bigint>();
+    const add = (m: string, x: bigint) => truth.set(m, (truth.get(m) ?? 0n) + x);
+    for (const t of btcTruth.values()) add('BTC', t.sats);
+    for (const [k, t] of tokTruth) {
+      const p = tokDb.get(k);
+      add(p?.method ?? 'token?', t.amount);
+    }
+    for (const a of evmDeposit) add('ETH-ethereum', await pc.getBalance({ address: a as Hex }));
+    const perAsset = (rep.body.totals?.per_asset ?? []) as { method: string; received: string }[];
+    const dec: Record<string, number> = { BTC: 8, 'ETH-ethereum': 18, 'USDC-ethereum': 6, 'USDT-ethereum': 6 };
+    for (const m of new Set([...truth.keys(), ...perAsset.map((p) => p.method)])) {
+      const r = perAsset.find((p) => p.method === m);
+      const reported = r ? toUnits(r.received, dec[m] ?? 0) : 0n;
+      const t = truth.get(m) ?? 0n;
+      if (reported !== t) v.push(`reconciliation ${m}: report received ${reported}, chain ${t}`);
+    }
+  }
+  return v;
+}
+
+function toUnits(s: string, d: number): bigint {
+  const [i, f = ''] = s.split('.');
+  return BigInt(i! + f.padEnd(d, '0').slice(0, d));
+}

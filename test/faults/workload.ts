@@ -1,0 +1,113 @@
+/** Seeded randomness and the payer side of the harness: Bitcoin devnet wallet and a hardhat account. */
+import * as bitcoin from 'bitcoinjs-lib';
+import { createWalletClient, encodeFunctionData, http, parseAbi, type Hex, type PublicClient } from 'viem';
+import { privateKeyToAccount } from 'viem/accounts';
+import { hardhat } from 'viem/chains';
+import type { BitcoinRpcClient } from '../../src/chains/bitcoin/rpc.ts';
+import { HARDHAT_ACCOUNTS } from '../support/hardhat.ts';
+
+/** mulberry32: small, fast, good enough for choosing actions; the same seed gives the same choices. */
+export function prng(seed: number) {
+  let a = seed >>> 0;
+  const next = () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  return {
+    next,
+    int: (lo: number, hi: number) => lo + Math.floor(next() * (hi - lo + 1)),
+    pick: <T>(xs: readonly T[]): T => xs[Math.floor(next() * xs.length)]!,
+    chance: (p: number) => next() < p,
+    weighted: <T extends string>(w: Record<T, number>): T => {
+      const entries = Object.entries(w) as [T, number][];
+      let x = next() * entries.reduce((s, [, v]) => s + v, 0);
+      for (const [k, v] of entries) if ((x -= v) < 0) return k;
+      return entries[entries.length - 1]![0];
+    },
+  };
+}
+export type Prng = ReturnType<typeof prng>;
+
+/** Decimal string of base units (no floating point). */
+export function formatUnits(units: bigint, decimals: number): string {
+  const neg = units < 0n;
+  const s = (neg ? -units : units).toString().padStart(decimals + 1, '0');
+  const int = s.slice(0, s.length - decimals);
+  const frac = decimals ? s.slice(s.length - decimals).replace(/0+$/, '') : '';
+  return `${neg ? '-' : ''}${int}${frac ? '.' + frac : ''}`;
+}
+export function parseUnits(amount: string, decimals: number): bigint {
+  const [i, f = ''] = amount.split('.');
+  return BigInt(i! + f.padEnd(decimals, '0').slice(0, decimals));
+}
+
+export const ERC20 = parseAbi(['function transfer(address to, uint256 amount) returns (bool)', 'event Transfer(address indexed from, address indexed to, uint256 value)']);
+
+export function bitcoinPayer(rpc: BitcoinRpcClient) {
+  return {
+    send: (address: string, sats: bigint) => rpc.call<string>('sendtoaddress', { address, amount: formatUnits(sats, 8) }),
+    rawOf: (txid: string) => rpc.call<string>('getrawtransaction', [txid, false]),
+    rebroadcast: (hex: string) => rpc.call<string>('sendrawtransaction', [hex]),
+    replace: (txid: string) => rpc.call<string>('devnet_replace', [txid, null, null]),
+    mine: async (n: number) => rpc.call<string[]>('generatetoaddress', [n, await rpc.call<string>('getnewaddress')]),
+    height: () => rpc.call<number>('getblockcount'),
+    hashAt: (h: number) => rpc.call<string>('getblockhash', [h]),
+    invalidate: (hash: string) => rpc.call('invalidateblock', [hash]),
+  };
+}
+
+/** Outputs paying to regtest addresses in a block (verbosity 2 with hex; amounts from the raw tx). */
+export async function bitcoinBlockOutputs(rpc: BitcoinRpcClient, hash: string): Promise<{ height: number; outs: { txid: string; vout: number; address: string; sats: bigint }[] }> {
+  const b = await rpc.call<{ height: number; tx: { txid: string; hex: string }[] }>('getblock', [hash, 2]);
+  const outs: { txid: string; vout: number; address: string; sats: bigint }[] = [];
+  for (const t of b.tx) {
+    const tx = bitcoin.Transaction.fromHex(t.hex);
+    tx.outs.forEach((o, vout) => {
+      let address: string;
+      try {
+        address = bitcoin.address.fromOutputScript(o.script, bitcoin.networks.regtest);
+      } catch {
+        return;
+      }
+      outs.push({ txid: t.txid, vout, address, sats: BigInt(o.value) });
+    });
+  }
+  return { height: b.height, outs };
+}
+
+/** Sends native coin and ERC-20 transfers from hardhat account 2, one at a time (nonces from the node). */
+export function evmPayer(url: string, publicClient: PublicClient) {
+  const chain = { ...hardhat, rpcUrls: { default: { http: [url] } } };
+  const account = privateKeyToAccount(HARDHAT_ACCOUNTS[2]!.privateKey);
+  const wallet = createWalletClient({ account, chain, transport: http(url, { timeout: 15_000, retryCount: 0 }) });
+  const deployer = createWalletClient({ account: privateKeyToAccount(HARDHAT_ACCOUNTS[0]!.privateKey), chain, transport: http(url, { timeout: 15_000, retryCount: 0 }) });
+  let queue: Promise<unknown> = Promise.resolve();
+  const serial = <T>(fn: () => Promise<T>): Promise<T> => {
+    const p = queue.then(fn, fn);
+    queue = p.catch(() => {});
+    return p;
+  };
+  async function sendRaw(to: Hex, value: bigint, data?: Hex): Promise<{ hash: Hex; raw: Hex }> {
+    return serial(async () => {
+      const req = await wallet.prepareTransactionRequest({ to, value, ...(data ? { data } : {}), account, chain });
+      const raw = await wallet.signTransaction(req as never);
+      const hash = await publicClient.sendRawTransaction({ serializedTransaction: raw });
+      return { hash, raw };
+    });
+  }
+  return {
+    address: account.address,
+    /** Gives the payer tokens (the test tokens have a public mint; the deployer holds 1e12 units). */
+    async fund(token: Hex, amount: bigint) {
+      const hash = await deployer.writeContract({ address: token, abi: ERC20, functionName: 'transfer', args: [account.address, amount], account: deployer.account, chain });
+      await publicClient.waitForTransactionReceipt({ hash });
+    },
+    sendNative: (to: Hex, wei: bigint) => sendRaw(to, wei),
+    sendToken: (token: Hex, to: Hex, units: bigint) => sendRaw(token, 0n, encodeFunctionData({ abi: ERC20, functionName: 'transfer', args: [to, units] })),
+    rebroadcast: (raw: Hex) => serial(() => publicClient.sendRawTransaction({ serializedTransaction: raw })),
+    rpc: (method: string, params: unknown[] = []) => publicClient.request({ method: method as never, params: params as never }) as Promise<unknown>,
+  };
+}
