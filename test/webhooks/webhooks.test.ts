@@ -279,9 +279,12 @@ describe('retries and failures', () => {
       const ids = new Set(bodies('/flush').filter((b) => b.status === 200).map((b) => b.json.id));
       return all.every((e) => ids.has(e.id));
     }, 20_000);
-    const statuses = await ctx.deps.sql<{ event_id: string; status: string; last_error: string | null; attempt_count: number }[]>`
-      select event_id, status, last_error, attempt_count from webhook_deliveries where endpoint_id = ${ep.id} and event_id in ${ctx.deps.sql(all.map((e) => e.id))}`;
-    expect(statuses.filter((s) => s.status !== 'delivered')).toEqual([]);
+    // The receiver sees a request before the deliverer records its outcome: wait for the rows.
+    const undelivered = async () => (await ctx.deps.sql<{ event_id: string; status: string; last_error: string | null; attempt_count: number }[]>`
+      select event_id, status, last_error, attempt_count from webhook_deliveries where endpoint_id = ${ep.id} and event_id in ${ctx.deps.sql(all.map((e) => e.id))}`)
+      .filter((s) => s.status !== 'delivered');
+    await waitFor('every delivery recorded as delivered', async () => (await undelivered()).length === 0, 10_000).catch(() => {});
+    expect(await undelivered()).toEqual([]);
     await api('DELETE', `/v1/webhook_endpoints/${ep.id}`);
   }, 40_000);
 
