@@ -41,7 +41,7 @@ describe('kassa CLI', () => {
 
   it('merchants create --json prints one JSON object with the merchant and a first key that works', async () => {
     const r = await kassa(['merchants', 'create', '--name', 'Shop', '--json']);
-    expect(r.code).toBe(0);
+    expect(r).toMatchObject({ code: 0, stderr: '' });
     const out = JSON.parse(r.stdout);
     expect(r.stdout.trim().split('\n')).toHaveLength(1);
     expect(out.merchant).toMatchObject({ id: expect.stringMatching(/^mer_/), name: 'Shop', object: 'merchant' });
@@ -54,7 +54,7 @@ describe('kassa CLI', () => {
     expect((await res.json()).id).toBe(out.merchant.id);
 
     const ro = await kassa(['api-keys', 'create', '--merchant', out.merchant.id, '--scopes', 'invoices:read,reports:read', '--json']);
-    expect(ro.code).toBe(0);
+    expect(ro).toMatchObject({ code: 0, stderr: '' });
     const roKey = JSON.parse(ro.stdout).api_key;
     expect(roKey.scopes).toEqual(['invoices:read', 'reports:read']);
     const patch = await fetch(`${server.url}/v1/merchant`, {
@@ -63,7 +63,7 @@ describe('kassa CLI', () => {
     expect(patch.status).toBe(403);
 
     const revoke = await kassa(['api-keys', 'revoke', '--merchant', out.merchant.id, '--key', roKey.id]);
-    expect(revoke.code).toBe(0);
+    expect(revoke).toMatchObject({ code: 0, stderr: '' });
     const after = await fetch(`${server.url}/v1/merchant`, { headers: { authorization: `Bearer ${roKey.secret}` } });
     expect(after.status).toBe(401);
   });
