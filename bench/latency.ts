@@ -45,17 +45,25 @@ try {
       const m = inv.body.payment_methods[0];
       const detected = webhook(inv.body.id, 'invoice.payment_detected');
       const settled = webhook(inv.body.id, 'invoice.settled');
+      // Both promises exist before either is awaited: keep a late rejection from being unhandled.
+      detected.catch(() => {});
+      settled.catch(() => {});
       const t0 = Date.now();
       if (chain === 'bitcoin') await btc.send(m.address, parseUnits(m.amount_due, 8));
       else if (method === 'ETH-ethereum') await evm.sendNative(m.address as Hex, parseUnits(m.amount_due, 18));
       else await evm.sendToken(c.evm.usdc, m.address as Hex, parseUnits(m.amount_due, 6));
-      const td = await detected;
+      const td = await detected.catch(async (e: Error) => {
+        const now = await c.api$('GET', `/v1/invoices/${inv.body.id}`);
+        const pays = await c.api$('GET', `/v1/invoices/${inv.body.id}/payments`);
+        throw new Error(`${chain} ${method} sample ${i}: ${e.message}; invoice now ${now.body.status}/${now.body.exception}; payments ${JSON.stringify(pays.body.data)}`);
+      });
       results[chain]!.detect.push(td - t0);
       let t1 = t0;
       if (chain === 'bitcoin') { t1 = Date.now(); await btc.mine(1); }
       const ts = await settled.catch(async (e: Error) => {
         const now = await c.api$('GET', `/v1/invoices/${inv.body.id}`);
-        throw new Error(`${chain} ${method}: ${e.message}; invoice now ${now.body.status}/${now.body.exception}`);
+        const pays = await c.api$('GET', `/v1/invoices/${inv.body.id}/payments`);
+        throw new Error(`${chain} ${method} sample ${i}: ${e.message}; invoice now ${now.body.status}/${now.body.exception}; payments ${JSON.stringify(pays.body.data)}`);
       });
       results[chain]!.settle.push(ts - t1);
     }

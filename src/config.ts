@@ -41,6 +41,7 @@ const envSchema = z.object({
   KASSA_CONFIG: z.string().min(1).optional(),
   KASSA_QUEUE_PREFIX: z.string().min(1).default('{kassa}'),
   RATE_LIMIT_PER_SECOND: positiveInt.default(100),
+  PUBLIC_RATE_LIMIT_PER_MINUTE: positiveInt.default(120),
   DB_POOL_SIZE: positiveInt.default(10),
   ADMIN_TOKEN: z.string().min(16).optional(),
   METRICS_PORT: z.coerce.number().int().min(0).max(65535).optional(),
@@ -135,6 +136,8 @@ export interface Config {
   dataDir: string;
   queuePrefix: string;
   rateLimitPerSecond: number;
+  /** Checkout pages and the public invoice API: requests per minute per client IP. */
+  publicRateLimitPerMinute: number;
   dbPoolSize: number;
   adminToken: string | undefined;
   /** Port of the worker process's own /metrics listener (unset: no listener). */
@@ -239,6 +242,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     dataDir: e.KASSA_DATA_DIR,
     queuePrefix: e.KASSA_QUEUE_PREFIX,
     rateLimitPerSecond: e.RATE_LIMIT_PER_SECOND,
+    publicRateLimitPerMinute: e.PUBLIC_RATE_LIMIT_PER_MINUTE,
     dbPoolSize: e.DB_POOL_SIZE,
     adminToken: e.ADMIN_TOKEN,
     metricsPort: e.METRICS_PORT,

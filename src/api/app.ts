@@ -78,8 +78,8 @@ export function createApp(deps: Deps, opts: AppOptions = {}): OpenAPIHono<AppEnv
   registerBitcoinPaymentMethodRoutes(app, deps);
   registerWebhookEndpointRoutes(app, deps);
   registerEventRoutes(app, deps);
-  registerPublicRoutes(app, deps);
-  registerCheckoutRoutes(app, deps);
+  registerPublicRoutes(app, deps, { perMinute: deps.config.publicRateLimitPerMinute });
+  registerCheckoutRoutes(app, deps, { perMinute: deps.config.publicRateLimitPerMinute });
   registerDashboardRoutes(app, deps);
   registerHealthRoute(app, [
     ...coreHealthChecks(deps),

@@ -173,6 +173,8 @@ export async function startCluster(o: ClusterOptions = {}): Promise<Cluster> {
       KASSA_CONFIG: chainsFile,
       KASSA_QUEUE_PREFIX: '{kassa-faults}',
       RATE_LIMIT_PER_SECOND: '100000',
+      // The load bench polls checkout pages from one address (127.0.0.1).
+      PUBLIC_RATE_LIMIT_PER_MINUTE: '1000000',
       DB_POOL_SIZE: '8',
       WEBHOOK_ALLOW_HTTP: 'true',
       WEBHOOK_ALLOWED_HOSTS: '127.0.0.1',
