@@ -197,7 +197,7 @@ export function createSettlementService(deps: {
     return changed;
   }
 
-  return {
+  const service: SettlementService = {
     async watchedAddresses(db, chain) {
       const rows = await db<{ address: string; script: Buffer | null; invoice_id: string }[]>`
         select d.address, d.script, d.invoice_id from deposit_addresses d join invoices i on i.id = d.invoice_id
@@ -307,8 +307,8 @@ export function createSettlementService(deps: {
         where chain = ${chain} and finalized_height is distinct from least(${height}, tip_height)
         returning chain`;
       if (rows.length === 0) return new Set();
-      const waiting = await this.awaitingConfirmations(tx, chain);
-      return this.recompute(tx, waiting);
+      const waiting = await service.awaitingConfirmations(tx, chain);
+      return service.recompute(tx, waiting);
     },
 
     async pendingTxids(db, chain) {
@@ -338,4 +338,5 @@ export function createSettlementService(deps: {
       }
     },
   };
+  return service;
 }
