@@ -19,7 +19,7 @@ const pct = (xs: number[], p: number) => {
   return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]!;
 };
 
-const c = await startCluster({ workers: 2, logLevel: 'warn', say: (l) => console.log(l) });
+const c = await startCluster({ workers: 2, logLevel: (process.env.BENCH_LOG_LEVEL as 'warn' | undefined) ?? 'warn', say: (l) => console.log(l) });
 const waiters = new Map<string, (at: number) => void>();
 c.receiver.onDelivery = (d: Delivery) => {
   const k = `${d.invoiceId}:${d.type}`;
