@@ -8,13 +8,16 @@
  * getrawtransaction <txid> false for mempool txs not seen before (batched on the RPC client).
  *
  * One pass (`runOnce`):
- * 1. Reload the watched deposit scripts (one indexed query; invoices are created all the time).
+ * 1. Read the node's tip and list its mempool, THEN reload the watched deposit scripts (one indexed
+ *    query; invoices are created all the time). In that order, every payment the pass can see
+ *    was broadcast after its address was in the loaded set (the reverse order lost payments to
+ *    invoices created mid-pass; found by bench:latency, regression test in watcher.test.ts).
  * 2. If the node's block at the cursor height is no longer the cursor's block: reorg handling.
  * 3. Catch up in order, ONE database transaction per block: recordObservations + advanceCursor
  *    (keeping `reorg_window` block hashes) + pending payments double-spent by the block's inputs
  *    marked vanished + recompute(touched ∪ awaiting confirmations); publish after commit. Before
  *    applying block h+1 its parent hash must equal the cursor's hash, otherwise: reorg handling.
- * 4. Once at the tip: the mempool. New txids (at most `maxMempoolTxsPerPass` per pass) are fetched
+ * 4. Once at the tip: the mempool listed in step 1. New txids (at most `maxMempoolTxsPerPass` per pass) are fetched
  *    and scanned → pending observations; pending payments whose tx is neither in the mempool nor
  *    confirmed are marked vanished (`replaced`), unless the tip moved meanwhile (checked again
  *    next pass, so a tx just mined is never mistaken for a vanished one).
@@ -30,7 +33,7 @@
  * or at `startHeight` when given; older blocks are not scanned. Invoices created before the first
  * start and paid in older blocks are therefore not seen: start the watcher before taking payments.
  *
- * `run(signal)` is single-flight per chain (Postgres advisory lock `watch:<chain>`): a second
+ * `run(signal)` is single-flight per chain (a renewed lease row `watch:<chain>`, src/chains/single-flight.ts): a second
  * process waits in standby and takes over when the holder stops. Node errors are logged, reported
  * as health errors and retried with capped exponential backoff; the loop never crashes on them.
  */
@@ -273,8 +276,11 @@ export function createBitcoinWatcher(opts: BitcoinWatcherOptions): BitcoinWatche
     return out;
   }
 
-  async function mempoolPass(w: Watched, tipHash: string): Promise<number> {
-    const mempool = await client.getRawMempool();
+  /**
+   * `mempool` was listed BEFORE `w` was loaded (see runOnce): every transaction in it was broadcast
+   * after its deposit address existed, so `w` knows that address and "not ours" is final.
+   */
+  async function mempoolPass(w: Watched, tipHash: string, mempool: string[]): Promise<number> {
     const inMempool = new Set(mempool);
     for (const t of seenMempool.keys()) if (!inMempool.has(t)) seenMempool.delete(t);
     const fresh = mempool.filter((t) => !seenMempool.has(t)).slice(0, maxMempool);
@@ -307,11 +313,19 @@ export function createBitcoinWatcher(opts: BitcoinWatcherOptions): BitcoinWatche
 
   async function runOnce(signal?: AbortSignal): Promise<BitcoinPassResult> {
     const result: BitcoinPassResult = { blocks: 0, tip: -1, reorgs: 0, mempoolScanned: 0, more: false };
-    const w = await loadWatched();
+    // Order matters: the tip and the mempool are read BEFORE the watched addresses are loaded. A
+    // payment in a block up to that tip or in that mempool listing was broadcast after its invoice
+    // (and deposit address) was committed, so the set loaded afterwards contains the address.
+    // Loaded the other way round, an invoice created in between could be paid and scanned against
+    // a set without its address: a block would be applied without the payment (lost), a mempool tx
+    // would be remembered as "not ours" and only counted once mined.
     let tipHash = await client.getBestBlockHash();
     let tip = (await client.getBlockHeader(tipHash)).height;
     result.tip = tip;
     let cursor = await settlement.cursor(sql, chain);
+    // Listed only when this pass can reach the tip (the mempool pass runs only there).
+    const mempool = !cursor || tip - cursor.height <= maxBlocks ? await client.getRawMempool() : null;
+    let w = await loadWatched();
 
     // The node's chain no longer contains our cursor block (same-length or shorter reorg).
     if (cursor && cursor.hash !== tipHash) {
@@ -340,6 +354,7 @@ export function createBitcoinWatcher(opts: BitcoinWatcherOptions): BitcoinWatche
         tipHash = await client.getBestBlockHash();
         tip = (await client.getBlockHeader(tipHash)).height;
         result.tip = tip;
+        w = await loadWatched(); // blocks up to the new tip may pay invoices created meanwhile
         continue;
       }
       await applyBlock({ height: next, hash, prevHash }, raw, w);
@@ -348,8 +363,8 @@ export function createBitcoinWatcher(opts: BitcoinWatcherOptions): BitcoinWatche
       next++;
     }
 
-    if (!result.more && cursor && cursor.height >= tip) {
-      result.mempoolScanned = await mempoolPass(w, cursor.hash);
+    if (!result.more && mempool && cursor && cursor.height >= tip) {
+      result.mempoolScanned = await mempoolPass(w, cursor.hash, mempool);
     }
     await health('ok', result.tip, null);
     return result;

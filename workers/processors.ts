@@ -1,7 +1,7 @@
 /**
  * What a `kassa worker` process runs:
  * - one chain watcher loop per configured chain (single-flight across processes through a
- *   Postgres advisory lock: a second worker process stands by and takes over if the first dies);
+ *   renewed lease row in Postgres: a second worker process stands by and takes over if the first dies);
  * - BullMQ processors: settlement recomputes, maintenance (deadline scan, address-pool refill);
  * - the repeatable jobs that feed them (job schedulers are upserted, so every process may do it).
  * Workers are thin: parse the job, call a service, map errors.

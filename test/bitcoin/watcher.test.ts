@@ -191,6 +191,57 @@ describe('bitcoin watcher: payments', () => {
   });
 });
 
+describe('bitcoin watcher: invoices created while a pass runs', () => {
+  /** The real devnet client, with `before` run once right before the first call of `method`. */
+  function hookedClient(method: 'getRawMempool' | 'getBestBlockHash', before: () => Promise<void>) {
+    const real = createBitcoinNodeClient(cfg, 'bitcoin', { retries: 0 });
+    let fired = false;
+    const hooked = Object.create(real) as typeof real;
+    (hooked as unknown as Record<string, unknown>)[method] = async () => {
+      if (!fired) {
+        fired = true;
+        await before();
+      }
+      return (real[method] as () => Promise<unknown>).call(real);
+    };
+    return hooked;
+  }
+
+  it('a payment in the mempool to an invoice created mid-pass is counted (mempool listed before the addresses load)', async () => {
+    await sync(w);
+    let inv: { id: string; address: string } | undefined;
+    const client = hookedClient('getRawMempool', async () => {
+      inv = await invoice({ confirmations: 1 });
+      await dn.wallet.sendToAddress(inv.address, '0.001');
+    });
+    const mid = watcher({ client });
+    await mid.runOnce();
+    await mid.runOnce();
+    expect(inv).toBeDefined();
+    expect(await payments(inv!.id)).toMatchObject([{ amount: 100_000n, status: 'pending' }]);
+    await dn.wallet.mine(1);
+    await sync(mid);
+    expect(await payments(inv!.id)).toMatchObject([{ amount: 100_000n, status: 'confirmed' }]);
+    expect((await invoiceRow(inv!.id)).status).toBe('settled');
+  });
+
+  it('a payment mined in a block to an invoice created mid-pass is counted (tip read before the addresses load)', async () => {
+    await sync(w);
+    let inv: { id: string; address: string } | undefined;
+    let hash = '';
+    const client = hookedClient('getBestBlockHash', async () => {
+      inv = await invoice({ confirmations: 1 });
+      await dn.wallet.sendToAddress(inv.address, '0.001');
+      [hash] = await dn.wallet.mine(1);
+    });
+    await sync(watcher({ client }));
+    expect(inv).toBeDefined();
+    expect(await payments(inv!.id)).toMatchObject([{ amount: 100_000n, status: 'confirmed', block_hash: hash }]);
+    expect((await invoiceRow(inv!.id)).status).toBe('settled');
+    await expectLedgerBalanced();
+  });
+});
+
 describe('bitcoin watcher: reorgs', () => {
   it('a tx re-mined on the new branch is counted once at its new block', async () => {
     const inv = await invoice({ confirmations: 1 });
