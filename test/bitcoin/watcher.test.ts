@@ -232,7 +232,7 @@ describe('bitcoin watcher: invoices created while a pass runs', () => {
     const client = hookedClient('getBestBlockHash', async () => {
       inv = await invoice({ confirmations: 1 });
       await dn.wallet.sendToAddress(inv.address, '0.001');
-      [hash] = await dn.wallet.mine(1);
+      hash = (await dn.wallet.mine(1))[0]!;
     });
     await sync(watcher({ client }));
     expect(inv).toBeDefined();
