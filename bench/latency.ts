@@ -32,6 +32,20 @@ const webhook = (invoiceId: string, type: string, timeoutMs = 30_000) =>
     waiters.set(`${invoiceId}:${type}`, (at) => { clearTimeout(t); resolve(at); });
   });
 
+/** A missing webhook: says where it stopped (invoice state, payments, events, deliveries, receiver). */
+async function diagnose(e: Error, invoiceId: string, what: string): Promise<never> {
+  const now = await c.api$('GET', `/v1/invoices/${invoiceId}`);
+  const pays = await c.api$('GET', `/v1/invoices/${invoiceId}/payments`);
+  const events = await c.sql`
+    select e.id, e.type, e.created_at, e.relayed_at, d.id as delivery, d.status, d.attempt_count, d.next_attempt_at, d.locked_until, d.last_status_code
+    from events e left join webhook_deliveries d on d.event_id = e.id where e.invoice_id = ${invoiceId} order by e.seq`;
+  const received = c.receiver.deliveries.filter((d) => d.invoiceId === invoiceId || !d.valid);
+  throw new Error(
+    `${what}: ${e.message}; invoice now ${now.body.status}/${now.body.exception}; payments ${JSON.stringify(pays.body.data)}\n` +
+      `events+deliveries ${JSON.stringify(events)}\nreceiver saw ${JSON.stringify(received)}`,
+  );
+}
+
 const btc = bitcoinPayer(c.btc);
 const evm = evmPayer(c.evm.url, c.evm.publicClient);
 await evm.fund(c.evm.usdc, 100_000_000_000n);
@@ -52,19 +66,11 @@ try {
       if (chain === 'bitcoin') await btc.send(m.address, parseUnits(m.amount_due, 8));
       else if (method === 'ETH-ethereum') await evm.sendNative(m.address as Hex, parseUnits(m.amount_due, 18));
       else await evm.sendToken(c.evm.usdc, m.address as Hex, parseUnits(m.amount_due, 6));
-      const td = await detected.catch(async (e: Error) => {
-        const now = await c.api$('GET', `/v1/invoices/${inv.body.id}`);
-        const pays = await c.api$('GET', `/v1/invoices/${inv.body.id}/payments`);
-        throw new Error(`${chain} ${method} sample ${i}: ${e.message}; invoice now ${now.body.status}/${now.body.exception}; payments ${JSON.stringify(pays.body.data)}`);
-      });
+      const td = await detected.catch((e: Error) => diagnose(e, inv.body.id, `${chain} ${method} sample ${i}`));
       results[chain]!.detect.push(td - t0);
       let t1 = t0;
       if (chain === 'bitcoin') { t1 = Date.now(); await btc.mine(1); }
-      const ts = await settled.catch(async (e: Error) => {
-        const now = await c.api$('GET', `/v1/invoices/${inv.body.id}`);
-        const pays = await c.api$('GET', `/v1/invoices/${inv.body.id}/payments`);
-        throw new Error(`${chain} ${method} sample ${i}: ${e.message}; invoice now ${now.body.status}/${now.body.exception}; payments ${JSON.stringify(pays.body.data)}`);
-      });
+      const ts = await settled.catch((e: Error) => diagnose(e, inv.body.id, `${chain} ${method} sample ${i}`));
       results[chain]!.settle.push(ts - t1);
     }
     if ((i + 1) % 10 === 0) console.log(`${i + 1}/${SAMPLES} samples per chain`);
