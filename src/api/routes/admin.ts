@@ -1,18 +1,31 @@
 /**
- * GET /admin/queues: a read-only, server-rendered BullMQ status page for operators (job counts per
- * queue and the last failed jobs with their reason); `?format=json` returns the same data as JSON.
+ * Operator pages under /admin, behind ADMIN_TOKEN (Bearer, or Basic auth with the token as password
+ * so a browser can log in). When ADMIN_TOKEN is not set, /admin/* does not exist (404, like any
+ * unknown route).
  *
- * Behind ADMIN_TOKEN (Bearer, or Basic auth with the token as password so a browser can log in).
- * When ADMIN_TOKEN is not set, /admin/* does not exist (404, like any unknown route).
- * (@bull-board/hono is not a dependency; this page needs nothing beyond BullMQ.)
+ * - GET /admin/queues: the bull-board queue dashboard (@bull-board/hono) for every Kassa queue: job
+ *   counts, job lists with data and failure reasons, and actions (retry, promote, clean, pause…).
+ *   Its assets are served from /admin/queues/static/* and its JSON API lives at /admin/queues/api/*.
+ * - GET /admin/queues?format=json: a compact status for scripts: counts per queue and the last
+ *   failed jobs with their reason (credentials in URLs masked).
  */
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { createBullBoard } from '@bull-board/api';
+import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
+import { HonoAdapter } from '@bull-board/hono';
+import { serveStatic, type ServeStaticOptions } from '@hono/node-server/serve-static';
 import type { OpenAPIHono } from '@hono/zod-openapi';
+import type { Context, Env } from 'hono';
 import type { Deps } from '../../deps.ts';
 import { KassaError } from '../../errors.ts';
 import type { AppEnv } from '../env.ts';
 import { errorResponse } from '../errors.ts';
 import { QUEUE_NAMES, type QueueName } from '../../queues/index.ts';
 import { ADMIN_CHALLENGE, adminAuthorized } from '../../metrics/auth.ts';
+
+/** Where the dashboard is mounted; bull-board derives its static and API paths from it. */
+export const QUEUE_DASHBOARD_PATH = '/admin/queues';
 
 const STATES = ['waiting', 'active', 'delayed', 'prioritized', 'paused', 'failed', 'completed'] as const;
 const FAILED_SHOWN = 10;
@@ -47,26 +60,65 @@ export async function queueStatus(deps: Pick<Deps, 'queues'>): Promise<QueueStat
   );
 }
 
-const esc = (s: string) => s.replace(/[&<>"']/g, (ch) => `&#${ch.charCodeAt(0)};`);
+/**
+ * bull-board's UI (a prebuilt React app): the HTML view and its static/ folder. Resolved through
+ * @bull-board/api (the package that depends on @bull-board/ui), so it works from any cwd and
+ * with any node_modules layout.
+ */
+const UI_DIR = path.dirname(
+  createRequire(createRequire(import.meta.url).resolve('@bull-board/api')).resolve('@bull-board/ui/package.json'),
+);
+const STATIC_DIR = path.join(UI_DIR, 'dist', 'static');
 
-function renderPage(queues: QueueStatus[], at: Date): string {
-  const head = STATES.map((s) => `<th>${s}</th>`).join('');
-  const rows = queues
-    .map((q) => `<tr><th scope="row">${esc(q.queue)}</th>${STATES.map((s) => `<td class="${s === 'failed' && q.counts[s] > 0 ? 'bad' : ''}">${q.counts[s]}</td>`).join('')}</tr>`)
-    .join('');
-  const failed = queues.flatMap((q) => q.failed.map((f) => ({ ...f, queue: q.queue })));
-  const failedRows = failed.length === 0
-    ? '<p>No failed jobs retained.</p>'
-    : `<table><thead><tr><th>queue</th><th>job</th><th>id</th><th>attempts</th><th>failed at</th><th>reason</th><th>data</th></tr></thead><tbody>${failed
-        .map((f) => `<tr><td>${esc(f.queue)}</td><td>${esc(f.name)}</td><td>${esc(f.id ?? '')}</td><td>${f.attempts}</td><td>${esc(f.failed_at ?? '')}</td><td>${esc(f.reason)}</td><td><code>${esc(JSON.stringify(f.data) ?? '')}</code></td></tr>`)
-        .join('')}</tbody></table>`;
-  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-<title>Kassa queues</title><meta http-equiv="refresh" content="10">
-<style>body{font:14px system-ui,sans-serif;margin:2rem;color:#111}table{border-collapse:collapse;margin:1rem 0}th,td{border:1px solid #ccc;padding:.3rem .6rem;text-align:right}
-td:nth-child(n+6),th[scope=row]{text-align:left}.bad{background:#fdd;font-weight:600}code{font-size:12px}small{color:#666}</style></head>
-<body><h1>Kassa queues</h1><small>Read-only. Generated ${esc(at.toISOString())}; refreshes every 10 s. <a href="?format=json">JSON</a></small>
-<table><thead><tr><th>queue</th>${head}</tr></thead><tbody>${rows}</tbody></table>
-<h2>Last failed jobs (up to ${FAILED_SHOWN} per queue)</h2>${failedRows}</body></html>`;
+/**
+ * HonoAdapter passes serveStatic a root relative to process.cwd() at start-up, which breaks if the
+ * cwd changes afterwards; pin it to the absolute folder instead. (serveStatic rejects `..` and
+ * encoded paths, so requests cannot leave that folder.)
+ */
+function serveBoardStatic<E extends Env>(opts: ServeStaticOptions<E> = {}) {
+  return serveStatic<E>({ ...opts, root: STATIC_DIR });
+}
+
+/**
+ * The dashboard's CSP. Everything it loads comes from /admin/queues/static (scripts, CSS,
+ * locales via fetch, a web worker for syntax highlighting). It needs 'unsafe-inline' styles (React
+ * style attributes, CodeMirror's injected <style>) and data: images (CodeMirror icons); no inline
+ * or eval'd script. Its Google Fonts stylesheet is deliberately blocked: an operator console makes
+ * no third-party requests, and the UI falls back to the system font.
+ */
+const DASHBOARD_CSP = [
+  "default-src 'self'", "script-src 'self'", "worker-src 'self'", "style-src 'self' 'unsafe-inline'",
+  "img-src 'self' data:", "font-src 'self'", "connect-src 'self'", "object-src 'none'", "base-uri 'self'",
+  "form-action 'self'", "frame-ancestors 'none'",
+].join('; ');
+
+/**
+ * Browsers resend Basic credentials on requests that other sites trigger, so a state-changing
+ * request (bull-board's PUT/POST/PATCH actions) must come from the dashboard itself: Sec-Fetch-Site
+ * same-origin (or none: typed by the user), or, from browsers without Sec-Fetch-Site, an Origin on
+ * this host. Clients that send neither (curl, scripts) carry the token explicitly and pass.
+ */
+function crossSiteWrite(c: Context<AppEnv>): boolean {
+  if (['GET', 'HEAD', 'OPTIONS'].includes(c.req.method)) return false;
+  const site = c.req.header('sec-fetch-site');
+  if (site) return site !== 'same-origin' && site !== 'none';
+  const origin = c.req.header('origin');
+  if (!origin) return false;
+  try {
+    return new URL(origin).host !== c.req.header('host');
+  } catch {
+    return true; // "null" and other opaque origins
+  }
+}
+
+function queueDashboard(deps: Deps) {
+  const serverAdapter = new HonoAdapter(serveBoardStatic).setBasePath(QUEUE_DASHBOARD_PATH);
+  createBullBoard({
+    queues: (Object.values(QUEUE_NAMES) as QueueName[]).map((name) => new BullMQAdapter(deps.queues[name])),
+    serverAdapter,
+    options: { uiBasePath: UI_DIR, uiConfig: { boardTitle: 'Kassa queues' } },
+  });
+  return serverAdapter.registerPlugin();
 }
 
 export function registerAdminRoutes(app: OpenAPIHono<AppEnv>, deps: Deps): void {
@@ -78,15 +130,22 @@ export function registerAdminRoutes(app: OpenAPIHono<AppEnv>, deps: Deps): void 
         status: 401, type: 'authentication_error', headers: { 'WWW-Authenticate': ADMIN_CHALLENGE },
       }));
     }
+    if (crossSiteWrite(c)) {
+      return errorResponse(c, new KassaError('cross_site_request', 'Admin actions must be sent from the admin pages themselves.', {
+        status: 403, type: 'permission_error',
+      }));
+    }
     await next();
     c.res.headers.set('Cache-Control', 'no-store');
+    c.res.headers.set('Content-Security-Policy', DASHBOARD_CSP);
+    c.res.headers.set('X-Frame-Options', 'DENY');
+    c.res.headers.set('Referrer-Policy', 'no-referrer');
   });
-  app.get('/admin/queues', async (c) => {
-    const queues = await queueStatus(deps);
-    if (c.req.query('format') === 'json') return c.json({ object: 'queue_status', queues });
-    return c.html(renderPage(queues, new Date()), 200, {
-      'Content-Security-Policy': "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
-      'X-Frame-Options': 'DENY',
-    });
+  app.get(QUEUE_DASHBOARD_PATH, async (c, next) => {
+    if (c.req.query('format') !== 'json') return next(); // the dashboard itself
+    return c.json({ object: 'queue_status', queues: await queueStatus(deps) });
   });
+  // The UI links to its base with a trailing slash; routes are strict, so send that back to the base.
+  app.get(`${QUEUE_DASHBOARD_PATH}/`, (c) => c.redirect(QUEUE_DASHBOARD_PATH + new URL(c.req.url).search));
+  app.route(QUEUE_DASHBOARD_PATH, queueDashboard(deps));
 }
