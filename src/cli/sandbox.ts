@@ -4,8 +4,12 @@
  *   kassa dev [--bitcoin-port N] [--evm-port N] [--webhook-port N]        (npm run dev)
  *   kassa sandbox pay <invoice_id> [--method M] [--amount D | --partial P | --over P] [--json]
  *   kassa sandbox mine [--chain bitcoin|ethereum] [--blocks N] [--json]
- *   kassa sandbox reorg --chain bitcoin --depth N [--double-spend <txid>] [--json]
+ *   kassa sandbox reorg [--chain bitcoin|ethereum] [--depth N] [--double-spend <txid>] [--json]
  *   kassa sandbox scenario <name> [--method M] [--json]
+ *
+ * `sandbox reorg` defaults to --chain bitcoin and --depth 1. On ethereum it reverts hardhat to a
+ * snapshot the sandbox took when it paid or mined (see src/sandbox/actions.ts): the dropped blocks'
+ * transactions are gone, and --double-spend is for bitcoin only.
  *
  * The `sandbox …` commands talk to the running sandbox through `$KASSA_DATA_DIR/sandbox`
  * (runtime.json: URLs; state.json: the demo key). See docs/sandbox.md.
@@ -89,10 +93,16 @@ export const sandboxCommands: Record<string, Command> = {
       const depth = positiveInt(values, 'depth', 1);
       const ctx = sandboxContext(config().dataDir);
       const doubleSpend = (values['double-spend'] as unknown as string[] | undefined) ?? [];
+      if (chain === 'ethereum' && doubleSpend.length > 0) throw new UsageError('--double-spend is for --chain bitcoin only (an EVM reorg drops the transactions of the dropped blocks anyway)');
       const r = await reorg(ctx, chain!, depth, { doubleSpend });
+      const dropped = r.dropped_transactions;
       printResult(Boolean(values.json), r,
         `reorg of depth ${r.depth} on ${r.chain}: tip ${r.old_tip.height} ${r.old_tip.hash} → ${r.new_tip.height} ${r.new_tip.hash}` +
-        r.replaced.map((x) => `\ndouble-spent ${x.txid} → ${x.replacement}`).join(''));
+        (r.depth !== r.requested_depth ? `\n(asked for depth ${r.requested_depth}; the nearest sandbox snapshot was ${r.depth} blocks below the old tip)` : '') +
+        r.replaced.map((x) => `\ndouble-spent ${x.txid} → ${x.replacement}`).join('') +
+        (dropped === undefined ? '' :
+          `\n${dropped.length} transaction(s) in the dropped blocks` +
+          (dropped.length ? ` are gone (hardhat does not return them to a mempool; they are not in the new blocks):${dropped.map((t) => `\n  ${t}`).join('')}` : '')));
     },
   },
 

@@ -21,8 +21,8 @@ import { createDeps } from '../deps.ts';
 import { databaseName, ensureDatabase, redactUrl } from '../db/client.ts';
 import { createLogger } from '../logger.ts';
 import { prepareDatabase } from '../server.ts';
-import { sandboxPaths, writePrivateJson, type SandboxRuntime, type SandboxState } from './files.ts';
-import { HARDHAT_ACCOUNTS, SANDBOX_CHAIN_ID, startSandboxEvm } from './hardhat.ts';
+import { sandboxPaths, writeEvmSnapshots, writePrivateJson, type SandboxRuntime, type SandboxState } from './files.ts';
+import { HARDHAT_ACCOUNTS, SANDBOX_CHAIN_ID, startSandboxEvm, takeEvmSnapshot } from './hardhat.ts';
 import { ensureDemoMerchant, ensureWebhookEndpoint, resetChainCursors } from './merchant.ts';
 import { portOrFree, say, spawnManaged, type ManagedChild } from './procs.ts';
 import { startWebhookReceiver, type WebhookReceiver } from './receiver.ts';
@@ -132,6 +132,7 @@ function banner(o: { apiUrl: string; publicUrl: string; state: SandboxState; run
     '  npx kassa sandbox pay <invoice_id> [--method BTC|ETH-ethereum|USDC-ethereum|USDT-ethereum] [--partial 50 | --over 10 | --amount 0.001]',
     '  npx kassa sandbox mine [--chain bitcoin|ethereum] [--blocks 1]',
     'Or run a whole scenario: npx kassa sandbox scenario paid   (partial-then-topup, overpaid, expired, late, reorg)',
+    'Reorg a chain: npx kassa sandbox reorg --chain bitcoin|ethereum --depth 2',
     '',
     'Chain data lives in memory and is gone after a restart; the demo merchant and its key are kept.',
     'Press Ctrl-C to stop.',
@@ -266,6 +267,8 @@ export async function runSandbox(baseConfig: Config, opts: DevOptions): Promise<
       webhooks_url: wh.status === 'unavailable' ? null : receiver.url,
     };
     writePrivateJson(paths.runtime, runtime);
+    // The first EVM snapshot (after the deployment): see src/sandbox/actions.ts on EVM reorgs.
+    writeEvmSnapshots(dataDir, runtime, [await takeEvmSnapshot(evm.url, 'start')]);
 
     // Healthy = PostgreSQL, Redis and both chain watchers (they write the chain cursors).
     await waitFor('GET /health answering 200', 90_000, async () => ((await fetch(`${apiUrl}/health`)).status === 200 ? true : null), () => stopping);

@@ -8,6 +8,8 @@
  * - `wallet.json`  the demo merchant's Bitcoin seed (random, generated once).
  * - `runtime.json` URLs and ports of the running sandbox (for `kassa sandbox …` commands).
  * - `webhooks.log` one JSON line per webhook the built-in receiver verified (or rejected).
+ * - `evm-snapshots.json` the last hardhat `evm_snapshot`s the sandbox took (for `kassa sandbox
+ *   reorg --chain ethereum`), tied to one run of the sandbox (`runtime.json`'s `started_at`).
  */
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -20,6 +22,7 @@ export interface SandboxPaths {
   wallet: string;
   runtime: string;
   webhooksLog: string;
+  evmSnapshots: string;
 }
 
 export function sandboxPaths(dataDir: string): SandboxPaths {
@@ -31,6 +34,7 @@ export function sandboxPaths(dataDir: string): SandboxPaths {
     wallet: path.join(dir, 'wallet.json'),
     runtime: path.join(dir, 'runtime.json'),
     webhooksLog: path.join(dir, 'webhooks.log'),
+    evmSnapshots: path.join(dir, 'evm-snapshots.json'),
   };
 }
 
@@ -99,6 +103,45 @@ export function readState(dataDir: string): SandboxState {
   const state = readJson<SandboxState>(paths.state);
   if (!state) throw new KassaError('sandbox_not_running', `No sandbox merchant found (${paths.state}). Start the sandbox with "npm run dev".`, { retryable: false });
   return state;
+}
+
+/** How many EVM snapshots `evm-snapshots.json` keeps (the newest). */
+export const MAX_EVM_SNAPSHOTS = 20;
+
+/** A hardhat `evm_snapshot` taken by the sandbox: the chain as it was at block `height`. */
+export interface EvmSnapshot {
+  /** The id `evm_snapshot` returned (hardhat never reuses one; reverting to it consumes it). */
+  id: string;
+  /** Block number and hash of the chain's tip when the snapshot was taken. */
+  height: number;
+  hash: string;
+  /** What took it: `start`, `pay`, `mine`, `reorg`. */
+  by: string;
+}
+
+interface EvmSnapshotsFile {
+  /** `started_at` of the sandbox run (runtime.json) whose hardhat node holds these snapshots. */
+  sandbox_started_at: string;
+  /** Oldest first (= the order hardhat took them). */
+  snapshots: EvmSnapshot[];
+}
+
+/** The recorded snapshots of this sandbox run, oldest first ([] for another run's file). */
+export function readEvmSnapshots(dataDir: string, runtime: SandboxRuntime): EvmSnapshot[] {
+  const file = readJson<EvmSnapshotsFile>(sandboxPaths(dataDir).evmSnapshots);
+  return file && file.sandbox_started_at === runtime.started_at && Array.isArray(file.snapshots) ? file.snapshots : [];
+}
+
+/** Replaces the recorded snapshots (keeping the newest MAX_EVM_SNAPSHOTS). */
+export function writeEvmSnapshots(dataDir: string, runtime: SandboxRuntime, snapshots: EvmSnapshot[]): void {
+  const file: EvmSnapshotsFile = { sandbox_started_at: runtime.started_at, snapshots: snapshots.slice(-MAX_EVM_SNAPSHOTS) };
+  writePrivateJson(sandboxPaths(dataDir).evmSnapshots, file);
+}
+
+/** Appends snapshots just taken (read-modify-write: the sandbox commands run one at a time). */
+export function recordEvmSnapshots(dataDir: string, runtime: SandboxRuntime, added: EvmSnapshot[]): void {
+  if (added.length === 0) return;
+  writeEvmSnapshots(dataDir, runtime, [...readEvmSnapshots(dataDir, runtime), ...added]);
 }
 
 export function isAlive(pid: number): boolean {

@@ -9,6 +9,7 @@ import { createPublicClient, createWalletClient, http, type Hex, type PublicClie
 import { privateKeyToAccount, privateKeyToAddress } from 'viem/accounts';
 import { hardhat } from 'viem/chains';
 import { deployKassaContracts } from '../chains/evm/deploy.ts';
+import type { EvmSnapshot } from './files.ts';
 import { spawnManaged, type ManagedChild } from './procs.ts';
 
 const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -46,6 +47,41 @@ export function evmClients(url: string, privateKey: Hex) {
   const publicClient = createPublicClient({ chain, transport: http(url) }) as PublicClient;
   const walletClient = createWalletClient({ account: privateKeyToAccount(privateKey), chain, transport: http(url) });
   return { publicClient, walletClient };
+}
+
+/** One JSON-RPC call to the sandbox's hardhat node (for the `evm_*` / `hardhat_*` methods). */
+export async function evmRpc<T>(url: string, method: string, params: unknown[] = []): Promise<T> {
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }),
+    signal: AbortSignal.timeout(30_000),
+  });
+  const body = (await res.json()) as { result?: T; error?: { message?: string } };
+  if (body.error || !('result' in body)) throw new Error(`${method} on ${url} failed: ${body.error?.message ?? `HTTP ${res.status}`}`);
+  return body.result as T;
+}
+
+export interface EvmBlockRef {
+  number: number;
+  hash: string;
+  timestamp: number;
+  transactions: string[];
+}
+
+/** A block (transaction hashes only) by number or tag. */
+export async function evmBlock(url: string, block: number | 'latest'): Promise<EvmBlockRef> {
+  const b = await evmRpc<{ number: string; hash: string; timestamp: string; transactions: string[] } | null>(
+    url, 'eth_getBlockByNumber', [typeof block === 'number' ? `0x${block.toString(16)}` : block, false]);
+  if (!b) throw new Error(`block ${block} not found on ${url}`);
+  return { number: Number.parseInt(b.number, 16), hash: b.hash, timestamp: Number.parseInt(b.timestamp, 16), transactions: b.transactions };
+}
+
+/** `evm_snapshot` of the chain as it is now, with the tip it captures. */
+export async function takeEvmSnapshot(url: string, by: string): Promise<EvmSnapshot> {
+  const id = await evmRpc<string>(url, 'evm_snapshot');
+  const tip = await evmBlock(url, 'latest');
+  return { id, height: tip.number, hash: tip.hash, by };
 }
 
 export interface SandboxEvm {

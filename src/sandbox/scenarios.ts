@@ -7,6 +7,12 @@
  *
  * The result is `ok` only when the path (and the expected exception) match.
  *
+ * `reorg` works on both chains, with the same expected path (new → processing → settled →
+ * invalid): on Bitcoin (the default, `--method BTC`) it invalidates the payment's block and
+ * double-spends the payment before mining a longer chain; on the EVM chain (`--method
+ * ETH-ethereum|USDC-ethereum|USDT-ethereum`) it reverts hardhat to the snapshot `pay` took before
+ * paying and mines a longer branch without the payment (hardhat drops the transaction).
+ *
  * SANDBOX-ONLY SHORTCUT: `expired` and `late` move the invoice's `expires_at` to now directly in
  * the database instead of waiting the API's 60 s minimum `expires_in`. Nothing else in Kassa does
  * this; it only exists so the scenarios take seconds.
@@ -15,7 +21,7 @@ import { readFileSync, existsSync } from 'node:fs';
 import { createSql } from '../db/client.ts';
 import { KassaError } from '../errors.ts';
 import { sandboxPaths } from './files.ts';
-import { mine, pay, reorg, type Invoice, type SandboxChain, type SandboxContext } from './actions.ts';
+import { evmTip, mine, pay, reorg, type Invoice, type SandboxChain, type SandboxContext } from './actions.ts';
 import type { WebhookLogEntry } from './receiver.ts';
 
 export const SCENARIOS = ['paid', 'partial-then-topup', 'overpaid', 'expired', 'late', 'reorg'] as const;
@@ -72,9 +78,6 @@ export async function runScenario(
   opts: { method?: string; timeoutMs?: number; log?: (line: string) => void } = {},
 ): Promise<ScenarioResult> {
   const method = opts.method ?? 'BTC';
-  if (name === 'reorg' && method !== 'BTC') {
-    throw new KassaError('parameter_invalid', 'the reorg scenario needs --method BTC (the sandbox cannot reorg the EVM chain)', { status: 400, param: 'method', retryable: false });
-  }
   const chain: SandboxChain = method === 'BTC' ? 'bitcoin' : 'ethereum';
   const timeoutMs = opts.timeoutMs ?? 60_000;
   const steps: string[] = [];
@@ -107,6 +110,7 @@ export async function runScenario(
   const mineStep = async (n = 1) => {
     const r = await mine(ctx, chain, n);
     step(`mine ${n} ${chain} block(s) → tip ${r.tip}`);
+    return r;
   };
   /** SANDBOX-ONLY SHORTCUT: expire now instead of waiting the 60 s minimum. */
   const expireNow = async () => {
@@ -161,8 +165,15 @@ export async function runScenario(
         await waitUntil('payment detected', (i) => i.status !== 'new');
         await mineStep();
         await waitUntil('settled', (i) => i.status === 'settled');
-        const r = await reorg(ctx, 'bitcoin', 1, { doubleSpend: [p.txid] });
-        step(`reorg bitcoin depth 1: block ${r.old_tip.height} ${r.old_tip.hash.slice(0, 16)}… replaced, payment double-spent by ${r.replaced[0]?.replacement ?? '?'}, new tip ${r.new_tip.height}`);
+        if (chain === 'bitcoin') {
+          const r = await reorg(ctx, 'bitcoin', 1, { doubleSpend: [p.txid] });
+          step(`reorg bitcoin depth 1: block ${r.old_tip.height} ${r.old_tip.hash.slice(0, 16)}… replaced, payment double-spent by ${r.replaced[0]?.replacement ?? '?'}, new tip ${r.new_tip.height}`);
+        } else {
+          // Drop the payment's block and everything after it (pay snapshotted the chain before it).
+          if (p.block === undefined) throw new KassaError('sandbox_scenario_failed', `no block for payment ${p.txid}`, { retryable: false });
+          const r = await reorg(ctx, 'ethereum', (await evmTip(ctx)) - p.block + 1);
+          step(`reorg ethereum depth ${r.depth}: blocks ${r.old_tip.height - r.depth + 1}..${r.old_tip.height} dropped with ${r.dropped_transactions?.length ?? 0} transaction(s) (the payment is gone: hardhat does not return it to a mempool), new tip ${r.new_tip.height} ${r.new_tip.hash.slice(0, 18)}…`);
+        }
         await waitUntil('invalid', (i) => i.status === 'invalid');
         break;
       }

@@ -1,20 +1,23 @@
 /**
  * The one-command sandbox, end to end, the way a developer meets it:
- * - a fresh copy of the repository in a temp folder (the WORKING TREE, not a `git clone` of HEAD:
- *   `git ls-files --cached --others --exclude-standard` copied over, so uncommitted files count;
- *   `node_modules` is a symlink to this checkout's, instead of `npm ci`, to keep CI time sane);
+ * - a clean clone in a temp folder: `git clone --quiet <this checkout> <tmp>`, i.e. its HEAD.
+ *   UNCOMMITTED CHANGES ARE NOT TESTED HERE (intended: this is what someone cloning the repository
+ *   gets); commit first to test them. `node_modules` is a symlink to this checkout's, instead of
+ *   `npm ci`, to keep CI time sane;
  * - `npm run dev` there, with its own database (a random name the sandbox creates), API port,
  *   chain ports and queue prefix;
  * - /health 200 (PostgreSQL, Redis and both chain watchers), an invoice created with the printed
  *   demo key, paid with `kassa sandbox pay`, a block mined with `kassa sandbox mine`, the invoice
  *   settled and `invoice.settled` verified by the built-in webhook receiver (its log);
- * - every named scenario (`kassa sandbox scenario <name> --json`) with its state path;
+ * - every named scenario (`kassa sandbox scenario <name> --json`) with its state path, plus `paid`
+ *   and `reorg` with `--method ETH-ethereum`, and `kassa sandbox reorg --chain ethereum --depth 2`
+ *   (a hardhat snapshot revert) replacing exactly 2 blocks with 3;
  * - SIGINT (a terminal's Ctrl-C reaches the whole process group) stops everything: no process of
  *   the group is left.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -46,7 +49,7 @@ function groupAlive(pgid: number): boolean {
   }
 }
 
-describe('npm run dev (sandbox) from a fresh copy', () => {
+describe('npm run dev (sandbox) from a clean clone', () => {
   let dir: string;
   let dev: ChildProcess;
   let output = '';
@@ -74,14 +77,8 @@ describe('npm run dev (sandbox) from a fresh copy', () => {
   };
 
   beforeAll(async () => {
-    dir = mkdtempSync(path.join(tmpdir(), 'kassa-sandbox-copy-'));
-    const { stdout } = await run('git', ['ls-files', '-z', '--cached', '--others', '--exclude-standard'], { cwd: REPO, maxBuffer: 64 << 20 });
-    for (const rel of stdout.split('\0').filter(Boolean)) {
-      const from = path.join(REPO, rel);
-      if (!existsSync(from)) continue; // deleted in the working tree
-      mkdirSync(path.dirname(path.join(dir, rel)), { recursive: true });
-      cpSync(from, path.join(dir, rel));
-    }
+    dir = mkdtempSync(path.join(tmpdir(), 'kassa-sandbox-clone-'));
+    await run('git', ['clone', '--quiet', REPO, dir], { timeout: 120_000 });
     symlinkSync(path.join(REPO, 'node_modules'), path.join(dir, 'node_modules'), 'dir');
 
     const port = await freePort();
@@ -177,6 +174,34 @@ describe('npm run dev (sandbox) from a fresh copy', () => {
     const r = JSON.parse(await kassa('sandbox', 'scenario', 'paid', '--method', 'ETH-ethereum', '--json')) as { ok: boolean; path: string[] };
     expect(r.path).toEqual(['new', 'processing', 'settled']);
     expect(r.ok).toBe(true);
+  }, 60_000);
+
+  it('scenario reorg --method ETH-ethereum: a hardhat snapshot revert drops the payment (new → processing → settled → invalid)', async () => {
+    const r = JSON.parse(await kassa('sandbox', 'scenario', 'reorg', '--method', 'ETH-ethereum', '--json')) as { ok: boolean; path: string[]; exception: string | null; webhooks: string[] };
+    expect(r.path).toEqual(['new', 'processing', 'settled', 'invalid']);
+    expect(r.exception).toBeNull();
+    expect(r.ok).toBe(true);
+    expect(r.webhooks).toContain('invoice.invalid');
+  }, 90_000);
+
+  it('sandbox reorg --chain ethereum --depth 2 replaces the last 2 blocks with 3', async () => {
+    // The reorg scenario's new branch was mined by the sandbox, one snapshot per block.
+    const r = JSON.parse(await kassa('sandbox', 'reorg', '--chain', 'ethereum', '--depth', '2', '--json')) as {
+      chain: string; depth: number; old_tip: { height: number; hash: string }; new_tip: { height: number; hash: string }; dropped_transactions: string[];
+    };
+    expect(r.chain).toBe('ethereum');
+    expect(r.depth).toBe(2);
+    expect(r.new_tip.height).toBe(r.old_tip.height + 1);
+    expect(r.new_tip.hash).not.toBe(r.old_tip.hash);
+    expect(r.dropped_transactions).toEqual([]);
+    // The EVM watcher follows the new branch (and stays healthy).
+    let chain: { ok: boolean; detail?: { tip_height: number | null } } | undefined;
+    for (let i = 0; i < 60; i++) {
+      chain = ((await (await fetch(`${apiUrl}/health`)).json()) as { checks: Record<string, { ok: boolean; detail?: { tip_height: number | null } }> }).checks['chain:ethereum'];
+      if (chain?.ok && chain.detail?.tip_height === r.new_tip.height) break;
+      await new Promise((res) => setTimeout(res, 250));
+    }
+    expect(chain, JSON.stringify(chain)).toMatchObject({ ok: true, detail: { tip_height: r.new_tip.height } });
   }, 60_000);
 
   it('Ctrl-C (SIGINT to the process group) stops every process of the sandbox', async () => {
