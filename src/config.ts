@@ -6,6 +6,7 @@
 import { readFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
+import { isIP } from 'node:net';
 import { z } from 'zod';
 
 export class ConfigError extends Error {
@@ -28,6 +29,18 @@ const urlWith = (protocols: string[]) =>
 
 const positiveInt = z.coerce.number().int().positive();
 
+/** `10.0.0.1`, `10.0.0.0/8`, `::1`, `fd00::/8` → address, prefix and family; null when malformed. */
+export function parseTrustedProxy(entry: string): { address: string; prefix: number; family: 'ipv4' | 'ipv6' } | null {
+  const [address = '', bits, extra] = entry.split('/');
+  if (extra !== undefined) return null;
+  const family = isIP(address) === 4 ? 'ipv4' : isIP(address) === 6 ? 'ipv6' : null;
+  if (!family) return null;
+  const max = family === 'ipv4' ? 32 : 128;
+  if (bits === undefined) return { address, prefix: max, family };
+  if (!/^\d{1,3}$/.test(bits) || Number(bits) > max) return null;
+  return { address, prefix: Number(bits), family };
+}
+
 const envSchema = z.object({
   KASSA_ENV: z.enum(['development', 'production', 'test']).default('development'),
   DATABASE_URL: urlWith(['postgres:', 'postgresql:']).default('postgres://postgres@127.0.0.1:5432/kassa'),
@@ -44,6 +57,10 @@ const envSchema = z.object({
   PUBLIC_RATE_LIMIT_PER_MINUTE: positiveInt.default(120),
   DB_POOL_SIZE: positiveInt.default(10),
   ADMIN_TOKEN: z.string().min(16).optional(),
+  TRUSTED_PROXIES: z
+    .string()
+    .refine((v) => v.split(',').every((x) => parseTrustedProxy(x.trim()) !== null), 'must be a comma-separated list of IP addresses or CIDR ranges, e.g. 10.0.0.0/8,::1')
+    .optional(),
   METRICS_PORT: z.coerce.number().int().min(0).max(65535).optional(),
   SMTP_URL: urlWith(['smtp:', 'smtps:']).optional(),
   SMTP_FROM: z.string().min(3).default('Kassa <no-reply@localhost>'),
@@ -140,6 +157,8 @@ export interface Config {
   publicRateLimitPerMinute: number;
   dbPoolSize: number;
   adminToken: string | undefined;
+  /** Reverse proxies whose X-Forwarded-For is believed (IPs / CIDR ranges); empty: the TCP peer is the client. */
+  trustedProxies: string[];
   /** Port of the worker process's own /metrics listener (unset: no listener). */
   metricsPort: number | undefined;
   /** SMTP server for customer e-mails (smtp:// or smtps://); e-mails are off when unset. */
@@ -245,6 +264,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     publicRateLimitPerMinute: e.PUBLIC_RATE_LIMIT_PER_MINUTE,
     dbPoolSize: e.DB_POOL_SIZE,
     adminToken: e.ADMIN_TOKEN,
+    trustedProxies: e.TRUSTED_PROXIES ? e.TRUSTED_PROXIES.split(',').map((x) => x.trim()) : [],
     metricsPort: e.METRICS_PORT,
     smtpUrl: e.SMTP_URL,
     smtpFrom: e.SMTP_FROM,

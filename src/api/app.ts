@@ -10,6 +10,7 @@ import { KassaError } from '../errors.ts';
 import type { AppEnv } from './env.ts';
 import { errorResponse, handleError, zodToKassaError } from './errors.ts';
 import { requestContext } from './middleware/request.ts';
+import { clientIpMiddleware } from './client-ip.ts';
 import { requireApiKey } from './middleware/auth.ts';
 import { rateLimitPerKey } from './middleware/rate-limit.ts';
 import { registerMerchantRoutes } from './routes/merchant.ts';
@@ -46,6 +47,7 @@ export function createApp(deps: Deps, opts: AppOptions = {}): OpenAPIHono<AppEnv
     },
   });
 
+  app.use('*', clientIpMiddleware(deps.config.trustedProxies));
   app.use('*', requestContext(deps.logger));
   app.use('*', httpMetrics(metricsFor(deps)));
   app.use('*', async (c, next) => {

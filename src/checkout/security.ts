@@ -3,9 +3,9 @@
  * `/v1/public/*`).
  */
 import type { Context, MiddlewareHandler } from 'hono';
-import { getConnInfo } from '@hono/node-server/conninfo';
 import type { Redis } from 'ioredis';
 import type { AppEnv } from '../api/env.ts';
+import { clientIp } from '../api/client-ip.ts';
 
 /** Strict CSP: only same-origin script/style (no inline code at all), images from self or data: URIs. */
 export const CHECKOUT_CSP = [
@@ -34,18 +34,8 @@ export function securityHeaders(): MiddlewareHandler<AppEnv> {
   };
 }
 
-/**
- * The client's IP: the TCP peer address. X-Forwarded-For is NOT trusted (anyone can send it);
- * behind a reverse proxy every client shares the proxy's address (a trusted-proxy setting would be
- * needed). Requests without a socket (in-process `app.request` in tests) count as "local".
- */
-export function clientIp(c: Context): string {
-  try {
-    return getConnInfo(c).remote.address ?? 'local';
-  } catch {
-    return 'local';
-  }
-}
+/** The client's IP (TCP peer, or from X-Forwarded-For of a trusted proxy): src/api/client-ip.ts. */
+export { clientIp };
 
 export const DEFAULT_PUBLIC_RATE_LIMIT_PER_MINUTE = 120;
 
