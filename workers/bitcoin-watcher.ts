@@ -100,7 +100,7 @@ export class ReorgTooDeepError extends KassaError {
     super(
       'reorg_too_deep',
       `Bitcoin watcher for chain "${chain}" stopped: ${node} reorganised deeper than the kept window (no common ancestor between height ${oldestKept ?? '?'} and ${cursorHeight}). ` +
-        'Check the node; then resume by resetting the chain cursor (chain_state/chain_blocks) to a height below the fork.',
+        `Check the node; then stop the workers and rewind below the fork: kassa chains rewind --chain ${chain} --height <H> (docs/operations.md, "Recovering from reorg_too_deep").`,
       { status: 500, retryable: false },
     );
     this.name = 'ReorgTooDeepError';

@@ -294,7 +294,7 @@ export function createEvmWatcher(o: EvmWatcherOptions): EvmWatcher {
       }
     }
     throw new KassaError('evm_reorg_too_deep',
-      `${chain}: chain reorganisation deeper than the kept window (${cfg.reorg_window} blocks, oldest kept ${oldest ?? 'none'}); the watcher stops. Check the node, then raise reorg_window or reset the chain cursor.`,
+      `${chain}: chain reorganisation deeper than the kept window (${cfg.reorg_window} blocks, oldest kept ${oldest ?? 'none'}); the watcher stops. Check the node; then stop the workers and rewind below the fork: kassa chains rewind --chain ${chain} --height <H> (docs/operations.md, "Recovering from reorg_too_deep").`,
       { retryable: false });
   }
 

@@ -8,8 +8,9 @@ import { commands as baseCommands } from './commands.ts';
 import { evmCommands } from './evm.ts';
 import { userCommands } from './users.ts';
 import { sandboxCommands } from './sandbox.ts';
+import { chainCommands } from './chains.ts';
 
-const commands = { ...baseCommands, ...evmCommands, ...sandboxCommands, ...userCommands };
+const commands = { ...baseCommands, ...evmCommands, ...chainCommands, ...sandboxCommands, ...userCommands };
 
 const HELP = `kassa — self-hosted, non-custodial crypto payments
 
@@ -28,6 +29,9 @@ Commands:
                                             deploy the forwarder factory (and test tokens on a local chain)
   evm sweep --invoice <id> (--key-file <file> | --private-key 0x…) [--json]
                                             move an invoice's deposits to the merchant treasury
+  chains rewind --chain <key> --height <n> [--json]
+                                            move a chain's cursor back below a fork (recovery from
+                                            reorg_too_deep; stop the workers first; docs/operations.md)
   users create --merchant <id> --email <e-mail> --role <owner|developer|finance|viewer> [--json]
                                             create a dashboard user; prints a one-time setup link (24 h)
   users setup-link --merchant <id> --user <usr_id> [--json]
@@ -40,8 +44,9 @@ Commands:
                                             pay an invoice from the sandbox wallets
   sandbox mine [--chain bitcoin|ethereum] [--blocks <n>] [--json]
                                             mine blocks on the sandbox chains (both by default)
-  sandbox reorg --chain bitcoin --depth <n> [--double-spend <txid>] [--json]
-                                            replace the last <n> blocks (Bitcoin only)
+  sandbox reorg --chain bitcoin|ethereum --depth <n> [--double-spend <txid>] [--json]
+                                            replace the last <n> blocks (ethereum: back to a sandbox
+                                            snapshot; transactions in dropped blocks are gone)
   sandbox scenario <paid|partial-then-topup|overpaid|expired|late|reorg> [--method <m>] [--json]
                                             run an end-to-end scenario against the running sandbox
 
