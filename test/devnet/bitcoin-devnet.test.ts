@@ -1,8 +1,9 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import * as bitcoin from 'bitcoinjs-lib';
 import { startDevnetProcess, type DevnetProcess } from '../support/devnet.ts';
 import { BitcoinRpcError } from '../../src/chains/bitcoin/rpc.ts';
 import type { BlockHeaderVerbose } from '../../src/chains/bitcoin/types.ts';
+import { DevnetChain, type Coin } from '../../src/chains/devnet/bitcoin/chain.ts';
 
 const regtest = bitcoin.networks.regtest;
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
@@ -319,5 +320,202 @@ describe('bitcoin devnet: script verification of foreign inputs', () => {
     expect(e.rpcMessage).toMatch(/^mandatory-script-verify-flag-failed/);
     expect(() => spend(other)).toThrow(); // PSBT refuses a signer whose key does not match the output
     expect(await dn.rpc.sendRawTransaction(valid.toHex())).toBe(valid.getId());
+  });
+});
+
+describe('bitcoin devnet: disconnected blocks restore the UTXO set and the mempool like Core', () => {
+  // A fresh devnet per test (and per retry) with 101 premined blocks: exactly one mature coinbase,
+  // so the wallet's second send has to spend the first one's change.
+  let fresh: DevnetProcess;
+  let ecc: typeof import('@bitcoinerlab/secp256k1');
+  let key: { publicKey: Uint8Array; sign(hash: Uint8Array): Uint8Array };
+  let keyScript: Uint8Array;
+  let keyAddress: string;
+
+  beforeEach(async () => {
+    fresh = await startDevnetProcess();
+  });
+
+  afterEach(async () => {
+    await fresh?.stop();
+  });
+
+  beforeAll(async () => {
+    ecc = await import('@bitcoinerlab/secp256k1');
+    const { ECPairFactory } = await import('ecpair');
+    const pair = ECPairFactory(ecc).fromPrivateKey(new Uint8Array(32).fill(11), { network: regtest });
+    key = pair;
+    const p2wpkh = bitcoin.payments.p2wpkh({ pubkey: pair.publicKey, network: regtest });
+    keyScript = p2wpkh.output!;
+    keyAddress = p2wpkh.address!;
+  });
+
+  const op = (txid: string, vout: number): string => `${txid}:${vout}`;
+  const inputsOf = (tx: bitcoin.Transaction): string[] => tx.ins.map((i) => op(Buffer.from(i.hash).reverse().toString('hex'), i.index));
+  const outputsOf = (tx: bitcoin.Transaction): string[] => tx.outs.map((_o, vout) => op(tx.getId(), vout));
+  const getTx = async (txid: string): Promise<bitcoin.Transaction> => bitcoin.Transaction.fromBuffer(await fresh.rpc.getRawTransactionRaw(txid));
+  const blockTxids = async (hash: string): Promise<string[]> =>
+    bitcoin.Block.fromBuffer(await fresh.rpc.getBlockRaw(hash)).transactions!.map((t) => t.getId());
+  /** `gettxout` of each outpoint: the chain's UTXO set only (default) or with the mempool's view. */
+  const utxoView = async (outpoints: string[], includeMempool = false): Promise<Record<string, unknown>> => {
+    const view: Record<string, unknown> = {};
+    for (const o of outpoints) {
+      const [txid, n] = o.split(':');
+      view[o] = await fresh.rpc.call('gettxout', [txid, Number(n), includeMempool]);
+    }
+    return view;
+  };
+  const sortedMempool = async (): Promise<string[]> => (await fresh.rpc.getRawMempool()).slice().sort();
+  /** A P2WPKH spend of `txid:vout` (paying `keyScript`) by the test key, to `keyScript`, fee 1000 sat. */
+  const spendKeyOutput = (txid: string, vout: number, value: bigint): bitcoin.Transaction => {
+    const psbt = new bitcoin.Psbt({ network: regtest });
+    psbt.addInput({ hash: txid, index: vout, witnessUtxo: { script: keyScript, value } });
+    psbt.addOutput({ script: keyScript, value: value - 1000n });
+    psbt.signInput(0, { publicKey: key.publicKey, sign: (h: Uint8Array) => key.sign(h) });
+    psbt.finalizeAllInputs();
+    return psbt.extractTransaction();
+  };
+
+  it('a wallet tx and the child spending its change, mined in one block, both return to the mempool after invalidateblock and are re-mined', async () => {
+    const tip0 = await fresh.rpc.getBestBlockHash();
+    const a = await fresh.wallet.sendToAddress(keyAddress, 1);
+    const b = await fresh.wallet.sendToAddress(keyAddress, 2);
+    const txA = await getTx(a);
+    const txB = await getTx(b);
+    const aChange = txA.outs.length - 1; // the wallet puts change last
+    expect(inputsOf(txB)).toEqual([op(a, aChange)]); // B spends A's change
+    const watched = [...inputsOf(txA), ...outputsOf(txA), ...outputsOf(txB)];
+    const chainBefore = await utxoView(watched);
+    const withMempoolBefore = await utxoView(watched, true);
+    expect(chainBefore[inputsOf(txA)[0]!]).not.toBeNull();
+    expect(chainBefore[op(a, aChange)]).toBeNull();
+    const balanceBefore = await fresh.wallet.getBalance();
+
+    const [mined] = await fresh.wallet.mine(1);
+    const minedTxids = await blockTxids(mined!);
+    expect(minedTxids.slice(1)).toEqual([a, b]);
+    expect(await fresh.rpc.getRawMempool()).toEqual([]);
+
+    await fresh.wallet.invalidateBlock(mined!);
+    expect(await fresh.rpc.getBestBlockHash()).toBe(tip0);
+    expect(await sortedMempool()).toEqual([a, b].sort()); // Core re-adds both, parent first
+    expect((await fresh.rpc.call<{ depends: string[] }>('getmempoolentry', [b])).depends).toEqual([a]);
+    // The UTXO set is exactly what it was before the block, on its own and with the mempool.
+    expect(await utxoView(watched)).toEqual(chainBefore);
+    expect(await utxoView(watched, true)).toEqual(withMempoolBefore);
+    expect(await fresh.rpc.call('gettxout', [minedTxids[0], 0, false])).toBeNull(); // its coinbase is gone
+    expect(await fresh.wallet.getBalance()).toBe(balanceBefore);
+
+    const [again] = await fresh.wallet.mine(1);
+    expect((await blockTxids(again!)).slice(1)).toEqual([a, b]);
+    expect(await fresh.rpc.getRawMempool()).toEqual([]);
+    for (const txid of [a, b]) {
+      expect((await fresh.rpc.call<{ blockhash: string }>('getrawtransaction', [txid, 1])).blockhash).toBe(again);
+    }
+    expect(await fresh.rpc.call('gettxout', [a, aChange, false])).toBeNull(); // spent by B
+    expect(await fresh.rpc.call('gettxout', [b, 0, false])).toMatchObject({ confirmations: 1 });
+  });
+
+  it('invalidating two blocks, spender first: an output created in the earlier block and spent in the later one is restored, then removed', async () => {
+    const tip0 = await fresh.rpc.getBestBlockHash();
+    // block 1: F (wallet → test key) and X (spends F's output); block 2: Z (spends X:0) and W (spends Z:0).
+    const f = await fresh.wallet.sendToAddress(keyAddress, 1);
+    const txF = await getTx(f);
+    const fv = txF.outs.findIndex((o) => hex(o.script) === hex(keyScript));
+    const txX = spendKeyOutput(f, fv, 100_000_000n);
+    const x = await fresh.rpc.sendRawTransaction(txX.toHex());
+    const watched0 = [...inputsOf(txF), ...outputsOf(txF), ...outputsOf(txX)];
+    const chainAtTip0 = await utxoView(watched0);
+    const [block1] = await fresh.wallet.mine(1);
+    expect((await blockTxids(block1!)).slice(1)).toEqual([f, x]);
+
+    const txZ = spendKeyOutput(x, 0, txX.outs[0]!.value);
+    const z = await fresh.rpc.sendRawTransaction(txZ.toHex());
+    const txW = spendKeyOutput(z, 0, txZ.outs[0]!.value);
+    const w = await fresh.rpc.sendRawTransaction(txW.toHex());
+    const watched1 = [...watched0, ...outputsOf(txZ), ...outputsOf(txW)];
+    const chainAtBlock1 = await utxoView(watched1);
+    expect(chainAtBlock1[op(x, 0)]).toMatchObject({ confirmations: 1 });
+    const [block2] = await fresh.wallet.mine(1);
+    expect((await blockTxids(block2!)).slice(1)).toEqual([z, w]);
+    expect(await fresh.rpc.call('gettxout', [x, 0, false])).toBeNull();
+
+    // Spending block first: X:0 (created in block 1) comes back, Z:0 (created and spent in block 2) does not.
+    await fresh.wallet.invalidateBlock(block2!);
+    expect(await fresh.rpc.getBestBlockHash()).toBe(block1);
+    expect(await utxoView(watched1)).toEqual(chainAtBlock1);
+    expect(await sortedMempool()).toEqual([z, w].sort());
+
+    // Then the creating block: X:0 is gone again, F's wallet inputs are back.
+    await fresh.wallet.invalidateBlock(block1!);
+    expect(await fresh.rpc.getBestBlockHash()).toBe(tip0);
+    expect(await utxoView(watched0)).toEqual(chainAtTip0);
+    for (const o of [...outputsOf(txZ), ...outputsOf(txW)]) expect((await utxoView([o]))[o]).toBeNull();
+    expect(await sortedMempool()).toEqual([f, x, z, w].sort());
+
+    const [branch] = await fresh.wallet.mine(1);
+    expect((await blockTxids(branch!)).slice(1)).toEqual([f, x, z, w]); // parents before children
+    expect(await fresh.rpc.getRawMempool()).toEqual([]);
+    expect(await fresh.rpc.call('gettxout', [w, 0, false])).toMatchObject({ confirmations: 1 });
+
+    // Back to the longer original chain: the branch block (all four txs spent within it) disconnects cleanly.
+    await fresh.wallet.reconsiderBlock(block1!);
+    expect(await fresh.rpc.getBestBlockHash()).toBe(block2);
+    expect(await fresh.rpc.getRawMempool()).toEqual([]);
+    expect((await fresh.rpc.call<{ blockhash: string }>('getrawtransaction', [w, 1])).blockhash).toBe(block2);
+    expect(await fresh.rpc.call('gettxout', [x, 0, false])).toBeNull();
+    expect(await fresh.rpc.call('gettxout', [w, 0, false])).toMatchObject({ confirmations: 1 });
+  });
+});
+
+describe('bitcoin devnet chain (in process): undo data', () => {
+  /** The UTXO set rebuilt from scratch from the active chain's blocks. */
+  function replayUtxo(chain: DevnetChain): Map<string, Coin> {
+    const utxo = new Map<string, Coin>();
+    for (const entry of chain.active.slice(1)) {
+      entry.txs.forEach((tx, ti) => {
+        if (ti > 0) for (const i of tx.ins) utxo.delete(`${Buffer.from(i.hash).reverse().toString('hex')}:${i.index}`);
+        const txid = entry.txids[ti]!;
+        tx.outs.forEach((o, vout) => {
+          if (o.script[0] === bitcoin.opcodes.OP_RETURN) return;
+          utxo.set(`${txid}:${vout}`, { txid, vout, value: o.value, script: o.script, height: entry.height, coinbase: ti === 0 });
+        });
+      });
+    }
+    return utxo;
+  }
+  const sorted = (m: Map<string, Coin>): [string, Coin][] => [...m.entries()].sort(([a], [b]) => (a < b ? -1 : 1));
+
+  it('disconnecting blocks with in-block spends restores the UTXO set exactly, block by block', () => {
+    const chain = new DevnetChain();
+    chain.mine(101, chain.wallet.newKey().script); // one mature coinbase
+    const external = bitcoin.payments.p2wpkh({ hash: new Uint8Array(20).fill(3), network: regtest }).output!;
+    const pay = (btc: bigint): string => chain.send([{ script: external, value: btc * 100_000_000n }]);
+    const s0 = sorted(chain.utxo);
+    const a = pay(1n);
+    const b = pay(2n); // spends a's change
+    expect(chain.mempool.get(b)!.tx.ins.map((i) => Buffer.from(i.hash).reverse().toString('hex'))).toEqual([a]);
+    const [h1] = chain.mine(1, external);
+    const s1 = sorted(chain.utxo);
+    const c = pay(60n); // coinbase #2 (now mature) + b's change, created in block h1
+    const d = pay(1n); // spends c's change
+    expect(chain.mempool.get(c)!.tx.ins.map((i) => Buffer.from(i.hash).reverse().toString('hex'))).toContain(b);
+    const [h2] = chain.mine(1, external);
+    expect(sorted(chain.utxo)).toEqual(sorted(replayUtxo(chain)));
+
+    chain.invalidateBlock(h2!);
+    expect(sorted(chain.utxo)).toEqual(s1);
+    expect([...chain.mempool.keys()]).toEqual([c, d]);
+    chain.invalidateBlock(h1!);
+    expect(sorted(chain.utxo)).toEqual(s0);
+    expect([...chain.mempool.keys()]).toEqual([a, b, c, d]);
+
+    const [h3] = chain.mine(1, external);
+    expect(chain.blocks.get(h3!)!.txids.slice(1)).toEqual([a, b, c, d]);
+    expect(sorted(chain.utxo)).toEqual(sorted(replayUtxo(chain)));
+    chain.reconsiderBlock(h1!); // the original two blocks win again
+    expect(chain.tip().hash).toBe(h2);
+    expect(chain.mempool.size).toBe(0);
+    expect(sorted(chain.utxo)).toEqual(sorted(replayUtxo(chain)));
   });
 });

@@ -141,7 +141,8 @@ export class DevnetChain {
   readonly blocks = new Map<string, BlockEntry>();
   readonly active: BlockEntry[] = [];
   readonly utxo = new Map<string, Coin>();
-  private readonly undo = new Map<string, Coin[]>();
+  /** Block hash → undo data: for each transaction of the block (by index), the coins its inputs spent. */
+  private readonly undo = new Map<string, Coin[][]>();
   /** txid → hash of the active-chain block containing it. */
   readonly txIndex = new Map<string, string>();
   readonly mempool = new Map<string, MempoolEntry>();
@@ -251,9 +252,11 @@ export class DevnetChain {
   }
 
   private connect(entry: BlockEntry): void {
-    const spent: Coin[] = [];
+    const undo: Coin[][] = [];
     entry.txs.forEach((tx, ti) => {
       const txid = entry.txids[ti]!;
+      const spent: Coin[] = [];
+      undo.push(spent);
       if (ti > 0) {
         for (const input of tx.ins) {
           const key = outpointKey(hashToHex(input.hash), input.index);
@@ -269,19 +272,27 @@ export class DevnetChain {
       });
       this.txIndex.set(txid, entry.hash);
     });
-    this.undo.set(entry.hash, spent);
+    this.undo.set(entry.hash, undo);
     this.active.push(entry);
   }
 
+  /**
+   * Undoes the tip block like Core's DisconnectBlock: transactions in reverse order, each one's
+   * outputs removed and the coins it spent restored. Only coins created in earlier blocks come
+   * back; an output both created and spent inside this block is gone with its creating tx.
+   */
   private disconnectTip(): BlockEntry {
     const entry = this.active.pop()!;
-    const spent = this.undo.get(entry.hash) ?? [];
-    entry.txs.forEach((tx, ti) => {
+    const undo = this.undo.get(entry.hash) ?? [];
+    const createdHere = new Set(entry.txids);
+    for (let ti = entry.txs.length - 1; ti >= 0; ti--) {
       const txid = entry.txids[ti]!;
-      tx.outs.forEach((_o, vout) => this.utxo.delete(outpointKey(txid, vout)));
+      entry.txs[ti]!.outs.forEach((_o, vout) => this.utxo.delete(outpointKey(txid, vout)));
       this.txIndex.delete(txid);
-    });
-    for (const coin of spent) this.utxo.set(outpointKey(coin.txid, coin.vout), coin);
+      for (const coin of undo[ti] ?? []) {
+        if (!createdHere.has(coin.txid)) this.utxo.set(outpointKey(coin.txid, coin.vout), coin);
+      }
+    }
     this.undo.delete(entry.hash);
     return entry;
   }
@@ -317,10 +328,12 @@ export class DevnetChain {
     if (forkHeight === tipNow.height && branch.length === 0) {
       return;
     }
-    const disconnected: BlockEntry[] = [];
+    const disconnected: BlockEntry[] = []; // oldest block first
     while (this.height() > forkHeight) disconnected.unshift(this.disconnectTip());
     for (const b of branch) this.connect(b);
-    // Rebuild the mempool: disconnected transactions first (oldest block first), then the old mempool.
+    // Rebuild the mempool: disconnected transactions first, in chain order (oldest block first,
+    // block order within a block, so parents come before the children spending them), then the
+    // old mempool (in acceptance order).
     const candidates: Tx[] = [];
     for (const b of disconnected) candidates.push(...b.txs.slice(1));
     candidates.push(...[...this.mempool.values()].map((m) => m.tx));
