@@ -8,15 +8,18 @@ import type { Logger } from '../logger.ts';
 import type { AssetRegistry, CryptoAsset } from '../money/assets.ts';
 import type { RateService } from '../rates/index.ts';
 import type { SettlementService } from '../settlement/service.ts';
-import type { Merchant, SpeedPolicy } from '../merchants/service.ts';
+import { loadPaymentSettings, type Merchant, type MerchantPaymentSettings, type SpeedPolicy } from '../merchants/service.ts';
 import { parseAmount } from '../money/amount.ts';
 import { assetAmountFor } from '../money/rate.ts';
-import { newId } from '../ids.ts';
+import { newId, randomBase62 } from '../ids.ts';
 import { conflict, invalidParam, unprocessable } from '../errors.ts';
-import { writeEvent } from '../settlement/events.ts';
+import { API_VERSION, writeEvent } from '../settlement/events.ts';
 import { book, accounts } from '../settlement/ledger.ts';
 import { loadInvoice, loadMethods, presentInvoice, type InvoiceObject, type InvoiceRow, type MethodRow } from './present.ts';
 import type { Page } from '../api/pagination.ts';
+import { allocateBitcoinAddress } from '../chains/bitcoin/address-pool.ts';
+import { evmDepositAddress } from '../chains/evm/payment-method.ts';
+import { createForwarderAddresses } from './forwarder-address.ts';
 
 /** Confirmations per speed policy on Bitcoin (DESIGN.md §4). */
 export const BITCOIN_CONFIRMATIONS: Record<SpeedPolicy, number> = { high: 0, medium: 1, low_medium: 2, low: 6 };
@@ -51,10 +54,42 @@ export interface InvoiceFilters {
   createdLt?: Date | undefined;
 }
 
+/** An Idempotency-Key to claim, and answer, in the same statement that creates the invoice. */
+export interface IdempotencyClaim {
+  key: string;
+  requestHash: string;
+  method: string;
+  path: string;
+}
+
+export interface CreateInvoiceOptions {
+  /** Stored on the invoice (unique per merchant): a second create with it returns the first invoice. */
+  idempotencyKey?: string | undefined;
+  /** The merchant's payment settings when the caller has them already (the API reads them with the key). */
+  paymentSettings?: MerchantPaymentSettings | undefined;
+  /**
+   * Claim this Idempotency-Key and store the 201 response in the same statement as the invoice
+   * (`idempotency_keys`, replayed by the API's idempotency layer). When the key is taken already,
+   * or the invoice needs the slower transactional path, nothing is written and
+   * `IdempotencyClaimNeeded` is thrown: the caller claims the key the usual way and creates again
+   * with only `idempotencyKey`.
+   */
+  idempotency?: IdempotencyClaim | undefined;
+}
+
+/** See `CreateInvoiceOptions.idempotency`. */
+export class IdempotencyClaimNeeded extends Error {
+  constructor(readonly reason: 'key_taken' | 'slow_path') {
+    super(`the Idempotency-Key must be claimed separately (${reason})`);
+  }
+}
+
 export interface InvoiceService {
   /** Payment methods the merchant has enabled (and the deployment supports). */
   enabledMethods(db: Db, merchantId: string): Promise<CryptoAsset[]>;
-  create(merchant: Merchant, input: CreateInvoiceInput, opts?: { idempotencyKey?: string }): Promise<InvoiceObject>;
+  create(merchant: Merchant, input: CreateInvoiceInput, opts?: CreateInvoiceOptions): Promise<InvoiceObject>;
+  /** Like `create`, but answers the invoice object as JSON text (exactly what was stored for replay). */
+  createJson(merchant: Merchant, input: CreateInvoiceInput, opts?: CreateInvoiceOptions): Promise<string>;
   get(merchantId: string | undefined, id: string): Promise<InvoiceObject>;
   list(merchantId: string, filters: InvoiceFilters, page: Page): Promise<{ data: InvoiceObject[]; hasMore: boolean }>;
   seqOf(merchantId: string, id: string): Promise<bigint | undefined>;
@@ -76,27 +111,36 @@ export function createInvoiceService(deps: {
   logger: Logger;
 }): InvoiceService {
   const { sql } = deps;
+  /** The atomic path allocates and computes addresses itself, so it needs the standard providers. */
+  const forwarders = createForwarderAddresses();
+  const atomicPathAvailable = deps.addresses.bitcoin === allocateBitcoinAddress && deps.addresses.evm === evmDepositAddress;
+  // Placeholders for what only the database knows when the response text is built (see createAtomic):
+  // random per service instance, so no request content can contain them.
+  const nonce = randomBase62(24);
+  const PH = { address: `kassa${nonce}A`, created: `kassa${nonce}C`, expires: `kassa${nonce}E`, monitoring: `kassa${nonce}M` };
+  const placeholderDate = (ph: string) => ({ toISOString: () => ph }) as Date;
+  const PH_DATE = { created: placeholderDate(PH.created), expires: placeholderDate(PH.expires), monitoring: placeholderDate(PH.monitoring) };
   const present = (row: InvoiceRow, methods: Awaited<ReturnType<typeof loadMethods>>) =>
     presentInvoice(row, methods.get(row.id) ?? [], deps.chains, deps.publicUrl);
 
-  async function enabledMethods(db: Db, merchantId: string): Promise<CryptoAsset[]> {
+  /** The methods a merchant's payment settings enable (and the deployment supports). */
+  function methodsFromSettings(settings: MerchantPaymentSettings): CryptoAsset[] {
     const out: CryptoAsset[] = [];
-    const rows = await db<{ kind: 'bitcoin' | 'evm'; chain: string; assets: string[] | null }[]>`
-      select 'bitcoin' as kind, chain, null::text[] as assets from bitcoin_key_sources where merchant_id = ${merchantId} and active
-      union all
-      select 'evm', chain, assets from merchant_evm_settings where merchant_id = ${merchantId}`;
-    for (const row of rows) {
-      if (row.kind === 'bitcoin') {
-        const m = deps.assets.method('BTC');
-        if (m && m.chain === row.chain) out.push(m);
-        continue;
-      }
-      for (const symbol of row.assets ?? []) {
+    for (const chain of settings.bitcoin) {
+      const m = deps.assets.method('BTC');
+      if (m && m.chain === chain) out.push(m);
+    }
+    for (const row of settings.evm) {
+      for (const symbol of row.assets) {
         const m = deps.assets.method(`${symbol}-${row.chain}`);
         if (m) out.push(m);
       }
     }
     return out;
+  }
+
+  async function enabledMethods(db: Db, merchantId: string): Promise<CryptoAsset[]> {
+    return methodsFromSettings(await loadPaymentSettings(db, merchantId));
   }
 
   /** Re-checks deadlines at read time (the repeatable job does it too, but reads must never be stale). */
@@ -115,114 +159,276 @@ export function createInvoiceService(deps: {
     return presentInvoice(row, methods, deps.chains, deps.publicUrl);
   }
 
+  interface Plan {
+    id: string;
+    amount: bigint;
+    currency: { code: string; decimals: number };
+    speed: SpeedPolicy;
+    expiresIn: number;
+    terms: { m: CryptoAsset; rate: { rate: string; source: string }; due: bigint; confirmations: number }[];
+  }
+
+  /** Validates the request against the merchant's settings and locks the rates (no writes). */
+  async function planInvoice(merchant: Merchant, input: CreateInvoiceInput, settings: MerchantPaymentSettings): Promise<Plan> {
+    const currency = deps.assets.currency(input.currency, 'currency');
+    const amount = parseAmount(input.amount, currency.decimals, { param: 'amount', unit: currency.code });
+
+    const enabled = methodsFromSettings(settings);
+    if (enabled.length === 0) {
+      throw unprocessable('no_payment_methods', 'This merchant has no payment method set up. Configure Bitcoin (PUT /v1/merchant/payment_methods/bitcoin) or an EVM chain first.');
+    }
+    let chosen = enabled;
+    if (input.payment_methods !== undefined) {
+      const byId = new Map(enabled.map((m) => [m.method, m]));
+      chosen = [];
+      for (const [i, id] of input.payment_methods.entries()) {
+        const m = byId.get(id);
+        if (!m) {
+          throw invalidParam(`payment_methods.${i}`, `Payment method "${id}" is not enabled for this merchant. Enabled: ${enabled.map((e) => e.method).join(', ')}.`, 'payment_method_not_enabled');
+        }
+        if (!chosen.includes(m)) chosen.push(m);
+      }
+    }
+
+    const speed = input.speed_policy ?? merchant.defaultSpeedPolicy;
+    // Rates first (network calls), outside any transaction.
+    const terms = await Promise.all(
+      chosen.map(async (m) => {
+        const q = await deps.rates.rate(m.symbol, currency.code);
+        const due = assetAmountFor(amount, currency.decimals, q.rate, m.decimals);
+        if (m.method === 'BTC' && due < BITCOIN_DUST_SATS) {
+          throw invalidParam('amount', `The amount is too small to pay in BTC: it converts to ${due} satoshis, below the ${BITCOIN_DUST_SATS}-satoshi dust limit wallets refuse to send.`, 'amount_too_small');
+        }
+        const chain = deps.chains[m.chain]!;
+        const confirmations = chain.type === 'bitcoin' ? BITCOIN_CONFIRMATIONS[speed] : chain.confirmations[speed];
+        return { m, rate: q, due, confirmations };
+      }),
+    );
+    return { id: newId('inv'), amount, currency, speed, expiresIn: input.expires_in ?? merchant.defaultExpirySeconds, terms };
+  }
+
+  async function createInvoice(merchant: Merchant, input: CreateInvoiceInput, opts: CreateInvoiceOptions): Promise<{ json?: string; object?: InvoiceObject }> {
+    const settings = opts.paymentSettings ?? (await loadPaymentSettings(sql, merchant.id));
+    const plan = await planInvoice(merchant, input, settings);
+    if (atomicPathAvailable) {
+      const json = await createAtomic(merchant, input, plan, settings, opts);
+      if (json !== null) {
+        deps.logger.info({ invoice_id: plan.id, merchant_id: merchant.id, methods: plan.terms.map((t) => t.m.method) }, 'invoice created');
+        return { json };
+      }
+    }
+    if (opts.idempotency) throw new IdempotencyClaimNeeded('slow_path');
+    return { object: await createInTransaction(merchant, input, plan, opts.idempotencyKey) };
+  }
+
+  /**
+   * The invoice, its deposit addresses, payment methods, the outbox event and (optionally) the
+   * claimed Idempotency-Key with its stored response, in ONE statement (data-modifying CTEs): one
+   * round trip, atomic without a transaction block. The Bitcoin address comes from the
+   * pre-derived pool inside the statement; the EVM forwarder addresses are computed here from the
+   * treasury in `settings`. The response text is built here with placeholders for what only the
+   * database knows (its clock, the pool address) and completed in SQL, so the event payload, the
+   * stored response and the HTTP answer are the same text.
+   * Returns null (nothing written) when the Bitcoin pool has no free address (the transactional
+   * path derives one inline) or, without `opts.idempotency`, when the Idempotency-Key is on an
+   * existing invoice; throws IdempotencyClaimNeeded when `opts.idempotency.key` is taken.
+   */
+  async function createAtomic(merchant: Merchant, input: CreateInvoiceInput, plan: Plan, settings: MerchantPaymentSettings, opts: CreateInvoiceOptions): Promise<string | null> {
+    const { id, terms } = plan;
+    const idempotencyKey = opts.idempotency?.key ?? opts.idempotencyKey ?? null;
+    let btcChain: string | undefined;
+    const evmAddress = new Map<string, string>();
+    const evmRows: { chain: string; address: string; derivation: object }[] = [];
+    for (const key of new Set(terms.map((t) => t.m.chain))) {
+      const chain = deps.chains[key]!;
+      if (chain.type === 'bitcoin') {
+        btcChain = key;
+        continue;
+      }
+      const s = settings.evm.find((e) => e.chain === key);
+      if (!s) throw unprocessable('no_payment_methods', `No treasury is set up on ${key}.`);
+      const a = forwarderFor(key, chain, s.treasury, id);
+      evmAddress.set(key, a.address);
+      evmRows.push({ chain: key, address: a.address.toLowerCase(), derivation: a.derivation });
+    }
+    const methodRows: MethodRow[] = terms.map((t) => ({
+      invoice_id: id, method: t.m.method, chain: t.m.chain, asset: t.m.symbol, token: t.m.token ?? null, decimals: t.m.decimals,
+      address: t.m.chain === btcChain ? PH.address : evmAddress.get(t.m.chain)!, rate: t.rate.rate, rate_source: t.rate.source,
+      amount_due: t.due, confirmations_required: t.confirmations, paid: 0n,
+    }));
+    const row: InvoiceRow = {
+      id, merchant_id: merchant.id, status: 'new', exception: null, amount: plan.amount, currency: plan.currency.code,
+      currency_decimals: plan.currency.decimals, amount_paid: 0n, order_id: input.order_id ?? null, description: input.description ?? null,
+      metadata: input.metadata ?? {}, buyer_email: input.buyer_email ?? null, locale: input.locale ?? 'en', redirect_url: input.redirect_url ?? null,
+      speed_policy: plan.speed, tolerance_bps: merchant.paymentToleranceBps,
+      expires_at: PH_DATE.expires, monitoring_until: PH_DATE.monitoring, created_at: PH_DATE.created, updated_at: PH_DATE.created,
+      settled_at: null, cancelled_at: null, marked_at: null, marked_by: null, mark_reason: null,
+    };
+    const template = JSON.stringify(presentInvoice(row, methodRows, deps.chains, deps.publicUrl));
+    // The Bitcoin row's address is null here: the statement fills in the one it allocates.
+    const methodJson = methodRows.map(({ paid: _paid, invoice_id: _id, ...m }) => ({
+      ...m, address: m.chain === btcChain ? null : m.address, amount_due: m.amount_due.toString(),
+    }));
+
+    // Date.prototype.toISOString's format; the times are whole milliseconds (date_trunc below).
+    let body = sql`
+      replace(replace(replace(${template}::text,
+        ${PH.created}, to_char(inv.created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')),
+        ${PH.expires}, to_char(inv.expires_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')),
+        ${PH.monitoring}, to_char(inv.monitoring_until at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))`;
+    if (btcChain !== undefined) body = sql`replace(${body}, ${PH.address}, btc.address)`;
+    const idem = opts.idempotency;
+    try {
+      const rows = await sql<{ body: string }[]>`
+        with t as (select date_trunc('milliseconds', now()) as at),
+        ${btcChain === undefined ? sql`` : sql`
+        btc as (
+          update bitcoin_address_pool p set allocated_at = now()
+          from bitcoin_key_sources s
+          where s.id = p.source_id
+            and (p.source_id, p.derivation_index) = (
+              select f.source_id, f.derivation_index from bitcoin_address_pool f
+              where f.source_id = (select id from bitcoin_key_sources where merchant_id = ${merchant.id} and chain = ${btcChain} and active)
+                and f.allocated_at is null
+              order by f.derivation_index limit 1
+              for update skip locked)
+          returning p.address, p.script,
+                    jsonb_build_object('source_id', p.source_id, 'index', p.derivation_index, 'descriptor', s.descriptor) as derivation),`}
+        inv as (
+          insert into invoices (id, merchant_id, amount, currency, currency_decimals, order_id, description, metadata, buyer_email, locale,
+                                redirect_url, speed_policy, tolerance_bps, idempotency_key, created_at, updated_at, expires_at, monitoring_until)
+          select ${id}, ${merchant.id}, ${plan.amount}, ${plan.currency.code}, ${plan.currency.decimals}, ${row.order_id}, ${row.description},
+                 ${sql.json(row.metadata)}, ${row.buyer_email}, ${row.locale}, ${row.redirect_url}, ${plan.speed}, ${row.tolerance_bps},
+                 ${idempotencyKey}, t.at, t.at, t.at + make_interval(secs => ${plan.expiresIn}),
+                 t.at + make_interval(secs => ${plan.expiresIn + merchant.monitoringWindowSeconds})
+          from t ${btcChain === undefined ? sql`` : sql`where exists (select from btc)`}
+          returning created_at, expires_at, monitoring_until),
+        out as (
+          select ${body} as body, ${btcChain === undefined ? sql`null::text as address` : sql`btc.address, btc.script, btc.derivation`}
+          from inv ${btcChain === undefined ? sql`` : sql`cross join btc`}),
+        da as (
+          insert into deposit_addresses (chain, address, invoice_id, merchant_id, script, derivation)
+          ${btcChain === undefined ? sql`` : sql`select ${btcChain}::text, out.address, ${id}::text, ${merchant.id}::text, out.script, out.derivation from out union all`}
+          select d.chain, d.address, ${id}::text, ${merchant.id}::text, null::bytea, d.derivation
+          from out cross join jsonb_to_recordset(${sql.json(evmRows as never)}) as d(chain text, address text, derivation jsonb)),
+        pm as (
+          insert into invoice_payment_methods (invoice_id, method, chain, asset, token, decimals, address, rate, rate_source, amount_due, confirmations_required)
+          select ${id}, x.method, x.chain, x.asset, x.token, x.decimals, coalesce(x.address, out.address), x.rate, x.rate_source, x.amount_due,
+                 x.confirmations_required
+          from out cross join jsonb_to_recordset(${sql.json(methodJson as never)})
+            as x(method text, chain text, asset text, token text, decimals integer, address text, rate text, rate_source text, amount_due numeric,
+                 confirmations_required integer)),
+        ev as (
+          insert into events (id, merchant_id, type, invoice_id, api_version, payload)
+          select ${newId('evt')}, ${merchant.id}, 'invoice.created', ${id}, ${API_VERSION}, ('{"object":' || out.body || '}')::jsonb from out)
+        ${idem ? sql`,
+        ik as (
+          insert into idempotency_keys (merchant_id, key, request_hash, method, path, status_code, response_plain)
+          select ${merchant.id}, ${idem.key}, ${idem.requestHash}, ${idem.method}, ${idem.path}, 201, out.body from out)` : sql``}
+        select body from out`;
+      return rows[0]?.body ?? null;
+    } catch (err) {
+      // unique_violation: the Idempotency-Key is taken (idempotency_keys or the invoice's own key).
+      // The statement wrote nothing.
+      if ((err as { code?: string }).code === '23505' && idempotencyKey !== null) {
+        if (idem) throw new IdempotencyClaimNeeded('key_taken');
+        return null;
+      }
+      throw err;
+    }
+  }
+
+  /** The invoice's forwarder address on an EVM chain (as `evmDepositAddress`, with the treasury already read). */
+  function forwarderFor(key: string, cfg: EvmChainConfig, treasury: string, invoiceId: string) {
+    if (!cfg.factory || !cfg.implementation) {
+      throw unprocessable('chain_not_deployed', `Chain '${key}' has no forwarder factory configured: run \`kassa evm deploy --chain ${key}\` and set factory/implementation in the chains config.`, 'chain');
+    }
+    return forwarders.forInvoice({ factory: cfg.factory, implementation: cfg.implementation, treasury, invoiceId });
+  }
+
+  /**
+   * The transactional path (custom address providers, an empty Bitcoin pool, an Idempotency-Key
+   * already on an invoice): two pipelined round trips in one transaction, (1) the invoice row and
+   * every deposit address, (2) the deposit addresses, payment methods and outbox event. The
+   * response is built from what was written.
+   */
+  async function createInTransaction(merchant: Merchant, input: CreateInvoiceInput, plan: Plan, idempotencyKey: string | undefined): Promise<InvoiceObject> {
+    const { id, terms, amount, currency, speed, expiresIn } = plan;
+    const created = await sql
+      .begin(async (tx) => {
+        const chainKeys = [...new Set(terms.map((t) => t.m.chain))];
+        const [rows, ...addresses] = await Promise.all([
+          tx<InvoiceRow[]>`
+            insert into invoices (id, merchant_id, amount, currency, currency_decimals, order_id, description, metadata, buyer_email,
+                                  locale, redirect_url, speed_policy, tolerance_bps, idempotency_key, expires_at, monitoring_until)
+            values (${id}, ${merchant.id}, ${amount}, ${currency.code}, ${currency.decimals}, ${input.order_id ?? null},
+                    ${input.description ?? null}, ${tx.json(input.metadata ?? {})}, ${input.buyer_email ?? null}, ${input.locale ?? 'en'},
+                    ${input.redirect_url ?? null}, ${speed}, ${merchant.paymentToleranceBps}, ${idempotencyKey ?? null},
+                    now() + make_interval(secs => ${expiresIn}),
+                    now() + make_interval(secs => ${expiresIn + merchant.monitoringWindowSeconds}))
+            on conflict (merchant_id, idempotency_key) do nothing
+            returning *`,
+          ...chainKeys.map(async (key) => {
+            const chain = deps.chains[key]!;
+            if (chain.type === 'bitcoin') {
+              const a = await deps.addresses.bitcoin(tx, merchant.id, key);
+              if (!a) throw unprocessable('no_payment_methods', 'Bitcoin is not set up for this merchant.');
+              return { chain: key, address: a.address, script: Buffer.from(a.script) as Buffer | null, derivation: a.derivation as object };
+            }
+            const a = await deps.addresses.evm(tx, { merchantId: merchant.id, chain: key, invoiceId: id, cfg: chain });
+            if (!a) throw unprocessable('no_payment_methods', `No treasury is set up on ${key}.`);
+            return { chain: key, address: a.address, script: null, derivation: (a.derivation ?? {}) as object };
+          }),
+        ]);
+        const row = (rows as InvoiceRow[])[0];
+        // The same idempotency key created it already (a retry after a crash): roll back, return that one.
+        if (!row) throw new IdempotentReplay();
+        const byChain = new Map(addresses.map((a) => [a.chain, a]));
+        const methodRows: MethodRow[] = terms.map((t) => ({
+          invoice_id: id, method: t.m.method, chain: t.m.chain, asset: t.m.symbol, token: t.m.token ?? null, decimals: t.m.decimals,
+          address: byChain.get(t.m.chain)!.address, rate: t.rate.rate, rate_source: t.rate.source, amount_due: t.due,
+          confirmations_required: t.confirmations, paid: 0n,
+        }));
+        const object = presentInvoice(row, methodRows, deps.chains, deps.publicUrl);
+        await Promise.all([
+          tx`insert into deposit_addresses ${tx(
+            addresses.map((a) => ({
+              chain: a.chain, address: deps.chains[a.chain]!.type === 'evm' ? a.address.toLowerCase() : a.address,
+              invoice_id: id, merchant_id: merchant.id, script: a.script, derivation: JSON.stringify(a.derivation),
+            })),
+            'chain', 'address', 'invoice_id', 'merchant_id', 'script', 'derivation',
+          )}`,
+          tx`insert into invoice_payment_methods ${tx(
+            methodRows.map(({ paid: _paid, ...m }) => ({ ...m, amount_due: m.amount_due.toString() })),
+            'invoice_id', 'method', 'chain', 'asset', 'token', 'decimals', 'address', 'rate', 'rate_source', 'amount_due', 'confirmations_required',
+          )}`,
+          writeEvent(tx, { merchantId: merchant.id, type: 'invoice.created', invoiceId: id, object }),
+        ]);
+        return object;
+      })
+      .catch((err: unknown) => {
+        if (err instanceof IdempotentReplay) return null;
+        throw err;
+      });
+    if (!created) {
+      const [existing] = await sql<{ id: string }[]>`select id from invoices where merchant_id = ${merchant.id} and idempotency_key = ${idempotencyKey ?? null}`;
+      return getOne(merchant.id, existing!.id);
+    }
+    deps.logger.info({ invoice_id: id, merchant_id: merchant.id, methods: terms.map((t) => t.m.method) }, 'invoice created');
+    return created;
+  }
+
   return {
     enabledMethods,
 
     async create(merchant, input, opts = {}) {
-      const currency = deps.assets.currency(input.currency, 'currency');
-      const amount = parseAmount(input.amount, currency.decimals, { param: 'amount', unit: currency.code });
+      const r = await createInvoice(merchant, input, opts);
+      return r.object ?? (JSON.parse(r.json!) as InvoiceObject);
+    },
 
-      const enabled = await enabledMethods(sql, merchant.id);
-      if (enabled.length === 0) {
-        throw unprocessable('no_payment_methods', 'This merchant has no payment method set up. Configure Bitcoin (PUT /v1/merchant/payment_methods/bitcoin) or an EVM chain first.');
-      }
-      let chosen = enabled;
-      if (input.payment_methods !== undefined) {
-        const byId = new Map(enabled.map((m) => [m.method, m]));
-        chosen = [];
-        for (const [i, id] of input.payment_methods.entries()) {
-          const m = byId.get(id);
-          if (!m) {
-            throw invalidParam(`payment_methods.${i}`, `Payment method "${id}" is not enabled for this merchant. Enabled: ${enabled.map((e) => e.method).join(', ')}.`, 'payment_method_not_enabled');
-          }
-          if (!chosen.includes(m)) chosen.push(m);
-        }
-      }
-
-      const speed = input.speed_policy ?? merchant.defaultSpeedPolicy;
-      // Rates first (network calls), outside the transaction.
-      const terms = await Promise.all(
-        chosen.map(async (m) => {
-          const q = await deps.rates.rate(m.symbol, currency.code);
-          const due = assetAmountFor(amount, currency.decimals, q.rate, m.decimals);
-          if (m.method === 'BTC' && due < BITCOIN_DUST_SATS) {
-            throw invalidParam('amount', `The amount is too small to pay in BTC: it converts to ${due} satoshis, below the ${BITCOIN_DUST_SATS}-satoshi dust limit wallets refuse to send.`, 'amount_too_small');
-          }
-          const chain = deps.chains[m.chain]!;
-          const confirmations = chain.type === 'bitcoin' ? BITCOIN_CONFIRMATIONS[speed] : chain.confirmations[speed];
-          return { m, rate: q, due, confirmations };
-        }),
-      );
-
-      const id = newId('inv');
-      const expiresIn = input.expires_in ?? merchant.defaultExpirySeconds;
-      // One transaction, few round trips: the invoice row, its deposit addresses and methods in
-      // multi-row inserts, the outbox event; the response is built from what was written.
-      // Two pipelined round trips in one transaction: (1) the invoice row and every deposit
-      // address, (2) the deposit addresses, payment methods and outbox event. The response is built
-      // from what was written.
-      const created = await sql
-        .begin(async (tx) => {
-          const chainKeys = [...new Set(terms.map((t) => t.m.chain))];
-          const [rows, ...addresses] = await Promise.all([
-            tx<InvoiceRow[]>`
-              insert into invoices (id, merchant_id, amount, currency, currency_decimals, order_id, description, metadata, buyer_email,
-                                    locale, redirect_url, speed_policy, tolerance_bps, idempotency_key, expires_at, monitoring_until)
-              values (${id}, ${merchant.id}, ${amount}, ${currency.code}, ${currency.decimals}, ${input.order_id ?? null},
-                      ${input.description ?? null}, ${tx.json(input.metadata ?? {})}, ${input.buyer_email ?? null}, ${input.locale ?? 'en'},
-                      ${input.redirect_url ?? null}, ${speed}, ${merchant.paymentToleranceBps}, ${opts.idempotencyKey ?? null},
-                      now() + make_interval(secs => ${expiresIn}),
-                      now() + make_interval(secs => ${expiresIn + merchant.monitoringWindowSeconds}))
-              on conflict (merchant_id, idempotency_key) do nothing
-              returning *`,
-            ...chainKeys.map(async (key) => {
-              const chain = deps.chains[key]!;
-              if (chain.type === 'bitcoin') {
-                const a = await deps.addresses.bitcoin(tx, merchant.id, key);
-                if (!a) throw unprocessable('no_payment_methods', 'Bitcoin is not set up for this merchant.');
-                return { chain: key, address: a.address, script: Buffer.from(a.script) as Buffer | null, derivation: a.derivation as object };
-              }
-              const a = await deps.addresses.evm(tx, { merchantId: merchant.id, chain: key, invoiceId: id, cfg: chain });
-              if (!a) throw unprocessable('no_payment_methods', `No treasury is set up on ${key}.`);
-              return { chain: key, address: a.address, script: null, derivation: (a.derivation ?? {}) as object };
-            }),
-          ]);
-          const row = (rows as InvoiceRow[])[0];
-          // The same idempotency key created it already (a retry after a crash): roll back, return that one.
-          if (!row) throw new IdempotentReplay();
-          const byChain = new Map(addresses.map((a) => [a.chain, a]));
-          const methodRows: MethodRow[] = terms.map((t) => ({
-            invoice_id: id, method: t.m.method, chain: t.m.chain, asset: t.m.symbol, token: t.m.token ?? null, decimals: t.m.decimals,
-            address: byChain.get(t.m.chain)!.address, rate: t.rate.rate, rate_source: t.rate.source, amount_due: t.due,
-            confirmations_required: t.confirmations, paid: 0n,
-          }));
-          const object = presentInvoice(row, methodRows, deps.chains, deps.publicUrl);
-          await Promise.all([
-            tx`insert into deposit_addresses ${tx(
-              addresses.map((a) => ({
-                chain: a.chain, address: deps.chains[a.chain]!.type === 'evm' ? a.address.toLowerCase() : a.address,
-                invoice_id: id, merchant_id: merchant.id, script: a.script, derivation: JSON.stringify(a.derivation),
-              })),
-              'chain', 'address', 'invoice_id', 'merchant_id', 'script', 'derivation',
-            )}`,
-            tx`insert into invoice_payment_methods ${tx(
-              methodRows.map(({ paid: _paid, ...m }) => ({ ...m, amount_due: m.amount_due.toString() })),
-              'invoice_id', 'method', 'chain', 'asset', 'token', 'decimals', 'address', 'rate', 'rate_source', 'amount_due', 'confirmations_required',
-            )}`,
-            writeEvent(tx, { merchantId: merchant.id, type: 'invoice.created', invoiceId: id, object }),
-          ]);
-          return object;
-        })
-        .catch((err: unknown) => {
-          if (err instanceof IdempotentReplay) return null;
-          throw err;
-        });
-      if (!created) {
-        const [existing] = await sql<{ id: string }[]>`select id from invoices where merchant_id = ${merchant.id} and idempotency_key = ${opts.idempotencyKey ?? null}`;
-        return getOne(merchant.id, existing!.id);
-      }
-      deps.logger.info({ invoice_id: id, merchant_id: merchant.id, methods: terms.map((t) => t.m.method) }, 'invoice created');
-      return created;
+    async createJson(merchant, input, opts = {}) {
+      const r = await createInvoice(merchant, input, opts);
+      return r.json ?? JSON.stringify(r.object);
     },
 
     get: getOne,

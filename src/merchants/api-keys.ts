@@ -9,7 +9,10 @@ import type { Db } from '../db/client.ts';
 import { newId, randomBase62 } from '../ids.ts';
 import { KassaError, notFound } from '../errors.ts';
 import type { Scope } from './scopes.ts';
-import { merchantFromRow, type Merchant, type MerchantRow } from './service.ts';
+import {
+  merchantFromRow, paymentSettingsColumns, paymentSettingsFromRow,
+  type Merchant, type MerchantPaymentSettings, type MerchantRow, type PaymentSettingsRow,
+} from './service.ts';
 
 export const KEY_PREFIX = 'kassa_sk_';
 const LOOKUP_LEN = 12;
@@ -64,6 +67,8 @@ export interface Authenticated {
   key: ApiKey;
   /** The key's merchant, read in the same query (settings included). */
   merchant: Merchant;
+  /** The merchant's payment settings, read in the same query (invoice creation needs no other read). */
+  paymentSettings: MerchantPaymentSettings;
 }
 
 export interface ApiKeyService {
@@ -75,7 +80,20 @@ export interface ApiKeyService {
   authenticate(db: Db, presented: string | undefined): Promise<Authenticated>;
 }
 
+/** `last_used_at` is kept to this resolution. */
+const LAST_USED_RESOLUTION_MS = 60_000;
+
 export function createApiKeyService(): ApiKeyService {
+  /** Key id → when this service last wrote its `last_used_at` (bounded: cleared when it grows large). */
+  const lastTouched = new Map<string, number>();
+  function touchedRecently(keyId: string, now: number): boolean {
+    const at = lastTouched.get(keyId);
+    if (at !== undefined && now - at < LAST_USED_RESOLUTION_MS) return true;
+    if (lastTouched.size >= 10_000) lastTouched.clear();
+    lastTouched.set(keyId, now);
+    return false;
+  }
+
   return {
     async create(db, input) {
       const lookup = randomBase62(LOOKUP_LEN);
@@ -121,9 +139,9 @@ export function createApiKeyService(): ApiKeyService {
       }
       const m = KEY_RE.exec(presented);
       if (!m) throw authError('api_key_invalid', 'The API key is not valid.');
-      const [row] = await db<(ApiKeyRow & { secret_hash: Buffer; merchant: MerchantRow })[]>`
+      const [row] = await db<(ApiKeyRow & PaymentSettingsRow & { secret_hash: Buffer; merchant: MerchantRow })[]>`
         select k.id, k.merchant_id, k.name, k.lookup, k.scopes, k.created_at, k.last_used_at, k.revoked_at,
-               k.secret_hash, to_jsonb(m.*) as merchant
+               k.secret_hash, to_jsonb(m.*) as merchant, ${paymentSettingsColumns(db)}
         from api_keys k join merchants m on m.id = k.merchant_id
         where k.lookup = ${m[1]!}`;
       // Hash and compare even when the lookup misses, so timing does not reveal which part was wrong.
@@ -132,14 +150,19 @@ export function createApiKeyService(): ApiKeyService {
       const equal = crypto.timingSafeEqual(presentedHash, stored);
       if (!row || !equal) throw authError('api_key_invalid', 'The API key is not valid.');
       if (row.revoked_at) throw authError('api_key_revoked', 'This API key has been revoked.');
-      if (!row.last_used_at || Date.now() - row.last_used_at.getTime() > 60_000) {
-        // Coarse (once a minute) so authentication does not write on every request.
-        await db`update api_keys set last_used_at = now() where id = ${row.id}`;
+      const now = Date.now();
+      if ((!row.last_used_at || now - row.last_used_at.getTime() > LAST_USED_RESOLUTION_MS) && !touchedRecently(row.id, now)) {
+        // Coarse (once a minute) so authentication does not write on every request; the process-local
+        // guard keeps the requests that read the same stale value at once from all writing it.
+        await db`
+          update api_keys set last_used_at = now()
+          where id = ${row.id} and (last_used_at is null or last_used_at < now() - make_interval(secs => ${LAST_USED_RESOLUTION_MS / 1000}))`;
       }
       const mer = row.merchant;
       return {
         key: fromRow(row),
         merchant: merchantFromRow({ ...mer, created_at: new Date(mer.created_at), updated_at: new Date(mer.updated_at) }),
+        paymentSettings: paymentSettingsFromRow(row),
       };
     },
   };

@@ -49,6 +49,43 @@ export function merchantFromRow(r: MerchantRow): Merchant {
   };
 }
 
+/**
+ * What a merchant has set up to get paid: the chains with an active Bitcoin key source and the EVM
+ * chains with a treasury (and the assets enabled there). Read together with the API key on every
+ * authenticated request (one query), so creating an invoice needs no separate settings read.
+ */
+export interface MerchantPaymentSettings {
+  /** Chain keys with an active Bitcoin key source. */
+  bitcoin: string[];
+  /** EVM chains with a treasury; `treasury` as stored (validated hex), `assets` enabled symbols. */
+  evm: { chain: string; treasury: string; assets: string[] }[];
+}
+
+/**
+ * SQL select-list columns `payment_bitcoin` and `payment_evm` for the merchant `k.merchant_id`
+ * (the query must name a relation `k` with a `merchant_id` column). Ordered by chain so the result
+ * is deterministic.
+ */
+export function paymentSettingsColumns(db: Db) {
+  return db`
+    array(select b.chain from bitcoin_key_sources b where b.merchant_id = k.merchant_id and b.active order by b.chain) as payment_bitcoin,
+    (select coalesce(jsonb_agg(jsonb_build_object('chain', e.chain, 'treasury', e.treasury, 'assets', e.assets) order by e.chain), '[]'::jsonb)
+       from merchant_evm_settings e where e.merchant_id = k.merchant_id) as payment_evm`;
+}
+
+export interface PaymentSettingsRow {
+  payment_bitcoin: string[];
+  payment_evm: MerchantPaymentSettings['evm'];
+}
+
+export const paymentSettingsFromRow = (r: PaymentSettingsRow): MerchantPaymentSettings => ({ bitcoin: r.payment_bitcoin, evm: r.payment_evm });
+
+/** The merchant's payment settings (one query). */
+export async function loadPaymentSettings(db: Db, merchantId: string): Promise<MerchantPaymentSettings> {
+  const [row] = await db<PaymentSettingsRow[]>`select ${paymentSettingsColumns(db)} from (select ${merchantId}::text as merchant_id) k`;
+  return paymentSettingsFromRow(row!);
+}
+
 export interface MerchantService {
   create(db: Db, input: { name: string }): Promise<Merchant>;
   get(db: Db, id: string): Promise<Merchant>;

@@ -6,9 +6,21 @@
  * Stored responses are encrypted (AES-256-GCM with KASSA_SECRET_KEY): some carry a secret shown
  * once (a new API key, a webhook signing secret), and a replay must not make the database hold it
  * in the clear.
+ *
+ * Two ways to use it:
+ * - `idempotency(deps)`: claim the key (a row in `idempotency_keys`), run the handler, store its
+ *   response. Two extra statements per request.
+ * - `atomicIdempotency(deps)` (POST /v1/invoices): the handler claims the key and stores its 201
+ *   response in the same statement that creates the object (see `atomicIdempotencyOf`), so a
+ *   successful request costs no extra statement. When the handler cannot do that (the key is
+ *   taken, or the object needs a slower path) it falls back to `claimOrReplay` and marks the key
+ *   claimed; a request that ends in an error before any claim (validation, 4xx from the service)
+ *   claims the key afterwards and stores that answer, unless another request owns the key, in
+ *   which case that request's stored answer (or the 409) is the answer. Either way one stored
+ *   outcome per key, as with `idempotency`.
  */
 import { createHash } from 'node:crypto';
-import type { MiddlewareHandler } from 'hono';
+import type { Context, MiddlewareHandler } from 'hono';
 import type { Sql } from '../../db/client.ts';
 import type { Config } from '../../config.ts';
 import { decryptSecret, encryptSecret } from '../../crypto/secretbox.ts';
@@ -24,80 +36,164 @@ interface Row {
   request_hash: string;
   status_code: number | null;
   response_body: string | null;
+  response_plain: string | null;
   fresh: boolean;
   stale: boolean;
 }
 
-export function idempotency(deps: { sql: Sql; config: Pick<Config, 'secretKey'> }): MiddlewareHandler<AppEnv> {
+interface IdempotencyDeps {
+  sql: Sql;
+  config: Pick<Config, 'secretKey'>;
+}
+
+/** One request's Idempotency-Key, scoped to its merchant, with the hash of what was asked. */
+export interface IdempotentRequest {
+  merchantId: string;
+  key: string;
+  requestHash: string;
+  method: string;
+  path: string;
+}
+
+/** Reads and checks the header; undefined when the request has none. Reads the body (cached for the validator). */
+async function idempotentRequest(c: Context<AppEnv>): Promise<IdempotentRequest | undefined> {
+  const key = c.req.header('idempotency-key');
+  if (key === undefined) return undefined;
+  if (key.length < 1 || key.length > 255 || !/^[\x21-\x7e]+$/.test(key)) {
+    throw invalidParam('Idempotency-Key', 'The Idempotency-Key header must be 1–255 visible ASCII characters.', 'idempotency_key_invalid');
+  }
+  const body = await c.req.text();
+  const requestHash = createHash('sha256').update(`${c.req.method} ${c.req.path}\n${body}`).digest('hex');
+  return { merchantId: c.get('auth').merchant.id, key, requestHash, method: c.req.method, path: c.req.path };
+}
+
+/**
+ * Claims the key for this request (null), or answers without running it: the stored response of
+ * the first request with this key (replayed), 409 when that request was different, 409 when it is
+ * still running after WAIT_MS. Waits while the first request runs.
+ */
+export async function claimOrReplay(deps: IdempotencyDeps, r: IdempotentRequest): Promise<Response | null> {
   const { sql } = deps;
+  const { merchantId, key, requestHash } = r;
+  const deadline = Date.now() + WAIT_MS;
+  for (;;) {
+    const [claimed] = await sql<{ key: string }[]>`
+      insert into idempotency_keys (merchant_id, key, request_hash, method, path)
+      values (${merchantId}, ${key}, ${requestHash}, ${r.method}, ${r.path})
+      on conflict (merchant_id, key) do update
+        set request_hash = excluded.request_hash, method = excluded.method, path = excluded.path,
+            status_code = null, response_body = null, response_plain = null, created_at = now(), locked_at = now()
+        where idempotency_keys.created_at < now() - make_interval(hours => ${TTL_HOURS})
+           or (idempotency_keys.status_code is null
+               and idempotency_keys.locked_at < now() - make_interval(secs => ${STALE_LOCK_SECONDS})
+               and idempotency_keys.request_hash = excluded.request_hash)
+      returning key`;
+    if (claimed) return null; // we own the key: the caller runs the request
+
+    const [row] = await sql<Row[]>`
+      select request_hash, status_code, response_body, response_plain,
+             created_at >= now() - make_interval(hours => ${TTL_HOURS}) as fresh,
+             locked_at < now() - make_interval(secs => ${STALE_LOCK_SECONDS}) as stale
+      from idempotency_keys where merchant_id = ${merchantId} and key = ${key}`;
+    if (!row) continue; // deleted in between (a 5xx released it): try to claim again
+    if (row.request_hash !== requestHash) {
+      throw new KassaError('idempotency_key_reused', 'This Idempotency-Key was already used with a different request. Use a new key for a new request.', {
+        status: 409, type: 'idempotency_error', param: 'Idempotency-Key',
+      });
+    }
+    if (row.status_code !== null) {
+      const replay = row.response_body !== null
+        ? decryptSecret(deps.config.secretKey, row.response_body, `idempotency:${merchantId}:${key}`)
+        : row.response_plain;
+      return new Response(replay, {
+        status: row.status_code,
+        headers: { 'content-type': 'application/json; charset=UTF-8', 'Idempotent-Replayed': 'true' },
+      });
+    }
+    if (Date.now() > deadline) {
+      throw new KassaError('idempotency_key_in_use', 'A request with this Idempotency-Key is still being processed. Retry in a few seconds.', {
+        status: 409, type: 'idempotency_error', param: 'Idempotency-Key',
+      });
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Forgets a claimed key (the request failed with a 5xx or threw), so a retry can run. */
+async function release(deps: IdempotencyDeps, r: IdempotentRequest): Promise<void> {
+  await deps.sql`delete from idempotency_keys where merchant_id = ${r.merchantId} and key = ${r.key}`;
+}
+
+/** Stores the final response of a request that claimed its key (5xx: releases the key instead). */
+async function settle(deps: IdempotencyDeps, r: IdempotentRequest, res: Response): Promise<void> {
+  const status = res.status;
+  if (status >= 500) return release(deps, r);
+  const text = await res.clone().text();
+  const sealed = encryptSecret(deps.config.secretKey, text, `idempotency:${r.merchantId}:${r.key}`);
+  await deps.sql`
+    update idempotency_keys set status_code = ${status}, response_body = ${sealed}
+    where merchant_id = ${r.merchantId} and key = ${r.key}`;
+}
+
+export function idempotency(deps: IdempotencyDeps): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
-    const key = c.req.header('idempotency-key');
-    if (key === undefined) return next();
-    if (key.length < 1 || key.length > 255 || !/^[\x21-\x7e]+$/.test(key)) {
-      throw invalidParam('Idempotency-Key', 'The Idempotency-Key header must be 1–255 visible ASCII characters.', 'idempotency_key_invalid');
-    }
-    const merchantId = c.get('auth').merchant.id;
-    const body = await c.req.text();
-    const requestHash = createHash('sha256').update(`${c.req.method} ${c.req.path}\n${body}`).digest('hex');
-
-    const deadline = Date.now() + WAIT_MS;
-    for (;;) {
-      const [claimed] = await sql<{ key: string }[]>`
-        insert into idempotency_keys (merchant_id, key, request_hash, method, path)
-        values (${merchantId}, ${key}, ${requestHash}, ${c.req.method}, ${c.req.path})
-        on conflict (merchant_id, key) do update
-          set request_hash = excluded.request_hash, method = excluded.method, path = excluded.path,
-              status_code = null, response_body = null, created_at = now(), locked_at = now()
-          where idempotency_keys.created_at < now() - make_interval(hours => ${TTL_HOURS})
-             or (idempotency_keys.status_code is null
-                 and idempotency_keys.locked_at < now() - make_interval(secs => ${STALE_LOCK_SECONDS})
-                 and idempotency_keys.request_hash = excluded.request_hash)
-        returning key`;
-      if (claimed) break; // we own the key: run the handler below
-
-      const [row] = await sql<Row[]>`
-        select request_hash, status_code, response_body,
-               created_at >= now() - make_interval(hours => ${TTL_HOURS}) as fresh,
-               locked_at < now() - make_interval(secs => ${STALE_LOCK_SECONDS}) as stale
-        from idempotency_keys where merchant_id = ${merchantId} and key = ${key}`;
-      if (!row) continue; // deleted in between (a 5xx released it): try to claim again
-      if (row.request_hash !== requestHash) {
-        throw new KassaError('idempotency_key_reused', 'This Idempotency-Key was already used with a different request. Use a new key for a new request.', {
-          status: 409, type: 'idempotency_error', param: 'Idempotency-Key',
-        });
-      }
-      if (row.status_code !== null) {
-        const replay = row.response_body === null ? null : decryptSecret(deps.config.secretKey, row.response_body, `idempotency:${merchantId}:${key}`);
-        return new Response(replay, {
-          status: row.status_code,
-          headers: { 'content-type': 'application/json; charset=UTF-8', 'Idempotent-Replayed': 'true' },
-        });
-      }
-      if (Date.now() > deadline) {
-        throw new KassaError('idempotency_key_in_use', 'A request with this Idempotency-Key is still being processed. Retry in a few seconds.', {
-          status: 409, type: 'idempotency_error', param: 'Idempotency-Key',
-        });
-      }
-      await new Promise((r) => setTimeout(r, 50));
-    }
-
+    const r = await idempotentRequest(c);
+    if (!r) return next();
+    const replay = await claimOrReplay(deps, r);
+    if (replay) return replay;
     try {
       await next();
     } catch (err) {
-      await sql`delete from idempotency_keys where merchant_id = ${merchantId} and key = ${key}`.catch(() => {});
+      await release(deps, r).catch(() => {});
       throw err;
     }
     // Errors thrown downstream were already turned into responses by Hono's compose (onError), so
     // c.res is the final response here.
-    const status = c.res.status;
-    if (status >= 500) {
-      await sql`delete from idempotency_keys where merchant_id = ${merchantId} and key = ${key}`;
-      return;
+    await settle(deps, r, c.res);
+  };
+}
+
+/** The state of one request behind `atomicIdempotency`, shared with its handler. */
+export interface AtomicIdempotency {
+  readonly request: IdempotentRequest;
+  /**
+   * `pending`: nothing claimed yet. `claimed`: the handler claimed the key with `claimOrReplay`;
+   * its response is stored afterwards. `done`: the key and its response were written together
+   * with the object (or the handler answered with a replay): nothing left to do.
+   */
+  outcome: 'pending' | 'claimed' | 'done';
+}
+
+const atomicStates = new WeakMap<Context, AtomicIdempotency>();
+
+/** The Idempotency-Key state of a request behind `atomicIdempotency`; undefined without the header. */
+export function atomicIdempotencyOf(c: Context): AtomicIdempotency | undefined {
+  return atomicStates.get(c);
+}
+
+/** See the module comment. The handler must use `atomicIdempotencyOf(c)`. */
+export function atomicIdempotency(deps: IdempotencyDeps): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    const request = await idempotentRequest(c);
+    if (!request) return next();
+    const state: AtomicIdempotency = { request, outcome: 'pending' };
+    atomicStates.set(c, state);
+    try {
+      await next();
+    } catch (err) {
+      if (state.outcome === 'claimed') await release(deps, request).catch(() => {});
+      throw err;
     }
-    const text = await c.res.clone().text();
-    const sealed = encryptSecret(deps.config.secretKey, text, `idempotency:${merchantId}:${key}`);
-    await sql`
-      update idempotency_keys set status_code = ${status}, response_body = ${sealed}
-      where merchant_id = ${merchantId} and key = ${key}`;
+    if (state.outcome === 'done') return;
+    if (state.outcome === 'pending') {
+      // The request ended (with an error answer) before anything claimed the key: claim it now to
+      // store that answer, unless the key belongs to another request, whose answer then wins.
+      const replay = await claimOrReplay(deps, request);
+      if (replay) {
+        c.res = replay;
+        return;
+      }
+    }
+    await settle(deps, request, c.res);
   };
 }

@@ -4,7 +4,8 @@ import { SPEED_POLICIES } from '../../merchants/service.ts';
 import { invalidParam } from '../../errors.ts';
 import type { AppEnv } from '../env.ts';
 import { requireScope } from '../middleware/auth.ts';
-import { idempotency } from '../middleware/idempotency.ts';
+import { atomicIdempotency, atomicIdempotencyOf, claimOrReplay, idempotency } from '../middleware/idempotency.ts';
+import { IdempotencyClaimNeeded } from '../../invoices/service.ts';
 import { listQueryShape, listSchema, resolvePage } from '../pagination.ts';
 import { commonErrors, conflictError, idempotencyHeader, jsonBody, jsonOk, notFoundError, unprocessableError } from '../schemas.ts';
 
@@ -97,7 +98,7 @@ export function registerInvoiceRoutes(app: OpenAPIHono<AppEnv>, deps: Deps): voi
   app.openapi(
     createRoute({
       method: 'post', path: '/v1/invoices', tags: ['Invoices'], summary: 'Create an invoice',
-      middleware: [requireScope('invoices:write'), idempotency(deps)] as const,
+      middleware: [requireScope('invoices:write'), atomicIdempotency(deps)] as const,
       request: { headers: idempotencyHeader, body: jsonBody(CreateSchema) },
       responses: {
         201: jsonOk(InvoiceSchema, 'Created'), ...commonErrors, ...conflictError, ...unprocessableError,
@@ -105,12 +106,28 @@ export function registerInvoiceRoutes(app: OpenAPIHono<AppEnv>, deps: Deps): voi
       },
     }),
     async (c) => {
-      const auth = c.get('auth');
-      const merchant = auth.merchant;
-      const body = c.req.valid('json');
-      const key = c.req.header('idempotency-key');
-      const invoice = await deps.invoices.create(merchant, body as never, key ? { idempotencyKey: key } : {});
-      return c.json(invoice, 201);
+      const { merchant, paymentSettings } = c.get('auth');
+      const body = c.req.valid('json') as never;
+      // The invoice as JSON text: exactly what was stored for an Idempotency-Key replay.
+      const created = (json: string) => c.body(json, 201, { 'Content-Type': 'application/json' }) as never;
+      const idem = atomicIdempotencyOf(c);
+      if (!idem) return created(await deps.invoices.createJson(merchant, body, { paymentSettings }));
+      // The usual case: the key is claimed and the response stored by the statement that writes the invoice.
+      try {
+        const json = await deps.invoices.createJson(merchant, body, { paymentSettings, idempotency: idem.request });
+        idem.outcome = 'done';
+        return created(json);
+      } catch (err) {
+        if (!(err instanceof IdempotencyClaimNeeded)) throw err;
+      }
+      // The key is taken (a retry, a concurrent request) or the invoice needs the transactional path.
+      const replay = await claimOrReplay(deps, idem.request);
+      if (replay) {
+        idem.outcome = 'done';
+        return replay as never;
+      }
+      idem.outcome = 'claimed';
+      return created(await deps.invoices.createJson(merchant, body, { paymentSettings, idempotencyKey: idem.request.key }));
     },
   );
 
