@@ -9,7 +9,7 @@
  * Last line: invoices_rps=<n> baseline_rps=<n> ratio=<r> p99_ms=<n> errors=<n>
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -94,7 +94,27 @@ await new Promise((r) => bareServer.once('listening', r));
 const barePort = (bareServer.address() as AddressInfo).port;
 
 console.log(`machine: ${(await import('node:os')).cpus().length} cores, node ${process.version}; ${SECONDS}s per run, ${CONNECTIONS} connections`);
+// CPU time of this process (both servers live here; the load client and the databases do not) per
+// request: less sensitive than req/s to other work sharing the machine.
+const cpuMs = (since: NodeJS.CpuUsage) => { const u = process.cpuUsage(since); return (u.user + u.system) / 1000; };
+// The same for the Postgres backends serving this database (Linux /proc; Postgres on this machine).
+async function dbCpuMs(): Promise<number> {
+  const pids = await admin<{ pid: number }[]>`select pid from pg_stat_activity where datname = ${dbName}`;
+  let ticks = 0;
+  for (const { pid } of pids) {
+    try {
+      const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const fields = f.slice(f.lastIndexOf(')') + 2).split(' ');
+      ticks += Number(fields[11]) + Number(fields[12]); // utime, stime
+    } catch { /* gone, or not on this machine */ }
+  }
+  return ticks * 10; // USER_HZ = 100
+}
+let cpu0 = process.cpuUsage();
+let db0 = await dbCpuMs();
 const baseline = await load(`http://127.0.0.1:${barePort}/bare`);
+const baselineCpu = cpuMs(cpu0) / baseline.total;
+const baselineDb = (await dbCpuMs() - db0) / baseline.total;
 console.log(`baseline: ${JSON.stringify(baseline)}`);
 // BENCH_PROFILE=file.cpuprofile records a CPU profile of this process during the Kassa run only.
 const profile = process.env.BENCH_PROFILE;
@@ -105,7 +125,11 @@ if (profile) {
   session.connect();
   await new Promise((r) => session!.post('Profiler.enable', () => session!.post('Profiler.start', r)));
 }
+cpu0 = process.cpuUsage();
+db0 = await dbCpuMs();
 const kassa = await load(`${api.url}/v1/invoices`, secret);
+const kassaCpu = cpuMs(cpu0) / kassa.total;
+const kassaDb = (await dbCpuMs() - db0) / kassa.total;
 if (session && profile) {
   await new Promise<void>((resolve) => session!.post('Profiler.stop', (_err, res) => {
     writeFileSync(profile, JSON.stringify((res as { profile: unknown }).profile));
@@ -116,6 +140,7 @@ console.log(`kassa:    ${JSON.stringify(kassa)}`);
 const [{ n }] = (await deps.sql<{ n: number }[]>`select count(*)::int as n from invoices`) as unknown as [{ n: number }];
 const [{ e }] = (await deps.sql<{ e: number }[]>`select count(*)::int as e from events where type = 'invoice.created'`) as unknown as [{ e: number }];
 console.log(`invoices written: ${n}, invoice.created events: ${e}`);
+console.log(`cpu per request: server baseline_ms=${baselineCpu.toFixed(2)} kassa_ms=${kassaCpu.toFixed(2)}${profile ? ' (kassa profiled)' : ''}; postgres baseline_ms=${baselineDb.toFixed(2)} kassa_ms=${kassaDb.toFixed(2)}`);
 
 await new Promise<void>((r) => bareServer.close(() => r()));
 await bareSql.end();
