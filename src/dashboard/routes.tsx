@@ -349,13 +349,15 @@ export function registerDashboardRoutes(app: OpenAPIHono<AppEnv>, deps: Deps, op
     if (reason.length > 500) return invoiceDetail(c, { error: 'The reason is too long (500 characters at most).' }, 400);
     const id = c.req.param('id');
     try {
-      // The same service as POST /v1/invoices/:id/mark: state, ledger entries and the event.
-      await deps.invoices.mark(mid(c), id, status, actor(c), reason);
+      // The same service as POST /v1/invoices/:id/mark: state, ledger entries and the event, and
+      // the audit row in the same transaction (a repeated identical mark changes nothing and is
+      // not audited again).
+      await deps.invoices.mark(mid(c), id, status, actor(c), reason, (tx) =>
+        audit(tx, { merchantId: mid(c), actor: actor(c), action: 'invoice.marked', target: `invoice:${id}`, details: { status, reason }, ip: clientIp(c) }));
     } catch (err) {
       if (isKassaError(err) && err.status === 409) return invoiceDetail(c, { error: err.message }, 409);
       throw err;
     }
-    await audit(deps.sql, { merchantId: mid(c), actor: actor(c), action: 'invoice.marked', target: `invoice:${id}`, details: { status, reason }, ip: clientIp(c) });
     return c.redirect(`/dashboard/invoices/${id}?done=marked`, 303);
   });
 

@@ -94,7 +94,14 @@ export interface InvoiceService {
   list(merchantId: string, filters: InvoiceFilters, page: Page): Promise<{ data: InvoiceObject[]; hasMore: boolean }>;
   seqOf(merchantId: string, id: string): Promise<bigint | undefined>;
   cancel(merchantId: string, id: string): Promise<InvoiceObject>;
-  mark(merchantId: string, id: string, status: 'settled' | 'invalid', by: string, reason: string | undefined): Promise<InvoiceObject>;
+  /**
+   * `alsoInTx` runs inside the mark's transaction when the mark changes something (the dashboard
+   * writes its audit row there, so the decision and its audit record commit together or not at all).
+   */
+  mark(
+    merchantId: string, id: string, status: 'settled' | 'invalid', by: string, reason: string | undefined,
+    alsoInTx?: (tx: TxSql) => Promise<void>,
+  ): Promise<InvoiceObject>;
 }
 
 /** Thrown inside the create transaction to roll it back when the idempotency key was used before. */
@@ -476,7 +483,7 @@ export function createInvoiceService(deps: {
       return getOne(merchantId, id);
     },
 
-    async mark(merchantId, id, status, by, reason) {
+    async mark(merchantId, id, status, by, reason, alsoInTx) {
       await loadInvoice(sql, id, merchantId);
       const changed = await sql.begin(async (tx) => {
         const [inv] = await tx<InvoiceRow[]>`select * from invoices where id = ${id} for update`;
@@ -506,6 +513,7 @@ export function createInvoiceService(deps: {
         }
         const { row, methods } = await loadInvoice(tx, id, merchantId);
         await writeEvent(tx, { merchantId, type: 'invoice.marked', invoiceId: id, object: presentInvoice(row, methods, deps.chains, deps.publicUrl) });
+        if (alsoInTx) await alsoInTx(tx);
         return true;
       });
       if (changed) await deps.settlement.publishChanges([id]);

@@ -99,6 +99,26 @@ describe('POST /v1/invoices (happy)', () => {
     expect(events.map((e) => e.type)).toEqual(['invoice.created', 'invoice.marked']);
   });
 
+  it('a mark whose companion write fails (the dashboard audit row) changes nothing: one transaction', async () => {
+    const inv = (await call(shop.secret, 'POST', '/v1/invoices', { amount: '5.00', currency: 'USD' })).json;
+    await expect(
+      ctx.deps.invoices.mark(shop.merchant.id, inv.id, 'settled', 'user:test', 'bank transfer', async (tx) => {
+        await tx`insert into audit_log (merchant_id, actor, action) values (${shop.merchant.id}, 'user:test', 'invoice.marked')`;
+        throw new Error('audit write failed');
+      }),
+    ).rejects.toThrow('audit write failed');
+    expect((await call(shop.secret, 'GET', `/v1/invoices/${inv.id}`)).json).toMatchObject({ status: 'new', exception: null, marked: null });
+    expect(await ctx.deps.sql`select 1 from ledger_entries where invoice_id = ${inv.id}`).toHaveLength(0);
+    expect((await ctx.deps.sql`select type from events where invoice_id = ${inv.id}`).map((e) => e.type)).toEqual(['invoice.created']);
+    expect(await ctx.deps.sql`select 1 from audit_log where merchant_id = ${shop.merchant.id}`).toHaveLength(0);
+    // The same mark with a working companion write commits both.
+    await ctx.deps.invoices.mark(shop.merchant.id, inv.id, 'settled', 'user:test', 'bank transfer', async (tx) => {
+      await tx`insert into audit_log (merchant_id, actor, action) values (${shop.merchant.id}, 'user:test', 'invoice.marked')`;
+    });
+    expect((await call(shop.secret, 'GET', `/v1/invoices/${inv.id}`)).json.status).toBe('settled');
+    expect(await ctx.deps.sql`select 1 from audit_log where merchant_id = ${shop.merchant.id}`).toHaveLength(1);
+  });
+
   it('expires at read time when the deadline passed even before the job runs', async () => {
     const inv = (await call(shop.secret, 'POST', '/v1/invoices', { amount: '5.00', currency: 'USD' })).json;
     await ctx.deps.sql`update invoices set expires_at = now() - interval '1 second' where id = ${inv.id}`;
