@@ -363,6 +363,9 @@ export function createBitcoinWatcher(opts: BitcoinWatcherOptions): BitcoinWatche
       next++;
     }
 
+    // After a rollback in this pass the listing is older than the payments it turned back to
+    // pending: it would call them vanished. The next pass (right away) lists the mempool afresh.
+    if (result.reorgs > 0 && !result.more) result.more = true;
     if (!result.more && mempool && cursor && cursor.height >= tip) {
       result.mempoolScanned = await mempoolPass(w, cursor.hash, mempool);
     }

@@ -228,8 +228,11 @@ export function createSettlementService(deps: {
             block_height = excluded.block_height,
             block_time = coalesce(excluded.block_time, payments.block_time),
             updated_at = now()
-          where payments.status is distinct from excluded.status
-             or payments.block_hash is distinct from excluded.block_hash
+          where (payments.status is distinct from excluded.status
+                 or payments.block_hash is distinct from excluded.block_hash)
+            -- A mempool sighting never un-confirms a payment: the listing can be older than the
+            -- block that mined it (or come from a node mid-reorg). Only rollbackTo un-confirms.
+            and not (payments.status = 'confirmed' and excluded.block_hash is null)
           returning id, invoice_id, merchant_id, chain, txid, output_index, method, amount, status, block_height, block_time,
                     first_seen_at, ledger_state, (xmax = 0) as inserted`;
         if (!row) continue; // already recorded exactly like this: a duplicate delivery is a no-op

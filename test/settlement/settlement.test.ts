@@ -72,6 +72,22 @@ describe('settlement rules', () => {
     expect(s.inv.settled_at).not.toBeNull();
   });
 
+  it('a stale mempool sighting of a confirmed payment changes nothing (found by fault seed 301)', async () => {
+    const inv = await createInvoice({});
+    const pay = btc(inv, 50_000n);
+    await seeInMempool('bitcoin', [pay]);
+    await mineBlock('bitcoin', [pay]);
+    expect((await state(inv.id)).status).toBe('settled');
+    const before = await ctx.deps.sql`select status, block_hash, block_height from payments where invoice_id = ${inv.id}`;
+    // A watcher whose mempool listing predates the block (or a node mid-reorg) reports it again.
+    await seeInMempool('bitcoin', [pay]);
+    expect(await ctx.deps.sql`select status, block_hash, block_height from payments where invoice_id = ${inv.id}`).toEqual(before);
+    expect(before[0]).toMatchObject({ status: 'confirmed' });
+    expect(await state(inv.id)).toMatchObject({
+      status: 'settled', events: ['invoice.created', 'invoice.payment_detected', 'invoice.processing', 'invoice.settled'],
+    });
+  });
+
   it('under within tolerance settles; beyond tolerance stays new (paid_partial) until a top-up', async () => {
     await ctx.deps.merchants.update(ctx.deps.sql, shop.merchant.id, { paymentToleranceBps: 100 }); // 1 %
     const within = await createInvoice({});
