@@ -20,6 +20,7 @@ import { readChainHealth } from '../../src/chains/health.ts';
 import { rewindChain, describeRewind, type RewindResult } from '../../src/cli/chains.ts';
 import { createBitcoinWatcher, type BitcoinWatcher } from '../../workers/bitcoin-watcher.ts';
 import { createTestContext, type TestContext } from '../support/db.ts';
+import { availableOf, expectLedgerBalancedIn, invoiceRowOf } from '../support/ledger.ts';
 import { startDevnetProcess, type DevnetProcess } from '../support/devnet.ts';
 import { insertInvoice } from '../support/fixtures.ts';
 
@@ -65,21 +66,9 @@ async function payments(invoiceId: string) {
     select id, txid, status, block_height, block_hash, ledger_state from payments where invoice_id = ${invoiceId} order by seq`;
 }
 
-async function invoiceRow(id: string) {
-  const [r] = await ctx.deps.sql<{ status: string; amount_paid: bigint; exception: string | null }[]>`select status, amount_paid, exception from invoices where id = ${id}`;
-  return r!;
-}
-
-async function availableFor(invoiceId: string): Promise<bigint> {
-  const [r] = await ctx.deps.sql<{ s: bigint | null }[]>`
-    select sum(amount) as s from ledger_entries where invoice_id = ${invoiceId} and account = ${`merchant:${merchantId}:available`}`;
-  return r!.s ?? 0n;
-}
-
-async function expectLedgerBalanced(): Promise<void> {
-  const unbalanced = await ctx.deps.sql`select txn_id, asset, sum(amount) as s from ledger_entries group by txn_id, asset having sum(amount) <> 0`;
-  expect(unbalanced).toEqual([]);
-}
+const invoiceRow = (id: string) => invoiceRowOf(ctx.deps.sql, id);
+const availableFor = (invoiceId: string) => availableOf(ctx.deps.sql, merchantId, invoiceId);
+const expectLedgerBalanced = () => expectLedgerBalancedIn(ctx.deps.sql);
 
 async function eventTypes(invoiceId: string): Promise<string[]> {
   const rows = await ctx.deps.sql<{ type: string }[]>`select type from events where invoice_id = ${invoiceId} order by created_at, id`;

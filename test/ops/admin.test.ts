@@ -20,13 +20,7 @@ beforeAll(async () => {
   app = createApp(ctx.deps);
   await ctx.deps.queues.email.add('send', { emailId: 'eml_1' });
   await ctx.deps.queues.sweep.add('sweep', { invoiceId: 'inv_1', chain: 'ethereum' }, { attempts: 1 });
-  // One failed job (processed by hand) whose reason quotes a URL with credentials and markup.
-  const connection = redisConnection(ctx.config.redisUrl);
-  const worker = new Worker('sweep', null, { connection, prefix: ctx.config.queuePrefix, autorun: false });
-  const job = (await worker.getNextJob('tok'))!;
-  await job.moveToFailed(new Error('rpc http://user:s3cret@node:8545 <script>x</script>'), 'tok', false);
-  await worker.close();
-  connection.disconnect();
+  await failNextSweepJob();
 });
 afterAll(async () => ctx?.close());
 
@@ -42,6 +36,16 @@ async function dashboard(): Promise<{ html: string; script: string }> {
 }
 
 interface BoardQueue { name: string; counts: Record<string, number>; jobs: { id: string; name: string; data: unknown }[] }
+
+/** Fails the next waiting sweep job by hand, with a reason quoting a URL with credentials and markup. */
+async function failNextSweepJob(): Promise<void> {
+  const connection = redisConnection(ctx.config.redisUrl);
+  const worker = new Worker('sweep', null, { connection, prefix: ctx.config.queuePrefix, autorun: false });
+  const job = (await worker.getNextJob('tok'))!;
+  await job.moveToFailed(new Error('rpc http://user:s3cret@node:8545 <script>x</script>'), 'tok', false);
+  await worker.close();
+  connection.disconnect();
+}
 
 describe('admin auth: /admin/queues', () => {
   it('no token → 401 with a Basic challenge and the error envelope', async () => {
@@ -173,12 +177,7 @@ describe('admin auth: /admin/queues?format=json', () => {
   it('returns counts per queue and the last failed jobs, credentials masked', async () => {
     // A second failed sweep job (the first one was retried by the CSRF test above).
     await ctx.deps.queues.sweep.add('sweep', { invoiceId: 'inv_2', chain: 'ethereum' }, { attempts: 1 });
-    const connection = redisConnection(ctx.config.redisUrl);
-    const worker = new Worker('sweep', null, { connection, prefix: ctx.config.queuePrefix, autorun: false });
-    const job = (await worker.getNextJob('tok'))!;
-    await job.moveToFailed(new Error('rpc http://user:s3cret@node:8545 <script>x</script>'), 'tok', false);
-    await worker.close();
-    connection.disconnect();
+    await failNextSweepJob();
     const res = await app.request('/admin/queues?format=json', bearer(TOKEN));
     expect(res.status).toBe(200);
     expect(res.headers.get('cache-control')).toBe('no-store');
