@@ -1,0 +1,204 @@
+/**
+ * The incremental watched set of one chain: the deposit addresses whose invoices are still inside
+ * their monitoring window (docs/architecture.md §5, "Watched set").
+ *
+ * The first `refresh()` loads every open address under a REPEATABLE READ snapshot S and remembers S.
+ * Later refreshes read only the rows whose `change_xid` (the transaction that created the row or last
+ * changed its invoice's monitoring window) is >= xmin(S): a row changed by a transaction below xmin(S)
+ * had committed or aborted before S was taken, so S already showed it. Rows in [xmin(S), …) are read
+ * again until the horizon moves past them; applying them is idempotent. Addresses leave the set when
+ * their monitoring window ends, by the database's clock (`now()` of the refresh's snapshot).
+ *
+ * Safety nets: a snapshot whose xmax is below the previous one (a restored or failed-over database)
+ * and a periodic count comparison each force a full reload, logged. Watching an address a little
+ * longer than needed is harmless (settlement decides what a payment means); missing one is not, so
+ * every doubt resolves to a full reload.
+ */
+import type { Sql } from '../db/client.ts';
+import type { Logger } from '../logger.ts';
+
+export interface WatchedAddressRow {
+  /** Canonical deposit address (bech32 lowercase, or lowercase hex on EVM). */
+  address: string;
+  /** The output script on Bitcoin when stored; null elsewhere. */
+  script: Uint8Array | null;
+  invoiceId: string;
+}
+
+export interface WatchedSetDelta {
+  /** True when the whole set was (re)loaded: consumers rebuild from `rows()` instead of applying the delta. */
+  full: boolean;
+  added: WatchedAddressRow[];
+  removed: WatchedAddressRow[];
+}
+
+export interface WatchedSetOptions {
+  sql: Sql;
+  chain: string;
+  logger?: Logger;
+  /** Compare the in-memory size with the database's count every this many ms (default 5 minutes). */
+  checkEveryMs?: number;
+}
+
+export interface WatchedSet {
+  /** Brings the set up to date with the database; returns what changed. */
+  refresh(): Promise<WatchedSetDelta>;
+  /** Every address currently watched. */
+  rows(): IterableIterator<WatchedAddressRow>;
+  get(address: string): WatchedAddressRow | undefined;
+  readonly size: number;
+  /** Forces the next refresh to reload everything (after a reorg or an error, for example). */
+  invalidate(): void;
+  /** How many full reloads and incremental refreshes ran (for metrics and tests). */
+  readonly stats: { full: number; incremental: number; checks: number; mismatches: number };
+}
+
+interface Entry extends WatchedAddressRow {
+  until: number;
+}
+
+interface RawRow {
+  address: string;
+  script: Buffer | null;
+  invoice_id: string;
+  monitoring_until: Date;
+}
+
+/** xid8 values and snapshot bounds fit in 64 bits: compare them as bigint. */
+function parseSnapshot(s: string): { xmin: bigint; xmax: bigint } {
+  const [xmin, xmax] = s.split(':');
+  return { xmin: BigInt(xmin!), xmax: BigInt(xmax!) };
+}
+
+export function createWatchedSet(opts: WatchedSetOptions): WatchedSet {
+  const { sql, chain } = opts;
+  const checkEveryMs = opts.checkEveryMs ?? 5 * 60_000;
+  const entries = new Map<string, Entry>();
+  /** Monitoring deadlines, sorted lazily: addresses leave the set when theirs has passed. */
+  let byDeadline: Entry[] = [];
+  let deadlinesSorted = true;
+  let snapshot: { xmin: bigint; xmax: bigint } | null = null;
+  let lastCheck = 0;
+  const stats = { full: 0, incremental: 0, checks: 0, mismatches: 0 };
+
+  const toRow = (r: RawRow): Entry => ({
+    address: r.address,
+    script: r.script ? new Uint8Array(r.script) : null,
+    invoiceId: r.invoice_id,
+    until: r.monitoring_until.getTime(),
+  });
+
+  async function read(since: bigint | null, count = false): Promise<{ rows: RawRow[]; snap: string; now: Date; count: number | null }> {
+    return (await sql.begin('isolation level repeatable read read only', async (tx) => {
+      const [meta] = await tx<{ snap: string; now: Date }[]>`select pg_current_snapshot()::text as snap, now() as now`;
+      const rows =
+        since === null
+          ? await tx<RawRow[]>`
+              select d.address, d.script, d.invoice_id, i.monitoring_until
+              from deposit_addresses d join invoices i on i.id = d.invoice_id
+              where d.chain = ${chain} and i.monitoring_until > now()`
+          : await tx<RawRow[]>`
+              select d.address, d.script, d.invoice_id, i.monitoring_until
+              from deposit_addresses d join invoices i on i.id = d.invoice_id
+              where d.chain = ${chain} and d.change_xid >= ${since.toString()}::xid8`;
+      let n: number | null = null;
+      if (count) {
+        // Same snapshot, same now(): after the delta is applied the set must hold exactly this many.
+        const [c] = await tx<{ n: string }[]>`
+          select count(*)::text as n from deposit_addresses d join invoices i on i.id = d.invoice_id
+          where d.chain = ${chain} and i.monitoring_until > now()`;
+        n = Number(c!.n);
+      }
+      return { rows, snap: meta!.snap, now: meta!.now, count: n };
+    })) as { rows: RawRow[]; snap: string; now: Date; count: number | null };
+  }
+
+  function dropExpired(nowMs: number, removed: WatchedAddressRow[]): void {
+    if (!deadlinesSorted) {
+      byDeadline.sort((a, b) => a.until - b.until);
+      deadlinesSorted = true;
+    }
+    let i = 0;
+    while (i < byDeadline.length && byDeadline[i]!.until <= nowMs) {
+      const e = byDeadline[i]!;
+      // The heap may hold superseded entries (a changed deadline): only the current one removes.
+      if (entries.get(e.address) === e) {
+        entries.delete(e.address);
+        removed.push(e);
+      }
+      i++;
+    }
+    if (i > 0) byDeadline = byDeadline.slice(i);
+  }
+
+  async function fullLoad(): Promise<WatchedSetDelta> {
+    const { rows, snap } = await read(null);
+    entries.clear();
+    byDeadline = [];
+    for (const r of rows) {
+      const e = toRow(r);
+      entries.set(e.address, e);
+      byDeadline.push(e);
+    }
+    deadlinesSorted = false;
+    snapshot = parseSnapshot(snap);
+    lastCheck = Date.now();
+    stats.full++;
+    return { full: true, added: [...entries.values()], removed: [] };
+  }
+
+  return {
+    get size() {
+      return entries.size;
+    },
+    stats,
+    rows: () => entries.values(),
+    get: (address) => entries.get(address),
+    invalidate() {
+      snapshot = null;
+    },
+    async refresh() {
+      if (!snapshot) return fullLoad();
+      const prev = snapshot;
+      const check = Date.now() - lastCheck >= checkEveryMs;
+      const { rows, snap, now, count } = await read(prev.xmin, check);
+      const next = parseSnapshot(snap);
+      if (next.xmax < prev.xmax) {
+        opts.logger?.warn({ chain, previous: prev.xmax.toString(), now: next.xmax.toString() }, 'database transaction ids went backwards (restore or fail-over?): reloading the watched set');
+        return fullLoad();
+      }
+      snapshot = next;
+      stats.incremental++;
+      const nowMs = now.getTime();
+      const added: WatchedAddressRow[] = [];
+      const removed: WatchedAddressRow[] = [];
+      for (const r of rows) {
+        const e = toRow(r);
+        const old = entries.get(e.address);
+        if (e.until <= nowMs) {
+          if (old) {
+            entries.delete(e.address);
+            removed.push(old);
+          }
+          continue;
+        }
+        if (old && old.until === e.until && old.invoiceId === e.invoiceId) continue; // seen already
+        entries.set(e.address, e);
+        byDeadline.push(e);
+        deadlinesSorted = false;
+        if (!old) added.push(e);
+      }
+      dropExpired(nowMs, removed);
+      if (count !== null) {
+        lastCheck = Date.now();
+        stats.checks++;
+        if (count !== entries.size) {
+          stats.mismatches++;
+          opts.logger?.warn({ chain, in_memory: entries.size, in_database: count }, 'watched set differs from the database: reloading it');
+          return fullLoad();
+        }
+      }
+      return { full: false, added, removed };
+    },
+  };
+}
