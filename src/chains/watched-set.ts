@@ -74,9 +74,8 @@ export function createWatchedSet(opts: WatchedSetOptions): WatchedSet {
   const { sql, chain } = opts;
   const checkEveryMs = opts.checkEveryMs ?? 5 * 60_000;
   const entries = new Map<string, Entry>();
-  /** Monitoring deadlines, sorted lazily: addresses leave the set when theirs has passed. */
-  let byDeadline: Entry[] = [];
-  let deadlinesSorted = true;
+  /** Monitoring deadlines (a min-heap): addresses leave the set when theirs has passed. */
+  const deadlines = new DeadlineHeap();
   let snapshot: { xmin: bigint; xmax: bigint } | null = null;
   let lastCheck = 0;
   const stats = { full: 0, incremental: 0, checks: 0, mismatches: 0 };
@@ -114,33 +113,26 @@ export function createWatchedSet(opts: WatchedSetOptions): WatchedSet {
   }
 
   function dropExpired(nowMs: number, removed: WatchedAddressRow[]): void {
-    if (!deadlinesSorted) {
-      byDeadline.sort((a, b) => a.until - b.until);
-      deadlinesSorted = true;
-    }
-    let i = 0;
-    while (i < byDeadline.length && byDeadline[i]!.until <= nowMs) {
-      const e = byDeadline[i]!;
+    for (let e = deadlines.peek(); e && e.until <= nowMs; e = deadlines.peek()) {
+      deadlines.pop();
       // The heap may hold superseded entries (a changed deadline): only the current one removes.
       if (entries.get(e.address) === e) {
         entries.delete(e.address);
         removed.push(e);
       }
-      i++;
     }
-    if (i > 0) byDeadline = byDeadline.slice(i);
   }
 
   async function fullLoad(): Promise<WatchedSetDelta> {
     const { rows, snap } = await read(null);
     entries.clear();
-    byDeadline = [];
-    for (const r of rows) {
-      const e = toRow(r);
+    const all: Entry[] = new Array(rows.length);
+    for (let i = 0; i < rows.length; i++) {
+      const e = toRow(rows[i]!);
       entries.set(e.address, e);
-      byDeadline.push(e);
+      all[i] = e;
     }
-    deadlinesSorted = false;
+    deadlines.reset(all);
     snapshot = parseSnapshot(snap);
     lastCheck = Date.now();
     stats.full++;
@@ -184,8 +176,7 @@ export function createWatchedSet(opts: WatchedSetOptions): WatchedSet {
         }
         if (old && old.until === e.until && old.invoiceId === e.invoiceId) continue; // seen already
         entries.set(e.address, e);
-        byDeadline.push(e);
-        deadlinesSorted = false;
+        deadlines.push(e);
         if (!old) added.push(e);
       }
       dropExpired(nowMs, removed);
@@ -201,4 +192,45 @@ export function createWatchedSet(opts: WatchedSetOptions): WatchedSet {
       return { full: false, added, removed };
     },
   };
+}
+
+/** A binary min-heap of entries by monitoring deadline. */
+class DeadlineHeap {
+  private a: Entry[] = [];
+  reset(items: Entry[]): void {
+    this.a = items.sort((x, y) => x.until - y.until); // a sorted array is a valid heap
+  }
+  peek(): Entry | undefined {
+    return this.a[0];
+  }
+  push(e: Entry): void {
+    const a = this.a;
+    let i = a.push(e) - 1;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (a[p]!.until <= e.until) break;
+      a[i] = a[p]!;
+      i = p;
+    }
+    a[i] = e;
+  }
+  pop(): Entry | undefined {
+    const a = this.a;
+    const top = a[0];
+    const last = a.pop();
+    if (a.length && last) {
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1;
+        if (l >= a.length) break;
+        const r = l + 1;
+        const c = r < a.length && a[r]!.until < a[l]!.until ? r : l;
+        if (a[c]!.until >= last.until) break;
+        a[i] = a[c]!;
+        i = c;
+      }
+      a[i] = last;
+    }
+    return top;
+  }
 }
