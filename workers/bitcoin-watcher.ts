@@ -8,8 +8,9 @@
  * getrawtransaction <txid> false for mempool txs not seen before (batched on the RPC client).
  *
  * One pass (`runOnce`):
- * 1. Read the node's tip and list its mempool, THEN reload the watched deposit scripts (one indexed
- *    query; invoices are created all the time). In that order, every payment the pass can see
+ * 1. Read the node's tip and list its mempool, THEN bring the watched deposit scripts up to date
+ *    (the incremental watched set: only rows changed since the last pass; invoices are created all
+ *    the time). In that order, every payment the pass can see
  *    was broadcast after its address was in the loaded set (the reverse order lost payments to
  *    invoices created mid-pass; found by bench:latency, regression test in watcher.test.ts).
  * 2. If the node's block at the cursor height is no longer the cursor's block: reorg handling.
@@ -51,6 +52,7 @@ import { scanBlock, scanTransaction, WatchedScripts, type OutputMatch } from '..
 import { bitcoinNetwork } from '../src/chains/bitcoin/networks.ts';
 import { reportChainHealth } from '../src/chains/health.ts';
 import { tryLock } from '../src/chains/single-flight.ts';
+import { createWatchedSet, type WatchedAddressRow } from '../src/chains/watched-set.ts';
 
 export interface BitcoinWatcherOptions {
   chain: string;
@@ -145,24 +147,46 @@ export function createBitcoinWatcher(opts: BitcoinWatcherOptions): BitcoinWatche
   /** Mempool txids already fetched and scanned → outpoints spent by those that pay us (for double-spend checks). */
   const seenMempool = new Map<string, string[] | null>();
 
-  async function loadWatched(): Promise<Watched> {
-    const rows = await settlement.watchedAddresses(sql, chain);
-    const scripts = new WatchedScripts(rows.length);
-    const addressOf = new Map<string, string>();
-    for (const r of rows) {
-      let script = r.script;
-      if (!script) {
-        try {
-          script = new Uint8Array(bitcoin.address.toOutputScript(r.address, network));
-        } catch {
-          log.warn({ address: r.address, invoice_id: r.invoiceId }, 'deposit address is not valid on this network; not watched');
-          continue;
-        }
-      }
-      scripts.add(script);
-      addressOf.set(toHex(script), r.address);
+  /** The deposit scripts matched against, kept current incrementally (docs/architecture.md §5). */
+  const watchedSet = createWatchedSet({ sql, chain, logger: log });
+  const watched: Watched = { scripts: new WatchedScripts(0), addressOf: new Map() };
+
+  function scriptOf(r: WatchedAddressRow): Uint8Array | null {
+    if (r.script) return r.script;
+    try {
+      return new Uint8Array(bitcoin.address.toOutputScript(r.address, network));
+    } catch {
+      log.warn({ address: r.address, invoice_id: r.invoiceId }, 'deposit address is not valid on this network; not watched');
+      return null;
     }
-    return { scripts, addressOf };
+  }
+
+  /** Brings the watched scripts up to date with the database: a full load first, then changes only. */
+  async function loadWatched(): Promise<Watched> {
+    let delta;
+    try {
+      delta = await watchedSet.refresh();
+    } catch (err) {
+      watchedSet.invalidate();
+      throw err;
+    }
+    if (delta.full) {
+      watched.scripts = new WatchedScripts(watchedSet.size);
+      watched.addressOf.clear();
+    }
+    for (const r of delta.added) {
+      const script = scriptOf(r);
+      if (!script) continue;
+      watched.scripts.add(script);
+      watched.addressOf.set(toHex(script), r.address);
+    }
+    for (const r of delta.removed) {
+      const script = scriptOf(r);
+      if (!script) continue;
+      watched.scripts.remove(script);
+      watched.addressOf.delete(toHex(script));
+    }
+    return watched;
   }
 
   function observations(matches: OutputMatch[], w: Watched, block: Observation['block']): Observation[] {
