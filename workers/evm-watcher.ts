@@ -29,6 +29,7 @@ import { forwarderFactoryAbi } from '../src/chains/evm/artifacts.ts';
 import { reportChainHealth } from '../src/chains/health.ts';
 import { tryLock } from '../src/chains/single-flight.ts';
 import { KassaError, UpstreamError, isKassaError } from '../src/errors.ts';
+import { createWatchedSet } from '../src/chains/watched-set.ts';
 
 /** keccak256("Transfer(address,address,uint256)") */
 export const TRANSFER_TOPIC: Hex = '0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef';
@@ -197,6 +198,23 @@ export function createEvmWatcher(o: EvmWatcherOptions): EvmWatcher {
 
   class ReorgDetected extends Error {}
 
+  /** Open deposit addresses (lowercase) → invoice id, kept current incrementally (docs/architecture.md §5). */
+  const watchedSet = createWatchedSet({ sql, chain, logger: log });
+  const watchedMap = new Map<string, string>();
+  async function loadWatched(): Promise<Map<string, string>> {
+    let delta;
+    try {
+      delta = await watchedSet.refresh();
+    } catch (err) {
+      watchedSet.invalidate();
+      throw err;
+    }
+    if (delta.full) watchedMap.clear();
+    for (const r of delta.added) watchedMap.set(r.address.toLowerCase(), r.invoiceId);
+    for (const r of delta.removed) watchedMap.delete(r.address.toLowerCase());
+    return watchedMap;
+  }
+
   async function processRange(from: number, to: number, prev: { height: number; hash: string } | null, watched: Map<string, string>, last: boolean): Promise<Set<string>> {
     const heights = Array.from({ length: to - from + 1 }, (_, i) => from + i);
     const [blocks, logs] = await Promise.all([
@@ -325,8 +343,7 @@ export function createEvmWatcher(o: EvmWatcherOptions): EvmWatcher {
 
     let next = cursor ? cursor.height + 1 : (o.startBlock ?? tip);
     if (next <= tip) {
-      const watchedRows = await settlement.watchedAddresses(sql, chain);
-      const watched = new Map(watchedRows.map((w) => [w.address.toLowerCase(), w.invoiceId]));
+      const watched = await loadWatched();
       while (next <= tip && blocks < limit) {
         const to = Math.min(tip, next + range - 1, next + (limit - blocks) - 1);
         const last = to === tip || blocks + (to - next + 1) >= limit;
