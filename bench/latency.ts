@@ -4,7 +4,9 @@
  * from a payment's broadcast to (a) the `invoice.payment_detected` webhook and (b) `invoice.settled`
  * after the confirming block (Bitcoin 'medium' = 1 confirmation: the block is mined right after
  * detection and settle is measured from the mining call; hardhat automines, so the broadcast is the
- * confirming block). Env: BENCH_SAMPLES (default 30 per chain).
+ * confirming block). Env: BENCH_SAMPLES (default 30 per chain); BENCH_OPEN_INVOICES (default 0): that
+ * many other open invoices, each with a Bitcoin and an EVM deposit address, are bulk-inserted before
+ * the first sample, so the watchers follow the chains with a watched set of that size.
  * Last lines: `detect_p99_ms=<n> settle_p99_ms=<n> chain=<name>`.
  */
 import type { Hex } from 'viem';
@@ -13,6 +15,7 @@ import { bitcoinPayer, evmPayer, parseUnits } from '../test/faults/workload.ts';
 import type { Delivery } from '../test/faults/receiver.ts';
 
 const SAMPLES = Number(process.env.BENCH_SAMPLES ?? 30);
+const OPEN = Number(process.env.BENCH_OPEN_INVOICES ?? 0);
 
 const pct = (xs: number[], p: number) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -44,6 +47,28 @@ async function diagnose(e: Error, invoiceId: string, what: string): Promise<neve
     `${what}: ${e.message}; invoice now ${now.body.status}/${now.body.exception}; payments ${JSON.stringify(pays.body.data)}\n` +
       `events+deliveries ${JSON.stringify(events)}\nreceiver saw ${JSON.stringify(received)}`,
   );
+}
+
+if (OPEN > 0) {
+  const t = Date.now();
+  const merchantId = c.merchant.id;
+  for (let from = 0; from < OPEN; from += 50_000) {
+    const to = Math.min(OPEN, from + 50_000) - 1;
+    await c.sql`
+      insert into invoices (id, merchant_id, amount, currency, currency_decimals, speed_policy, tolerance_bps, expires_at, monitoring_until)
+      select 'inv_open' || g, ${merchantId}, 100, 'USD', 2, 'medium', 0, now() + interval '1 hour', now() + interval '1 day'
+      from generate_series(${from}::bigint, ${to}::bigint) g`;
+    // Addresses nobody pays: random P2WPKH scripts on Bitcoin, random 20-byte addresses on the EVM chain.
+    await c.sql`
+      insert into deposit_addresses (chain, address, invoice_id, merchant_id, script)
+      select 'bitcoin', 'bcrt1qopen' || g, 'inv_open' || g, ${merchantId}, '\\x0014'::bytea || substring(sha256(g::text::bytea) from 1 for 20)
+      from generate_series(${from}::bigint, ${to}::bigint) g`;
+    await c.sql`
+      insert into deposit_addresses (chain, address, invoice_id, merchant_id)
+      select 'ethereum', '0x' || encode(substring(sha256(('evm' || g)::bytea) from 1 for 20), 'hex'), 'inv_open' || g, ${merchantId}
+      from generate_series(${from}::bigint, ${to}::bigint) g`;
+  }
+  console.log(`seeded ${OPEN} open invoices (one Bitcoin and one EVM deposit address each) in ${Date.now() - t} ms`);
 }
 
 const btc = bitcoinPayer(c.btc);
@@ -81,5 +106,5 @@ try {
 for (const [chain, r] of Object.entries(results)) {
   console.log(`chain=${chain} samples=${r.detect.length} detect_median_ms=${pct(r.detect, 50)} settle_median_ms=${pct(r.settle, 50)} detect_max_ms=${Math.max(...r.detect)} settle_max_ms=${Math.max(...r.settle)}`);
 }
-for (const [chain, r] of Object.entries(results)) console.log(`detect_p99_ms=${pct(r.detect, 99)} settle_p99_ms=${pct(r.settle, 99)} chain=${chain}`);
+for (const [chain, r] of Object.entries(results)) console.log(`detect_p99_ms=${pct(r.detect, 99)} settle_p99_ms=${pct(r.settle, 99)} chain=${chain} open_invoices=${OPEN}`);
 process.exit(0);
