@@ -58,9 +58,9 @@ export interface InvoiceFacts {
 export interface Evaluation {
   status: InvoiceStatus;
   exception: InvoiceException;
-  /** Value of all live (not reorged/replaced) payments in the invoice currency. */
+  /** Value of all live (not reorged/replaced) payments in offered assets, in the invoice currency. */
   amountPaid: bigint;
-  /** The on-time part of amountPaid. */
+  /** The part of amountPaid that counts toward the price when no mark applies (`countsTowardPrice`). */
   amountPaidOnTime: bigint;
   threshold: bigint;
 }
@@ -87,23 +87,30 @@ export function sentOnTime(
 }
 
 /**
- * THE definition of "counted toward the price", used by the state machine, the invoice's amount
- * received in the report (JSON, CSV, dashboard, `kassa reconcile`) and the ledger's mark postings:
+ * THE definition of "counted toward the price", used by the state machine (`evaluate`), the
+ * report's amounts received (JSON, CSV, dashboard, `kassa reconcile`) and the ledger's mark
+ * postings (`syncMarkPostings`):
  * - a payment that left the chain (`reorged`, `replaced`) or is in an asset the invoice did not
- *   offer never counts;
+ *   offer (no locked rate) never counts;
  * - on an invoice staff marked `settled`, every other payment counts (staff accepted it);
- * - on an invoice staff marked `invalid`, none counts (the money is owed back);
+ * - on an invoice staff marked `invalid`, none counts (the money is owed back to the customer);
  * - otherwise a payment counts when it is on time (`sentOnTime`).
  */
 export function countsTowardPrice(
-  p: Pick<PaymentFacts, 'firstSeenAt' | 'status' | 'blockHeight' | 'heightAtDeadline' | 'offered'>,
-  inv: { expiresAt: Date; markedAs: 'settled' | 'invalid' | null },
+  p: { status: PaymentFacts['status']; offered: boolean; onTime: boolean },
+  markedAs: 'settled' | 'invalid' | null,
 ): boolean {
   if (p.status !== 'pending' && p.status !== 'confirmed') return false;
-  if (p.offered === false) return false;
-  if (inv.markedAs === 'settled') return true;
-  if (inv.markedAs === 'invalid') return false;
-  return sentOnTime(p, inv.expiresAt);
+  if (!p.offered) return false;
+  if (markedAs === 'settled') return true;
+  if (markedAs === 'invalid') return false;
+  return p.onTime;
+}
+
+/** What a mark means for counting: the invoice's status when staff marked it, else null. */
+export function markedAs(inv: { status: InvoiceStatus; marked: boolean }): 'settled' | 'invalid' | null {
+  if (!inv.marked) return null;
+  return inv.status === 'settled' ? 'settled' : inv.status === 'invalid' ? 'invalid' : null;
 }
 
 export function evaluate(inv: InvoiceFacts, methods: MethodTerms[], payments: PaymentFacts[], now: Date): Evaluation {
@@ -118,7 +125,8 @@ export function evaluate(inv: InvoiceFacts, methods: MethodTerms[], payments: Pa
     if (!t) continue;
     const value = currencyValueOf(p.amount, t.decimals, t.rate, inv.currencyDecimals);
     paid += value;
-    if (sentOnTime(p, inv.expiresAt)) {
+    // The automatic rules judge the payments themselves (a mark freezes the status below).
+    if (countsTowardPrice({ status: p.status, offered: true, onTime: sentOnTime(p, inv.expiresAt) }, null)) {
       onTime += value;
       const confs = p.status === 'confirmed' ? p.confirmations : 0;
       if (confs >= t.confirmationsRequired) confirmedOnTime += value;
