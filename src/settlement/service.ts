@@ -14,7 +14,7 @@ import type { AssetRegistry } from '../money/assets.ts';
 import { newId } from '../ids.ts';
 import { loadInvoice, presentInvoice, type InvoiceRow } from '../invoices/present.ts';
 import { evaluate, path, sentOnTime, type InvoiceStatus, type PaymentFacts } from './state-machine.ts';
-import { writeEvent, type EventType } from './events.ts';
+import { refreshEventObjects, writeEvent, type EventType } from './events.ts';
 import { bookPaymentState, type LedgerState } from './ledger.ts';
 import type { SettlementObserver } from '../metrics/index.ts';
 
@@ -118,7 +118,12 @@ export function createSettlementService(deps: {
   const methodFor = (chain: string, token: string | null): string | undefined =>
     deps.assets.methods().find((m) => m.chain === chain && (m.token ?? null) === (token ?? null))?.method;
 
-  async function emit(tx: TxSql, inv: InvoiceRow, type: EventType, payment?: unknown): Promise<void> {
+  /**
+   * Writes an event with the invoice as it stands. That `data.object` is provisional: the
+   * recompute that follows in the same transaction (every caller recomputes the invoices it
+   * touches) replaces it with the invoice as it stands after its changes (`refreshEventObjects`).
+   */
+  async function emit(tx: TxSql, inv: Pick<InvoiceRow, 'id' | 'merchant_id'>, type: EventType, payment?: unknown): Promise<void> {
     const { row, methods } = await loadInvoice(tx, inv.id, undefined);
     await writeEvent(tx, {
       merchantId: row.merchant_id, type, invoiceId: row.id,
@@ -161,6 +166,7 @@ export function createSettlementService(deps: {
 
     // 1. Ledger: every payment to a deposit address is booked, pending until confirmed enough.
     let changed = false;
+    const confirmedNow: PaymentRow[] = [];
     for (const p of payments) {
       const live = p.status === 'pending' || p.status === 'confirmed';
       const need = required.get(p.method);
@@ -170,6 +176,7 @@ export function createSettlementService(deps: {
       if (target !== p.ledger_state) {
         await bookPaymentState(tx, { id: p.id, merchantId: p.merchant_id, invoiceId, chain: p.chain, method: p.method, amount: p.amount }, p.ledger_state, target);
         await tx`update payments set ledger_state = ${target} where id = ${p.id}`;
+        if (target === 'available') confirmedNow.push(p);
         changed = true;
       }
     }
@@ -200,6 +207,8 @@ export function createSettlementService(deps: {
       await tx`update invoices set exception = ${ev.exception}, amount_paid = ${ev.amountPaid}, updated_at = now() where id = ${invoiceId}`;
       changed = true;
     }
+    // 3. Events, after every change above; their data.object is the invoice as it now stands.
+    for (const p of confirmedNow) await emit(tx, inv, 'invoice.payment_confirmed', paymentSummary(p));
     let current: InvoiceStatus = inv.status;
     for (const move of path(inv.status, ev.status)) {
       const res = await tx`
@@ -212,8 +221,17 @@ export function createSettlementService(deps: {
       deps.metrics?.invoiceTransition(move.from, move.to);
       await emit(tx, inv, move.event as EventType);
     }
+    if (ev.exception !== inv.exception && (ev.exception === 'paid_partial' || ev.exception === 'paid_late')) {
+      await emit(tx, inv, ev.exception === 'paid_partial' ? 'invoice.paid_partial' : 'invoice.paid_late');
+    }
     if (current !== inv.status) {
       deps.logger.info({ invoice_id: invoiceId, from: inv.status, to: current, exception: ev.exception }, 'invoice state changed');
+    }
+    const [wrote] = changed ? [{ n: 1 }] : await tx<{ n: number }[]>`
+      select 1 as n from events where invoice_id = ${invoiceId} and xmin = pg_current_xact_id()::xid limit 1`;
+    if (wrote) {
+      const { row, methods: shown } = await loadInvoice(tx, invoiceId, undefined);
+      await refreshEventObjects(tx, invoiceId, presentInvoice(row, shown, deps.chains, deps.publicUrl));
     }
     return changed;
   }
@@ -260,8 +278,7 @@ export function createSettlementService(deps: {
         touched.add(row.invoice_id);
         if (row.inserted) {
           deps.metrics?.paymentDetected({ chain, asset, seenAt: row.first_seen_at, blockTime: o.block?.time ?? null });
-          const [inv] = await tx<InvoiceRow[]>`select * from invoices where id = ${row.invoice_id}`;
-          await emit(tx, inv!, 'invoice.payment_detected', paymentSummary(row));
+          await emit(tx, { id: row.invoice_id, merchant_id: row.merchant_id }, 'invoice.payment_detected', paymentSummary(row));
         }
       }
       return touched;
@@ -324,8 +341,7 @@ export function createSettlementService(deps: {
         const status = stillInMempool(p.txid) ? 'pending' : 'reorged';
         await tx`update payments set status = ${status}, block_hash = null, block_height = null, updated_at = now() where id = ${p.id}`;
         touched.add(p.invoice_id);
-        const [inv] = await tx<InvoiceRow[]>`select * from invoices where id = ${p.invoice_id}`;
-        await emit(tx, inv!, 'invoice.payment_reorged', { ...paymentSummary(p), status });
+        await emit(tx, { id: p.invoice_id, merchant_id: p.merchant_id }, 'invoice.payment_reorged', { ...paymentSummary(p), status });
       }
       await tx`delete from chain_blocks where chain = ${chain} and height > ${height}`;
       const [block] = await tx<{ hash: string }[]>`select hash from chain_blocks where chain = ${chain} and height = ${height}`;

@@ -82,7 +82,7 @@ describe('settlement rules', () => {
     const p = (await ctx.deps.sql`select txid from payments where invoice_id = ${inv.id}`)[0]!;
     await mineBlock('bitcoin', [{ txid: p.txid, outputIndex: 0, address: addr(inv, 'BTC'), token: null, amount: 50_000n }]);
     const s = await state(inv.id);
-    expect(s).toMatchObject({ status: 'settled', exception: null, events: ['invoice.created', 'invoice.payment_detected', 'invoice.processing', 'invoice.settled'] });
+    expect(s).toMatchObject({ status: 'settled', exception: null, events: ['invoice.created', 'invoice.payment_detected', 'invoice.processing', 'invoice.payment_confirmed', 'invoice.settled'] });
     expect(s.inv.settled_at).not.toBeNull();
   });
 
@@ -98,7 +98,7 @@ describe('settlement rules', () => {
     expect(await ctx.deps.sql`select status, block_hash, block_height from payments where invoice_id = ${inv.id}`).toEqual(before);
     expect(before[0]).toMatchObject({ status: 'confirmed' });
     expect(await state(inv.id)).toMatchObject({
-      status: 'settled', events: ['invoice.created', 'invoice.payment_detected', 'invoice.processing', 'invoice.settled'],
+      status: 'settled', events: ['invoice.created', 'invoice.payment_detected', 'invoice.processing', 'invoice.payment_confirmed', 'invoice.settled'],
     });
   });
 
@@ -141,7 +141,7 @@ describe('settlement rules', () => {
     await mineBlock('bitcoin', [btc(inv, 50_000n)]);
     const s = await state(inv.id);
     expect(s).toMatchObject({ status: 'expired', exception: 'paid_late', amount_paid: '30.00' });
-    expect(s.events).toEqual(['invoice.created', 'invoice.expired', 'invoice.payment_detected']);
+    expect(s.events).toEqual(['invoice.created', 'invoice.expired', 'invoice.payment_detected', 'invoice.payment_confirmed', 'invoice.paid_late']);
     const [p] = await ctx.deps.sql`select late from payments where invoice_id = ${inv.id}`;
     expect(p!.late).toBe(true);
   });
