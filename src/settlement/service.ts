@@ -13,9 +13,9 @@ import type { Logger } from '../logger.ts';
 import type { AssetRegistry } from '../money/assets.ts';
 import { newId } from '../ids.ts';
 import { loadInvoice, presentInvoice, type InvoiceRow } from '../invoices/present.ts';
-import { evaluate, path, sentOnTime, type InvoiceStatus, type PaymentFacts } from './state-machine.ts';
+import { evaluate, markedAs, path, sentOnTime, type InvoiceStatus, type PaymentFacts } from './state-machine.ts';
 import { refreshEventObjects, writeEvent, type EventType } from './events.ts';
-import { bookPaymentState, type LedgerState } from './ledger.ts';
+import { bookPaymentState, syncMarkPostings, type LedgerState } from './ledger.ts';
 import type { SettlementObserver } from '../metrics/index.ts';
 
 /** One output / transfer to a deposit address, as a watcher saw it. */
@@ -195,6 +195,11 @@ export function createSettlementService(deps: {
       facts,
       now,
     );
+    // A marked invoice keeps its status, but what arrives or leaves later changes what the mark implies.
+    const marked = markedAs({ status: inv.status, marked: inv.marked_at !== null });
+    if (marked && await syncMarkPostings(tx, { id: invoiceId, merchantId: inv.merchant_id, currency: inv.currency, amount: inv.amount, amountPaid: ev.amountPaid, markedAs: marked })) {
+      changed = true;
+    }
     // `payments.late` (API, report) is the same rule the state machine just applied.
     for (const [i, p] of payments.entries()) {
       const late = !sentOnTime(facts[i]!, inv.expires_at);
