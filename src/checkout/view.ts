@@ -66,10 +66,11 @@ export function statusText(inv: PublicInvoice, t: Messages): StatusText {
     case 'paid': {
       const notes: string[] = [];
       if (inv.exception === 'paid_over') notes.push(fmt(t.note_overpaid, vars));
-      if (inv.exception === 'paid_late') notes.push(t.note_late);
+      if (inv.exception === 'paid_late') notes.push(fmt(t.note_late, vars));
       return { title: t.status_paid, detail: fmt(t.status_paid_detail, vars), note: notes.join(' ') };
     }
     case 'expired':
+      if (inv.exception === 'paid_late') return { title: t.status_expired, detail: fmt(t.status_expired_detail, vars), note: fmt(t.note_late, vars) };
       return { title: t.status_expired, detail: fmt(t.status_expired_detail, vars), note: nonZero(inv.amount_paid) ? fmt(t.note_expired_partial, vars) : '' };
     case 'invalid':
       return { title: t.status_invalid, detail: fmt(t.status_invalid_detail, vars), note: '' };

@@ -405,14 +405,14 @@ export const ReconciliationPage: FC<{ ctx: PageCtx; fromText: string; toText: st
           <section class="card table-wrap">
             <h2>Invoices ({report.invoices.length})</h2>
             <table id="rec-invoices">
-              <thead><tr><th>Invoice</th><th>Order</th><th>Status</th><th class="num">Expected</th><th class="num">Received</th><th class="num">Difference</th><th class="num">Payments</th></tr></thead>
+              <thead><tr><th>Invoice</th><th>Order</th><th>Status</th><th class="num">Expected</th><th class="num">Received</th><th class="num">Difference</th><th class="num">Not counted</th><th class="num">Payments</th></tr></thead>
               <tbody>
                 {report.invoices.map((i) => (
                   <tr>
                     <td><a class="mono" href={`/dashboard/invoices/${i.invoice_id}`}>{i.invoice_id}</a></td>
                     <td>{i.order_id ?? '—'}</td>
                     <td><Badge value={i.status} /> <Badge value={i.exception} kind="exception" /></td>
-                    <td class="num">{i.expected} {i.currency}</td><td class="num">{i.received}</td><td class="num">{i.difference}</td><td class="num">{i.payments.length}</td>
+                    <td class="num">{i.expected} {i.currency}</td><td class="num">{i.received}</td><td class="num">{i.difference}</td><td class="num">{i.not_counted}</td><td class="num">{i.payments.length}</td>
                   </tr>
                 ))}
               </tbody>

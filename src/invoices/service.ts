@@ -14,7 +14,7 @@ import { assetAmountFor } from '../money/rate.ts';
 import { newId, randomBase62 } from '../ids.ts';
 import { conflict, invalidParam, unprocessable } from '../errors.ts';
 import { API_VERSION, writeEvent } from '../settlement/events.ts';
-import { book, accounts } from '../settlement/ledger.ts';
+import { syncMarkPostings } from '../settlement/ledger.ts';
 import { loadInvoice, loadMethods, presentInvoice, type InvoiceObject, type InvoiceRow, type MethodRow } from './present.ts';
 import type { Page } from '../api/pagination.ts';
 import { allocateBitcoinAddress } from '../chains/bitcoin/address-pool.ts';
@@ -495,22 +495,12 @@ export function createInvoiceService(deps: {
           update invoices set status = ${status}, exception = 'marked', marked_at = now(), marked_by = ${by}, mark_reason = ${reason ?? null},
             settled_at = case when ${status} = 'settled' then coalesce(settled_at, now()) else settled_at end, updated_at = now()
           where id = ${id}`;
-        // The decision is booked in the invoice currency: a shortfall accepted as settled is
-        // written off; money received on an invoice marked invalid is owed back to the customer.
-        const cur = inv!.currency;
-        if (status === 'settled' && inv!.amount_paid < inv!.amount) {
-          const short = inv!.amount - inv!.amount_paid;
-          await book(tx, { merchantId, invoiceId: id, kind: 'mark_settled', entries: [
-            { account: accounts.writtenOff(merchantId), asset: cur, amount: short },
-            { account: accounts.invoiced(merchantId), asset: cur, amount: -short },
-          ] });
-        }
-        if (status === 'invalid' && inv!.amount_paid > 0n) {
-          await book(tx, { merchantId, invoiceId: id, kind: 'mark_invalid', entries: [
-            { account: accounts.refundDue(merchantId), asset: cur, amount: inv!.amount_paid },
-            { account: accounts.invoiced(merchantId), asset: cur, amount: -inv!.amount_paid },
-          ] });
-        }
+        // The decision is booked in the invoice currency from the final state (a shortfall accepted
+        // as settled is written off; money on an invoice marked invalid is owed back); earlier
+        // mark postings are reversed by the difference, so repeated marks never double-book.
+        await syncMarkPostings(tx, {
+          id, merchantId, currency: inv!.currency, amount: inv!.amount, amountPaid: inv!.amount_paid, markedAs: status,
+        });
         const { row, methods } = await loadInvoice(tx, id, merchantId);
         await writeEvent(tx, { merchantId, type: 'invoice.marked', invoiceId: id, object: presentInvoice(row, methods, deps.chains, deps.publicUrl) });
         if (alsoInTx) await alsoInTx(tx);

@@ -8,8 +8,19 @@
 import type { Db } from '../db/client.ts';
 import type { AssetRegistry } from '../money/assets.ts';
 import { formatAmount } from '../money/amount.ts';
-import { listPayments, presentPayment, type PaymentObject } from '../invoices/payments.ts';
+import { currencyValueOf } from '../money/rate.ts';
+import { listPayments, presentPayment, type PaymentObject, type PaymentView } from '../invoices/payments.ts';
+import { countsTowardPrice, markedAs } from '../settlement/state-machine.ts';
 import type { InvoiceRow } from '../invoices/present.ts';
+
+export type ReportPayment = Omit<PaymentObject, 'value'> & {
+  /** amount × locked rate in the invoice currency; null when the payment is not counted. */
+  value: string | null;
+  /** Whether the payment counts toward the invoice's price (`countsTowardPrice`). */
+  counted: boolean;
+  verified_at: string | null;
+  mismatch: string | null;
+};
 
 export interface ReconciliationInvoice {
   invoice_id: string;
@@ -19,10 +30,16 @@ export interface ReconciliationInvoice {
   exception: string | null;
   currency: string;
   expected: string;
+  /** Sum of `value` over this invoice's counted payments. */
   received: string;
+  /** received − expected. */
   difference: string;
-  payments: (PaymentObject & { verified_at: string | null; mismatch: string | null })[];
+  /** Value (at the locked rates) of live payments in offered assets that do not count (e.g. late). */
+  not_counted: string;
+  payments: ReportPayment[];
 }
+
+type UnmatchedReason = 'late' | 'asset_not_offered' | 'reorged' | 'replaced' | 'marked_invalid';
 
 export interface ReconciliationReport {
   object: 'reconciliation_report';
@@ -31,12 +48,28 @@ export interface ReconciliationReport {
   generated_at: string;
   invoices: ReconciliationInvoice[];
   totals: {
+    /** Sums over the report's invoices; `received` = SUM of `value` over their counted payments. */
     per_currency: { currency: string; invoices: number; expected: string; received: string; difference: string }[];
-    /** Sums of on-chain amounts by payment method, split by whether they count toward a price. */
+    /** Sums of on-chain amounts of the report's payments by method: live, counted, live but not counted. */
     per_asset: { method: string; asset: string; chain: string; payments: number; received: string; counted: string; not_counted: string }[];
   };
-  unmatched: { payment_id: string; invoice_id: string; reason: 'late' | 'asset_not_offered' | 'reorged' | 'replaced' | 'invoice_invalid'; method: string; amount: string; txid: string }[];
+  /**
+   * Payments that do not count toward a price: those of the report's invoices, then those first
+   * seen in the period on invoices created before it (`earlier_invoice: true`; they are rows and
+   * totals of the report of the period their invoice was created in).
+   */
+  unmatched: { payment_id: string; invoice_id: string; reason: UnmatchedReason; method: string; amount: string; txid: string; earlier_invoice: boolean }[];
   mismatches: { payment_id: string; invoice_id: string; txid: string; mismatch: string }[];
+}
+
+function whyNotCounted(p: PaymentView, inv: Pick<InvoiceRow, 'status' | 'marked_at'>): UnmatchedReason | null {
+  const offered = p.rate !== null;
+  const marked = markedAs({ status: inv.status, marked: inv.marked_at !== null });
+  if (countsTowardPrice({ status: p.status, offered, onTime: !p.late }, marked)) return null;
+  if (p.status === 'reorged' || p.status === 'replaced') return p.status;
+  if (!offered) return 'asset_not_offered';
+  if (marked === 'invalid') return 'marked_invalid';
+  return 'late';
 }
 
 export async function reconciliationReport(
@@ -56,11 +89,37 @@ export async function reconciliationReport(
   for (const p of inPeriod) byInvoice.set(p.invoice_id, [...(byInvoice.get(p.invoice_id) ?? []), p]);
 
   const perCurrency = new Map<string, { decimals: number; invoices: number; expected: bigint; received: bigint }>();
+  const perAsset = new Map<string, { method: string; asset: string; chain: string; decimals: number; payments: number; received: bigint; counted: bigint }>();
+  const unmatched: ReconciliationReport['unmatched'] = [];
   const report: ReconciliationInvoice[] = invoices.map((inv) => {
+    let received = 0n;
+    let notCounted = 0n;
+    const payments = (byInvoice.get(inv.id) ?? []).reverse().map((p): ReportPayment => {
+      const decimals = p.decimals ?? decimalsOf(p.method);
+      const live = p.status === 'pending' || p.status === 'confirmed';
+      const reason = whyNotCounted(p, inv);
+      const counted = reason === null;
+      const value = p.rate ? currencyValueOf(p.amount, decimals, p.rate, inv.currency_decimals) : 0n;
+      if (counted) received += value;
+      else if (live && p.rate) notCounted += value;
+      const a = perAsset.get(p.method) ?? { method: p.method, asset: p.asset, chain: p.chain, decimals, payments: 0, received: 0n, counted: 0n };
+      if (live) {
+        a.payments += 1;
+        a.received += p.amount;
+        if (counted) a.counted += p.amount;
+      }
+      perAsset.set(p.method, a);
+      if (reason) unmatched.push({ payment_id: p.id, invoice_id: p.invoice_id, reason, method: p.method, amount: formatAmount(p.amount, decimals), txid: p.txid, earlier_invoice: false });
+      return {
+        ...presentPayment(p, decimalsOf),
+        value: counted ? formatAmount(value, inv.currency_decimals) : null,
+        counted, verified_at: null, mismatch: p.mismatch,
+      };
+    });
     const c = perCurrency.get(inv.currency) ?? { decimals: inv.currency_decimals, invoices: 0, expected: 0n, received: 0n };
     c.invoices += 1;
     c.expected += inv.amount;
-    c.received += inv.amount_paid;
+    c.received += received;
     perCurrency.set(inv.currency, c);
     return {
       invoice_id: inv.id,
@@ -70,33 +129,27 @@ export async function reconciliationReport(
       exception: inv.exception,
       currency: inv.currency,
       expected: formatAmount(inv.amount, inv.currency_decimals),
-      received: formatAmount(inv.amount_paid, inv.currency_decimals),
-      difference: formatAmount(inv.amount_paid - inv.amount, inv.currency_decimals),
-      payments: (byInvoice.get(inv.id) ?? []).reverse().map((p) => ({
-        ...presentPayment(p, decimalsOf), verified_at: null as string | null, mismatch: p.mismatch,
-      })),
+      received: formatAmount(received, inv.currency_decimals),
+      difference: formatAmount(received - inv.amount, inv.currency_decimals),
+      not_counted: formatAmount(notCounted, inv.currency_decimals),
+      payments,
     };
   });
 
-  const invoiceStatus = new Map(invoices.map((i) => [i.id, i.status]));
-  const perAsset = new Map<string, { method: string; asset: string; chain: string; decimals: number; payments: number; received: bigint; counted: bigint }>();
-  const unmatched: ReconciliationReport['unmatched'] = [];
-  for (const p of inPeriod) {
-    const decimals = p.decimals ?? decimalsOf(p.method);
-    const a = perAsset.get(p.method) ?? { method: p.method, asset: p.asset, chain: p.chain, decimals, payments: 0, received: 0n, counted: 0n };
-    const live = p.status === 'pending' || p.status === 'confirmed';
-    let reason: ReconciliationReport['unmatched'][number]['reason'] | null = null;
-    if (!live) reason = p.status === 'reorged' ? 'reorged' : 'replaced';
-    else if (p.rate === null) reason = 'asset_not_offered';
-    else if (p.late) reason = 'late';
-    else if (invoiceStatus.get(p.invoice_id) === 'invalid') reason = 'invoice_invalid';
-    if (live) {
-      a.payments += 1;
-      a.received += p.amount;
-      if (reason === null) a.counted += p.amount;
+  // Payments first seen in the period on invoices created before it: listed when not counted.
+  const inReport = new Set(ids);
+  const earlier = inPeriod.filter((p) => !inReport.has(p.invoice_id));
+  if (earlier.length) {
+    const older = await db<Pick<InvoiceRow, 'id' | 'status' | 'marked_at'>[]>`
+      select id, status, marked_at from invoices where merchant_id = ${merchantId} and id = any(${[...new Set(earlier.map((p) => p.invoice_id))]})`;
+    const olderById = new Map(older.map((i) => [i.id, i]));
+    for (const p of [...earlier].reverse()) {
+      const inv = olderById.get(p.invoice_id);
+      const reason = inv ? whyNotCounted(p, inv) : null;
+      if (reason) {
+        unmatched.push({ payment_id: p.id, invoice_id: p.invoice_id, reason, method: p.method, amount: formatAmount(p.amount, p.decimals ?? decimalsOf(p.method)), txid: p.txid, earlier_invoice: true });
+      }
     }
-    perAsset.set(p.method, a);
-    if (reason) unmatched.push({ payment_id: p.id, invoice_id: p.invoice_id, reason, method: p.method, amount: formatAmount(p.amount, decimals), txid: p.txid });
   }
 
   return {
@@ -124,8 +177,8 @@ export async function reconciliationReport(
 
 export const CSV_COLUMNS = [
   'invoice_id', 'order_id', 'invoice_created_at', 'invoice_status', 'invoice_exception', 'invoice_currency',
-  'invoice_expected', 'invoice_received', 'invoice_difference', 'payment_id', 'chain', 'method', 'asset', 'txid',
-  'output_index', 'block_height', 'block_time', 'confirmations', 'payment_status', 'late', 'amount', 'rate', 'value',
+  'invoice_expected', 'invoice_received', 'invoice_difference', 'invoice_not_counted', 'payment_id', 'chain', 'method', 'asset', 'txid',
+  'output_index', 'block_height', 'block_time', 'confirmations', 'payment_status', 'late', 'counted', 'amount', 'rate', 'value',
   'mismatch',
 ] as const;
 
@@ -137,16 +190,20 @@ export function csvField(v: unknown): string {
   return /[",\r\n]/.test(safe) ? `"${safe.replace(/"/g, '""')}"` : safe;
 }
 
-/** One row per payment (an invoice without payments gets one row with empty payment columns). */
+/**
+ * One row per payment (an invoice without payments gets one row with empty payment columns).
+ * `value` is filled only on counted rows, so a SUM of the `value` column per `invoice_currency`
+ * equals `totals.per_currency[].received`.
+ */
 export function reconciliationCsv(r: ReconciliationReport): string {
   const lines = [CSV_COLUMNS.join(',')];
   for (const inv of r.invoices) {
-    const base = [inv.invoice_id, inv.order_id, inv.created_at, inv.status, inv.exception, inv.currency, inv.expected, inv.received, inv.difference];
+    const base = [inv.invoice_id, inv.order_id, inv.created_at, inv.status, inv.exception, inv.currency, inv.expected, inv.received, inv.difference, inv.not_counted];
     const payments = inv.payments.length ? inv.payments : [null];
     for (const p of payments) {
       const cols = p
-        ? [p.id, p.chain, p.method, p.asset, p.txid, p.output_index, p.block_height, p.block_time, p.confirmations, p.status, p.late, p.amount, p.rate, p.value, p.mismatch]
-        : Array(15).fill('');
+        ? [p.id, p.chain, p.method, p.asset, p.txid, p.output_index, p.block_height, p.block_time, p.confirmations, p.status, p.late, p.counted, p.amount, p.rate, p.value, p.mismatch]
+        : Array(16).fill('');
       lines.push([...base, ...cols].map(csvField).join(','));
     }
   }

@@ -15,6 +15,12 @@ export const EVENT_TYPES = [
   'invoice.marked',
   /** A counted payment failed re-verification against the node (see docs/reconciliation.md). */
   'invoice.payment_mismatch',
+  /** A payment reached the confirmations its method requires (also a partial one); `data.payment`. */
+  'invoice.payment_confirmed',
+  /** The invoice's exception became `paid_partial`: money arrived, less than the price. */
+  'invoice.paid_partial',
+  /** The invoice's exception became `paid_late`: money arrived that is not on time. */
+  'invoice.paid_late',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 
@@ -28,4 +34,16 @@ export async function writeEvent(
     insert into events (id, merchant_id, type, invoice_id, api_version, payload)
     values (${id}, ${e.merchantId}, ${e.type}, ${e.invoiceId}, ${API_VERSION}, ${db.json(data as never)})`;
   return id;
+}
+
+/**
+ * Gives every event this transaction wrote for `invoiceId` the invoice as it stands now (call
+ * after the last change to the invoice in the transaction), so `data.object` equals what
+ * `GET /v1/invoices/:id` returns once the transaction commits. Rows written by the current
+ * transaction are those whose xmin is its id.
+ */
+export async function refreshEventObjects(db: Db, invoiceId: string, object: unknown): Promise<void> {
+  await db`
+    update events set payload = jsonb_set(payload, '{object}', ${db.json(object as never)})
+    where invoice_id = ${invoiceId} and xmin = pg_current_xact_id()::xid`;
 }

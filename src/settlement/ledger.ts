@@ -70,3 +70,41 @@ export async function bookPaymentState(
     ],
   });
 }
+
+/**
+ * The ledger postings a manual mark implies, in the invoice currency, from the invoice's final
+ * state (docs/reconciliation.md, "Marks in the ledger"):
+ * - marked `settled`: the shortfall, price − counted (every live payment in an offered asset counts
+ *   on an invoice marked settled), is written off: `written_off` +x, `invoiced` −x;
+ * - marked `invalid`: nothing counts, the money received is owed back: `refund_due` +y, `invoiced` −y;
+ * - not marked: nothing.
+ * Brings the invoice's postings on `written_off` and `refund_due` to exactly that by booking the
+ * difference (a reversal, then the new posting, in one ledger transaction), so any sequence of
+ * marks leaves the ledger as the final state implies. Returns true when it booked something.
+ */
+export async function syncMarkPostings(
+  db: Db,
+  inv: { id: string; merchantId: string; currency: string; amount: bigint; amountPaid: bigint; markedAs: 'settled' | 'invalid' | null },
+): Promise<boolean> {
+  const wantWrittenOff = inv.markedAs === 'settled' && inv.amountPaid < inv.amount ? inv.amount - inv.amountPaid : 0n;
+  const wantRefundDue = inv.markedAs === 'invalid' ? inv.amountPaid : 0n;
+  const rows = await db<{ account: string; s: bigint }[]>`
+    select account, sum(amount) as s from ledger_entries
+    where invoice_id = ${inv.id} and asset = ${inv.currency}
+      and account in (${accounts.writtenOff(inv.merchantId)}, ${accounts.refundDue(inv.merchantId)})
+    group by account`;
+  const has = new Map(rows.map((r) => [r.account, BigInt(r.s)]));
+  const dW = wantWrittenOff - (has.get(accounts.writtenOff(inv.merchantId)) ?? 0n);
+  const dR = wantRefundDue - (has.get(accounts.refundDue(inv.merchantId)) ?? 0n);
+  if (dW === 0n && dR === 0n) return false;
+  const kind = inv.markedAs === 'settled' ? 'mark_settled' : inv.markedAs === 'invalid' ? 'mark_invalid' : 'mark_reversed';
+  await book(db, {
+    merchantId: inv.merchantId, invoiceId: inv.id, kind,
+    entries: [
+      { account: accounts.writtenOff(inv.merchantId), asset: inv.currency, amount: dW },
+      { account: accounts.refundDue(inv.merchantId), asset: inv.currency, amount: dR },
+      { account: accounts.invoiced(inv.merchantId), asset: inv.currency, amount: -(dW + dR) },
+    ],
+  });
+  return true;
+}

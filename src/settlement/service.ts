@@ -13,9 +13,9 @@ import type { Logger } from '../logger.ts';
 import type { AssetRegistry } from '../money/assets.ts';
 import { newId } from '../ids.ts';
 import { loadInvoice, presentInvoice, type InvoiceRow } from '../invoices/present.ts';
-import { evaluate, path, type InvoiceStatus, type PaymentFacts } from './state-machine.ts';
-import { writeEvent, type EventType } from './events.ts';
-import { bookPaymentState, type LedgerState } from './ledger.ts';
+import { evaluate, markedAs, path, sentOnTime, type InvoiceStatus, type PaymentFacts } from './state-machine.ts';
+import { refreshEventObjects, writeEvent, type EventType } from './events.ts';
+import { bookPaymentState, syncMarkPostings, type LedgerState } from './ledger.ts';
 import type { SettlementObserver } from '../metrics/index.ts';
 
 /** One output / transfer to a deposit address, as a watcher saw it. */
@@ -94,7 +94,15 @@ interface PaymentRow {
   block_height: bigint | null;
   block_time: Date | null;
   first_seen_at: Date;
+  late: boolean;
   ledger_state: LedgerState;
+}
+
+/** The highest block height of `chain` that Kassa recorded (its own clock) at or before `at`. */
+export async function recordedHeightAt(db: Db, chain: string, at: Date): Promise<number | null> {
+  const [row] = await db<{ h: bigint | null }[]>`
+    select max(height) as h from chain_tip_observations where chain = ${chain} and observed_at <= ${at}`;
+  return row?.h === null || row?.h === undefined ? null : Number(row.h);
 }
 
 export function createSettlementService(deps: {
@@ -110,7 +118,12 @@ export function createSettlementService(deps: {
   const methodFor = (chain: string, token: string | null): string | undefined =>
     deps.assets.methods().find((m) => m.chain === chain && (m.token ?? null) === (token ?? null))?.method;
 
-  async function emit(tx: TxSql, inv: InvoiceRow, type: EventType, payment?: unknown): Promise<void> {
+  /**
+   * Writes an event with the invoice as it stands. That `data.object` is provisional: the
+   * recompute that follows in the same transaction (every caller recomputes the invoices it
+   * touches) replaces it with the invoice as it stands after its changes (`refreshEventObjects`).
+   */
+  async function emit(tx: TxSql, inv: Pick<InvoiceRow, 'id' | 'merchant_id'>, type: EventType, payment?: unknown): Promise<void> {
     const { row, methods } = await loadInvoice(tx, inv.id, undefined);
     await writeEvent(tx, {
       merchantId: row.merchant_id, type, invoiceId: row.id,
@@ -129,7 +142,7 @@ export function createSettlementService(deps: {
     const methods = await tx<{ method: string; rate: string; decimals: number; confirmations_required: number; chain: string }[]>`
       select method, rate, decimals, confirmations_required, chain from invoice_payment_methods where invoice_id = ${invoiceId}`;
     const payments = await tx<PaymentRow[]>`
-      select id, invoice_id, merchant_id, chain, txid, output_index, method, amount, status, block_height, block_time, first_seen_at, ledger_state
+      select id, invoice_id, merchant_id, chain, txid, output_index, method, amount, status, block_height, block_time, first_seen_at, late, ledger_state
       from payments where invoice_id = ${invoiceId} order by seq`;
     const tips = new Map<string, { tip: number; finalized: number | null }>();
     for (const chain of new Set(payments.map((p) => p.chain))) {
@@ -140,6 +153,9 @@ export function createSettlementService(deps: {
         finalized: c?.finalized_height === null || c?.finalized_height === undefined ? null : Number(c.finalized_height),
       });
     }
+    // Kassa's own proof of time per chain: the highest tip it recorded at or before expires_at.
+    const heightAtDeadline = new Map<string, number | null>();
+    for (const chain of new Set(payments.map((p) => p.chain))) heightAtDeadline.set(chain, await recordedHeightAt(tx, chain, inv.expires_at));
     const required = new Map(methods.map((m) => [m.method, m.confirmations_required]));
     const confirmations = (p: PaymentRow): number => {
       if (p.status !== 'confirmed' || p.block_height === null) return 0;
@@ -150,6 +166,7 @@ export function createSettlementService(deps: {
 
     // 1. Ledger: every payment to a deposit address is booked, pending until confirmed enough.
     let changed = false;
+    const confirmedNow: PaymentRow[] = [];
     for (const p of payments) {
       const live = p.status === 'pending' || p.status === 'confirmed';
       const need = required.get(p.method);
@@ -159,26 +176,44 @@ export function createSettlementService(deps: {
       if (target !== p.ledger_state) {
         await bookPaymentState(tx, { id: p.id, merchantId: p.merchant_id, invoiceId, chain: p.chain, method: p.method, amount: p.amount }, p.ledger_state, target);
         await tx`update payments set ledger_state = ${target} where id = ${p.id}`;
+        if (target === 'available') confirmedNow.push(p);
         changed = true;
       }
     }
 
     // 2. State.
+    const facts: PaymentFacts[] = payments.map((p) => ({
+      method: p.method, amount: p.amount, status: p.status, confirmations: confirmations(p), firstSeenAt: p.first_seen_at,
+      blockHeight: p.block_height === null ? null : Number(p.block_height), heightAtDeadline: heightAtDeadline.get(p.chain) ?? null,
+    }));
     const ev = evaluate(
       {
         status: inv.status, amount: inv.amount, currencyDecimals: inv.currency_decimals, toleranceBps: inv.tolerance_bps,
         expiresAt: inv.expires_at, monitoringUntil: inv.monitoring_until, marked: inv.marked_at !== null,
       },
       methods.map((m) => ({ method: m.method, rate: m.rate, decimals: m.decimals, confirmationsRequired: m.confirmations_required })),
-      payments.map((p) => ({
-        method: p.method, amount: p.amount, status: p.status, confirmations: confirmations(p), firstSeenAt: p.first_seen_at, blockTime: p.block_time,
-      })),
+      facts,
       now,
     );
+    // A marked invoice keeps its status, but what arrives or leaves later changes what the mark implies.
+    const marked = markedAs({ status: inv.status, marked: inv.marked_at !== null });
+    if (marked && await syncMarkPostings(tx, { id: invoiceId, merchantId: inv.merchant_id, currency: inv.currency, amount: inv.amount, amountPaid: ev.amountPaid, markedAs: marked })) {
+      changed = true;
+    }
+    // `payments.late` (API, report) is the same rule the state machine just applied.
+    for (const [i, p] of payments.entries()) {
+      const late = !sentOnTime(facts[i]!, inv.expires_at);
+      if (late !== p.late) {
+        await tx`update payments set late = ${late}, updated_at = now() where id = ${p.id}`;
+        changed = true;
+      }
+    }
     if (ev.exception !== inv.exception || ev.amountPaid !== inv.amount_paid) {
       await tx`update invoices set exception = ${ev.exception}, amount_paid = ${ev.amountPaid}, updated_at = now() where id = ${invoiceId}`;
       changed = true;
     }
+    // 3. Events, after every change above; their data.object is the invoice as it now stands.
+    for (const p of confirmedNow) await emit(tx, inv, 'invoice.payment_confirmed', paymentSummary(p));
     let current: InvoiceStatus = inv.status;
     for (const move of path(inv.status, ev.status)) {
       const res = await tx`
@@ -191,8 +226,17 @@ export function createSettlementService(deps: {
       deps.metrics?.invoiceTransition(move.from, move.to);
       await emit(tx, inv, move.event as EventType);
     }
+    if (ev.exception !== inv.exception && (ev.exception === 'paid_partial' || ev.exception === 'paid_late')) {
+      await emit(tx, inv, ev.exception === 'paid_partial' ? 'invoice.paid_partial' : 'invoice.paid_late');
+    }
     if (current !== inv.status) {
       deps.logger.info({ invoice_id: invoiceId, from: inv.status, to: current, exception: ev.exception }, 'invoice state changed');
+    }
+    const [wrote] = changed ? [{ n: 1 }] : await tx<{ n: number }[]>`
+      select 1 as n from events where invoice_id = ${invoiceId} and xmin = pg_current_xact_id()::xid limit 1`;
+    if (wrote) {
+      const { row, methods: shown } = await loadInvoice(tx, invoiceId, undefined);
+      await refreshEventObjects(tx, invoiceId, presentInvoice(row, shown, deps.chains, deps.publicUrl));
     }
     return changed;
   }
@@ -221,7 +265,7 @@ export function createSettlementService(deps: {
                                 block_hash, block_height, block_time, late)
           values (${newId('pay')}, ${chain}, ${o.txid}, ${o.outputIndex}, ${o.address}, ${dep.invoice_id}, ${dep.merchant_id},
                   ${method}, ${asset}, ${o.amount}, ${status}, ${o.block?.hash ?? null}, ${o.block?.height ?? null},
-                  ${o.block?.time ?? null}, ${(o.block?.time ?? new Date()) > dep.expires_at})
+                  ${o.block?.time ?? null}, clock_timestamp() > ${dep.expires_at})
           on conflict (chain, txid, output_index) do update set
             status = excluded.status,
             block_hash = excluded.block_hash,
@@ -234,13 +278,12 @@ export function createSettlementService(deps: {
             -- block that mined it (or come from a node mid-reorg). Only rollbackTo un-confirms.
             and not (payments.status = 'confirmed' and excluded.block_hash is null)
           returning id, invoice_id, merchant_id, chain, txid, output_index, method, amount, status, block_height, block_time,
-                    first_seen_at, ledger_state, (xmax = 0) as inserted`;
+                    first_seen_at, late, ledger_state, (xmax = 0) as inserted`;
         if (!row) continue; // already recorded exactly like this: a duplicate delivery is a no-op
         touched.add(row.invoice_id);
         if (row.inserted) {
           deps.metrics?.paymentDetected({ chain, asset, seenAt: row.first_seen_at, blockTime: o.block?.time ?? null });
-          const [inv] = await tx<InvoiceRow[]>`select * from invoices where id = ${row.invoice_id}`;
-          await emit(tx, inv!, 'invoice.payment_detected', paymentSummary(row));
+          await emit(tx, { id: row.invoice_id, merchant_id: row.merchant_id }, 'invoice.payment_detected', paymentSummary(row));
         }
       }
       return touched;
@@ -255,6 +298,27 @@ export function createSettlementService(deps: {
         insert into chain_state (chain, tip_height, tip_hash, updated_at) values (${chain}, ${block.height}, ${block.hash}, now())
         on conflict (chain) do update set tip_height = excluded.tip_height, tip_hash = excluded.tip_hash, updated_at = now()`;
       await tx`delete from chain_blocks where chain = ${chain} and height <= ${block.height - keep}`;
+      // Kassa's own time record of this tip (the on-time proof, `sentOnTime`). A record at this
+      // height with another hash was on a branch that left the chain: it and every record above it
+      // still prove that the fork point (height - 1, common to both branches) existed by then,
+      // so they are folded into one record there, keeping the earliest time.
+      const [old] = await tx<{ hash: string }[]>`select hash from chain_tip_observations where chain = ${chain} and height = ${block.height}`;
+      if (old && old.hash !== block.hash) {
+        const [gone] = await tx<{ t: Date | null }[]>`
+          with d as (delete from chain_tip_observations where chain = ${chain} and height >= ${block.height} returning observed_at)
+          select min(observed_at) as t from d`;
+        if (gone?.t && block.height > 0) {
+          await tx`
+            insert into chain_tip_observations (chain, height, hash, observed_at)
+            values (${chain}, ${block.height - 1}, ${block.prevHash}, ${gone.t})
+            on conflict (chain, height) do update set observed_at = least(chain_tip_observations.observed_at, excluded.observed_at)`;
+        }
+      }
+      // clock_timestamp(), not now(): never earlier than the moment this block was actually known.
+      await tx`
+        insert into chain_tip_observations (chain, height, hash, observed_at)
+        values (${chain}, ${block.height}, ${block.hash}, clock_timestamp())
+        on conflict (chain, height) do nothing`;
     },
 
     async cursor(db, chain) {
@@ -276,14 +340,13 @@ export function createSettlementService(deps: {
     async rollbackTo(tx, chain, height, stillInMempool) {
       const touched = new Set<string>();
       const orphaned = await tx<PaymentRow[]>`
-        select id, invoice_id, merchant_id, chain, txid, output_index, method, amount, status, block_height, block_time, first_seen_at, ledger_state
+        select id, invoice_id, merchant_id, chain, txid, output_index, method, amount, status, block_height, block_time, first_seen_at, late, ledger_state
         from payments where chain = ${chain} and block_height > ${height} and status = 'confirmed'`;
       for (const p of orphaned) {
         const status = stillInMempool(p.txid) ? 'pending' : 'reorged';
         await tx`update payments set status = ${status}, block_hash = null, block_height = null, updated_at = now() where id = ${p.id}`;
         touched.add(p.invoice_id);
-        const [inv] = await tx<InvoiceRow[]>`select * from invoices where id = ${p.invoice_id}`;
-        await emit(tx, inv!, 'invoice.payment_reorged', { ...paymentSummary(p), status });
+        await emit(tx, { id: p.invoice_id, merchant_id: p.merchant_id }, 'invoice.payment_reorged', { ...paymentSummary(p), status });
       }
       await tx`delete from chain_blocks where chain = ${chain} and height > ${height}`;
       const [block] = await tx<{ hash: string }[]>`select hash from chain_blocks where chain = ${chain} and height = ${height}`;

@@ -12,8 +12,8 @@ export type InvoiceException = 'paid_partial' | 'paid_over' | 'paid_late' | 'mar
 export const TRANSITIONS: Record<InvoiceStatus, Partial<Record<InvoiceStatus, string>>> = {
   new: { processing: 'invoice.processing', expired: 'invoice.expired', invalid: 'invoice.invalid' },
   processing: { settled: 'invoice.settled', invalid: 'invoice.invalid' },
-  // An invoice whose payment is found late by a watcher that was down, but was sent before
-  // expiry (its block time proves it), is paid after all.
+  // An invoice whose payment is found after expiry, but that Kassa's own records prove reached the
+  // chain before expiry (`sentOnTime`: a block at or below a tip recorded before expiry), is paid after all.
   expired: { processing: 'invoice.processing', invalid: 'invoice.invalid' },
   settled: { invalid: 'invoice.invalid' },
   // Invalid because a counted payment left the chain; it came back (re-mined) before monitoring ended.
@@ -34,7 +34,15 @@ export interface PaymentFacts {
   status: 'pending' | 'confirmed' | 'reorged' | 'replaced';
   confirmations: number;
   firstSeenAt: Date;
-  blockTime: Date | null;
+  /** Height of the block it is in (confirmed payments), else null/absent. */
+  blockHeight?: number | null;
+  /**
+   * The highest block height of the payment's chain that Kassa recorded (with its own clock) at
+   * or before the invoice's expires_at; null/absent when it recorded none. See `sentOnTime`.
+   */
+  heightAtDeadline?: number | null;
+  /** False when the invoice did not offer the payment's asset (no locked rate: it cannot count). */
+  offered?: boolean;
 }
 
 export interface InvoiceFacts {
@@ -50,16 +58,59 @@ export interface InvoiceFacts {
 export interface Evaluation {
   status: InvoiceStatus;
   exception: InvoiceException;
-  /** Value of all live (not reorged/replaced) payments in the invoice currency. */
+  /** Value of all live (not reorged/replaced) payments in offered assets, in the invoice currency. */
   amountPaid: bigint;
-  /** The on-time part of amountPaid. */
+  /** The part of amountPaid that counts toward the price when no mark applies (`countsTowardPrice`). */
   amountPaidOnTime: bigint;
   threshold: bigint;
 }
 
-/** When the money was sent: the earliest of when Kassa first saw it and its block's time. */
-export function sentAt(p: Pick<PaymentFacts, 'firstSeenAt' | 'blockTime'>): Date {
-  return p.blockTime && p.blockTime < p.firstSeenAt ? p.blockTime : p.firstSeenAt;
+/**
+ * THE on-time rule (docs/reconciliation.md, "When a payment is on time"): a payment is on time
+ * only if Kassa's own records prove it reached the mempool or a block by the deadline —
+ * Kassa first saw it (mempool or block, Kassa's clock) at or before `expiresAt`, or it is in a
+ * block at a height at or below a chain tip that a watcher recorded (Kassa's clock) at or before
+ * `expiresAt`. A block's own timestamp is chosen by its miner and is never used.
+ *
+ * Reorgs: `blockHeight` is the payment's block in Kassa's current chain, and tip records of
+ * blocks that left the chain are folded down to the fork point (settlement `advanceCursor`), so a
+ * payment first seen after the deadline and re-mined higher than the recorded tip is late; one
+ * Kassa saw before the deadline stays on time wherever it is re-mined.
+ */
+export function sentOnTime(
+  p: Pick<PaymentFacts, 'firstSeenAt' | 'status' | 'blockHeight' | 'heightAtDeadline'>,
+  expiresAt: Date,
+): boolean {
+  if (p.firstSeenAt.getTime() <= expiresAt.getTime()) return true;
+  const { blockHeight, heightAtDeadline } = p;
+  return p.status === 'confirmed' && blockHeight != null && heightAtDeadline != null && blockHeight <= heightAtDeadline;
+}
+
+/**
+ * THE definition of "counted toward the price", used by the state machine (`evaluate`), the
+ * report's amounts received (JSON, CSV, dashboard, `kassa reconcile`) and the ledger's mark
+ * postings (`syncMarkPostings`):
+ * - a payment that left the chain (`reorged`, `replaced`) or is in an asset the invoice did not
+ *   offer (no locked rate) never counts;
+ * - on an invoice staff marked `settled`, every other payment counts (staff accepted it);
+ * - on an invoice staff marked `invalid`, none counts (the money is owed back to the customer);
+ * - otherwise a payment counts when it is on time (`sentOnTime`).
+ */
+export function countsTowardPrice(
+  p: { status: PaymentFacts['status']; offered: boolean; onTime: boolean },
+  markedAs: 'settled' | 'invalid' | null,
+): boolean {
+  if (p.status !== 'pending' && p.status !== 'confirmed') return false;
+  if (!p.offered) return false;
+  if (markedAs === 'settled') return true;
+  if (markedAs === 'invalid') return false;
+  return p.onTime;
+}
+
+/** What a mark means for counting: the invoice's status when staff marked it, else null. */
+export function markedAs(inv: { status: InvoiceStatus; marked: boolean }): 'settled' | 'invalid' | null {
+  if (!inv.marked) return null;
+  return inv.status === 'settled' ? 'settled' : inv.status === 'invalid' ? 'invalid' : null;
 }
 
 export function evaluate(inv: InvoiceFacts, methods: MethodTerms[], payments: PaymentFacts[], now: Date): Evaluation {
@@ -74,7 +125,8 @@ export function evaluate(inv: InvoiceFacts, methods: MethodTerms[], payments: Pa
     if (!t) continue;
     const value = currencyValueOf(p.amount, t.decimals, t.rate, inv.currencyDecimals);
     paid += value;
-    if (sentAt(p) <= inv.expiresAt) {
+    // The automatic rules judge the payments themselves (a mark freezes the status below).
+    if (countsTowardPrice({ status: p.status, offered: true, onTime: sentOnTime(p, inv.expiresAt) }, null)) {
       onTime += value;
       const confs = p.status === 'confirmed' ? p.confirmations : 0;
       if (confs >= t.confirmationsRequired) confirmedOnTime += value;

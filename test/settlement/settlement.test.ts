@@ -23,18 +23,32 @@ const USDC = '0x5fbdb2315678afecb367f032d93f642f64180aa3';
 let txCounter = 0;
 const newTxid = () => (++txCounter).toString(16).padStart(64, '0');
 const tips: Record<string, number> = { bitcoin: 100, ethereum: 100 };
+/** Block hashes that differ from the default `${chain}-${height}` (blocks of another branch). */
+const branches = new Map<string, string>();
 
 /** Applies one block on `chain` containing `obs` (confirmed) and recomputes, like a watcher. */
-async function mineBlock(chain: string, obs: Omit<Observation, 'block'>[], time = new Date()): Promise<void> {
+async function mineBlock(chain: string, obs: Omit<Observation, 'block'>[], time = new Date(), branch = ''): Promise<void> {
   const h = ++tips[chain]!;
   height = h;
-  const block = { hash: `${chain}-${h}`.padEnd(64, '0'), height: h, time };
+  const hashAt = (x: number) => (branches.get(`${chain}:${x}`) ?? `${chain}-${x}`).padEnd(64, '0');
+  if (branch) branches.set(`${chain}:${h}`, `${chain}-${branch}-${h}`);
+  else branches.delete(`${chain}:${h}`);
+  const block = { hash: hashAt(h), height: h, time };
   await ctx.deps.sql.begin(async (tx) => {
     const touched = await ctx.deps.settlement.recordObservations(tx, chain, obs.map((o) => ({ ...o, block })));
-    await ctx.deps.settlement.advanceCursor(tx, chain, { height: h, hash: block.hash, prevHash: `${chain}-${h - 1}`.padEnd(64, '0'), time }, 100);
+    await ctx.deps.settlement.advanceCursor(tx, chain, { height: h, hash: block.hash, prevHash: hashAt(h - 1), time }, 100);
     const waiting = await ctx.deps.settlement.awaitingConfirmations(tx, chain);
     await ctx.deps.settlement.recompute(tx, [...touched, ...waiting]);
   });
+}
+
+/** Rolls `chain` back to `height` (a reorg, or the rescan `kassa chains rewind` does) and recomputes. */
+async function rescanFrom(chain: string, height: number, stillInMempool: (txid: string) => boolean = () => true): Promise<void> {
+  await ctx.deps.sql.begin(async (tx) => {
+    const touched = await ctx.deps.settlement.rollbackTo(tx, chain, height, stillInMempool);
+    await ctx.deps.settlement.recompute(tx, touched);
+  });
+  tips[chain] = height;
 }
 
 async function seeInMempool(chain: string, obs: Omit<Observation, 'block'>[]): Promise<void> {
@@ -68,7 +82,7 @@ describe('settlement rules', () => {
     const p = (await ctx.deps.sql`select txid from payments where invoice_id = ${inv.id}`)[0]!;
     await mineBlock('bitcoin', [{ txid: p.txid, outputIndex: 0, address: addr(inv, 'BTC'), token: null, amount: 50_000n }]);
     const s = await state(inv.id);
-    expect(s).toMatchObject({ status: 'settled', exception: null, events: ['invoice.created', 'invoice.payment_detected', 'invoice.processing', 'invoice.settled'] });
+    expect(s).toMatchObject({ status: 'settled', exception: null, events: ['invoice.created', 'invoice.payment_detected', 'invoice.processing', 'invoice.payment_confirmed', 'invoice.settled'] });
     expect(s.inv.settled_at).not.toBeNull();
   });
 
@@ -84,7 +98,7 @@ describe('settlement rules', () => {
     expect(await ctx.deps.sql`select status, block_hash, block_height from payments where invoice_id = ${inv.id}`).toEqual(before);
     expect(before[0]).toMatchObject({ status: 'confirmed' });
     expect(await state(inv.id)).toMatchObject({
-      status: 'settled', events: ['invoice.created', 'invoice.payment_detected', 'invoice.processing', 'invoice.settled'],
+      status: 'settled', events: ['invoice.created', 'invoice.payment_detected', 'invoice.processing', 'invoice.payment_confirmed', 'invoice.settled'],
     });
   });
 
@@ -127,18 +141,55 @@ describe('settlement rules', () => {
     await mineBlock('bitcoin', [btc(inv, 50_000n)]);
     const s = await state(inv.id);
     expect(s).toMatchObject({ status: 'expired', exception: 'paid_late', amount_paid: '30.00' });
-    expect(s.events).toEqual(['invoice.created', 'invoice.expired', 'invoice.payment_detected']);
+    expect(s.events).toEqual(['invoice.created', 'invoice.expired', 'invoice.payment_detected', 'invoice.payment_confirmed', 'invoice.paid_late']);
     const [p] = await ctx.deps.sql`select late from payments where invoice_id = ${inv.id}`;
     expect(p!.late).toBe(true);
   });
 
-  it('a payment sent before expiry but seen after (watcher was down) still pays the invoice', async () => {
+  it('a payment found after expiry in a block Kassa recorded before expiry (a rescan) pays the invoice; the block time is ignored', async () => {
     const inv = await createInvoice({});
-    const sentAt = new Date();
     await ctx.deps.sql`update invoices set expires_at = now() + interval '1 second' where id = ${inv.id}`;
+    await mineBlock('bitcoin', []); // Kassa records this tip before expiry, without matching the payment in it
+    const h = tips.bitcoin!;
     await new Promise((r) => setTimeout(r, 1100));
     expect((await state(inv.id)).status).toBe('expired');
-    await mineBlock('bitcoin', [btc(inv, 50_000n)], sentAt); // block time before expiry
+    await rescanFrom('bitcoin', h - 1);
+    await mineBlock('bitcoin', [btc(inv, 50_000n)], new Date(Date.now() + 3 * 3600_000)); // same block, miner time hours late
+    expect(await state(inv.id)).toMatchObject({ status: 'settled', exception: null });
+  });
+
+  it('a payment first seen after expiry in a block stamped hours before expiry is late', async () => {
+    const inv = await createInvoice({});
+    await ctx.deps.sql`update invoices set expires_at = now() - interval '1 second' where id = ${inv.id}`;
+    await mineBlock('bitcoin', [btc(inv, 50_000n)], new Date(Date.now() - 3 * 3600_000));
+    expect(await state(inv.id)).toMatchObject({ status: 'expired', exception: 'paid_late' });
+  });
+
+  it('reorg: a tip recorded before expiry on a branch that left the chain proves nothing about the new branch', async () => {
+    const inv = await createInvoice({});
+    await ctx.deps.sql`update invoices set expires_at = now() + interval '1 second' where id = ${inv.id}`;
+    await mineBlock('bitcoin', []);
+    const h = tips.bitcoin!;
+    await new Promise((r) => setTimeout(r, 1100));
+    await rescanFrom('bitcoin', h - 1);
+    // A different block at the same height (another branch), with the payment, stamped before expiry.
+    await mineBlock('bitcoin', [btc(inv, 50_000n)], new Date(Date.now() - 3 * 3600_000), 'fork');
+    expect(await state(inv.id)).toMatchObject({ status: 'expired', exception: 'paid_late' });
+    const [rec] = await ctx.deps.sql<{ height: bigint }[]>`select max(height) as height from chain_tip_observations where chain = 'bitcoin' and observed_at <= (select expires_at from invoices where id = ${inv.id})`;
+    expect(Number(rec!.height)).toBe(h - 1); // folded down to the fork point
+  });
+
+  it('reorg: a payment Kassa saw before expiry stays on time when re-mined after expiry', async () => {
+    const inv = await createInvoice({});
+    await ctx.deps.sql`update invoices set expires_at = now() + interval '1 second' where id = ${inv.id}`;
+    const pay = btc(inv, 50_000n);
+    await mineBlock('bitcoin', [pay]);
+    const h = tips.bitcoin!;
+    expect((await state(inv.id)).status).toBe('settled');
+    await new Promise((r) => setTimeout(r, 1100));
+    await rescanFrom('bitcoin', h - 1, () => false); // orphaned, not in the mempool: reorged
+    expect((await state(inv.id)).status).toBe('invalid');
+    await mineBlock('bitcoin', [pay], new Date(), 'fork'); // re-mined on the new branch, after expiry
     expect(await state(inv.id)).toMatchObject({ status: 'settled', exception: null });
   });
 

@@ -96,7 +96,7 @@ describe('happy path', () => {
     const pay = btc(inv, 50_000n);
     await feed.seeInMempool('bitcoin', [pay]);
     await feed.mineBlock('bitcoin', [pay]);
-    const want = ['invoice.created', 'invoice.payment_detected', 'invoice.processing', 'invoice.settled'];
+    const want = ['invoice.created', 'invoice.payment_detected', 'invoice.processing', 'invoice.payment_confirmed', 'invoice.settled'];
     const got = await waitFor('4 events', () => {
       const mine = bodies('/happy').filter((b) => b.json.data.object.id === inv.id);
       return want.every((t) => mine.some((b) => b.json.type === t)) && mine;
@@ -117,10 +117,10 @@ describe('happy path', () => {
     expect(got.find((r) => r.json.type === 'invoice.payment_detected')!.json.data.payment.txid).toBe(pay.txid);
 
     // The event log shows them delivered, with the attempt recorded.
-    await waitFor('delivered in the log', async () => (await api('GET', `/v1/events?delivery_status=delivered&limit=100`)).body.data.length >= 4);
-    const detail = await api('GET', `/v1/events/${events[3]!.id}`);
+    await waitFor('delivered in the log', async () => (await api('GET', `/v1/events?delivery_status=delivered&limit=100`)).body.data.length >= 5);
+    const detail = await api('GET', `/v1/events/${events[4]!.id}`);
     expect(detail.status).toBe(200);
-    expect(detail.body).toMatchObject({ id: events[3]!.id, object: 'event', type: 'invoice.settled', delivery_status: 'delivered' });
+    expect(detail.body).toMatchObject({ id: events[4]!.id, object: 'event', type: 'invoice.settled', delivery_status: 'delivered' });
     expect(detail.body.deliveries[0]).toMatchObject({ endpoint_id: ep.id, status: 'delivered', attempt_count: 1, next_attempt_at: null });
     expect(detail.body.deliveries[0].attempts[0]).toMatchObject({ attempt: 1, status_code: 200, error: null, response_snippet: 'thanks' });
     expect(typeof detail.body.deliveries[0].attempts[0].duration_ms).toBe('number');
@@ -385,6 +385,13 @@ describe('event log and the shape of events', () => {
     const exp = await createInvoice();
     await ctx.deps.sql`update invoices set expires_at = now() - interval '1 minute' where id = ${exp.id}`;
     await ctx.deps.invoices.get(shop.merchant.id, exp.id);
+    // paid_partial: half the price
+    const partial = await createInvoice();
+    await feed.seeInMempool('bitcoin', [btc(partial, 25_000n)]);
+    // paid_late (+ payment_confirmed): paid in full after expiry
+    const late = await createInvoice();
+    await ctx.deps.sql`update invoices set expires_at = now() - interval '1 minute' where id = ${late.id}`;
+    await feed.mineBlock('bitcoin', [btc(late, 50_000n)]);
     // marked
     const marked = await createInvoice();
     await ctx.deps.invoices.mark(shop.merchant.id, marked.id, 'settled', 'test', 'paid in cash');
@@ -400,7 +407,7 @@ describe('event log and the shape of events', () => {
     expect(invoiceShape).toEqual(INVOICE_SHAPE);
     for (const type of PINNED) {
       const e = got.get(type);
-      const withPayment = type === 'invoice.payment_detected' || type === 'invoice.payment_reorged';
+      const withPayment = type === 'invoice.payment_detected' || type === 'invoice.payment_reorged' || type === 'invoice.payment_confirmed';
       const envelope = shapeOf({ ...e, data: { ...e.data, object: 'invoice' } }) as any;
       // block_height is null while the payment is unconfirmed
       if (envelope.data.payment?.block_height === 'null') envelope.data.payment.block_height = 'number';

@@ -150,13 +150,15 @@ export class DevnetChain {
   private readonly mempoolSpends = new Map<string, string>();
   readonly wallet: DevnetWallet;
   private seq = 0;
-  private readonly now: () => number;
+  private readonly clock: () => number;
+  /** Core's `setmocktime` (regtest): when non-zero, the node's clock (block timestamps, mempool times). */
+  private mocktime = 0;
   private readonly fullRbf: boolean;
   readonly startedAt: number;
 
   constructor(opts: DevnetChainOptions = {}) {
     this.wallet = new DevnetWallet(opts.seed);
-    this.now = opts.now ?? (() => Math.floor(Date.now() / 1000));
+    this.clock = opts.now ?? (() => Math.floor(Date.now() / 1000));
     this.fullRbf = opts.fullRbf ?? false;
     this.startedAt = this.now();
     const genesis = this.addBlock(regtestGenesis());
@@ -372,6 +374,16 @@ export class DevnetChain {
       }
     }
     this.activateBestChain();
+  }
+
+  private now(): number {
+    return this.mocktime || this.clock();
+  }
+
+  /** Core's `setmocktime`: 0 returns to the system clock. New blocks still follow the consensus rules (time > median time past). */
+  setMockTime(t: number): void {
+    if (!Number.isInteger(t) || t < 0) throw new Error('mocktime must be a non-negative integer');
+    this.mocktime = t;
   }
 
   /** Mines `n` blocks on the active tip paying the coinbase to `script`; returns their hashes. */

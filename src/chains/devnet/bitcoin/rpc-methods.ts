@@ -437,6 +437,13 @@ def('generatetoaddress', ['nblocks', 'address', 'maxtries'], 2, 'nblocks "addres
   return c.mine(n, script);
 });
 
+def('setmocktime', ['timestamp'], 1, 'timestamp', (p, c) => {
+  const t = p.int(0);
+  if (t < 0) throw new RpcError(RPC.INVALID_PARAMETER, 'Mocktime cannot be negative: ' + t + '.');
+  c.setMockTime(t);
+  return null;
+});
+
 def('invalidateblock', ['blockhash'], 1, '"blockhash"', (p, c) => {
   c.invalidateBlock(p.hash(0));
   return null;
