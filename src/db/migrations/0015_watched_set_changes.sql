@@ -6,6 +6,20 @@
 alter table deposit_addresses add column change_xid xid8 not null default pg_current_xact_id();
 create index deposit_addresses_chain_change_xid on deposit_addresses (chain, change_xid);
 
+-- An insert always gets its own transaction's id, even when the statement names an old one (a row
+-- copied back from a backup or a test fixture): an old id would hide the row from the next delta.
+create function deposit_addresses_stamp_change_xid() returns trigger
+language plpgsql as $$
+begin
+  new.change_xid := pg_current_xact_id();
+  return new;
+end;
+$$;
+
+create trigger deposit_addresses_insert_stamp
+  before insert on deposit_addresses
+  for each row execute function deposit_addresses_stamp_change_xid();
+
 create function deposit_addresses_touch_on_monitoring_change() returns trigger
 language plpgsql as $$
 begin
