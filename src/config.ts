@@ -71,7 +71,27 @@ const envSchema = z.object({
     .regex(/^\d+(,\d+)*$/, 'must be a comma-separated list of milliseconds, e.g. 100,200,400')
     .optional(),
   WEBHOOK_TIMEOUT_MS: positiveInt.default(10_000),
+  KASSA_ALLOW_INSECURE_PUBLIC_URL: z.enum(['1', 'true', '0', 'false']).optional(),
 });
+
+const LOOPBACK_HOST = /^(localhost|127(\.\d{1,3}){3}|\[::1\])$/i;
+
+/**
+ * Production needs an https:// PUBLIC_URL: the dashboard session cookie is marked Secure only on
+ * https. Loopback hosts (localhost, 127.0.0.0/8, [::1]) never leave the machine and are accepted;
+ * anything else over http:// needs KASSA_ALLOW_INSECURE_PUBLIC_URL=1, which accepts that session
+ * cookies and checkout pages travel unencrypted.
+ */
+function checkPublicUrl(env: string, publicUrl: string, allowInsecure: string | undefined): void {
+  if (env !== 'production') return;
+  const url = new URL(publicUrl);
+  if (url.protocol === 'https:' || LOOPBACK_HOST.test(url.hostname)) return;
+  if (allowInsecure === '1' || allowInsecure === 'true') return;
+  throw new ConfigError(
+    `PUBLIC_URL is insecure (${JSON.stringify(publicUrl)}): production needs an https:// URL, otherwise dashboard session cookies and checkout pages travel unencrypted. ` +
+      'Put TLS in front of Kassa and set PUBLIC_URL to the https:// address, or set KASSA_ALLOW_INSECURE_PUBLIC_URL=1 to accept that risk.',
+  );
+}
 
 /** Default webhook retry delays: 10 s, 1 min, 10 min, 1 h, 6 h, then every 12 h up to ~3 days. */
 export const DEFAULT_WEBHOOK_RETRY_DELAYS_MS: readonly number[] = [
@@ -248,6 +268,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     throw new ConfigError('KASSA_SECRET_KEY is missing: production needs a fixed 32-byte key (generate one with: openssl rand -hex 32)');
   } else secretKey = localSecretKey(e.KASSA_DATA_DIR);
 
+  const publicUrl = (e.PUBLIC_URL ?? `http://localhost:${e.PORT}`).replace(/\/+$/, '');
+  checkPublicUrl(e.KASSA_ENV, publicUrl, e.KASSA_ALLOW_INSECURE_PUBLIC_URL);
   const chainsFile = loadChainsFile(e.KASSA_CONFIG);
   return {
     env: e.KASSA_ENV,
@@ -255,7 +277,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     redisUrl: e.REDIS_URL,
     host: e.HOST,
     port: e.PORT,
-    publicUrl: (e.PUBLIC_URL ?? `http://localhost:${e.PORT}`).replace(/\/+$/, ''),
+    publicUrl,
     logLevel: e.LOG_LEVEL,
     secretKey,
     dataDir: e.KASSA_DATA_DIR,
