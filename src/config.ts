@@ -72,6 +72,10 @@ const envSchema = z.object({
     .optional(),
   WEBHOOK_TIMEOUT_MS: positiveInt.default(10_000),
   KASSA_ALLOW_INSECURE_PUBLIC_URL: z.enum(['1', 'true', '0', 'false']).optional(),
+  PUBLIC_STREAMS_PER_IP: positiveInt.default(10),
+  PUBLIC_STREAMS_MAX: positiveInt.default(2000),
+  PUBLIC_STREAM_IDLE_SECONDS: positiveInt.default(600),
+  PUBLIC_STREAM_MAX_SECONDS: positiveInt.default(1800),
 });
 
 const LOOPBACK_HOST = /^(localhost|127(\.\d{1,3}){3}|\[::1\])$/i;
@@ -175,6 +179,8 @@ export interface Config {
   rateLimitPerSecond: number;
   /** Checkout pages and the public invoice API: requests per minute per client IP. */
   publicRateLimitPerMinute: number;
+  /** Live-status streams (/v1/public/invoices/:id/stream) per API process: caps and timeouts. */
+  publicStreams: { perIp: number; max: number; idleMs: number; maxMs: number };
   dbPoolSize: number;
   adminToken: string | undefined;
   /** Reverse proxies whose X-Forwarded-For is believed (IPs / CIDR ranges); empty: the TCP peer is the client. */
@@ -284,6 +290,12 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     queuePrefix: e.KASSA_QUEUE_PREFIX,
     rateLimitPerSecond: e.RATE_LIMIT_PER_SECOND,
     publicRateLimitPerMinute: e.PUBLIC_RATE_LIMIT_PER_MINUTE,
+    publicStreams: {
+      perIp: e.PUBLIC_STREAMS_PER_IP,
+      max: e.PUBLIC_STREAMS_MAX,
+      idleMs: e.PUBLIC_STREAM_IDLE_SECONDS * 1000,
+      maxMs: e.PUBLIC_STREAM_MAX_SECONDS * 1000,
+    },
     dbPoolSize: e.DB_POOL_SIZE,
     adminToken: e.ADMIN_TOKEN,
     trustedProxies: e.TRUSTED_PROXIES ? e.TRUSTED_PROXIES.split(',').map((x) => x.trim()) : [],
