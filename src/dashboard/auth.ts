@@ -31,6 +31,8 @@ export interface AuthLimits {
   mfaPendingMs: number;
   /** Setup links (default 24 h). */
   setupMs: number;
+  /** Sensitive actions need a sign-in or re-authentication at most this long ago (default 5 min). */
+  reauthMs: number;
 }
 
 export const DEFAULT_AUTH_LIMITS: AuthLimits = {
@@ -41,6 +43,7 @@ export const DEFAULT_AUTH_LIMITS: AuthLimits = {
   absoluteMs: 12 * 3600_000,
   mfaPendingMs: 5 * 60_000,
   setupMs: 24 * 3600_000,
+  reauthMs: 5 * 60_000,
 };
 
 export interface DashboardUser {
@@ -88,6 +91,8 @@ export interface Session {
   idHash: Buffer;
   createdAt: Date;
   expiresAt: Date;
+  /** When the user last proved their password (and second factor): sign-in or re-authentication. */
+  reauthAt: Date | null;
 }
 
 export type LoginResult =
@@ -221,9 +226,9 @@ export function createDashboardAuth(deps: { sql: Sql; config: Pick<Config, 'publ
     const raw = token();
     const ttl = opts.mfaPending ? L.mfaPendingMs : L.absoluteMs;
     await sql`
-      insert into dashboard_sessions (id_hash, user_id, merchant_id, csrf_token, mfa_pending, ip, user_agent, expires_at)
+      insert into dashboard_sessions (id_hash, user_id, merchant_id, csrf_token, mfa_pending, ip, user_agent, expires_at, reauth_at)
       values (${sha256(raw)}, ${user.id}, ${user.merchant_id}, ${token()}, ${opts.mfaPending}, ${opts.ip},
-              ${(opts.userAgent ?? '').slice(0, 300)}, now() + make_interval(secs => ${ttl / 1000}))`;
+              ${(opts.userAgent ?? '').slice(0, 300)}, now() + make_interval(secs => ${ttl / 1000}), ${opts.mfaPending ? null : sql`now()`})`;
     return raw;
   }
 
@@ -390,8 +395,8 @@ export function createDashboardAuth(deps: { sql: Sql; config: Pick<Config, 'publ
     async loadSession(raw: string | undefined): Promise<Session | null> {
       if (!raw || raw.length > 100) return null;
       const idHash = sha256(raw);
-      const [row] = await sql<(UserRow & { csrf_token: string; mfa_pending: boolean; s_created_at: Date; expires_at: Date; last_seen_at: Date; merchant: MerchantRow & { require_owner_2fa: boolean } })[]>`
-        select u.*, s.csrf_token, s.mfa_pending, s.created_at as s_created_at, s.expires_at, s.last_seen_at, to_jsonb(m.*) as merchant
+      const [row] = await sql<(UserRow & { csrf_token: string; mfa_pending: boolean; s_created_at: Date; expires_at: Date; last_seen_at: Date; reauth_at: Date | null; merchant: MerchantRow & { require_owner_2fa: boolean } })[]>`
+        select u.*, s.csrf_token, s.mfa_pending, s.created_at as s_created_at, s.expires_at, s.last_seen_at, s.reauth_at, to_jsonb(m.*) as merchant
         from dashboard_sessions s
         join dashboard_users u on u.id = s.user_id
         join merchants m on m.id = s.merchant_id
@@ -410,7 +415,57 @@ export function createDashboardAuth(deps: { sql: Sql; config: Pick<Config, 'publ
         idHash,
         createdAt: row.s_created_at,
         expiresAt: row.expires_at,
+        reauthAt: row.reauth_at,
       };
+    },
+
+    /** True when the session proved the password (and second factor) within `reauthMs`. */
+    recentlyAuthenticated(session: Session): boolean {
+      return session.reauthAt !== null && Date.now() - session.reauthAt.getTime() < L.reauthMs;
+    },
+
+    /**
+     * Re-authentication for sensitive actions: the password, and a TOTP or recovery code when the
+     * user has two-factor authentication on. Counted against the same lockout as sign-in (the
+     * attempt is reserved before checking). On success the session's reauth_at is set to now.
+     */
+    async reauthenticate(session: Session, password: string, code: string, ip: string): Promise<{ ok: true } | { ok: false; status: 401 | 429; message: string }> {
+      const [user] = await sql<UserRow[]>`select * from dashboard_users where id = ${session.user.id}`;
+      if (!user || user.disabled_at) return { ok: false, status: 401, message: 'Sign in again.' };
+      const slot = await reserveAttempt(user.email, user.id, ip, { checkIp: true });
+      if (slot.kind !== 'reserved') return { ok: false, status: 429, message: lockedMessage };
+      let result = 'bad_password';
+      try {
+        if (await verifyPassword(password, user.password_hash)) {
+          if (user.totp_enabled_at && user.totp_secret_box) {
+            result = 'bad_totp';
+            const secret = decryptSecret(config.secretKey, user.totp_secret_box, totpContext(user.id));
+            const step = checkTotp(user, secret, code);
+            if (step !== null) {
+              const [claimed] = await sql`
+                update dashboard_users set totp_last_step = ${step}
+                where id = ${user.id} and (totp_last_step is null or totp_last_step < ${step}) returning 1`;
+              if (claimed) result = 'reauth_ok';
+            } else if (normalizeRecovery(code).length === 10) {
+              const [used] = await sql`
+                update dashboard_recovery_codes set used_at = now()
+                where user_id = ${user.id} and code_hash = ${sha256(normalizeRecovery(code))} and used_at is null returning 1`;
+              if (used) result = 'reauth_ok';
+            }
+          } else result = 'reauth_ok';
+        }
+      } finally {
+        await finishAttempt(slot.id, result);
+      }
+      if (result !== 'reauth_ok') {
+        await audit(sql, { merchantId: user.merchant_id, actor: `user:${user.id}`, action: 'reauth.failed', target: `user:${user.id}`, ip, details: { reason: result === 'bad_totp' ? 'wrong second-factor code' : 'wrong password' } });
+        const locked = (await accountFailures(sql, user.email)) >= L.maxFailures;
+        if (locked) return { ok: false, status: 429, message: lockedMessage };
+        return { ok: false, status: 401, message: result === 'bad_totp' ? 'That code is not valid. Use the current code from your authenticator app, or a recovery code.' : 'The password is wrong.' };
+      }
+      await sql`update dashboard_sessions set reauth_at = now() where id_hash = ${session.idHash}`;
+      await audit(sql, { merchantId: user.merchant_id, actor: `user:${user.id}`, action: 'reauth.succeeded', target: `user:${user.id}`, ip });
+      return { ok: true };
     },
 
     async logout(session: Session, ip: string): Promise<void> {

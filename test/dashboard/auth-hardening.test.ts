@@ -79,12 +79,15 @@ async function user(shop: typeof shopA, email: string, role: string): Promise<st
 }
 
 /** Enrols TOTP for a user directly through the service; returns a code generator for future steps. */
+const recoveryCodes = new Map<string, string[]>();
 async function enrolTotp(email: string): Promise<(offsetSteps: number) => string> {
   const u = await auth.getUser((await ctx.deps.sql`select merchant_id from dashboard_users where email = ${email}`)[0]!.merchant_id as string,
     (await ctx.deps.sql`select id from dashboard_users where email = ${email}`)[0]!.id as string);
   const { secret } = await auth.startTotp(u);
   const totp = new OTPAuth.TOTP({ secret: OTPAuth.Secret.fromBase32(secret), digits: 6, period: 30, algorithm: 'SHA1' });
-  expect(await auth.confirmTotp(u, totp.generate(), '127.0.0.1')).toHaveLength(10);
+  const codes = await auth.confirmTotp(u, totp.generate(), '127.0.0.1');
+  expect(codes).toHaveLength(10);
+  recoveryCodes.set(email, codes!);
   return (offset) => totp.generate({ timestamp: Date.now() + offset * 30_000 });
 }
 
@@ -165,4 +168,74 @@ describe('lockout under concurrency', () => {
   }, 120_000);
 });
 
-export { shopB, signIn };
+describe('re-authentication for sensitive actions', () => {
+  const ageReauth = (userId: string) => ctx.deps.sql`update dashboard_sessions set reauth_at = now() - interval '6 minutes' where user_id = ${userId}`;
+
+  it('a fresh sign-in may act at once; after 5 minutes disabling 2FA, adding users or API keys and saving settings ask for password + TOTP again', async () => {
+    const id = await user(shopA, 'reauth-owner@shop-a.test', 'owner');
+    const code = await enrolTotp('reauth-owner@shop-a.test');
+    const client = await signIn('reauth-owner@shop-a.test', PASSWORD, () => code(1));
+    const csrf = csrfIn((await client.get('/dashboard/account')).text);
+
+    // Right after signing in: allowed.
+    const fresh = await client.post('/dashboard/settings/keys', { _csrf: csrf, name: 'fresh key', scopes: 'invoices:read' });
+    expect(fresh.status).toBe(200);
+    expect((await ctx.deps.sql`select 1 from api_keys where name = 'fresh key'`).length).toBe(1);
+
+    await ageReauth(id);
+    const attempts = [
+      ['/dashboard/account/2fa/disable', {}],
+      ['/dashboard/settings/keys', { name: 'late key', scopes: 'invoices:read' }],
+      ['/dashboard/settings/users', { email: 'late-user@shop-a.test', role: 'viewer' }],
+      ['/dashboard/settings', { expiry_minutes: '5', tolerance_percent: '1', speed_policy: 'high' }],
+      ['/dashboard/settings/require-2fa', { value: 'on' }],
+    ] as const;
+    for (const [path, form] of attempts) {
+      const r = await client.post(path, { _csrf: csrf, ...form });
+      expect(r.status, path).toBe(401);
+      expect(r.text).toContain('Confirm it is you');
+      expect(r.text).toContain('name="code"');
+    }
+    expect((await ctx.deps.sql`select totp_enabled_at from dashboard_users where id = ${id}`)[0]!.totp_enabled_at).not.toBeNull();
+    expect((await ctx.deps.sql`select 1 from api_keys where name = 'late key'`).length).toBe(0);
+    expect((await ctx.deps.sql`select 1 from dashboard_users where email = 'late-user@shop-a.test'`).length).toBe(0);
+    expect((await ctx.deps.merchants.get(ctx.deps.sql, shopA.merchant.id)).defaultExpirySeconds).not.toBe(300);
+
+    // The confirmation form keeps CSRF, and needs the password AND the second factor.
+    expect((await client.post('/dashboard/reauth', { password: PASSWORD, code: code(2), next: '/dashboard/account' })).status).toBe(403);
+    const wrongPw = await client.post('/dashboard/reauth', { _csrf: csrf, password: 'not the password', code: code(2), next: '/dashboard/account' });
+    expect(wrongPw.status).toBe(401);
+    expect(wrongPw.text).toContain('The password is wrong.');
+    const noCode = await client.post('/dashboard/reauth', { _csrf: csrf, password: PASSWORD, code: '', next: '/dashboard/account' });
+    expect(noCode.status).toBe(401);
+    expect(noCode.text).toContain('code is not valid');
+    expect((await client.post('/dashboard/account/2fa/disable', { _csrf: csrf })).status).toBe(401);
+    // (The sign-in used the next TOTP step already, and a step is never accepted twice: a recovery code.)
+    const ok = await client.post('/dashboard/reauth', { _csrf: csrf, password: PASSWORD, code: recoveryCodes.get('reauth-owner@shop-a.test')![0]!, next: '/dashboard/account' });
+    expect(ok.status).toBe(303);
+    expect(ok.location).toBe('/dashboard/account?done=reauthenticated');
+    const off = await client.post('/dashboard/account/2fa/disable', { _csrf: csrf });
+    expect(off.status).toBe(303);
+    expect((await ctx.deps.sql`select totp_enabled_at from dashboard_users where id = ${id}`)[0]!.totp_enabled_at).toBeNull();
+    const audit = await ctx.deps.sql<{ action: string }[]>`select action from audit_log where target = ${'user:' + id} and action like 'reauth.%' order by id`;
+    expect(audit.map((a) => a.action)).toEqual(['reauth.failed', 'reauth.failed', 'reauth.succeeded']);
+    // An open redirect through `next` is not possible.
+    const evil = await client.post('/dashboard/reauth', { _csrf: csrf, password: PASSWORD, next: '//evil.example/x' });
+    expect(evil.location).toBe('/dashboard?done=reauthenticated');
+  }, 60_000);
+
+  it('re-authentication failures count towards the account lockout', async () => {
+    const id = await user(shopA, 'reauth-lock@shop-a.test', 'owner');
+    const client = await signIn('reauth-lock@shop-a.test');
+    await ageReauth(id);
+    const csrf = csrfIn((await client.get('/dashboard/account')).text);
+    const answers = await Promise.all(Array.from({ length: 12 }, (_, i) =>
+      client.post('/dashboard/reauth', { _csrf: csrf, password: `wrong ${i}`, next: '/dashboard/settings' })));
+    expect(answers.filter((a) => a.status === 401).length).toBeLessThanOrEqual(5);
+    expect(answers.filter((a) => a.status === 429).length).toBeGreaterThanOrEqual(7);
+    const right = await client.post('/dashboard/reauth', { _csrf: csrf, password: PASSWORD, next: '/dashboard/settings' });
+    expect(right.status).toBe(429);
+  }, 60_000);
+});
+
+export { shopB };
