@@ -76,6 +76,7 @@ const envSchema = z.object({
   PUBLIC_STREAMS_MAX: positiveInt.default(2000),
   PUBLIC_STREAM_IDLE_SECONDS: positiveInt.default(600),
   PUBLIC_STREAM_MAX_SECONDS: positiveInt.default(1800),
+  EMAILS_PER_MERCHANT_PER_HOUR: positiveInt.default(200),
 });
 
 const LOOPBACK_HOST = /^(localhost|127(\.\d{1,3}){3}|\[::1\])$/i;
@@ -190,6 +191,8 @@ export interface Config {
   /** SMTP server for customer e-mails (smtp:// or smtps://); e-mails are off when unset. */
   smtpUrl: string | undefined;
   smtpFrom: string;
+  /** Customer e-mails a merchant's invoices may cause per rolling hour; more are not sent. */
+  emailsPerMerchantPerHour: number;
   webhooks: {
     /** Accept http:// endpoint URLs (default: true outside production). */
     allowHttp: boolean;
@@ -302,6 +305,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     metricsPort: e.METRICS_PORT,
     smtpUrl: e.SMTP_URL,
     smtpFrom: e.SMTP_FROM,
+    emailsPerMerchantPerHour: e.EMAILS_PER_MERCHANT_PER_HOUR,
     webhooks: {
       allowHttp: e.WEBHOOK_ALLOW_HTTP === undefined ? e.KASSA_ENV !== 'production' : e.WEBHOOK_ALLOW_HTTP === 'true' || e.WEBHOOK_ALLOW_HTTP === '1',
       allowedHosts: (e.WEBHOOK_ALLOWED_HOSTS ?? (e.KASSA_ENV === 'development' ? 'localhost,127.0.0.1,::1' : ''))
