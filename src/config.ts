@@ -71,7 +71,32 @@ const envSchema = z.object({
     .regex(/^\d+(,\d+)*$/, 'must be a comma-separated list of milliseconds, e.g. 100,200,400')
     .optional(),
   WEBHOOK_TIMEOUT_MS: positiveInt.default(10_000),
+  KASSA_ALLOW_INSECURE_PUBLIC_URL: z.enum(['1', 'true', '0', 'false']).optional(),
+  PUBLIC_STREAMS_PER_IP: positiveInt.default(10),
+  PUBLIC_STREAMS_MAX: positiveInt.default(2000),
+  PUBLIC_STREAM_IDLE_SECONDS: positiveInt.default(600),
+  PUBLIC_STREAM_MAX_SECONDS: positiveInt.default(1800),
+  EMAILS_PER_MERCHANT_PER_HOUR: positiveInt.default(200),
 });
+
+const LOOPBACK_HOST = /^(localhost|127(\.\d{1,3}){3}|\[::1\])$/i;
+
+/**
+ * Production needs an https:// PUBLIC_URL: the dashboard session cookie is marked Secure only on
+ * https. Loopback hosts (localhost, 127.0.0.0/8, [::1]) never leave the machine and are accepted;
+ * anything else over http:// needs KASSA_ALLOW_INSECURE_PUBLIC_URL=1, which accepts that session
+ * cookies and checkout pages travel unencrypted.
+ */
+function checkPublicUrl(env: string, publicUrl: string, allowInsecure: string | undefined): void {
+  if (env !== 'production') return;
+  const url = new URL(publicUrl);
+  if (url.protocol === 'https:' || LOOPBACK_HOST.test(url.hostname)) return;
+  if (allowInsecure === '1' || allowInsecure === 'true') return;
+  throw new ConfigError(
+    `PUBLIC_URL is insecure (${JSON.stringify(publicUrl)}): production needs an https:// URL, otherwise dashboard session cookies and checkout pages travel unencrypted. ` +
+      'Put TLS in front of Kassa and set PUBLIC_URL to the https:// address, or set KASSA_ALLOW_INSECURE_PUBLIC_URL=1 to accept that risk.',
+  );
+}
 
 /** Default webhook retry delays: 10 s, 1 min, 10 min, 1 h, 6 h, then every 12 h up to ~3 days. */
 export const DEFAULT_WEBHOOK_RETRY_DELAYS_MS: readonly number[] = [
@@ -155,6 +180,8 @@ export interface Config {
   rateLimitPerSecond: number;
   /** Checkout pages and the public invoice API: requests per minute per client IP. */
   publicRateLimitPerMinute: number;
+  /** Live-status streams (/v1/public/invoices/:id/stream) per API process: caps and timeouts. */
+  publicStreams: { perIp: number; max: number; idleMs: number; maxMs: number };
   dbPoolSize: number;
   adminToken: string | undefined;
   /** Reverse proxies whose X-Forwarded-For is believed (IPs / CIDR ranges); empty: the TCP peer is the client. */
@@ -164,6 +191,8 @@ export interface Config {
   /** SMTP server for customer e-mails (smtp:// or smtps://); e-mails are off when unset. */
   smtpUrl: string | undefined;
   smtpFrom: string;
+  /** Customer e-mails a merchant's invoices may cause per rolling hour; more are not sent. */
+  emailsPerMerchantPerHour: number;
   webhooks: {
     /** Accept http:// endpoint URLs (default: true outside production). */
     allowHttp: boolean;
@@ -248,6 +277,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     throw new ConfigError('KASSA_SECRET_KEY is missing: production needs a fixed 32-byte key (generate one with: openssl rand -hex 32)');
   } else secretKey = localSecretKey(e.KASSA_DATA_DIR);
 
+  const publicUrl = (e.PUBLIC_URL ?? `http://localhost:${e.PORT}`).replace(/\/+$/, '');
+  checkPublicUrl(e.KASSA_ENV, publicUrl, e.KASSA_ALLOW_INSECURE_PUBLIC_URL);
   const chainsFile = loadChainsFile(e.KASSA_CONFIG);
   return {
     env: e.KASSA_ENV,
@@ -255,19 +286,26 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     redisUrl: e.REDIS_URL,
     host: e.HOST,
     port: e.PORT,
-    publicUrl: (e.PUBLIC_URL ?? `http://localhost:${e.PORT}`).replace(/\/+$/, ''),
+    publicUrl,
     logLevel: e.LOG_LEVEL,
     secretKey,
     dataDir: e.KASSA_DATA_DIR,
     queuePrefix: e.KASSA_QUEUE_PREFIX,
     rateLimitPerSecond: e.RATE_LIMIT_PER_SECOND,
     publicRateLimitPerMinute: e.PUBLIC_RATE_LIMIT_PER_MINUTE,
+    publicStreams: {
+      perIp: e.PUBLIC_STREAMS_PER_IP,
+      max: e.PUBLIC_STREAMS_MAX,
+      idleMs: e.PUBLIC_STREAM_IDLE_SECONDS * 1000,
+      maxMs: e.PUBLIC_STREAM_MAX_SECONDS * 1000,
+    },
     dbPoolSize: e.DB_POOL_SIZE,
     adminToken: e.ADMIN_TOKEN,
     trustedProxies: e.TRUSTED_PROXIES ? e.TRUSTED_PROXIES.split(',').map((x) => x.trim()) : [],
     metricsPort: e.METRICS_PORT,
     smtpUrl: e.SMTP_URL,
     smtpFrom: e.SMTP_FROM,
+    emailsPerMerchantPerHour: e.EMAILS_PER_MERCHANT_PER_HOUR,
     webhooks: {
       allowHttp: e.WEBHOOK_ALLOW_HTTP === undefined ? e.KASSA_ENV !== 'production' : e.WEBHOOK_ALLOW_HTTP === 'true' || e.WEBHOOK_ALLOW_HTTP === '1',
       allowedHosts: (e.WEBHOOK_ALLOWED_HOSTS ?? (e.KASSA_ENV === 'development' ? 'localhost,127.0.0.1,::1' : ''))

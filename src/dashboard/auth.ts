@@ -31,6 +31,8 @@ export interface AuthLimits {
   mfaPendingMs: number;
   /** Setup links (default 24 h). */
   setupMs: number;
+  /** Sensitive actions need a sign-in or re-authentication at most this long ago (default 5 min). */
+  reauthMs: number;
 }
 
 export const DEFAULT_AUTH_LIMITS: AuthLimits = {
@@ -41,6 +43,7 @@ export const DEFAULT_AUTH_LIMITS: AuthLimits = {
   absoluteMs: 12 * 3600_000,
   mfaPendingMs: 5 * 60_000,
   setupMs: 24 * 3600_000,
+  reauthMs: 5 * 60_000,
 };
 
 export interface DashboardUser {
@@ -88,6 +91,8 @@ export interface Session {
   idHash: Buffer;
   createdAt: Date;
   expiresAt: Date;
+  /** When the user last proved their password (and second factor): sign-in or re-authentication. */
+  reauthAt: Date | null;
 }
 
 export type LoginResult =
@@ -159,25 +164,60 @@ export function createDashboardAuth(deps: { sql: Sql; config: Pick<Config, 'publ
     return { url: `${config.publicUrl}/dashboard/setup/${raw}`, expiresAt };
   }
 
-  async function recordAttempt(email: string, userId: string | null, ip: string, result: string): Promise<void> {
-    await sql`insert into dashboard_login_attempts (email, user_id, ip, result) values (${email}, ${userId}, ${ip}, ${result})`;
-  }
+  /**
+   * Attempts that count against the limits: wrong passwords and codes, plus attempts still being
+   * verified ('pending'). An attempt is reserved before the slow check, so parallel guesses cannot
+   * all pass the limit check before any failure is recorded.
+   */
+  const COUNTED = ['bad_password', 'bad_totp', 'pending'];
 
-  /** Failures (wrong password or code) for this e-mail since its last success, within the lock window. */
-  async function accountFailures(email: string): Promise<number> {
-    const [row] = await sql<{ n: number }[]>`
+  /** Failures (and attempts in flight) for this e-mail since its last success, within the lock window. */
+  async function accountFailures(db: Db, email: string): Promise<number> {
+    const [row] = await db<{ n: number }[]>`
       select count(*)::int as n from dashboard_login_attempts
-      where email = ${email} and result in ('bad_password', 'bad_totp')
+      where email = ${email} and result in ${db(COUNTED)}
         and created_at > now() - make_interval(secs => ${L.lockMs / 1000})
         and created_at > coalesce((select max(created_at) from dashboard_login_attempts where email = ${email} and result = 'ok'), '-infinity')`;
     return row?.n ?? 0;
   }
 
-  async function ipFailures(ip: string): Promise<number> {
-    const [row] = await sql<{ n: number }[]>`
+  async function ipFailures(db: Db, ip: string): Promise<number> {
+    const [row] = await db<{ n: number }[]>`
       select count(*)::int as n from dashboard_login_attempts
-      where ip = ${ip} and result in ('bad_password', 'bad_totp') and created_at > now() - make_interval(secs => ${L.lockMs / 1000})`;
+      where ip = ${ip} and result in ${db(COUNTED)} and created_at > now() - make_interval(secs => ${L.lockMs / 1000})`;
     return row?.n ?? 0;
+  }
+
+  type Reservation = { kind: 'reserved'; id: bigint } | { kind: 'locked' } | { kind: 'ip_limited' };
+
+  /**
+   * Atomically checks the per-IP and per-account limits and, when both allow it, reserves one
+   * attempt (a 'pending' row) BEFORE the password or code is verified. Transaction-scoped advisory
+   * locks on the e-mail and the IP serialise the check-and-insert, so under any concurrency at most
+   * `maxFailures` attempts per account (and `perIpFailures` per IP) are ever verified in a window.
+   * The caller resolves the reservation with `finishAttempt`.
+   */
+  async function reserveAttempt(email: string, userId: string | null, ip: string, opts: { checkIp: boolean }): Promise<Reservation> {
+    return sql.begin(async (tx) => {
+      await tx`select pg_advisory_xact_lock(hashtextextended(${'dashboard-login-email:' + email}, 0))`;
+      if (opts.checkIp) await tx`select pg_advisory_xact_lock(hashtextextended(${'dashboard-login-ip:' + ip}, 0))`;
+      if (opts.checkIp && (await ipFailures(tx, ip)) >= L.perIpFailures) {
+        await tx`insert into dashboard_login_attempts (email, user_id, ip, result) values (${email}, ${userId}, ${ip}, 'rate_limited')`;
+        return { kind: 'ip_limited' } as const;
+      }
+      if ((await accountFailures(tx, email)) >= L.maxFailures) {
+        await tx`insert into dashboard_login_attempts (email, user_id, ip, result) values (${email}, ${userId}, ${ip}, 'locked')`;
+        return { kind: 'locked' } as const;
+      }
+      const [row] = await tx<{ id: bigint }[]>`
+        insert into dashboard_login_attempts (email, user_id, ip, result) values (${email}, ${userId}, ${ip}, 'pending') returning id`;
+      return { kind: 'reserved', id: BigInt(row!.id) } as const;
+    });
+  }
+
+  /** Resolves a reserved attempt: 'ok', 'password_ok' (second factor follows), 'bad_password', 'bad_totp' or 'disabled'. */
+  async function finishAttempt(id: bigint, result: string): Promise<void> {
+    await sql`update dashboard_login_attempts set result = ${result} where id = ${id}`;
   }
 
   const lockedMessage = `Too many failed attempts. This account is locked for ${Math.round(L.lockMs / 60_000)} minutes; try again later.`;
@@ -186,14 +226,14 @@ export function createDashboardAuth(deps: { sql: Sql; config: Pick<Config, 'publ
     const raw = token();
     const ttl = opts.mfaPending ? L.mfaPendingMs : L.absoluteMs;
     await sql`
-      insert into dashboard_sessions (id_hash, user_id, merchant_id, csrf_token, mfa_pending, ip, user_agent, expires_at)
+      insert into dashboard_sessions (id_hash, user_id, merchant_id, csrf_token, mfa_pending, ip, user_agent, expires_at, reauth_at)
       values (${sha256(raw)}, ${user.id}, ${user.merchant_id}, ${token()}, ${opts.mfaPending}, ${opts.ip},
-              ${(opts.userAgent ?? '').slice(0, 300)}, now() + make_interval(secs => ${ttl / 1000}))`;
+              ${(opts.userAgent ?? '').slice(0, 300)}, now() + make_interval(secs => ${ttl / 1000}), ${opts.mfaPending ? null : sql`now()`})`;
     return raw;
   }
 
-  async function completeLogin(user: UserRow, ip: string, userAgent: string | undefined, secondFactor: string | null): Promise<LoginResult> {
-    await recordAttempt(user.email, user.id, ip, 'ok');
+  async function completeLogin(user: UserRow, attemptId: bigint, ip: string, userAgent: string | undefined, secondFactor: string | null): Promise<LoginResult> {
+    await finishAttempt(attemptId, 'ok');
     await sql`update dashboard_users set last_login_at = now() where id = ${user.id}`;
     await audit(sql, {
       merchantId: user.merchant_id, actor: `user:${user.id}`, action: 'login.succeeded', target: `user:${user.id}`, ip,
@@ -277,32 +317,36 @@ export function createDashboardAuth(deps: { sql: Sql; config: Pick<Config, 'publ
 
     async login(emailInput: string, password: string, ip: string, userAgent?: string): Promise<LoginResult> {
       const email = normalizeEmail(emailInput).slice(0, 254);
-      if ((await ipFailures(ip)) >= L.perIpFailures) {
-        await recordAttempt(email, null, ip, 'rate_limited');
+      const [user] = await sql<UserRow[]>`select * from dashboard_users where email = ${email}`;
+      const slot = await reserveAttempt(email, user?.id ?? null, ip, { checkIp: true });
+      if (slot.kind === 'ip_limited') {
         return { kind: 'refused', status: 429, message: 'Too many failed sign-in attempts from your network. Try again later.' };
       }
-      const [user] = await sql<UserRow[]>`select * from dashboard_users where email = ${email}`;
-      if ((await accountFailures(email)) >= L.maxFailures) {
-        await recordAttempt(email, user?.id ?? null, ip, 'locked');
-        return { kind: 'refused', status: 429, message: lockedMessage };
+      if (slot.kind === 'locked') return { kind: 'refused', status: 429, message: lockedMessage };
+      let ok = false;
+      try {
+        ok = await verifyPassword(password, user?.password_hash ?? null);
+      } catch (err) {
+        await finishAttempt(slot.id, 'bad_password');
+        throw err;
       }
-      const ok = await verifyPassword(password, user?.password_hash ?? null);
       if (!user || !ok || user.disabled_at) {
-        await recordAttempt(email, user?.id ?? null, ip, user?.disabled_at && ok ? 'disabled' : 'bad_password');
+        await finishAttempt(slot.id, user?.disabled_at && ok ? 'disabled' : 'bad_password');
         if (user) {
           await audit(sql, { merchantId: user.merchant_id, actor: `user:${user.id}`, action: 'login.failed', target: `user:${user.id}`, ip, details: { email, reason: 'wrong password' } });
         }
-        const locked = (await accountFailures(email)) >= L.maxFailures;
+        const locked = (await accountFailures(sql, email)) >= L.maxFailures;
         return { kind: 'refused', status: locked ? 429 : 401, message: locked ? lockedMessage : 'The e-mail address or password is wrong.' };
       }
       if (needsRehash(user.password_hash!)) {
         await sql`update dashboard_users set password_hash = ${await hashPassword(password)} where id = ${user.id}`;
       }
       if (user.totp_enabled_at && user.totp_secret_box) {
+        await finishAttempt(slot.id, 'password_ok');
         const sessionId = await createSession(user, { mfaPending: true, ip, userAgent });
         return { kind: 'mfa', sessionId, user: userFromRow(user) };
       }
-      return completeLogin(user, ip, userAgent, null);
+      return completeLogin(user, slot.id, ip, userAgent, null);
     },
 
     /**
@@ -312,32 +356,36 @@ export function createDashboardAuth(deps: { sql: Sql; config: Pick<Config, 'publ
     async secondFactor(pending: Session, code: string, ip: string, userAgent?: string): Promise<LoginResult> {
       const [user] = await sql<UserRow[]>`select * from dashboard_users where id = ${pending.user.id}`;
       if (!user || user.disabled_at || !user.totp_secret_box) return { kind: 'refused', status: 401, message: 'Sign in again.' };
-      if ((await accountFailures(user.email)) >= L.maxFailures) {
+      // Reserve the attempt before checking the code (see reserveAttempt).
+      const slot = await reserveAttempt(user.email, user.id, ip, { checkIp: false });
+      if (slot.kind !== 'reserved') {
         await sql`update dashboard_sessions set revoked_at = now() where id_hash = ${pending.idHash}`;
-        await recordAttempt(user.email, user.id, ip, 'locked');
         return { kind: 'refused', status: 429, message: lockedMessage };
       }
-      const secret = decryptSecret(config.secretKey, user.totp_secret_box, totpContext(user.id));
-      const step = checkTotp(user, secret, code);
       let factor: string | null = null;
-      if (step !== null) {
-        const [claimed] = await sql`
-          update dashboard_users set totp_last_step = ${step}
-          where id = ${user.id} and (totp_last_step is null or totp_last_step < ${step}) returning 1`;
-        if (claimed) factor = 'totp';
-      } else if (normalizeRecovery(code).length === 10) {
-        const [used] = await sql`
-          update dashboard_recovery_codes set used_at = now()
-          where user_id = ${user.id} and code_hash = ${sha256(normalizeRecovery(code))} and used_at is null returning 1`;
-        if (used) factor = 'recovery_code';
+      try {
+        const secret = decryptSecret(config.secretKey, user.totp_secret_box, totpContext(user.id));
+        const step = checkTotp(user, secret, code);
+        if (step !== null) {
+          const [claimed] = await sql`
+            update dashboard_users set totp_last_step = ${step}
+            where id = ${user.id} and (totp_last_step is null or totp_last_step < ${step}) returning 1`;
+          if (claimed) factor = 'totp';
+        } else if (normalizeRecovery(code).length === 10) {
+          const [used] = await sql`
+            update dashboard_recovery_codes set used_at = now()
+            where user_id = ${user.id} and code_hash = ${sha256(normalizeRecovery(code))} and used_at is null returning 1`;
+          if (used) factor = 'recovery_code';
+        }
+      } finally {
+        if (!factor) await finishAttempt(slot.id, 'bad_totp');
       }
       if (!factor) {
-        await recordAttempt(user.email, user.id, ip, 'bad_totp');
         await audit(sql, { merchantId: user.merchant_id, actor: `user:${user.id}`, action: 'login.failed', target: `user:${user.id}`, ip, details: { email: user.email, reason: 'wrong second-factor code' } });
         return { kind: 'refused', status: 401, message: 'That code is not valid. Use the current code from your authenticator app, or a recovery code.' };
       }
       await sql`update dashboard_sessions set revoked_at = now() where id_hash = ${pending.idHash}`;
-      return completeLogin(user, ip, userAgent, factor);
+      return completeLogin(user, slot.id, ip, userAgent, factor);
     },
 
     /**
@@ -347,8 +395,8 @@ export function createDashboardAuth(deps: { sql: Sql; config: Pick<Config, 'publ
     async loadSession(raw: string | undefined): Promise<Session | null> {
       if (!raw || raw.length > 100) return null;
       const idHash = sha256(raw);
-      const [row] = await sql<(UserRow & { csrf_token: string; mfa_pending: boolean; s_created_at: Date; expires_at: Date; last_seen_at: Date; merchant: MerchantRow & { require_owner_2fa: boolean } })[]>`
-        select u.*, s.csrf_token, s.mfa_pending, s.created_at as s_created_at, s.expires_at, s.last_seen_at, to_jsonb(m.*) as merchant
+      const [row] = await sql<(UserRow & { csrf_token: string; mfa_pending: boolean; s_created_at: Date; expires_at: Date; last_seen_at: Date; reauth_at: Date | null; merchant: MerchantRow & { require_owner_2fa: boolean } })[]>`
+        select u.*, s.csrf_token, s.mfa_pending, s.created_at as s_created_at, s.expires_at, s.last_seen_at, s.reauth_at, to_jsonb(m.*) as merchant
         from dashboard_sessions s
         join dashboard_users u on u.id = s.user_id
         join merchants m on m.id = s.merchant_id
@@ -367,7 +415,57 @@ export function createDashboardAuth(deps: { sql: Sql; config: Pick<Config, 'publ
         idHash,
         createdAt: row.s_created_at,
         expiresAt: row.expires_at,
+        reauthAt: row.reauth_at,
       };
+    },
+
+    /** True when the session proved the password (and second factor) within `reauthMs`. */
+    recentlyAuthenticated(session: Session): boolean {
+      return session.reauthAt !== null && Date.now() - session.reauthAt.getTime() < L.reauthMs;
+    },
+
+    /**
+     * Re-authentication for sensitive actions: the password, and a TOTP or recovery code when the
+     * user has two-factor authentication on. Counted against the same lockout as sign-in (the
+     * attempt is reserved before checking). On success the session's reauth_at is set to now.
+     */
+    async reauthenticate(session: Session, password: string, code: string, ip: string): Promise<{ ok: true } | { ok: false; status: 401 | 429; message: string }> {
+      const [user] = await sql<UserRow[]>`select * from dashboard_users where id = ${session.user.id}`;
+      if (!user || user.disabled_at) return { ok: false, status: 401, message: 'Sign in again.' };
+      const slot = await reserveAttempt(user.email, user.id, ip, { checkIp: true });
+      if (slot.kind !== 'reserved') return { ok: false, status: 429, message: lockedMessage };
+      let result = 'bad_password';
+      try {
+        if (await verifyPassword(password, user.password_hash)) {
+          if (user.totp_enabled_at && user.totp_secret_box) {
+            result = 'bad_totp';
+            const secret = decryptSecret(config.secretKey, user.totp_secret_box, totpContext(user.id));
+            const step = checkTotp(user, secret, code);
+            if (step !== null) {
+              const [claimed] = await sql`
+                update dashboard_users set totp_last_step = ${step}
+                where id = ${user.id} and (totp_last_step is null or totp_last_step < ${step}) returning 1`;
+              if (claimed) result = 'reauth_ok';
+            } else if (normalizeRecovery(code).length === 10) {
+              const [used] = await sql`
+                update dashboard_recovery_codes set used_at = now()
+                where user_id = ${user.id} and code_hash = ${sha256(normalizeRecovery(code))} and used_at is null returning 1`;
+              if (used) result = 'reauth_ok';
+            }
+          } else result = 'reauth_ok';
+        }
+      } finally {
+        await finishAttempt(slot.id, result);
+      }
+      if (result !== 'reauth_ok') {
+        await audit(sql, { merchantId: user.merchant_id, actor: `user:${user.id}`, action: 'reauth.failed', target: `user:${user.id}`, ip, details: { reason: result === 'bad_totp' ? 'wrong second-factor code' : 'wrong password' } });
+        const locked = (await accountFailures(sql, user.email)) >= L.maxFailures;
+        if (locked) return { ok: false, status: 429, message: lockedMessage };
+        return { ok: false, status: 401, message: result === 'bad_totp' ? 'That code is not valid. Use the current code from your authenticator app, or a recovery code.' : 'The password is wrong.' };
+      }
+      await sql`update dashboard_sessions set reauth_at = now() where id_hash = ${session.idHash}`;
+      await audit(sql, { merchantId: user.merchant_id, actor: `user:${user.id}`, action: 'reauth.succeeded', target: `user:${user.id}`, ip });
+      return { ok: true };
     },
 
     async logout(session: Session, ip: string): Promise<void> {

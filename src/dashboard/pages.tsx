@@ -69,6 +69,30 @@ export const MessagePage: FC<{ title: string; detail: string; link?: { href: str
   </Bare>
 );
 
+/** Asked before a sensitive action when the last sign-in or confirmation is older than a few minutes. */
+export const ReauthPage: FC<{ ctx: PageCtx; next: string; totp: boolean; minutes: number }> = ({ ctx, next, totp, minutes }) => (
+  <Layout ctx={ctx} title="Confirm it is you">
+    <h1>Confirm it is you</h1>
+    <p id="reauth-why">
+      This action changes security or money settings. Enter your password{totp ? ' and a code from your authenticator app' : ''} again;
+      you will not be asked again for {minutes} minutes. Then repeat the action.
+    </p>
+    <form method="post" action="/dashboard/reauth" id="reauth-form">
+      <Csrf session={ctx.session} />
+      <input type="hidden" name="next" value={next} />
+      <input type="text" name="username" autocomplete="username" value={ctx.session.user.email} hidden />
+      <p class="field"><label for="reauth-password">Password</label><input id="reauth-password" name="password" type="password" autocomplete="current-password" required /></p>
+      {totp ? (
+        <p class="field">
+          <label for="reauth-code">Code from your authenticator app (or a recovery code)</label>
+          <input id="reauth-code" name="code" inputmode="numeric" autocomplete="one-time-code" required maxlength={20} />
+        </p>
+      ) : null}
+      <p><button type="submit" id="reauth-confirm">Confirm</button></p>
+    </form>
+  </Layout>
+);
+
 /* ---------- overview ---------- */
 
 export const OverviewPage: FC<{ ctx: PageCtx; ov: Overview; days: number }> = ({ ctx, ov, days }) => (

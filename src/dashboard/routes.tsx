@@ -37,7 +37,7 @@ import { deliveriesOf, invoiceEvents, overview, searchInvoices, INVOICE_EXCEPTIO
 import type { PageCtx } from './layout.tsx';
 import {
   AccountPage, AuditPage, InvoiceDetailPage, InvoicesPage, KeysPage, LoginPage, MessagePage, OverviewPage, PaymentsPage,
-  ReconciliationPage, SecondFactorPage, SettingsPage, SetupPage, UsersPage, type DashboardPayment,
+  ReauthPage, ReconciliationPage, SecondFactorPage, SettingsPage, SetupPage, UsersPage, type DashboardPayment,
 } from './pages.tsx';
 import { WebhooksPage } from './webhooks-page.tsx';
 
@@ -75,6 +75,7 @@ const NOTICES: Record<string, string> = {
   '2fa_setting': 'The two-factor setting was saved.',
   webhook_deleted: 'The webhook endpoint was deleted.',
   password_set: 'Your password is set. Sign in.',
+  reauthenticated: 'Confirmed. Repeat the action now.',
   signed_out: 'You are signed out.',
 };
 
@@ -148,6 +149,28 @@ export function registerDashboardRoutes(app: OpenAPIHono<AppEnv>, deps: Deps, op
     if (!can(c.get('session').user.role, permission)) {
       c.get('log')?.warn({ user_id: c.get('session').user.id, permission, path: c.req.path }, 'dashboard permission denied');
       return forbidden(c);
+    }
+    await next();
+  };
+
+  /** Where to send the user back after re-authenticating: the page holding the form of `path`. */
+  const pageOf = (path: string): string => {
+    if (path.startsWith('/dashboard/account')) return '/dashboard/account';
+    const m = /^\/dashboard\/settings\/(keys|users|webhooks)(\/|$)/.exec(path);
+    return m ? `/dashboard/settings/${m[1]}` : '/dashboard/settings';
+  };
+  const safeNext = (next: string): string => (/^\/dashboard(\/[a-z0-9-]+)*$/.test(next) ? next : '/dashboard');
+
+  /**
+   * Sensitive actions (security and money settings) need a sign-in or re-authentication within
+   * `limits.reauthMs` (5 min); otherwise the confirmation page asks for the password (and second
+   * factor) and nothing is changed.
+   */
+  const requireRecentAuth: MiddlewareHandler<DashEnv> = async (c, next) => {
+    const s = c.get('session');
+    if (!auth.recentlyAuthenticated(s)) {
+      c.get('log')?.info({ user_id: s.user.id, path: c.req.path }, 'dashboard re-authentication required');
+      return render(c, <ReauthPage ctx={ctxOf(c)} next={pageOf(c.req.path)} totp={s.user.totpEnabled} minutes={Math.round(auth.limits.reauthMs / 60_000)} />, 401);
     }
     await next();
   };
@@ -269,6 +292,17 @@ export function registerDashboardRoutes(app: OpenAPIHono<AppEnv>, deps: Deps, op
       return c.redirect('/dashboard/account', 303);
     }
     await next();
+  });
+
+  d.post('/reauth', async (c) => {
+    const body = await c.req.parseBody({ all: true });
+    const s = c.get('session');
+    const next = safeNext(str(body, 'next'));
+    const r = await auth.reauthenticate(s, str(body, 'password').slice(0, 1024), str(body, 'code').slice(0, 40), clientIp(c));
+    if (!r.ok) {
+      return render(c, <ReauthPage ctx={ctxOf(c, { error: r.message })} next={next} totp={s.user.totpEnabled} minutes={Math.round(auth.limits.reauthMs / 60_000)} />, r.status);
+    }
+    return c.redirect(`${next}?done=reauthenticated`, 303);
   });
 
   d.post('/logout', async (c) => {
@@ -440,7 +474,7 @@ export function registerDashboardRoutes(app: OpenAPIHono<AppEnv>, deps: Deps, op
 
   d.get('/settings', requirePermission('settings:read'), (c) => settingsPage(c));
 
-  d.post('/settings', requirePermission('settings:write'), async (c) => {
+  d.post('/settings', requirePermission('settings:write'), requireRecentAuth, async (c) => {
     const body = await c.req.parseBody({ all: true });
     const minutes = Number(str(body, 'expiry_minutes'));
     if (!Number.isInteger(minutes) || minutes < 1 || minutes > 10080) return settingsPage(c, { error: 'Expiry must be a whole number of minutes from 1 to 10080 (7 days).' }, 400);
@@ -459,7 +493,7 @@ export function registerDashboardRoutes(app: OpenAPIHono<AppEnv>, deps: Deps, op
     return c.redirect('/dashboard/settings?done=settings_saved', 303);
   });
 
-  d.post('/settings/require-2fa', requirePermission('users:manage'), async (c) => {
+  d.post('/settings/require-2fa', requirePermission('users:manage'), requireRecentAuth, async (c) => {
     const body = await c.req.parseBody({ all: true });
     await auth.setRequireOwner2fa(mid(c), str(body, 'value') === 'on', actor(c), clientIp(c));
     return c.redirect('/dashboard/settings?done=2fa_setting', 303);
@@ -474,7 +508,7 @@ export function registerDashboardRoutes(app: OpenAPIHono<AppEnv>, deps: Deps, op
 
   d.get('/settings/keys', requirePermission('keys:manage'), (c) => keysPage(c));
 
-  d.post('/settings/keys', requirePermission('keys:manage'), async (c) => {
+  d.post('/settings/keys', requirePermission('keys:manage'), requireRecentAuth, async (c) => {
     const body = await c.req.parseBody({ all: true });
     const raw = body.scopes;
     const scopes = (Array.isArray(raw) ? raw : raw === undefined ? [] : [raw]).filter((s): s is string => typeof s === 'string');
@@ -501,7 +535,7 @@ export function registerDashboardRoutes(app: OpenAPIHono<AppEnv>, deps: Deps, op
 
   d.get('/settings/webhooks', requirePermission('webhooks:manage'), (c) => webhooksPage(c));
 
-  d.post('/settings/webhooks', requirePermission('webhooks:manage'), async (c) => {
+  d.post('/settings/webhooks', requirePermission('webhooks:manage'), requireRecentAuth, async (c) => {
     if (!webhooks) return notFoundPage(c);
     const body = await c.req.parseBody({ all: true });
     try {
@@ -528,7 +562,7 @@ export function registerDashboardRoutes(app: OpenAPIHono<AppEnv>, deps: Deps, op
 
   d.get('/settings/users', requirePermission('users:manage'), (c) => usersPage(c));
 
-  d.post('/settings/users', requirePermission('users:manage'), async (c) => {
+  d.post('/settings/users', requirePermission('users:manage'), requireRecentAuth, async (c) => {
     const body = await c.req.parseBody({ all: true });
     try {
       const r = await auth.createUser(mid(c), { email: str(body, 'email'), role: str(body, 'role'), createdBy: actor(c), ip: clientIp(c) });
@@ -539,7 +573,7 @@ export function registerDashboardRoutes(app: OpenAPIHono<AppEnv>, deps: Deps, op
     }
   });
 
-  d.post('/settings/users/:id/role', requirePermission('users:manage'), async (c) => {
+  d.post('/settings/users/:id/role', requirePermission('users:manage'), requireRecentAuth, async (c) => {
     const body = await c.req.parseBody({ all: true });
     try {
       await auth.setRole(mid(c), c.req.param('id'), str(body, 'role'), actor(c), clientIp(c));
@@ -565,7 +599,7 @@ export function registerDashboardRoutes(app: OpenAPIHono<AppEnv>, deps: Deps, op
     return c.redirect('/dashboard/settings/users?done=sessions_ended', 303);
   });
 
-  d.post('/settings/users/:id/setup-link', requirePermission('users:manage'), async (c) => {
+  d.post('/settings/users/:id/setup-link', requirePermission('users:manage'), requireRecentAuth, async (c) => {
     const r = await auth.reissueSetupLink(mid(c), c.req.param('id'), actor(c), clientIp(c));
     return usersPage(c, { email: r.user.email, url: r.setupUrl, expiresAt: r.expiresAt }, { notice: 'New setup link created; older unused links no longer work.' });
   });
@@ -602,7 +636,7 @@ export function registerDashboardRoutes(app: OpenAPIHono<AppEnv>, deps: Deps, op
     return accountPage(c, { codes });
   });
 
-  d.post('/account/2fa/disable', async (c) => {
+  d.post('/account/2fa/disable', requireRecentAuth, async (c) => {
     const s = c.get('session');
     if (s.user.role === 'owner' && s.merchant.requireOwner2fa) return forbidden(c, 'Owners of this merchant must keep two-factor authentication on.');
     await auth.disableTotp(s.user, actor(c), clientIp(c));

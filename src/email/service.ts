@@ -8,6 +8,12 @@
  *   (remaining amount + checkout link) when the invoice is still open and partly paid; otherwise
  *   `payment_detected`.
  * - invoice.settled: `paid`.  - invoice.expired: `expired`.
+ *
+ * Abuse limits (Kassa must not be a way to mail anyone): an e-mail is only written once the
+ * customer acted — a payment was detected on that invoice — so creating (and cancelling or letting
+ * expire) an unpaid invoice never mails its buyer_email; a merchant's invoices cause at most
+ * `emailsPerMerchantPerHour` e-mails per rolling hour (more are dropped and logged); merchant text
+ * is bounded in length (templates.ts) and escaped in the HTML part.
  */
 import type { Config } from '../config.ts';
 import type { Db, Sql } from '../db/client.ts';
@@ -78,6 +84,17 @@ export function createEmailService(deps: {
       if (!row.buyer_email) return [];
       const kind = await kindFor(tx, event, row);
       if (!kind) return [];
+      // Only after the customer acted: a payment was seen on this invoice.
+      const [paid] = await tx`select 1 from payments where invoice_id = ${event.invoice_id} limit 1`;
+      if (!paid) return [];
+      // Per-merchant limit: serialised per merchant so concurrent relays cannot overshoot it.
+      await tx`select pg_advisory_xact_lock(hashtextextended(${'kassa-email-limit:' + event.merchant_id}, 0))`;
+      const [recent] = await tx<{ n: number }[]>`
+        select count(*)::int as n from emails where merchant_id = ${event.merchant_id} and created_at > now() - interval '1 hour'`;
+      if ((recent?.n ?? 0) >= config.emailsPerMerchantPerHour) {
+        deps.logger.warn({ merchant_id: event.merchant_id, event_id: event.id, limit: config.emailsPerMerchantPerHour }, 'customer e-mail not sent: merchant hourly limit reached');
+        return [];
+      }
       const inv = presentInvoice(row, methods, config.chains, config.publicUrl);
       const [merchant] = await tx<{ name: string }[]>`select name from merchants where id = ${event.merchant_id}`;
       const locale = emailLocale(row.locale);

@@ -25,6 +25,16 @@ export interface RenderedEmail {
   html: string;
 }
 
+/** Longest merchant-controlled texts in an e-mail (characters); longer ones are cut with "…". */
+export const EMAIL_TEXT_LIMITS = { merchantName: 100, orderId: 100, description: 200 } as const;
+
+/** Control characters removed and the length bounded: merchant text can never fill an e-mail. */
+export function boundText(s: string, max: number): string {
+  const clean = s.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g, '').replace(/\s+/g, ' ').trim();
+  const chars = [...clean];
+  return chars.length > max ? chars.slice(0, max - 1).join('') + '…' : clean;
+}
+
 export function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 }
@@ -101,7 +111,13 @@ function fill(template: string, values: Record<string, string>, escape: (s: stri
     .join('');
 }
 
-export function renderEmail(kind: EmailKind, locale: string | null | undefined, ctx: EmailContext): RenderedEmail {
+export function renderEmail(kind: EmailKind, locale: string | null | undefined, input: EmailContext): RenderedEmail {
+  const ctx: EmailContext = {
+    ...input,
+    merchantName: boundText(input.merchantName, EMAIL_TEXT_LIMITS.merchantName),
+    orderId: input.orderId === null ? null : boundText(input.orderId, EMAIL_TEXT_LIMITS.orderId),
+    description: input.description === null ? null : boundText(input.description, EMAIL_TEXT_LIMITS.description) || null,
+  };
   const lang = emailLocale(locale);
   const copy = COPY[lang];
   const c = copy[kind];

@@ -9,7 +9,7 @@ import type { AssetRegistry, CryptoAsset } from '../money/assets.ts';
 import type { RateService } from '../rates/index.ts';
 import type { SettlementService } from '../settlement/service.ts';
 import { loadPaymentSettings, type Merchant, type MerchantPaymentSettings, type SpeedPolicy } from '../merchants/service.ts';
-import { parseAmount } from '../money/amount.ts';
+import { INVOICE_AMOUNT_MAX_WHOLE_DIGITS, parseAmount } from '../money/amount.ts';
 import { assetAmountFor } from '../money/rate.ts';
 import { newId, randomBase62 } from '../ids.ts';
 import { conflict, invalidParam, unprocessable } from '../errors.ts';
@@ -178,7 +178,7 @@ export function createInvoiceService(deps: {
   /** Validates the request against the merchant's settings and locks the rates (no writes). */
   async function planInvoice(merchant: Merchant, input: CreateInvoiceInput, settings: MerchantPaymentSettings): Promise<Plan> {
     const currency = deps.assets.currency(input.currency, 'currency');
-    const amount = parseAmount(input.amount, currency.decimals, { param: 'amount', unit: currency.code });
+    const amount = parseAmount(input.amount, currency.decimals, { param: 'amount', unit: currency.code, maxWholeDigits: INVOICE_AMOUNT_MAX_WHOLE_DIGITS });
 
     const enabled = methodsFromSettings(settings);
     if (enabled.length === 0) {

@@ -15,7 +15,16 @@ export interface ParseAmountOptions {
   unit?: string;
   /** Allow "0" (default false: amounts must be positive). */
   allowZero?: boolean;
+  /** At most this many digits before the decimal point (e.g. INVOICE_AMOUNT_MAX_WHOLE_DIGITS). */
+  maxWholeDigits?: number;
 }
+
+/**
+ * Invoice prices: at most 15 digits before the decimal point, i.e. below 10^15 major units of the
+ * currency (999999999999999.99 USD is the largest USD price). Larger amounts are refused with 400
+ * `amount_too_large`.
+ */
+export const INVOICE_AMOUNT_MAX_WHOLE_DIGITS = 15;
 
 function amountError(param: string, message: string): KassaError {
   return invalidParam(param, message, 'amount_invalid');
@@ -53,6 +62,9 @@ export function parseAmount(value: unknown, decimals: number, opts: ParseAmountO
         ? `${param} must be a whole number${unit ? ' of' + unit : ''}: it has no decimal places.`
         : `${param} has ${frac.length} decimal places but${unit} allows at most ${decimals}.`,
     );
+  }
+  if (opts.maxWholeDigits !== undefined && whole.length > opts.maxWholeDigits) {
+    throw invalidParam(param, `${param} is too large: at most ${opts.maxWholeDigits} digits before the decimal point (below 10^${opts.maxWholeDigits}${unit}).`, 'amount_too_large');
   }
   if (whole.length + decimals > MAX_DIGITS) throw amountError(param, `${param} is too large.`);
   const units = BigInt(whole + frac.padEnd(decimals, '0'));

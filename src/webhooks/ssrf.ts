@@ -37,7 +37,10 @@ const V4_BLOCKED: [string, number, string][] = [
   ['172.16.0.0', 12, 'private'],
   ['192.0.0.0', 24, 'IETF protocol assignments'],
   ['192.0.2.0', 24, 'documentation'],
+  ['192.31.196.0', 24, 'AS112 anycast'],
+  ['192.52.193.0', 24, 'AMT anycast'],
   ['192.88.99.0', 24, '6to4 relay'],
+  ['192.175.48.0', 24, 'AS112 anycast'],
   ['192.168.0.0', 16, 'private'],
   ['198.18.0.0', 15, 'benchmarking'],
   ['198.51.100.0', 24, 'documentation'],
@@ -98,13 +101,24 @@ function blockedV6(ip: string): string | null {
   if ((g[0]! & 0xffc0) === 0xfec0) return 'site-local';
   if ((g[0]! & 0xff00) === 0xff00) return 'multicast';
   if (g[0] === 0x2001 && g[1] === 0x0db8) return 'documentation';
-  if (g[0] === 0x0100 && zeroUpTo(0) && g[1] === 0 && g[2] === 0 && g[3] === 0) return 'discard-only';
+  if (g[0] === 0x3fff && (g[1]! & 0xf000) === 0) return 'documentation'; // 3fff::/20
+  if (g[0] === 0x0100 && g[1] === 0 && g[2] === 0 && g[3] === 0) return 'discard-only';
+  if (g[0] === 0x0100 && g[1] === 0 && g[2] === 0 && g[3] === 1) return 'dummy prefix';
+  // 2001::/23 IETF protocol assignments: Teredo 2001::/32, benchmarking 2001:2::/48, AMT 2001:3::/32,
+  // AS112 2001:4:112::/48, ORCHID 2001:10::/28, ORCHIDv2 2001:20::/28, drone remote ID 2001:30::/28, ...
   if (g[0] === 0x2001 && g[1] === 0) return 'Teredo';
+  if (g[0] === 0x2001 && (g[1]! & 0xfff0) === 0x0010) return 'ORCHID';
+  if (g[0] === 0x2001 && (g[1]! & 0xfff0) === 0x0020) return 'ORCHIDv2';
+  if (g[0] === 0x2001 && g[1]! < 0x0200) return 'IETF protocol assignment';
+  if (g[0] === 0x2620 && g[1] === 0x004f && g[2] === 0x8000) return 'AS112 anycast';
+  if (g[0] === 0x5f00) return 'SRv6 SID';
   // 6to4 embeds an IPv4 address: refuse when that one is not public.
   if (g[0] === 0x2002) {
     const why = blockedV4(embeddedV4(g, 1, 2));
     if (why) return `6to4 of a ${why} address`;
   }
+  // Everything else outside 2000::/3, the only global unicast space IANA allocates.
+  if ((g[0]! & 0xe000) !== 0x2000) return 'not global unicast';
   return null;
 }
 

@@ -10,7 +10,7 @@ import { createPayableMerchant, writeChainsFile } from '../support/merchant.ts';
 import { redisConnection } from '../../src/deps.ts';
 import { startWorkers, type WorkerRunner } from '../../src/queues/runner.ts';
 import { buildWebhookProcessors, type WebhookWorkers } from '../../workers/webhooks.ts';
-import { renderEmail, escapeHtml } from '../../src/email/templates.ts';
+import { renderEmail, escapeHtml, boundText } from '../../src/email/templates.ts';
 import { createEmailService } from '../../src/email/service.ts';
 import { chainFeeder, waitFor } from '../webhooks/support.ts';
 
@@ -151,16 +151,67 @@ describe('customer e-mails', () => {
     expect(paid.html).toContain('<html lang="en">');
   });
 
-  it('expired without full payment, and a late payment after expiry', async () => {
+  it('expired after a partial payment, and a late payment after expiry', async () => {
     const inv = await createInvoice({ buyer_email: 'bob@example.com', locale: 'en' });
+    await feed.mineBlock('bitcoin', [btc(inv, 25_000n)]); // the customer acted: 15.00 of 30.00
+    await waitFor('partial', () => mailsTo('bob@example.com').find((m) => m.subject.startsWith('Partial payment')));
     await ctx.deps.sql`update invoices set expires_at = now() - interval '1 minute' where id = ${inv.id}`;
     await ctx.deps.invoices.get(shop.merchant.id, inv.id);
-    const expired = await waitFor('expired', () => mailsTo('bob@example.com')[0]);
+    const expired = await waitFor('expired', () => mailsTo('bob@example.com').find((m) => m.subject.startsWith('Invoice expired')));
     expect(expired.subject).toBe('Invoice expired: Tea & <Cakes>');
     expect(expired.text).toContain('expired before it was paid in full');
     await feed.mineBlock('bitcoin', [btc(inv, 50_000n)]);
     const late = await waitFor('late', () => mailsTo('bob@example.com').find((m) => m.subject.startsWith('Late payment')));
     expect(late.text).toContain('after the invoice had expired');
+  });
+
+  it('no e-mail before the customer acted: an unpaid invoice that expires or is marked settled never mails its buyer_email', async () => {
+    const expiring = await createInvoice({ buyer_email: 'victim@example.com', description: 'Buy cheap pills at spam.example '.repeat(32) });
+    await ctx.deps.sql`update invoices set expires_at = now() - interval '1 minute' where id = ${expiring.id}`;
+    await ctx.deps.invoices.get(shop.merchant.id, expiring.id);
+    const cancelled = await createInvoice({ buyer_email: 'victim@example.com' });
+    await ctx.deps.invoices.mark(shop.merchant.id, cancelled.id, 'settled', 'user:test', 'paid by card in the shop');
+    for (const inv of [expiring, cancelled]) {
+      await waitFor('relayed', async () => {
+        const ev = await ctx.deps.sql<{ relayed: boolean }[]>`select relayed_at is not null as relayed from events where invoice_id = ${inv.id}`;
+        return ev.length >= 2 && ev.every((e) => e.relayed);
+      });
+    }
+    const rows = await ctx.deps.sql`select 1 from emails where to_address = 'victim@example.com'`;
+    expect(rows.length).toBe(0);
+    expect(mailsTo('victim@example.com')).toEqual([]);
+  });
+
+  it('merchant text is bounded: a 1,000-character description reaches the mail cut to 200 characters, escaped', async () => {
+    const long = '<b>x</b>' + 'd'.repeat(992);
+    const inv = await createInvoice({ buyer_email: 'long@example.com', description: long });
+    await feed.mineBlock('bitcoin', [btc(inv, 50_000n)]);
+    const mail = await waitFor('mail', () => mailsTo('long@example.com')[0]);
+    const shown = '<b>x</b>' + 'd'.repeat(191) + '…';
+    expect(mail.text).toContain(shown);
+    expect(mail.text).not.toContain('d'.repeat(192));
+    expect(mail.html).toContain(escapeHtml(shown));
+    expect(mail.html).not.toContain('<b>x</b>');
+  });
+
+  it('a merchant can cause at most EMAILS_PER_MERCHANT_PER_HOUR customer e-mails per hour', async () => {
+    const other = await createPayableMerchant(ctx.deps, { name: 'Bulk mailer', seedByte: 11 });
+    const merchant = await ctx.deps.merchants.get(ctx.deps.sql, other.merchant.id);
+    const before = ctx.config.emailsPerMerchantPerHour;
+    ctx.config.emailsPerMerchantPerHour = 2;
+    try {
+      const invs = [];
+      for (let i = 0; i < 4; i++) invs.push(await ctx.deps.invoices.create(merchant, { amount: '30.00', currency: 'USD', buyer_email: `bulk${i}@example.com` } as never));
+      await feed.mineBlock('bitcoin', invs.map((inv) => btc(inv, 50_000n)));
+      for (const inv of invs) {
+        await waitFor('relayed', async () => (await ctx.deps.sql`select 1 from events where invoice_id = ${inv.id} and relayed_at is null`).length === 0);
+      }
+      const [n] = await ctx.deps.sql<{ n: number }[]>`select count(*)::int as n from emails where merchant_id = ${other.merchant.id}`;
+      expect(n!.n).toBe(2);
+      expect(ctx.logs.text()).toContain('merchant hourly limit reached');
+    } finally {
+      ctx.config.emailsPerMerchantPerHour = before;
+    }
   });
 
   it('no buyer_email, no e-mail; never the address or content in logs', async () => {
@@ -196,6 +247,14 @@ describe('templates', () => {
       }
     }
     expect(renderEmail('partial_payment', 'en', base).html).toContain('href="https://pay.example/pay/inv_1?a=1&amp;b=&quot;2&quot;"');
+  });
+  it('bound merchant text: control and bidi characters removed, at most 100/100/200 characters', () => {
+    expect(boundText('a\u0000b\u202ec\r\nd', 100)).toBe('abc d');
+    const r = renderEmail('paid', 'en', { ...base, merchantName: 'M'.repeat(500), orderId: 'O'.repeat(500), description: 'D'.repeat(1000) });
+    expect(r.subject).toBe(`Payment complete: ${'M'.repeat(99)}…`);
+    expect(r.text).toContain(`Order ${'O'.repeat(99)}…`);
+    expect(r.text).toContain(`${'D'.repeat(199)}…`);
+    expect(r.text).not.toContain('D'.repeat(200));
   });
   it('falls back to English for unknown locales', () => {
     expect(renderEmail('paid', 'fr', base).subject).toBe(renderEmail('paid', 'en', base).subject);
