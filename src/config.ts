@@ -133,6 +133,16 @@ const chainsFileSchema = z.strictObject({
       timeout_ms: positiveInt.default(5000),
     })
     .default({ providers: ['fixed'], fixed: {}, cache_seconds: 60, timeout_ms: 5000 }),
+}).superRefine((file, ctx) => {
+  // One Bitcoin chain per deployment: its payment method id is plain "BTC" (src/money/assets.ts).
+  const bitcoin = Object.entries(file.chains).filter(([, c]) => c.type === 'bitcoin').map(([key]) => key);
+  if (bitcoin.length > 1) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['chains', bitcoin[1]!],
+      message: `only one chain of type "bitcoin" is supported per deployment, but ${bitcoin.map((k) => `"${k}"`).join(' and ')} both are. Remove all but one (run a separate Kassa for another Bitcoin network).`,
+    });
+  }
 });
 
 export type BitcoinChainConfig = z.infer<typeof bitcoinChainSchema>;
