@@ -88,6 +88,9 @@ const bitcoinChainSchema = z.strictObject({
   esplora: z.strictObject({ url: urlWith(['http:', 'https:']) }).optional(),
   poll_interval_ms: positiveInt.default(1000),
   reorg_window: positiveInt.default(100),
+  // First pass without a cursor: scan back at most this many blocks to cover open invoices
+  // (src/chains/start-height.ts; default 1,008, about a week).
+  first_scan_lookback_blocks: positiveInt.optional(),
   explorer_tx_url: z.string().optional(),
 });
 
@@ -119,6 +122,9 @@ const evmChainSchema = z.strictObject({
   poll_interval_ms: positiveInt.default(1000),
   max_log_range: positiveInt.default(2000),
   reorg_window: positiveInt.default(128),
+  // First pass without a cursor: scan back at most this many blocks to cover open invoices
+  // (src/chains/start-height.ts; default 10,000).
+  first_scan_lookback_blocks: positiveInt.optional(),
   sweeper_private_key: z.string().regex(/^0x[0-9a-fA-F]{64}$/).optional(),
   explorer_tx_url: z.string().optional(),
 });

@@ -28,6 +28,7 @@ import type { EvmClient } from '../src/chains/evm/client.ts';
 import { forwarderFactoryAbi } from '../src/chains/evm/artifacts.ts';
 import { reportChainHealth } from '../src/chains/health.ts';
 import { tryLock } from '../src/chains/single-flight.ts';
+import { DEFAULT_FIRST_SCAN_LOOKBACK, firstScanHeight } from '../src/chains/start-height.ts';
 import { KassaError, UpstreamError, isKassaError } from '../src/errors.ts';
 import { createWatchedSet } from '../src/chains/watched-set.ts';
 
@@ -43,7 +44,10 @@ export interface EvmWatcherOptions {
   redis?: Redis;
   queuePrefix: string;
   logger: Logger;
-  /** First block to scan when the chain has no cursor yet. Default: the node's tip at first pass. */
+  /**
+   * First block to scan when the chain has no cursor yet. Default: low enough to cover every open
+   * invoice, at most `first_scan_lookback_blocks` back (src/chains/start-height.ts).
+   */
   startBlock?: number;
   /** Blocks per range (one DB transaction) during catch-up; capped by max_log_range. Default 100. */
   catchupRange?: number;
@@ -316,6 +320,19 @@ export function createEvmWatcher(o: EvmWatcherOptions): EvmWatcher {
       { retryable: false });
   }
 
+  /** The first block of a chain without a cursor: covers every open invoice (bounded look-back). */
+  async function firstStart(tip: number): Promise<number> {
+    const start = await firstScanHeight({
+      db: sql, chain, tip, lookback: cfg.first_scan_lookback_blocks ?? DEFAULT_FIRST_SCAN_LOOKBACK.evm,
+      blockTime: async (h) => Number((await rpc('eth_getBlockByNumber', () => pc.getBlock({ blockNumber: BigInt(h) }))).timestamp),
+    });
+    if (start.reason === 'lookback') {
+      log.warn({ start: start.height, tip, lookback: cfg.first_scan_lookback_blocks ?? DEFAULT_FIRST_SCAN_LOOKBACK.evm, open_addresses: start.open },
+        'first scan: open invoices are older than first_scan_lookback_blocks; payments in earlier blocks are not scanned');
+    } else log.info({ start: start.height, tip, reason: start.reason, open_addresses: start.open }, 'first scan: no cursor yet, starting here');
+    return start.height;
+  }
+
   async function pass(): Promise<PassResult> {
     const before = client.counts();
     if (!chainIdChecked) {
@@ -341,7 +358,7 @@ export function createEvmWatcher(o: EvmWatcherOptions): EvmWatcher {
       }
     }
 
-    let next = cursor ? cursor.height + 1 : (o.startBlock ?? tip);
+    let next = cursor ? cursor.height + 1 : (o.startBlock ?? (await firstStart(tip)));
     if (next <= tip) {
       const watched = await loadWatched();
       while (next <= tip && blocks < limit) {
