@@ -537,7 +537,7 @@ function isDepositAddressCollision(err: unknown): boolean {
 function depositAddressConflict() {
   return conflict(
     'deposit_address_in_use',
-    'The deposit address for this invoice is already used by another invoice: your Bitcoin key is also set up on another merchant account of this Kassa. Set a key of your own (PUT /v1/merchant/payment_methods/bitcoin) before creating Bitcoin invoices.',
+    'The deposit address for this invoice is already used by another invoice, usually because your Bitcoin key is also set up on another merchant account of this Kassa. Nothing was created. Set a key of your own (PUT /v1/merchant/payment_methods/bitcoin) before creating Bitcoin invoices.',
     'payment_methods',
   );
 }

@@ -11,7 +11,13 @@ import { createApp } from '../../src/api/app.ts';
 import { addDescriptorChecksum } from '../../src/chains/bitcoin/descriptor.ts';
 import { base58CheckDecode, base58CheckEncode } from '../../src/chains/bitcoin/base58.ts';
 import { createMerchantWithKey, createTestContext, req, type TestContext } from '../support/db.ts';
-import { createPayableMerchant, testWallet, writeChainsFile } from '../support/merchant.ts';
+import { randomBytes } from 'node:crypto';
+import { bip32 } from '../../src/chains/bitcoin/ecc.ts';
+import { bitcoinNetwork } from '../../src/chains/bitcoin/networks.ts';
+import { createPayableMerchant, writeChainsFile } from '../support/merchant.ts';
+
+/** A fresh regtest account key (random, so a retried test never meets its own earlier keys). */
+const testWallet = (_label?: number) => ({ tpub: bip32().fromSeed(randomBytes(32), bitcoinNetwork('testnet')).derivePath("m/84'/1'/0'").neutered().toBase58() });
 
 let ctx: TestContext;
 let app: ReturnType<typeof createApp>;
@@ -71,7 +77,7 @@ describe('PUT bitcoin payment method: a key of another merchant', () => {
     // a key A replaced still counts (its addresses may be on invoices)
     expect((await put(a.secret, { xpub: testWallet(23).tpub })).status).toBe(200);
     expect((await put(b.secret, { xpub: wallet.tpub })).status).toBe(409);
-  });
+  }, 120_000);
 
   it('two merchants setting one key at the same time: exactly one succeeds', async () => {
     const wallet = testWallet(31);
@@ -79,14 +85,15 @@ describe('PUT bitcoin payment method: a key of another merchant', () => {
     const b = await createMerchantWithKey(ctx.deps, { name: 'B2' });
     const results = await Promise.all([put(a.secret, { xpub: wallet.tpub }), put(b.secret, { xpub: wallet.tpub })]);
     expect(results.map((r) => r.status).sort()).toEqual([200, 409]);
-  });
+  }, 120_000);
 });
 
 describe('invoice creation on a key two merchants share (older data)', () => {
   it('answers 409 deposit_address_in_use, never 500, and writes nothing', async () => {
     // Both set up with the same wallet directly (as before the PUT check existed).
-    const one = await createPayableMerchant(ctx.deps, { name: 'one', seedByte: 41, evmAssets: null });
-    const two = await createPayableMerchant(ctx.deps, { name: 'two', seedByte: 41, evmAssets: null });
+    const seedByte = 40 + Math.floor(Math.random() * 200); // both merchants share this wallet
+    const one = await createPayableMerchant(ctx.deps, { name: 'one', seedByte, evmAssets: null });
+    const two = await createPayableMerchant(ctx.deps, { name: 'two', seedByte, evmAssets: null });
     const first = await postInvoice(one.secret);
     expect(first.status).toBe(201);
 
@@ -110,5 +117,5 @@ describe('invoice creation on a key two merchants share (older data)', () => {
     expect(await count()).toBe(0);
     const [events] = await ctx.deps.sql<{ n: number }[]>`select count(*)::int as n from events where merchant_id = ${two.merchant.id}`;
     expect(events!.n).toBe(0);
-  });
+  }, 120_000);
 });

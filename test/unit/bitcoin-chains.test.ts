@@ -52,11 +52,11 @@ describe('two Bitcoin chains in the chains file', () => {
   it('`kassa worker` exits at start with the message, before touching anything', async () => {
     const run = promisify(execFile);
     const env = { ...(process.env as Record<string, string>), KASSA_CONFIG: file(TWO), KASSA_ENV: 'test', KASSA_SECRET_KEY: '11'.repeat(32), DATABASE_URL: 'postgres://postgres@127.0.0.1:1/none', LOG_LEVEL: 'warn' };
-    const r = await run('node', [path.resolve('bin/kassa.js'), 'worker'], { env, timeout: 60_000 }).then(
+    const r = await run('node', [path.resolve('bin/kassa.js'), 'worker'], { env, timeout: 240_000 }).then(
       (x) => ({ code: 0, stderr: x.stderr }),
       (e: { code: number; stderr: string }) => ({ code: e.code, stderr: e.stderr }),
     );
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/only one chain of type "bitcoin" is supported per deployment, but "bitcoin" and "btctest" both are/);
-  }, 90_000);
+  }, 300_000);
 });
