@@ -113,6 +113,9 @@ const bitcoinChainSchema = z.strictObject({
   esplora: z.strictObject({ url: urlWith(['http:', 'https:']) }).optional(),
   poll_interval_ms: positiveInt.default(1000),
   reorg_window: positiveInt.default(100),
+  // First pass without a cursor: scan back at most this many blocks to cover open invoices
+  // (src/chains/start-height.ts; default 1,008, about a week).
+  first_scan_lookback_blocks: positiveInt.optional(),
   explorer_tx_url: z.string().optional(),
 });
 
@@ -144,6 +147,9 @@ const evmChainSchema = z.strictObject({
   poll_interval_ms: positiveInt.default(1000),
   max_log_range: positiveInt.default(2000),
   reorg_window: positiveInt.default(128),
+  // First pass without a cursor: scan back at most this many blocks to cover open invoices
+  // (src/chains/start-height.ts; default 10,000).
+  first_scan_lookback_blocks: positiveInt.optional(),
   sweeper_private_key: z.string().regex(/^0x[0-9a-fA-F]{64}$/).optional(),
   explorer_tx_url: z.string().optional(),
 });
@@ -158,6 +164,16 @@ const chainsFileSchema = z.strictObject({
       timeout_ms: positiveInt.default(5000),
     })
     .default({ providers: ['fixed'], fixed: {}, cache_seconds: 60, timeout_ms: 5000 }),
+}).superRefine((file, ctx) => {
+  // One Bitcoin chain per deployment: its payment method id is plain "BTC" (src/money/assets.ts).
+  const bitcoin = Object.entries(file.chains).filter(([, c]) => c.type === 'bitcoin').map(([key]) => key);
+  if (bitcoin.length > 1) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['chains', bitcoin[1]!],
+      message: `only one chain of type "bitcoin" is supported per deployment, but ${bitcoin.map((k) => `"${k}"`).join(' and ')} both are. Remove all but one (run a separate Kassa for another Bitcoin network).`,
+    });
+  }
 });
 
 export type BitcoinChainConfig = z.infer<typeof bitcoinChainSchema>;

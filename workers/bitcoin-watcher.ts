@@ -30,9 +30,10 @@
  * branch. An ancestor older than the kept window stops the watcher loudly (`reorg_too_deep`,
  * health error) instead of guessing.
  *
- * First start (no cursor): the watcher starts AT the node's current tip (that block is scanned),
- * or at `startHeight` when given; older blocks are not scanned. Invoices created before the first
- * start and paid in older blocks are therefore not seen: start the watcher before taking payments.
+ * First start (no cursor): the watcher starts low enough to cover every open invoice (the chain
+ * height recorded with its deposit address, or the block of its creation time), at most
+ * `first_scan_lookback_blocks` below the tip (src/chains/start-height.ts), or at `startHeight`
+ * when given. Without open invoices it starts AT the node's current tip.
  *
  * `run(signal)` is single-flight per chain (a renewed lease row `watch:<chain>`, src/chains/single-flight.ts): a second
  * process waits in standby and takes over when the holder stops. Node errors are logged, reported
@@ -52,6 +53,7 @@ import { scanBlock, scanTransaction, WatchedScripts, type OutputMatch } from '..
 import { bitcoinNetwork } from '../src/chains/bitcoin/networks.ts';
 import { reportChainHealth } from '../src/chains/health.ts';
 import { tryLock } from '../src/chains/single-flight.ts';
+import { DEFAULT_FIRST_SCAN_LOOKBACK, firstScanHeight } from '../src/chains/start-height.ts';
 import { createWatchedSet, type WatchedAddressRow } from '../src/chains/watched-set.ts';
 
 export interface BitcoinWatcherOptions {
@@ -63,7 +65,10 @@ export interface BitcoinWatcherOptions {
   redis: Redis;
   queuePrefix: string;
   logger: Logger;
-  /** First block to scan when the chain has no cursor yet. Default: the node's tip at the first pass. */
+  /**
+   * First block to scan when the chain has no cursor yet. Default: low enough to cover every open
+   * invoice, at most `first_scan_lookback_blocks` back (src/chains/start-height.ts).
+   */
   startHeight?: number;
   /** Stop a pass after this many blocks (the next pass continues). Default 500. */
   maxBlocksPerPass?: number;
@@ -335,6 +340,19 @@ export function createBitcoinWatcher(opts: BitcoinWatcherOptions): BitcoinWatche
     return fresh.length;
   }
 
+  /** The first block of a chain without a cursor: covers every open invoice (bounded look-back). */
+  async function firstStart(tip: number): Promise<number> {
+    const start = await firstScanHeight({
+      db: sql, chain, tip, lookback: config.first_scan_lookback_blocks ?? DEFAULT_FIRST_SCAN_LOOKBACK.bitcoin,
+      blockTime: async (h) => (await client.getBlockHeader(await client.getBlockHash(h))).time,
+    });
+    if (start.reason === 'lookback') {
+      log.warn({ start: start.height, tip, lookback: config.first_scan_lookback_blocks ?? DEFAULT_FIRST_SCAN_LOOKBACK.bitcoin, open_addresses: start.open },
+        'first scan: open invoices are older than first_scan_lookback_blocks; payments in earlier blocks are not scanned');
+    } else log.info({ start: start.height, tip, reason: start.reason, open_addresses: start.open }, 'first scan: no cursor yet, starting here');
+    return start.height;
+  }
+
   async function runOnce(signal?: AbortSignal): Promise<BitcoinPassResult> {
     const result: BitcoinPassResult = { blocks: 0, tip: -1, reorgs: 0, mempoolScanned: 0, more: false };
     // Order matters: the tip and the mempool are read BEFORE the watched addresses are loaded. A
@@ -361,7 +379,7 @@ export function createBitcoinWatcher(opts: BitcoinWatcherOptions): BitcoinWatche
       }
     }
 
-    let next = cursor ? cursor.height + 1 : Math.min(opts.startHeight ?? tip, tip);
+    let next = cursor ? cursor.height + 1 : Math.min(opts.startHeight ?? (await firstStart(tip)), tip);
     while (next <= tip) {
       if (signal?.aborted || result.blocks >= maxBlocks) {
         result.more = true;

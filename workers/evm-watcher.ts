@@ -4,8 +4,9 @@
  *
  * Per pass (runOnce): eth_blockNumber, then blocks cursor+1..tip in ranges (one block at a time
  * when following the tip, up to `catchupRange` blocks during catch-up). For each range, in one
- * JSON-RPC batch: eth_getBlockByNumber(full transactions) per block and ONE eth_getLogs for the
- * Transfer topic of all configured tokens (split in halves when the node refuses the range);
+ * JSON-RPC batch: eth_getBlockByNumber(full transactions) per block, ONE eth_getLogs for the
+ * Transfer topic of all configured tokens and one for the forwarders' Flushed topic (each split in
+ * halves when the node refuses the range; flushes by anyone are stored in evm_outflows);
  * then eth_getTransactionReceipt only for transactions whose `to` is an open deposit address; and,
  * on the last range of the pass, the balance check: ForwarderFactory.balancesOf(addresses) via
  * eth_call in chunks of `balanceChunk` (2,000) addresses, all chunks in one HTTP batch.
@@ -19,7 +20,7 @@
  * become `reorged`) and re-scans. A reorg deeper than the kept window stops the chain loudly.
  */
 import type { Redis } from 'ioredis';
-import { BaseError, getAddress, type Address, type Block, type Hex } from 'viem';
+import { BaseError, getAddress, toEventSelector, type Address, type Block, type Hex } from 'viem';
 import type { EvmChainConfig } from '../src/config.ts';
 import type { Sql, TxSql } from '../src/db/client.ts';
 import type { Logger } from '../src/logger.ts';
@@ -28,11 +29,24 @@ import type { EvmClient } from '../src/chains/evm/client.ts';
 import { forwarderFactoryAbi } from '../src/chains/evm/artifacts.ts';
 import { reportChainHealth } from '../src/chains/health.ts';
 import { tryLock } from '../src/chains/single-flight.ts';
+import { DEFAULT_FIRST_SCAN_LOOKBACK, firstScanHeight } from '../src/chains/start-height.ts';
 import { KassaError, UpstreamError, isKassaError } from '../src/errors.ts';
 import { createWatchedSet } from '../src/chains/watched-set.ts';
 
 /** keccak256("Transfer(address,address,uint256)") */
 export const TRANSFER_TOPIC: Hex = '0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef';
+/** The Forwarder's `Flushed(address indexed treasury, uint256 amount)`: native coin leaving a deposit address. */
+export const FLUSHED_TOPIC: Hex = toEventSelector('Flushed(address,uint256)');
+
+/** Native coin that left a deposit address (a forwarder's Flushed event), whoever flushed it. */
+interface Outflow {
+  txid: string;
+  logIndex: number;
+  address: string;
+  amount: bigint;
+  blockNumber: number;
+  blockHash: string;
+}
 
 export interface EvmWatcherOptions {
   chain: string;
@@ -43,7 +57,10 @@ export interface EvmWatcherOptions {
   redis?: Redis;
   queuePrefix: string;
   logger: Logger;
-  /** First block to scan when the chain has no cursor yet. Default: the node's tip at first pass. */
+  /**
+   * First block to scan when the chain has no cursor yet. Default: low enough to cover every open
+   * invoice, at most `first_scan_lookback_blocks` back (src/chains/start-height.ts).
+   */
   startBlock?: number;
   /** Blocks per range (one DB transaction) during catch-up; capped by max_log_range. Default 100. */
   catchupRange?: number;
@@ -122,23 +139,48 @@ export function createEvmWatcher(o: EvmWatcherOptions): EvmWatcher {
     }
   };
 
-  /** eth_getLogs for the Transfer topic of every configured token; halves the range on limit errors. */
-  async function transferLogs(from: number, to: number): Promise<{ blockNumber: number; blockHash: string; logIndex: number; txIndex: number; txid: string; token: string; to: string; amount: bigint }[]> {
-    if (tokens.length === 0) return [];
-    let raw: { address: string; topics: Hex[]; data: Hex; blockNumber: Hex; blockHash: Hex; logIndex: Hex; transactionHash: Hex; transactionIndex: Hex; removed?: boolean }[];
+  type RawLog = { address: string; topics: Hex[]; data: Hex; blockNumber: Hex; blockHash: Hex; logIndex: Hex; transactionHash: Hex; transactionIndex: Hex; removed?: boolean };
+
+  /** eth_getLogs for `topic` (of `address` when given) over from..to; halves the range on limit errors. */
+  async function getLogs(topic: Hex, address: Address[] | undefined, from: number, to: number): Promise<RawLog[]> {
     try {
-      raw = (await pc.request({
+      return (await pc.request({
         method: 'eth_getLogs',
-        params: [{ address: tokens, topics: [TRANSFER_TOPIC], fromBlock: `0x${from.toString(16)}`, toBlock: `0x${to.toString(16)}` }],
-      })) as typeof raw;
+        params: [{ ...(address ? { address } : {}), topics: [topic], fromBlock: `0x${from.toString(16)}`, toBlock: `0x${to.toString(16)}` }],
+      })) as RawLog[];
     } catch (err) {
       if (to > from && TOO_MANY.test(rpcMessage(err) + ' ' + ((err as { details?: string }).details ?? ''))) {
         const mid = Math.floor((from + to) / 2);
         log.debug({ from, to }, 'eth_getLogs range refused, splitting');
-        return [...(await transferLogs(from, mid)), ...(await transferLogs(mid + 1, to))];
+        return [...(await getLogs(topic, address, from, mid)), ...(await getLogs(topic, address, mid + 1, to))];
       }
       throw new UpstreamError('evm_rpc_error', `${chain}: eth_getLogs ${from}..${to} failed at ${cfg.rpc_url}: ${rpcMessage(err)}`, { cause: err });
     }
+  }
+
+  /**
+   * Flushed events of deposit addresses in from..to: eth_getLogs by topic only (forwarders are
+   * many and mostly not deployed), the emitter matched against the watched addresses in memory.
+   * Only a forwarder can emit from a deposit address (CREATE2 binds the code), so a match is real.
+   */
+  async function outflowLogs(from: number, to: number, watched: Map<string, string>): Promise<Outflow[]> {
+    if (!cfg.factory || watched.size === 0) return [];
+    const out: Outflow[] = [];
+    for (const l of await getLogs(FLUSHED_TOPIC, undefined, from, to)) {
+      if (l.removed || l.topics.length !== 2 || l.topics[0] !== FLUSHED_TOPIC) continue;
+      const address = l.address.toLowerCase();
+      if (!watched.has(address)) continue;
+      const amount = l.data === '0x' ? 0n : BigInt(l.data);
+      if (amount <= 0n) continue;
+      out.push({ txid: l.transactionHash.toLowerCase(), logIndex: Number(BigInt(l.logIndex)), address, amount, blockNumber: Number(BigInt(l.blockNumber)), blockHash: l.blockHash.toLowerCase() });
+    }
+    return out;
+  }
+
+  /** eth_getLogs for the Transfer topic of every configured token; halves the range on limit errors. */
+  async function transferLogs(from: number, to: number): Promise<{ blockNumber: number; blockHash: string; logIndex: number; txIndex: number; txid: string; token: string; to: string; amount: bigint }[]> {
+    if (tokens.length === 0) return [];
+    const raw = await getLogs(TRANSFER_TOPIC, tokens, from, to);
     const out = [];
     for (const l of raw) {
       if (l.removed || l.topics.length !== 3 || l.topics[0] !== TRANSFER_TOPIC) continue; // ERC-721 has 4 topics
@@ -167,22 +209,23 @@ export function createEvmWatcher(o: EvmWatcherOptions): EvmWatcher {
   }
 
   /**
-   * Balance-check credits at `block` (inside the range's transaction, after its observations):
-   * credit = on-chain balance − (live native payments recorded − confirmed sweeps still in the best chain).
+   * Balance-check credits at `block` (inside the range's transaction, after its observations and
+   * outflows): credit = on-chain balance − (live native payments recorded − every flush out of the
+   * address still in the best chain at ≤ block), for addresses with a balance or with a flush.
    */
   async function balanceCredits(tx: TxSql, onChain: Map<string, bigint>, block: BlockRef): Promise<Observation[]> {
-    const positive = [...onChain].filter(([, v]) => v > 0n).map(([a]) => a);
-    if (positive.length === 0) return [];
+    const candidates = [...onChain].filter(([a, v]) => v > 0n || flushedAddresses.has(a)).map(([a]) => a);
+    if (candidates.length === 0) return [];
     const rows = await tx<{ address: string; expected: bigint }[]>`
       select a.address,
         coalesce((select sum(p.amount) from payments p
                   where p.chain = ${chain} and p.address = a.address and p.output_index in (-1, -2) and p.status in ('pending', 'confirmed')), 0)
-        - coalesce((select sum(s.native_amount) from evm_sweeps s
-                  where s.chain = ${chain} and s.forwarder = a.address and s.status = 'confirmed' and s.block_number <= ${block.height}
-                    and (s.block_number < (select min(height) from chain_blocks where chain = ${chain})
-                         or exists (select 1 from chain_blocks b where b.chain = ${chain} and b.height = s.block_number and b.hash = s.block_hash))), 0)
+        - coalesce((select sum(o.amount) from evm_outflows o
+                  where o.chain = ${chain} and o.address = a.address and o.block_number <= ${block.height}
+                    and (o.block_number < (select min(height) from chain_blocks where chain = ${chain})
+                         or exists (select 1 from chain_blocks b where b.chain = ${chain} and b.height = o.block_number and b.hash = o.block_hash))), 0)
           as expected
-      from unnest(${positive}::text[]) as a(address)`;
+      from unnest(${candidates}::text[]) as a(address)`;
     const out: Observation[] = [];
     for (const r of rows) {
       const diff = (onChain.get(r.address) ?? 0n) - BigInt(r.expected);
@@ -217,9 +260,10 @@ export function createEvmWatcher(o: EvmWatcherOptions): EvmWatcher {
 
   async function processRange(from: number, to: number, prev: { height: number; hash: string } | null, watched: Map<string, string>, last: boolean): Promise<Set<string>> {
     const heights = Array.from({ length: to - from + 1 }, (_, i) => from + i);
-    const [blocks, logs] = await Promise.all([
+    const [blocks, logs, outflows] = await Promise.all([
       rpc('eth_getBlockByNumber', () => Promise.all(heights.map((h) => pc.getBlock({ blockNumber: BigInt(h), includeTransactions: true }) as Promise<FullBlock>))),
       transferLogs(from, to),
+      outflowLogs(from, to, watched),
     ]);
     const refs: BlockRef[] = blocks.map((b) => ({
       height: Number(b.number), hash: b.hash!.toLowerCase(), prevHash: b.parentHash.toLowerCase(), time: new Date(Number(b.timestamp) * 1000),
@@ -231,6 +275,12 @@ export function createEvmWatcher(o: EvmWatcherOptions): EvmWatcher {
       }
     }
     const byHeight = new Map(refs.map((r) => [r.height, r]));
+    for (const f of outflows) {
+      const ref = byHeight.get(f.blockNumber);
+      if (!ref || ref.hash !== f.blockHash) {
+        throw new UpstreamError('evm_chain_changed', `${chain}: logs of block ${f.blockNumber} belong to another branch; retrying`);
+      }
+    }
     // Observations in chain order (block, transaction, log) so payments get a natural sequence.
     const ordered: { key: [number, number, number]; o: Observation }[] = [];
 
@@ -277,6 +327,7 @@ export function createEvmWatcher(o: EvmWatcherOptions): EvmWatcher {
 
     const changed = await sql.begin(async (tx) => {
       const touched = await settlement.recordObservations(tx, chain, obs);
+      if (outflows.length > 0) await recordOutflows(tx, outflows);
       for (const ref of refs) await settlement.advanceCursor(tx, chain, ref, cfg.reorg_window);
       if (onChain.size > 0) {
         const credits = await balanceCredits(tx, onChain, lastRef);
@@ -288,9 +339,39 @@ export function createEvmWatcher(o: EvmWatcherOptions): EvmWatcher {
       for (const id of await settlement.awaitingConfirmations(tx, chain)) touched.add(id);
       return settlement.recompute(tx, touched);
     });
+    for (const f of outflows) flushedAddresses.add(f.address);
     if (obs.length > 0) log.info({ from, to, payments: obs.length }, 'payments recorded');
+    if (outflows.length > 0) log.info({ from, to, flushes: outflows.length }, 'flushes out of deposit addresses recorded');
     await settlement.publishChanges(changed);
     return changed;
+  }
+
+  /** Stores flushes (one row per Flushed log); a log seen again (re-scan, re-mined) is updated, never doubled. */
+  async function recordOutflows(tx: TxSql, outflows: Outflow[]): Promise<void> {
+    await tx`
+      insert into evm_outflows ${tx(outflows.map((f) => ({
+        chain, txid: f.txid, log_index: f.logIndex, address: f.address, amount: f.amount.toString(), block_number: f.blockNumber, block_hash: f.blockHash,
+      })), 'chain', 'txid', 'log_index', 'address', 'amount', 'block_number', 'block_hash')}
+      on conflict (chain, txid, log_index) do update set address = excluded.address, amount = excluded.amount,
+        block_number = excluded.block_number, block_hash = excluded.block_hash`;
+  }
+
+  /**
+   * Watched addresses that have had a flush: the balance check must look at them even at a zero
+   * balance (coin that arrived unseen and was flushed before the check). Loaded once, then kept
+   * up to date as flushes are recorded.
+   */
+  const flushedAddresses = new Set<string>();
+  let flushedLoaded = false;
+  async function loadFlushedAddresses(): Promise<void> {
+    if (flushedLoaded) return;
+    const rows = await sql<{ address: string }[]>`
+      select distinct o.address from evm_outflows o
+      join deposit_addresses d on d.chain = o.chain and d.address = o.address
+      join invoices i on i.id = d.invoice_id
+      where o.chain = ${chain} and i.monitoring_until > now()`;
+    for (const r of rows) flushedAddresses.add(r.address);
+    flushedLoaded = true;
   }
 
   /** Walks back from `height` to the highest block whose stored hash the node still has. */
@@ -314,6 +395,19 @@ export function createEvmWatcher(o: EvmWatcherOptions): EvmWatcher {
     throw new KassaError('evm_reorg_too_deep',
       `${chain}: chain reorganisation deeper than the kept window (${cfg.reorg_window} blocks, oldest kept ${oldest ?? 'none'}); the watcher stops. Check the node; then stop the workers and rewind below the fork: kassa chains rewind --chain ${chain} --height <H> (docs/operations.md, "Recovering from reorg_too_deep").`,
       { retryable: false });
+  }
+
+  /** The first block of a chain without a cursor: covers every open invoice (bounded look-back). */
+  async function firstStart(tip: number): Promise<number> {
+    const start = await firstScanHeight({
+      db: sql, chain, tip, lookback: cfg.first_scan_lookback_blocks ?? DEFAULT_FIRST_SCAN_LOOKBACK.evm,
+      blockTime: async (h) => Number((await rpc('eth_getBlockByNumber', () => pc.getBlock({ blockNumber: BigInt(h) }))).timestamp),
+    });
+    if (start.reason === 'lookback') {
+      log.warn({ start: start.height, tip, lookback: cfg.first_scan_lookback_blocks ?? DEFAULT_FIRST_SCAN_LOOKBACK.evm, open_addresses: start.open },
+        'first scan: open invoices are older than first_scan_lookback_blocks; payments in earlier blocks are not scanned');
+    } else log.info({ start: start.height, tip, reason: start.reason, open_addresses: start.open }, 'first scan: no cursor yet, starting here');
+    return start.height;
   }
 
   async function pass(): Promise<PassResult> {
@@ -341,8 +435,9 @@ export function createEvmWatcher(o: EvmWatcherOptions): EvmWatcher {
       }
     }
 
-    let next = cursor ? cursor.height + 1 : (o.startBlock ?? tip);
+    let next = cursor ? cursor.height + 1 : (o.startBlock ?? (await firstStart(tip)));
     if (next <= tip) {
+      await loadFlushedAddresses();
       const watched = await loadWatched();
       while (next <= tip && blocks < limit) {
         const to = Math.min(tip, next + range - 1, next + (limit - blocks) - 1);

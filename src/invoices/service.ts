@@ -335,6 +335,7 @@ export function createInvoiceService(deps: {
         select body from out`;
       return rows[0]?.body ?? null;
     } catch (err) {
+      if (isDepositAddressCollision(err)) throw depositAddressConflict();
       // unique_violation: the Idempotency-Key is taken (idempotency_keys or the invoice's own key).
       // The statement wrote nothing.
       if ((err as { code?: string }).code === '23505' && idempotencyKey !== null) {
@@ -415,6 +416,7 @@ export function createInvoiceService(deps: {
       })
       .catch((err: unknown) => {
         if (err instanceof IdempotentReplay) return null;
+        if (isDepositAddressCollision(err)) throw depositAddressConflict();
         throw err;
       });
     if (!created) {
@@ -512,3 +514,20 @@ export function createInvoiceService(deps: {
   };
 }
 
+/** A deposit address the invoice was given is already another invoice's (deposit_addresses primary key). */
+function isDepositAddressCollision(err: unknown): boolean {
+  const e = err as { code?: string; constraint_name?: string };
+  return e.code === '23505' && e.constraint_name === 'deposit_addresses_pkey';
+}
+
+/**
+ * 409 for an invoice whose deposit address is already another invoice's: two merchant accounts
+ * derive from the same Bitcoin key (set before Kassa refused that at PUT). Nothing was written.
+ */
+function depositAddressConflict() {
+  return conflict(
+    'deposit_address_in_use',
+    'The deposit address for this invoice is already used by another invoice, usually because your Bitcoin key is also set up on another merchant account of this Kassa. Nothing was created. Set a key of your own (PUT /v1/merchant/payment_methods/bitcoin) before creating Bitcoin invoices.',
+    'payment_methods',
+  );
+}

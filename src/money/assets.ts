@@ -2,7 +2,7 @@
  * The asset registry: fiat currencies (ISO 4217 minor units) and crypto assets per chain.
  * Crypto assets come from the chains config (native coin and tokens of each chain).
  */
-import type { ChainConfig } from '../config.ts';
+import { ConfigError, type ChainConfig } from '../config.ts';
 import { invalidParam } from '../errors.ts';
 
 export interface FiatCurrency {
@@ -46,7 +46,13 @@ export function createAssetRegistry(chains: Record<string, ChainConfig>): AssetR
   const byMethod = new Map<string, CryptoAsset>();
   for (const [chain, cfg] of Object.entries(chains)) {
     if (cfg.type === 'bitcoin') {
-      // One Bitcoin chain per deployment: its method id is plain "BTC".
+      // One Bitcoin chain per deployment: its method id is plain "BTC". The chains file schema
+      // refuses a second one; this guards configs built in code, so "BTC" can never point at a
+      // chain other than the one the watcher and the payment method use (the first one).
+      const other = byMethod.get('BTC');
+      if (other) {
+        throw new ConfigError(`only one chain of type "bitcoin" is supported per deployment, but "${other.chain}" and "${chain}" both are. Remove all but one (run a separate Kassa for another Bitcoin network).`);
+      }
       byMethod.set('BTC', { kind: 'crypto', symbol: 'BTC', decimals: 8, chain, method: 'BTC' });
     } else {
       const native = cfg.native_symbol;

@@ -349,6 +349,8 @@ export function createSettlementService(deps: {
         await emit(tx, { id: p.invoice_id, merchant_id: p.merchant_id }, 'invoice.payment_reorged', { ...paymentSummary(p), status });
       }
       await tx`delete from chain_blocks where chain = ${chain} and height > ${height}`;
+      // EVM flushes out of deposit addresses in the dropped blocks (the re-scan records them again if re-mined).
+      await tx`delete from evm_outflows where chain = ${chain} and block_number > ${height}`;
       const [block] = await tx<{ hash: string }[]>`select hash from chain_blocks where chain = ${chain} and height = ${height}`;
       await tx`update chain_state set tip_height = ${height}, tip_hash = ${block?.hash ?? null},
                  finalized_height = least(finalized_height, ${height}), updated_at = now() where chain = ${chain}`;

@@ -168,7 +168,8 @@ describe('PUT /v1/merchant/payment_methods/bitcoin: security', () => {
   });
 
   it("merchant A's change leaves merchant B's settings and pool alone", async () => {
-    const rb = await put(b.secret, { xpub: VPUB });
+    // B's own key (a key A used is refused: see test/bitcoin/shared-key.test.ts)
+    const rb = await put(b.secret, { xpub: ROOT_TEST.derivePath("m/84'/1'/7'").neutered().toBase58() });
     expect(rb.status).toBe(200);
     const bBefore = await ctx.deps.sql`select id, descriptor, next_index from bitcoin_key_sources where merchant_id = ${b.merchant.id} and active`;
     expect(bBefore).toHaveLength(1);

@@ -158,14 +158,16 @@ describe('POST /v1/invoices: one statement', () => {
       const before = { invoices: await count('invoices'), events: await count('events'), addresses: await count('deposit_addresses'), methods: await count('invoice_payment_methods'), allocated: await allocated() };
       for (const headers of [{}, { 'Idempotency-Key': 'atom-8' }] as Record<string, string>[]) {
         const res = await post({ amount: '4.00', currency: 'USD', order_id: 'ATOM-8' }, headers);
-        expect(res.status).toBe(500);
+        // a deposit address collision is a 409 with its own code, never a 500 (issue 14 defect 6)
+        expect(res.status).toBe(409);
+        expect(JSON.parse(res.text).error.code).toBe('deposit_address_in_use');
       }
       expect({ invoices: await count('invoices'), events: await count('events'), addresses: await count('deposit_addresses'), methods: await count('invoice_payment_methods'), allocated: await allocated() }).toEqual(before);
-      expect(await idemRow('atom-8')).toBeUndefined(); // a 5xx is not stored: a retry can succeed
+      expect((await idemRow('atom-8'))?.status_code).toBe(409); // a 4xx answer is stored for its key, like any other
     } finally {
       await ctx.deps.sql`delete from deposit_addresses where address = ${next!.address} and invoice_id = ${some!.id}`;
     }
-    const retry = await post({ amount: '4.00', currency: 'USD', order_id: 'ATOM-8' }, { 'Idempotency-Key': 'atom-8' });
+    const retry = await post({ amount: '4.00', currency: 'USD', order_id: 'ATOM-8' }, { 'Idempotency-Key': 'atom-8b' });
     expect(retry.status).toBe(201);
   });
 

@@ -10,12 +10,12 @@
  */
 import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
 import type { Config, BitcoinChainConfig } from '../../config.ts';
-import type { Db, Sql } from '../../db/client.ts';
+import type { Db, Sql, TxSql } from '../../db/client.ts';
 import type { Deps } from '../../deps.ts';
-import { unprocessable } from '../../errors.ts';
+import { conflict, unprocessable } from '../../errors.ts';
 import type { AppEnv } from '../../api/env.ts';
 import { requireScope } from '../../api/middleware/auth.ts';
-import { commonErrors, jsonBody, jsonOk, unprocessableError } from '../../api/schemas.ts';
+import { commonErrors, conflictError, jsonBody, jsonOk, unprocessableError } from '../../api/schemas.ts';
 import { getBitcoinKeySource, setBitcoinKeySource } from './address-pool.ts';
 import { parseBitcoinKeySource, type BitcoinKeySourceInput } from './descriptor.ts';
 import { deriveAddresses } from './derive.ts';
@@ -63,7 +63,8 @@ function requireBitcoinChain(config: Pick<Config, 'chains'>): { chain: string; c
 /**
  * Validates and stores the merchant's Bitcoin key source (replacing the previous one; addresses
  * already handed out stay valid) and derives the first address pool. 400 for invalid or private
- * key material (`param` names the field), 422 `chain_not_configured` without a Bitcoin chain.
+ * key material (`param` names the field), 409 `bitcoin_key_in_use` when another merchant's key
+ * derives the same addresses, 422 `chain_not_configured` without a Bitcoin chain.
  */
 export async function setBitcoinPaymentMethod(
   sql: Sql,
@@ -73,8 +74,41 @@ export async function setBitcoinPaymentMethod(
 ): Promise<BitcoinPaymentMethodView> {
   const { chain, cfg } = requireBitcoinChain(config);
   const source = parseBitcoinKeySource(input, cfg.network);
-  const stored = await sql.begin((tx) => setBitcoinKeySource(tx, merchantId, chain, source));
+  const param = input.descriptor !== undefined ? 'descriptor' : 'xpub';
+  const stored = await sql.begin(async (tx) => {
+    await refuseKeyOfAnotherMerchant(tx, merchantId, chain, source, param);
+    return setBitcoinKeySource(tx, merchantId, chain, source);
+  });
   return view(chain, stored);
+}
+
+/**
+ * 409 `bitcoin_key_in_use` when another merchant on this deployment has (or had) a key source
+ * that derives the same addresses: the same normalised account key (`source.xpub`, standard
+ * version bytes, so an xpub, a zpub and a descriptor of one key are the same key) with the same
+ * address type and network, or any key source whose derived addresses include this key's first
+ * receive address. Two merchants deriving from one key would be handed the same deposit
+ * addresses. Key sources the merchant replaced still count: their addresses may be on invoices.
+ * Serialised per key (advisory lock), so two merchants setting the same key at once cannot both
+ * pass. The message does not say which merchant holds the key.
+ */
+async function refuseKeyOfAnotherMerchant(tx: TxSql, merchantId: string, chain: string, source: ReturnType<typeof parseBitcoinKeySource>, param: string): Promise<void> {
+  await tx`select pg_advisory_xact_lock(hashtextextended(${`kassa:bitcoin-key:${chain}:${source.xpub}`}, 0))`;
+  const first = deriveAddresses(source, 0, 1)[0]!.address;
+  const [taken] = await tx<{ n: number }[]>`
+    select 1 as n from bitcoin_key_sources
+    where chain = ${chain} and merchant_id <> ${merchantId}
+      and source->>'xpub' = ${source.xpub} and source->>'address_type' = ${source.address_type} and source->>'network' = ${source.network}
+    union all
+    select 1 from deposit_addresses where chain = ${chain} and address = ${first} and merchant_id <> ${merchantId}
+    limit 1`;
+  if (taken) {
+    throw conflict(
+      'bitcoin_key_in_use',
+      'Another merchant account on this Kassa already uses this key, so both accounts would be given the same deposit addresses. Use a key (account xpub or descriptor) that belongs to this merchant only.',
+      param,
+    );
+  }
 }
 
 /** The merchant's Bitcoin payment method, or null when they have not set one (or no chain is configured). */
@@ -113,10 +147,10 @@ export function registerBitcoinPaymentMethodRoutes(app: OpenAPIHono<AppEnv>, dep
     createRoute({
       method: 'put', path: '/v1/merchant/payment_methods/bitcoin', tags: ['Merchant'],
       summary: 'Set the Bitcoin payment method (public descriptor or xpub)',
-      description: 'Replaces the key Kassa derives deposit addresses from. Addresses already given to invoices stay valid. Never send a private key: it is rejected.',
+      description: 'Replaces the key Kassa derives deposit addresses from. Addresses already given to invoices stay valid. Never send a private key: it is rejected. A key another merchant account on this Kassa uses is refused (409 bitcoin_key_in_use): both would get the same deposit addresses.',
       middleware: [requireScope('settings:write')] as const,
       request: { body: jsonBody(PutSchema) },
-      responses: { 200: jsonOk(BitcoinPaymentMethodSchema), ...commonErrors, ...unprocessableError },
+      responses: { 200: jsonOk(BitcoinPaymentMethodSchema), ...commonErrors, ...conflictError, ...unprocessableError },
     }),
     async (c) => {
       const body = c.req.valid('json');
