@@ -590,11 +590,10 @@ describe('settlement against the independent money model', () => {
       {
         numRuns: RUNS,
         ...(process.env.KASSA_MODEL_SEED ? { seed: Number(process.env.KASSA_MODEL_SEED) } : {}),
-        // Shrinking runs real transactions: bound it so a failure is reported in reasonable time.
-        interruptAfterTimeLimit: Number(process.env.KASSA_MODEL_TIME_LIMIT_MS ?? 150_000),
-        markInterruptAsFailure: true,
+        // Every run counts: no time limit that would quietly stop after fewer runs on a slow machine.
+        // Shrinking a failure replays real transactions; the test timeout bounds it.
       },
     );
     if (process.env.KASSA_MODEL_PROFILE) console.log(Object.fromEntries(Object.entries(profile).map(([k, ms]) => [k, Math.round(ms)])));
-  }, 300_000);
+  }, 600_000);
 });
