@@ -46,9 +46,13 @@ export type PaymentStatus = 'pending' | 'confirmed' | 'reorged' | 'replaced';
 export type UnmatchedReason = 'late' | 'asset_not_offered' | 'reorged' | 'replaced' | 'invoice_invalid';
 
 /**
- * Event names, in ONE place (docs/webhooks.md "Event types"). `latePayment` / `partialConfirmed`
- * are the events issue 14 item 3 asks for ("a partial payment confirming, and a late payment, are
- * each visible as an event"): set their names here once they exist; undefined = not checked.
+ * Event names, in ONE place (docs/webhooks.md "Event types"). `paidLate`, `paidPartial` and
+ * `paymentConfirmed` are the events issue 14 item 3 asks for ("a partial payment confirming, and a
+ * late payment, are each visible as an event"), under the names the fix gives them; set an
+ * environment variable to '' to leave one unchecked, or to another name after a rename.
+ *  - paidLate / paidPartial: fire when the invoice's exception becomes paid_late / paid_partial;
+ *  - paymentConfirmed: fires when a payment reaches its method's confirmations_required (at once
+ *    for 0), also a partial or late one, and again after a reorg. data.payment names it.
  */
 export const EVENTS = {
   created: 'invoice.created',
@@ -61,9 +65,15 @@ export const EVENTS = {
     expired: 'invoice.expired',
     invalid: 'invoice.invalid',
   } as Record<Exclude<Status, 'new'>, string>,
-  latePayment: process.env.KASSA_MODEL_EVENT_LATE || undefined,
-  partialConfirmed: process.env.KASSA_MODEL_EVENT_PARTIAL || undefined,
+  paidLate: envName('KASSA_MODEL_EVENT_PAID_LATE', 'invoice.paid_late'),
+  paidPartial: envName('KASSA_MODEL_EVENT_PAID_PARTIAL', 'invoice.paid_partial'),
+  paymentConfirmed: envName('KASSA_MODEL_EVENT_PAYMENT_CONFIRMED', 'invoice.payment_confirmed'),
 };
+
+function envName(name: string, dflt: string): string | undefined {
+  const v = process.env[name];
+  return v === undefined ? dflt : v === '' ? undefined : v;
+}
 
 /** Ledger account suffixes (merchant:<id>:<suffix>) for marks, in one place. */
 export const MARK_ACCOUNTS = { writtenOff: 'written_off', refundDue: 'refund_due', invoiced: 'invoiced' };
@@ -371,6 +381,16 @@ export class MoneyModel {
     // documents do not say which exception wins.
     if (lateOffered || lateOther) return [rest, 'paid_late'];
     return [rest];
+  }
+
+  /** Payments (of offered assets) that have their method's confirmations: live and deep enough. */
+  confirmedKeys(): Set<string> {
+    const out = new Set<string>();
+    for (const p of this.payments.values()) {
+      const m = this.offered(p);
+      if (m && live(p) && this.confirmations(p) >= m.confirmationsRequired) out.add(p.key);
+    }
+    return out;
   }
 
   reasonOf(p: ModelPayment): UnmatchedReason | null {

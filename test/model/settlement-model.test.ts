@@ -372,13 +372,17 @@ async function runScenario(s: Scenario): Promise<string[]> {
   }
 
   const log: string[] = [];
+  const prevGets = new Map<string, Record<string, any>>();
+  for (const id of ids) prevGets.set(id, await getInvoice(id));
   for (const c of s.cmds) {
+    const confirmedBefore = model.confirmedKeys();
     model.beginStep();
     const what = await lap(`apply:${c.k}`, () => apply(c));
     const exp = model.endStep();
     log.push(what);
     if (what === 'skip') continue;
-    lastSeq = await lap('checkStep', () => checkStep(exp, lastSeq, what));
+    const confirmedNow = [...model.confirmedKeys()].filter((k) => !confirmedBefore.has(k));
+    lastSeq = await lap('checkStep', () => checkStep(exp, lastSeq, what, confirmedNow));
     if (v.length) break;
   }
   if (v.length === 0) await lap('checkEnd', () => checkEnd());
@@ -397,7 +401,7 @@ async function runScenario(s: Scenario): Promise<string[]> {
     return await res.json() as Record<string, any>;
   }
 
-  async function checkStep(exp: StepExpectation, since: bigint, what: string): Promise<bigint> {
+  async function checkStep(exp: StepExpectation, since: bigint, what: string, confirmedNow: string[]): Promise<bigint> {
     const gets = new Map<string, Record<string, any>>();
     for (const id of ids) gets.set(id, await getInvoice(id));
     for (const id of ids) {
@@ -427,11 +431,22 @@ async function runScenario(s: Scenario): Promise<string[]> {
     const reorged = ofType(EVENTS.paymentReorged).map((e) => `${pk(e)}=${e.payload.payment?.status}`).sort();
     const wantReorged = exp.reorged.map((r) => `${r.key}=${r.status}`).sort();
     if (stable(reorged) !== stable(wantReorged)) fail('event-flow', `after "${what}": ${EVENTS.paymentReorged} for ${stable(reorged)}, expected ${stable(wantReorged)}`);
-    if (EVENTS.latePayment) {
-      for (const d of exp.detected.filter((x) => x.late)) {
-        if (!ofType(EVENTS.latePayment).some((e) => e.invoice_id === d.invoiceId)) fail('event-flow', `after "${what}": late payment ${d.key} without ${EVENTS.latePayment}`);
+    if (EVENTS.paymentConfirmed) {
+      // Payments in an asset the invoice did not offer have no confirmations_required: not checked.
+      const got = ofType(EVENTS.paymentConfirmed).filter((e) => e.payload.payment?.method !== 'USDT-ethereum').map(pk).sort();
+      const want = [...confirmedNow].sort();
+      if (stable(got) !== stable(want)) fail('event-flow', `after "${what}": ${EVENTS.paymentConfirmed} for ${stable(got)}, expected ${stable(want)}`);
+    }
+    // Exception events: fired exactly when GET's exception became that value in this step.
+    for (const [name, exception] of [[EVENTS.paidLate, 'paid_late'], [EVENTS.paidPartial, 'paid_partial']] as const) {
+      if (!name) continue;
+      for (const id of ids) {
+        const became = gets.get(id)!.exception === exception && prevGets.get(id)!.exception !== exception;
+        const n = events.filter((e) => e.invoice_id === id && e.type === name).length;
+        if (became !== (n === 1)) fail('event-flow', `after "${what}": ${id} exception ${prevGets.get(id)!.exception} → ${gets.get(id)!.exception}, ${n} × ${name}`);
       }
     }
+    for (const [id, g] of gets) prevGets.set(id, g);
     const statusTypes = new Set(Object.values(EVENTS.status));
     for (const id of ids) {
       const st = events.filter((e) => e.invoice_id === id && statusTypes.has(e.type)).map((e) => e.type);
