@@ -43,7 +43,7 @@ import { currencyValueOf } from '../../src/money/rate.ts';
 export type Status = 'new' | 'processing' | 'settled' | 'expired' | 'invalid';
 export type Exception = 'paid_partial' | 'paid_over' | 'paid_late' | 'marked' | null;
 export type PaymentStatus = 'pending' | 'confirmed' | 'reorged' | 'replaced';
-export type UnmatchedReason = 'late' | 'asset_not_offered' | 'reorged' | 'replaced' | 'invoice_invalid';
+export type UnmatchedReason = 'late' | 'asset_not_offered' | 'reorged' | 'replaced' | 'invoice_invalid' | string;
 
 /**
  * Event names, in ONE place (docs/webhooks.md "Event types"). `paidLate`, `paidPartial` and
@@ -74,6 +74,13 @@ function envName(name: string, dflt: string): string | undefined {
   const v = process.env[name];
   return v === undefined ? dflt : v === '' ? undefined : v;
 }
+
+/**
+ * The unmatched reason of a live, on-time payment on an invoice staff marked invalid: issue 14's fix
+ * names it `marked_invalid` in docs/reconciliation.md (`invoice_invalid` before it);
+ * KASSA_MODEL_REASON_MARKED_INVALID overrides it. An invoice invalid by itself: `invoice_invalid`.
+ */
+export const MARKED_INVALID_REASON = process.env.KASSA_MODEL_REASON_MARKED_INVALID || 'marked_invalid';
 
 /** Ledger account suffixes (merchant:<id>:<suffix>) for marks, in one place. */
 export const MARK_ACCOUNTS = { writtenOff: 'written_off', refundDue: 'refund_due', invoiced: 'invoiced' };
@@ -397,7 +404,8 @@ export class MoneyModel {
     if (p.status === 'reorged' || p.status === 'replaced') return p.status;
     if (!this.offered(p)) return 'asset_not_offered';
     if (!this.onTime(p)) return 'late';
-    if (this.invoices.get(p.invoiceId)!.status === 'invalid') return 'invoice_invalid';
+    const inv = this.invoices.get(p.invoiceId)!;
+    if (inv.status === 'invalid') return inv.marked === 'invalid' ? MARKED_INVALID_REASON : 'invoice_invalid';
     return null;
   }
 
