@@ -27,6 +27,9 @@ import { HARDHAT_ACCOUNTS } from '../support/hardhat.ts';
 import { freePort, HARDHAT_BIN, HARDHAT_CONFIG, KASSA_BIN, sleep, spawnProc, waitFor, type Proc } from './procs.ts';
 import { startReceiver, type Receiver } from './receiver.ts';
 
+/** How long a process may take to come up (KASSA_FAULTS_START_MS; 2 cores shared with other jobs can need minutes). */
+const START_MS = Number(process.env.KASSA_FAULTS_START_MS ?? 180_000);
+
 export const RATES: Record<string, string> = { 'BTC-USD': '60000.00', 'ETH-USD': '3000.00', 'USDC-USD': '1', 'USDT-USD': '1' };
 
 export interface ClusterOptions {
@@ -135,8 +138,8 @@ export async function startCluster(o: ClusterOptions = {}): Promise<Cluster> {
     });
     procs.push(hh);
     const evmUrl = `http://127.0.0.1:${evmPort}`;
-    await waitFor('bitcoin devnet start line', 60_000, async () => btcInfo);
-    await waitFor('hardhat node', 60_000, () => rpcUp(evmUrl));
+    await waitFor('bitcoin devnet start line', START_MS, async () => btcInfo);
+    await waitFor('hardhat node', START_MS, () => rpcUp(evmUrl));
     const chain = { ...hardhat, rpcUrls: { default: { http: [evmUrl] } } };
     const publicClient = createPublicClient({ chain, transport: http(evmUrl) }) as PublicClient;
     const deployer = createWalletClient({ account: privateKeyToAccount(HARDHAT_ACCOUNTS[0]!.privateKey), chain, transport: http(evmUrl) });
@@ -203,7 +206,7 @@ export async function startCluster(o: ClusterOptions = {}): Promise<Cluster> {
       procs.push(w);
     }
     const apiUrl = `http://127.0.0.1:${apiPort}`;
-    await waitFor('API /health', 60_000, async () => (await fetch(`${apiUrl}/health`, { signal: AbortSignal.timeout(2000) })).status > 0);
+    await waitFor('API /health', START_MS, async () => (await fetch(`${apiUrl}/health`, { signal: AbortSignal.timeout(2000) })).status > 0);
 
     const api$ = async (method: string, p: string, body?: unknown) => {
       const res = await fetch(apiUrl + p, {
@@ -228,7 +231,7 @@ export async function startCluster(o: ClusterOptions = {}): Promise<Cluster> {
     const btc = createBitcoinRpcClient({ url: btcRpcUrl, user: 'kassa', password: 'kassa', name: 'devnet', timeoutMs: 15_000, retries: 0 });
 
     // The watchers start at the tips they first see: wait for both cursors.
-    const start = await waitFor('both watchers to take their starting block', 90_000, async () => {
+    const start = await waitFor('both watchers to take their starting block', START_MS + 30_000, async () => {
       const rows = await sql<{ chain: string; tip_height: bigint | null }[]>`select chain, tip_height from chain_state`;
       const b = rows.find((r) => r.chain === 'bitcoin')?.tip_height;
       const e = rows.find((r) => r.chain === 'ethereum')?.tip_height;

@@ -6,7 +6,14 @@
  * 3. the ledger balances per txn and asset; available + pending equal the live payments;
  * 4. every state change has its event; every event reached the receiver with a valid signature;
  * 5. no two invoices share an address;
- * 6. the reconciliation report's totals equal the chain's.
+ * 6. the reconciliation report's totals equal the chain's;
+ * 7. the reconciliation report adds up: totals = Σ counted rows, in JSON and CSV; rows that are
+ *    not counted carry no value (report-invariant.ts);
+ * 8. an invoice is paid (processing/settled) only by payments Kassa's own records show on time:
+ *    first seen at or before expires_at, or in a block at or below a tip height the harness saw
+ *    the watcher record at or before expires_at (never a miner's block timestamp);
+ * 9. marks: the ledger of a marked invoice equals what its final state implies (a settled mark
+ *    writes off the shortfall once, an invalid mark owes back what was paid), however often it was marked.
  * `checkInvariants` re-checks until everything holds or the quiesce time is over (workers catch up,
  * webhooks drain), then returns the last violations.
  */
@@ -15,20 +22,25 @@ import type { Cluster } from './cluster.ts';
 import { evaluate, TRANSITIONS, type InvoiceStatus, type PaymentFacts } from '../../src/settlement/state-machine.ts';
 import { bitcoinBlockOutputs, ERC20 } from './workload.ts';
 import { sleep } from './procs.ts';
+import { reportAddsUp, type ReportJson } from './report-invariant.ts';
+import { currencyValueOf } from '../../src/money/rate.ts';
+
+/** A tip height the watcher had recorded (chain_state), sampled by the harness at `at`. */
+export interface TipSample { chain: string; height: number; at: Date }
 
 interface PayRow {
   id: string; invoice_id: string; merchant_id: string; chain: string; txid: string; output_index: number; address: string; method: string; asset: string;
   amount: bigint; status: PaymentFacts['status']; block_height: bigint | null; block_hash: string | null; block_time: Date | null; first_seen_at: Date; ledger_state: string;
 }
 
-export async function checkInvariants(c: Cluster, o: { nativeSent: Hex[]; quiesceMs: number; log: (l: string) => void }): Promise<string[]> {
+export async function checkInvariants(c: Cluster, o: { nativeSent: Hex[]; quiesceMs: number; log: (l: string) => void; tipSamples?: TipSample[] }): Promise<string[]> {
   const deadline = Date.now() + o.quiesceMs;
   let v: string[] = [];
   let round = 0;
   for (;;) {
     round++;
     try {
-      v = await checkOnce(c, o.nativeSent);
+      v = await checkOnce(c, o.nativeSent, o.tipSamples ?? []);
     } catch (err) {
       v = [`check failed: ${(err as Error).message}`];
     }
@@ -39,7 +51,7 @@ export async function checkInvariants(c: Cluster, o: { nativeSent: Hex[]; quiesc
   return v;
 }
 
-async function checkOnce(c: Cluster, nativeSent: Hex[]): Promise<string[]> {
+async function checkOnce(c: Cluster, nativeSent: Hex[], tipSamples: TipSample[]): Promise<string[]> {
   const v: string[] = [];
   const sql = c.sql;
   const pc = c.evm.publicClient;
@@ -151,7 +163,8 @@ async function checkOnce(c: Cluster, nativeSent: Hex[]): Promise<string[]> {
       v.push(`invoice ${inv.id}: db ${inv.status}/${inv.exception}/${inv.amount_paid}, recomputed ${ev.status}/${ev.exception}/${ev.amountPaid}`);
     }
     const scratch = evaluate({ ...facts, status: 'new' }, terms, pf, now);
-    const sameFromScratch = scratch.status === inv.status || (inv.status === 'invalid' && (scratch.status === 'new' || scratch.status === 'expired'));
+    const sameFromScratch = inv.marked_at !== null // staff decided by hand
+      || scratch.status === inv.status || (inv.status === 'invalid' && (scratch.status === 'new' || scratch.status === 'expired'));
     if (!sameFromScratch) v.push(`invoice ${inv.id}: db ${inv.status}, from scratch ${scratch.status}`);
     for (const p of ps) {
       const need = ms.find((m) => m.method === p.method)?.confirmations_required;
@@ -176,15 +189,16 @@ async function checkOnce(c: Cluster, nativeSent: Hex[]): Promise<string[]> {
   }
 
   // --- 4. events and deliveries
-  const events = await sql<{ id: string; type: string; invoice_id: string | null; payment_id: string | null; relayed_at: Date | null }[]>`
-    select id, type, invoice_id, payload->'payment'->>'id' as payment_id, relayed_at from events order by seq`;
-  const evBy = new Map<string, string[]>();
-  for (const e of events) if (e.invoice_id) evBy.set(e.invoice_id, [...(evBy.get(e.invoice_id) ?? []), e.type]);
+  const events = await sql<{ id: string; type: string; invoice_id: string | null; payment_id: string | null; status: InvoiceStatus | null; relayed_at: Date | null }[]>`
+    select id, type, invoice_id, payload->'payment'->>'id' as payment_id, payload->'object'->>'status' as status, relayed_at from events order by seq`;
+  const evBy = new Map<string, { type: string; status: InvoiceStatus | null }[]>();
+  for (const e of events) if (e.invoice_id) evBy.set(e.invoice_id, [...(evBy.get(e.invoice_id) ?? []), e]);
   for (const inv of invoices) {
     let s: InvoiceStatus = 'new';
-    for (const t of evBy.get(inv.id) ?? []) {
+    for (const { type: t, status: marked } of evBy.get(inv.id) ?? []) {
       const to: InvoiceStatus | undefined = (Object.keys(TRANSITIONS[s]) as InvoiceStatus[]).find((k) => TRANSITIONS[s][k] === t);
-      if (to) s = to;
+      if (t === 'invoice.marked' && marked) s = marked; // staff set the status by hand
+      else if (to) s = to;
       else if (['invoice.processing', 'invoice.settled', 'invoice.expired', 'invoice.invalid'].includes(t)) { v.push(`invoice ${inv.id}: event ${t} while in ${s}`); }
     }
     if (s !== inv.status) v.push(`invoice ${inv.id}: events lead to ${s}, db status ${inv.status}`);
@@ -220,6 +234,42 @@ async function checkOnce(c: Cluster, nativeSent: Hex[]): Promise<string[]> {
       const t = truth.get(m) ?? 0n;
       if (reported !== t) v.push(`reconciliation ${m}: report received ${reported}, chain ${t}`);
     }
+    // --- 7. the report adds up (JSON and CSV)
+    const csv = await c.api$('GET', `/v1/reports/reconciliation?from=${encodeURIComponent(from)}&to=${encodeURIComponent(to)}&format=csv`);
+    if (csv.status !== 200 || typeof csv.body !== 'string') v.push(`reconciliation report CSV: HTTP ${csv.status}`);
+    else v.push(...reportAddsUp(rep.body as ReportJson, csv.body));
+  }
+
+  // --- 8. paid only by payments Kassa's own records show on time (never a miner's clock)
+  const maxTipBy = (chain: string, at: Date) => tipSamples.filter((t) => t.chain === chain && t.at <= at).reduce((m, t) => Math.max(m, t.height), -1);
+  for (const inv of invoices) {
+    if (inv.marked_at !== null || (inv.status !== 'processing' && inv.status !== 'settled')) continue;
+    const ms = methBy.get(inv.id) ?? [];
+    let onTime = 0n;
+    for (const p of payBy.get(inv.id) ?? []) {
+      const m = ms.find((x) => x.method === p.method);
+      if (!m || !live(p)) continue;
+      const seenInTime = p.first_seen_at <= inv.expires_at;
+      const minedInTime = p.status === 'confirmed' && p.block_height !== null && Number(p.block_height) <= maxTipBy(p.chain, inv.expires_at);
+      if (seenInTime || minedInTime) onTime += currencyValueOf(p.amount, m.decimals, m.rate, inv.currency_decimals);
+    }
+    const threshold = (inv.amount * BigInt(10000 - inv.tolerance_bps) + 9999n) / 10000n;
+    if (onTime < threshold) v.push(`invoice ${inv.id} is ${inv.status}, but by Kassa's own clock only ${onTime} of ${threshold} arrived by expires_at ${inv.expires_at.toISOString()}`);
+  }
+
+  // --- 9. marks book what the final state implies, once
+  const markBooks = await sql<{ invoice_id: string; account: string; s: bigint }[]>`
+    select l.invoice_id, l.account, sum(l.amount)::numeric as s from ledger_entries l join invoices i on i.id = l.invoice_id
+    where l.asset = i.currency group by 1, 2`;
+  const currencyOf = await sql<{ id: string; merchant_id: string; currency: string }[]>`select id, merchant_id, currency from invoices`;
+  for (const inv of invoices) {
+    const mid = currencyOf.find((x) => x.id === inv.id)!.merchant_id;
+    const bal = (suffix: string) => BigInt(markBooks.find((b) => b.invoice_id === inv.id && b.account === `merchant:${mid}:${suffix}`)?.s ?? 0n);
+    const writtenOff = inv.marked_at !== null && inv.status === 'settled' && inv.amount_paid < inv.amount ? inv.amount - inv.amount_paid : 0n;
+    const refundDue = inv.marked_at !== null && inv.status === 'invalid' ? inv.amount_paid : 0n;
+    const got = `written_off=${bal('written_off')} refund_due=${bal('refund_due')} invoiced=${bal('invoiced')}`;
+    const want = `written_off=${writtenOff} refund_due=${refundDue} invoiced=${-(writtenOff + refundDue)}`;
+    if (got !== want) v.push(`invoice ${inv.id} (${inv.status}${inv.marked_at ? ', marked' : ''}): ledger ${got}, final state implies ${want}`);
   }
   return v;
 }

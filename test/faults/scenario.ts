@@ -1,13 +1,14 @@
 /**
  * One seeded fault-injection scenario against a real multi-process deployment (see cluster.ts):
- * a randomized payment workload with reorgs and replacements, faults injected at random points,
- * then quiesce and check the invariants against chain truth (see invariants.ts).
+ * a randomized payment workload with reorgs and replacements, blocks whose timestamps are hours
+ * early or late (a miner's clock), repeated staff marks, faults injected at random points, then
+ * quiesce and check the invariants against chain truth (see invariants.ts).
  */
 import type { Hex } from 'viem';
 import { startCluster, type Cluster } from './cluster.ts';
 import { sleep } from './procs.ts';
 import { bitcoinPayer, evmPayer, parseUnits, prng, type Prng } from './workload.ts';
-import { checkInvariants } from './invariants.ts';
+import { checkInvariants, type TipSample } from './invariants.ts';
 
 export interface ScenarioOptions {
   seed: number;
@@ -48,6 +49,7 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
   const btcSent: string[] = [];
   const evmRaw: Hex[] = [];
   const invoices: InvoiceInfo[] = [];
+  const tipSamples: TipSample[] = [];
   const paused = { bitcoin: false, ethereum: false };
   let snapshot: { id: string; height: number; depth: number } | null = null;
   let stop = false;
@@ -73,7 +75,7 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
     const due = (inv: InvoiceInfo, method: string) => parseUnits(inv.methods.find((x) => x.method === method)!.amount_due, DECIMALS[method]!);
 
     const step = async (r: Prng) => {
-      const action = r.weighted({ create: 4, exact: 4, partial: 2, topup: 2, over: 1.5, late: 1, dup: 1, replace: 1, mine: 2, btcReorg: 0.7, evmSnap: 0.7 });
+      const action = r.weighted({ create: 4, exact: 4, partial: 2, topup: 2, over: 1.5, late: 1, dup: 1, replace: 1, mine: 2, btcReorg: 0.7, evmSnap: 0.7, skewedBlock: 1, marks: 0.7 });
       const open = invoices.filter((i) => i.methods.length > 0);
       switch (action) {
         case 'create': {
@@ -148,6 +150,40 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
           await btc.invalidate(await btc.hashAt(h - depth + 1));
           await btc.mine(depth + 1);
           count(`btc_reorg_${depth}`);
+          return;
+        }
+        case 'skewedBlock': {
+          // A block stamped by a miner whose clock is hours off: early or late on Bitcoin (devnet),
+          // late on the EVM chain (hardhat only moves time forward; it stays ahead afterwards).
+          const hours = r.pick([-5, -3, -2, 2, 3]);
+          if (r.chance(0.75) || hours < 0) {
+            if (paused.bitcoin) return;
+            await c.btc.call('devnet_setblocktimeoffset', [hours * 3600]);
+            try { await btc.mine(1); } finally { await c.btc.call('devnet_setblocktimeoffset', [0]); }
+            count(`btc_block_${hours > 0 ? 'late' : 'early'}_${Math.abs(hours)}h`);
+          } else {
+            if (paused.ethereum || (stats['evm_block_late'] ?? 0) >= 2) return;
+            const latest = await c.evm.publicClient.getBlock();
+            await evm.rpc('evm_setNextBlockTimestamp', [Number(latest.timestamp) + hours * 3600]);
+            await evm.rpc('evm_mine');
+            count('evm_block_late');
+          }
+          return;
+        }
+        case 'marks': {
+          // Staff marking by hand, repeatedly (settled → invalid → settled …); the invoice then leaves the workload.
+          if (invoices.length === 0) return;
+          const inv = r.pick(invoices);
+          const n = r.int(1, 4);
+          let status = r.pick(['settled', 'invalid'] as const);
+          for (let i = 0; i < n; i++) {
+            const res = await c.api$('POST', `/v1/invoices/${inv.id}/mark`, { status, reason: 'fault harness' });
+            count(`mark_${res.status}`);
+            if (res.status >= 500) throw new Error(`mark answered ${res.status}: ${JSON.stringify(res.body)}`);
+            if (r.chance(0.7)) status = status === 'settled' ? 'invalid' : 'settled';
+          }
+          inv.methods = [];
+          count('marked_invoices');
           return;
         }
         case 'evmSnap': {
@@ -234,6 +270,10 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
       try {
         await step(rnd);
         await evmReorgCheck(rnd);
+        // The tips the watchers have recorded, with the harness's clock (invariant 8).
+        const at = new Date();
+        const rows = await c.sql<{ chain: string; tip_height: bigint | null }[]>`select chain, tip_height from chain_state`;
+        for (const t of rows) if (t.tip_height !== null) tipSamples.push({ chain: t.chain, height: Number(t.tip_height), at });
       } catch (err) {
         count('workload_error');
         if ((stats['workload_error'] ?? 0) <= 5) log(`  workload error (tolerated): ${(err as Error).message.split('\n')[0]}`);
@@ -249,7 +289,7 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
     for (const w of c.workers) if (!w.alive()) await w.restart();
     await btc.mine(7);
     for (let i = 0; i < 4; i++) await evm.rpc('evm_mine');
-    const v = await checkInvariants(c, { nativeSent, quiesceMs: 120_000, log });
+    const v = await checkInvariants(c, { nativeSent, quiesceMs: 120_000, log, tipSamples });
     return { seed: o.seed, ok: v.length === 0, violations: v, stats, logDir: c.dir, ms: Date.now() - t0 };
   } finally {
     stop = true;

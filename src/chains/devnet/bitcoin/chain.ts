@@ -153,6 +153,13 @@ export class DevnetChain {
   private readonly clock: () => number;
   /** Core's `setmocktime` (regtest): when non-zero, the node's clock (block timestamps, mempool times). */
   private mocktime = 0;
+  /**
+   * Devnet-only: seconds added to the clock when stamping new blocks (`devnet_setblocktimeoffset`),
+   * so tests get blocks whose timestamps are hours early or late, as a miner's clock can be.
+   * While it is non-zero the increasing-timestamp rule is not applied (Core would refuse a block
+   * earlier than its median time past; Kassa must never trust block times anyway).
+   */
+  blockTimeOffset = 0;
   private readonly fullRbf: boolean;
   readonly startedAt: number;
 
@@ -414,7 +421,9 @@ export class DevnetChain {
     block.prevHash = hexToHash(parent.hash);
     block.transactions = txs;
     block.merkleRoot = Block.calculateMerkleRoot(txs);
-    block.timestamp = Math.max(this.now(), parent.time + 1, parent.medianTime + 1);
+    block.timestamp = this.blockTimeOffset !== 0
+      ? Math.max(1, this.now() + this.blockTimeOffset)
+      : Math.max(this.now(), parent.time + 1, parent.medianTime + 1);
     block.bits = REGTEST_BITS;
     block.nonce = 0;
     while (!block.checkProofOfWork()) block.nonce++; // regtest target: ~2 tries on average

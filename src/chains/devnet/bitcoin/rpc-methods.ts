@@ -506,6 +506,13 @@ def('devnet_replace', ['txid', 'address', 'fee_rate'], 1, '"txid" ( "address" fe
   return c.replace(txid, script, feeRateParam(p, 2));
 });
 
+def('devnet_setblocktimeoffset', ['seconds'], 1, 'seconds  (devnet-only)', (p, c) => {
+  const seconds = p.int(0);
+  if (!Number.isSafeInteger(seconds) || Math.abs(seconds) > 10 * 365 * 86_400) throw new RpcError(RPC.INVALID_PARAMETER, 'seconds must be an integer within ten years');
+  c.blockTimeOffset = seconds;
+  return null;
+});
+
 def('getnetworkinfo', [], 0, '', () => ({
   version: CORE_VERSION,
   subversion: CORE_SUBVERSION,
