@@ -1,4 +1,4 @@
-import type { MiddlewareHandler } from 'hono';
+import type { Context, MiddlewareHandler } from 'hono';
 import { KassaError } from '../../errors.ts';
 import type { Deps } from '../../deps.ts';
 import type { Scope } from '../../merchants/scopes.ts';
@@ -23,6 +23,13 @@ export function requireApiKey(deps: Pick<Deps, 'sql' | 'apiKeys'>): MiddlewareHa
   };
 }
 
+const SCOPE_CHECKED = 'kassa.scopeChecked';
+
+/** Whether `requireScope` ran for this request (the idempotency layer refuses to replay before it). */
+export function scopeChecked(c: Context): boolean {
+  return c.get(SCOPE_CHECKED as never) === true;
+}
+
 /** 403 unless the key has every listed scope. */
 export function requireScope(...scopes: Scope[]): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
@@ -33,6 +40,7 @@ export function requireScope(...scopes: Scope[]): MiddlewareHandler<AppEnv> {
         status: 403, type: 'permission_error',
       });
     }
+    c.set(SCOPE_CHECKED as never, true as never);
     await next();
   };
 }
