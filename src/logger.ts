@@ -1,10 +1,14 @@
-import { pino, type Logger, type DestinationStream } from 'pino';
+import { pino, destination, type Logger, type DestinationStream } from 'pino';
+import { redactSecrets } from './redact.ts';
 
 export type { Logger };
 
 /**
  * Structured logger (pino): a message plus snake_case fields. Keys that could hold secrets are
  * redacted wherever they appear, as a second line of defence: code must not log secrets at all.
+ * Every line, as written (message, fields, child bindings, error stacks), also goes through
+ * `redactSecrets` (src/redact.ts): secret path segments (`/dashboard/setup/<token>`) and secret
+ * query values never reach the log.
  */
 export function createLogger(opts: { level?: string; name?: string; destination?: DestinationStream } = {}): Logger {
   return pino(
@@ -21,6 +25,10 @@ export function createLogger(opts: { level?: string; name?: string; destination?
         censor: '[redacted]',
       },
     },
-    opts.destination,
+    redactingDestination(opts.destination ?? destination(1)),
   );
+}
+
+function redactingDestination(inner: DestinationStream): DestinationStream {
+  return { write: (line: string) => inner.write(redactSecrets(line)) };
 }

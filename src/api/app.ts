@@ -1,6 +1,6 @@
 /**
  * createApp(deps): the HTTP API (Hono). Tests call `app.request()`; `kassa serve` wraps it in a
- * Node server. Middleware order: request id + log line → body limit → API key auth (for /v1/*
+ * Node server. Middleware order: request id + log line → body limit → hostile-string check → API key auth (for /v1/*
  * except /v1/public/*) → per-key rate limit → route validation → handler.
  */
 import { OpenAPIHono } from '@hono/zod-openapi';
@@ -12,6 +12,7 @@ import { errorResponse, handleError, zodToKassaError } from './errors.ts';
 import { requestContext } from './middleware/request.ts';
 import { clientIpMiddleware } from './client-ip.ts';
 import { requireApiKey } from './middleware/auth.ts';
+import { rejectHostileInput } from './middleware/hostile-input.ts';
 import { rateLimitPerKey } from './middleware/rate-limit.ts';
 import { registerMerchantRoutes } from './routes/merchant.ts';
 import { registerApiKeyRoutes } from './routes/api-keys.ts';
@@ -61,6 +62,10 @@ export function createApp(deps: Deps, opts: AppOptions = {}): OpenAPIHono<AppEnv
       onError: (c) => errorResponse(c, new KassaError('body_too_large', 'The request body is larger than 1 MB.', { status: 413 })),
     }),
   );
+
+  // NUL bytes and unpaired surrogates in any string input → 400 naming the field (the dashboard
+  // shows its forms again with a message instead: src/dashboard/routes.tsx).
+  app.use('*', rejectHostileInput({ skipPrefix: '/dashboard' }));
 
   const auth = requireApiKey(deps);
   const limit = rateLimitPerKey({ redis: deps.redis, prefix: deps.config.queuePrefix, perSecond: deps.config.rateLimitPerSecond });

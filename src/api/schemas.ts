@@ -45,3 +45,16 @@ export const jsonOk = <T extends z.ZodTypeAny>(schema: T, description = 'OK') =>
 });
 
 export const iso = (d: Date | null): string | null => (d ? d.toISOString() : null);
+
+/** Times a query may name: 1970-01-01 up to (not including) 3000-01-01, which PostgreSQL and Date both hold. */
+export const TIME_MIN = Date.UTC(1970, 0, 1);
+export const TIME_MAX = Date.UTC(3000, 0, 1);
+export const inTimeRange = (s: string): boolean => {
+  const t = new Date(s).getTime();
+  return !Number.isNaN(t) && t >= TIME_MIN && t < TIME_MAX;
+};
+const RANGE_MESSAGE = 'must be between 1970-01-01 and 2999-12-31';
+/** An ISO-8601 date-time with offset, within TIME_MIN..TIME_MAX. */
+export const isoTime = () => z.iso.datetime({ offset: true }).refine(inTimeRange, { message: RANGE_MESSAGE });
+/** An ISO-8601 date-time with offset or a date, within TIME_MIN..TIME_MAX. */
+export const isoTimeOrDate = () => z.iso.datetime({ offset: true }).or(z.iso.date()).refine(inTimeRange, { message: RANGE_MESSAGE });

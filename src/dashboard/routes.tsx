@@ -20,6 +20,7 @@ import type { OpenAPIHono } from '@hono/zod-openapi';
 import type { Deps } from '../deps.ts';
 import type { AppEnv } from '../api/env.ts';
 import { isKassaError } from '../errors.ts';
+import { findHostileInput } from '../api/middleware/hostile-input.ts';
 import { clientIp } from '../checkout/security.ts';
 import { qrDataUri } from '../checkout/qr.ts';
 import { parseAmount } from '../money/amount.ts';
@@ -90,12 +91,18 @@ function str(body: Record<string, unknown>, name: string): string {
   return typeof first === 'string' ? first : '';
 }
 
-/** YYYY-MM-DD or an ISO date-time → Date (null when invalid). Same reading as the API's report query. */
+/** Dates the dashboard's filters and reports accept (PostgreSQL and Date both handle them, a day added included). */
+const DATE_MIN = Date.UTC(1970, 0, 1);
+const DATE_MAX = Date.UTC(3000, 0, 1);
+const DATE_RANGE_TEXT = 'Enter dates as YYYY-MM-DD between 1970-01-01 and 2999-12-31.';
+
+/** YYYY-MM-DD or an ISO date-time → Date (null when invalid or outside 1970–2999). Same reading as the API's report query. */
 function parseDateInput(s: string | undefined): Date | null {
   if (!s) return null;
   if (!/^\d{4}-\d{2}-\d{2}([T ][\d:.]+(Z|[+-]\d{2}:\d{2})?)?$/.test(s)) return null;
   const d = new Date(s);
-  return Number.isNaN(d.getTime()) ? null : d;
+  const t = d.getTime();
+  return Number.isNaN(t) || t < DATE_MIN || t >= DATE_MAX ? null : d;
 }
 
 const REPORT_MAX_DAYS = 366;
@@ -195,6 +202,16 @@ export function registerDashboardRoutes(app: OpenAPIHono<AppEnv>, deps: Deps, op
     h.set('Cross-Origin-Resource-Policy', 'same-origin');
     h.set('Permissions-Policy', 'camera=(), microphone=(), geolocation=(), payment=()');
     if (!h.has('Cache-Control')) h.set('Cache-Control', 'no-store');
+  });
+
+  // NUL bytes and unpaired surrogates (the one check of src/api/middleware/hostile-input.ts): the
+  // sign-in form is shown again with the message, any other request gets a page naming the field.
+  d.use('*', async (c, next) => {
+    const field = await findHostileInput(c);
+    if (field === null) return next();
+    const message = `The field "${field}" contains a character that is not allowed (a NUL byte or an unpaired UTF-16 surrogate).`;
+    if (c.req.path === '/dashboard/login' && c.req.method === 'POST') return render(c, <LoginPage csrf={preCsrf(c)} error={message} />, 400);
+    return render(c, <MessagePage title="That did not work" detail={message} link={{ href: '/dashboard', label: 'Back to the dashboard' }} />, 400);
   });
 
   d.get('/static/dashboard.css', (c) => c.body(DASHBOARD_CSS, 200, { 'Content-Type': 'text/css; charset=utf-8', 'Cache-Control': 'public, max-age=86400' }));
@@ -350,6 +367,9 @@ export function registerDashboardRoutes(app: OpenAPIHono<AppEnv>, deps: Deps, op
     };
     const from = parseDateInput(q.from);
     const to = parseDateInput(q.to);
+    if ((q.from && !from) || (q.to && !to)) {
+      return render(c, <InvoicesPage ctx={ctxOf(c, { error: DATE_RANGE_TEXT })} f={f} methods={allMethods()} rows={[]} hasNext={false} hasPrev={false} />, 400);
+    }
     if (from) {
       f.from = from;
       f.fromText = q.from!;
@@ -433,7 +453,7 @@ export function registerDashboardRoutes(app: OpenAPIHono<AppEnv>, deps: Deps, op
     const toText = c.req.query('to') ?? new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + 1, 1)).toISOString().slice(0, 10);
     const from = parseDateInput(fromText);
     const to = parseDateInput(toText);
-    if (!from || !to) return { error: 'Enter the period as dates (YYYY-MM-DD).', fromText, toText };
+    if (!from || !to) return { error: DATE_RANGE_TEXT, fromText, toText };
     if (!(from < to)) return { error: '"To" must be later than "from".', fromText, toText };
     if (to.getTime() - from.getTime() > REPORT_MAX_DAYS * 86_400_000) return { error: `A report covers at most ${REPORT_MAX_DAYS} days.`, fromText, toText };
     return { from, to, fromText, toText };

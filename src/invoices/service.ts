@@ -57,6 +57,8 @@ export interface InvoiceFilters {
 /** An Idempotency-Key to claim, and answer, in the same statement that creates the invoice. */
 export interface IdempotencyClaim {
   key: string;
+  /** The API key that sent the request (its stored response is replayed only to that key). */
+  apiKeyId: string;
   requestHash: string;
   method: string;
   path: string;
@@ -330,8 +332,8 @@ export function createInvoiceService(deps: {
           select ${newId('evt')}, ${merchant.id}, 'invoice.created', ${id}, ${API_VERSION}, ('{"object":' || out.body || '}')::jsonb from out)
         ${idem ? sql`,
         ik as (
-          insert into idempotency_keys (merchant_id, key, request_hash, method, path, status_code, response_plain)
-          select ${merchant.id}, ${idem.key}, ${idem.requestHash}, ${idem.method}, ${idem.path}, 201, out.body from out)` : sql``}
+          insert into idempotency_keys (merchant_id, key, request_hash, method, path, status_code, response_plain, api_key_id)
+          select ${merchant.id}, ${idem.key}, ${idem.requestHash}, ${idem.method}, ${idem.path}, 201, out.body, ${idem.apiKeyId} from out)` : sql``}
         select body from out`;
       return rows[0]?.body ?? null;
     } catch (err) {

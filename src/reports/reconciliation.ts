@@ -5,6 +5,7 @@
  * counted toward a price (late, in an asset the invoice did not offer, reversed by a reorg or
  * double-spend); and the result of re-verifying counted payments against the node.
  */
+import { csvCell, csvLine } from '../csv.ts';
 import type { Db } from '../db/client.ts';
 import type { AssetRegistry } from '../money/assets.ts';
 import { formatAmount } from '../money/amount.ts';
@@ -182,13 +183,13 @@ export const CSV_COLUMNS = [
   'mismatch',
 ] as const;
 
-/** RFC 4180 field: quoted when it contains a comma, quote, CR or LF; quotes doubled. */
-export function csvField(v: unknown): string {
-  const s = v === null || v === undefined ? '' : String(v);
-  // A leading =, +, -, @ would be run as a formula by spreadsheet apps: prefix with a quote mark.
-  const safe = /^[=+\-@\t\r]/.test(s) && !/^-?\d/.test(s) ? `'${s}` : s;
-  return /[",\r\n]/.test(safe) ? `"${safe.replace(/"/g, '""')}"` : safe;
-}
+/** Columns holding plain decimal numbers (written as numbers; every other column is text). */
+export const CSV_NUMERIC_COLUMNS: ReadonlySet<string> = new Set([
+  'invoice_expected', 'invoice_received', 'invoice_not_counted', 'invoice_difference', 'output_index', 'block_height', 'confirmations', 'amount', 'rate', 'value',
+]);
+
+/** A text cell (see src/csv.ts). */
+export const csvField = (v: unknown): string => csvCell(v, 'text');
 
 /**
  * One row per payment (an invoice without payments gets one row with empty payment columns).
@@ -204,7 +205,7 @@ export function reconciliationCsv(r: ReconciliationReport): string {
       const cols = p
         ? [p.id, p.chain, p.method, p.asset, p.txid, p.output_index, p.block_height, p.block_time, p.confirmations, p.status, p.late, p.counted, p.amount, p.rate, p.value, p.mismatch]
         : Array(16).fill('');
-      lines.push([...base, ...cols].map(csvField).join(','));
+      lines.push(csvLine(CSV_COLUMNS, [...base, ...cols], CSV_NUMERIC_COLUMNS));
     }
   }
   return lines.join('\r\n') + '\r\n';

@@ -47,6 +47,9 @@ interface ClaimedRow {
   previous_secret_expires_at: Date | null;
 }
 
+/** What a merchant sees (delivery attempts, last_error) when a delivery is refused by the SSRF check. */
+export const WEBHOOK_REFUSED_REASON = 'the webhook URL resolves to a private or reserved address, or to none';
+
 export function createWebhookDeliverer(deps: {
   sql: Sql;
   config: Config;
@@ -100,9 +103,12 @@ export function createWebhookDeliverer(deps: {
       result = await postJson({ url, target, headers, body, timeoutMs: wh.timeoutMs });
     } catch (err) {
       const refused = err instanceof SsrfError;
+      // A refusal's detail names what the host resolved to (maybe an internal address): it goes to
+      // the operator's log only; the merchant sees the generic reason.
+      if (refused) log.warn({ url: row.url, reason: (err as Error).message }, 'webhook target refused');
       result = {
         statusCode: null, headers: {}, snippet: '', timedOut: false, durationMs: Date.now() - startedAt.getTime(),
-        error: refused ? `refused: ${(err as Error).message}` : `${(err as NodeJS.ErrnoException).code ?? 'error'}: ${(err as Error).message}`,
+        error: refused ? `refused: ${WEBHOOK_REFUSED_REASON}` : `${(err as NodeJS.ErrnoException).code ?? 'error'}: ${(err as Error).message}`,
       };
     }
 

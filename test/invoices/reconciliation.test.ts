@@ -106,7 +106,7 @@ describe('reconciliation report', () => {
     expect(csvField('plain')).toBe('plain');
     expect(csvField('a,b')).toBe('"a,b"');
     expect(csvField('=HYPERLINK("x")')).toBe(`"'=HYPERLINK(""x"")"`);
-    expect(csvField('-0.50')).toBe('-0.50');
+    expect(csvField('-0.50')).toBe("'-0.50"); // a text cell; number columns are written by csvCell(v, 'number') (test/api/csv-injection.test.ts)
     expect(csvField(null)).toBe('');
   });
 

@@ -1,26 +1,73 @@
-import type { MiddlewareHandler } from 'hono';
-import { KassaError } from '../../errors.ts';
+import type { Context, MiddlewareHandler } from 'hono';
+import { KassaError, isKassaError } from '../../errors.ts';
+import { clientIp } from '../client-ip.ts';
 import type { Deps } from '../../deps.ts';
 import type { Scope } from '../../merchants/scopes.ts';
 import type { AppEnv } from '../env.ts';
 
-/** Bearer API key authentication: sets `auth` (key + merchant) or answers 401. */
-export function requireApiKey(deps: Pick<Deps, 'sql' | 'apiKeys'>): MiddlewareHandler<AppEnv> {
+/** Failed authentications one client IP may make per minute before it gets 429s. */
+export const AUTH_FAILURES_PER_MINUTE = 30;
+
+/**
+ * Bearer API key authentication: sets `auth` (key + merchant) or answers 401. Failed attempts are
+ * counted per client IP (src/api/client-ip.ts, so TRUSTED_PROXIES applies) in Redis, in one-minute
+ * windows: past AUTH_FAILURES_PER_MINUTE the IP gets 429 with Retry-After until the window ends,
+ * before any key lookup. A malformed key (wrong prefix, length or characters) is refused by its
+ * shape, without a database query. Redis unreachable: the limit is skipped (logged), not the API.
+ */
+export function requireApiKey(deps: Pick<Deps, 'sql' | 'apiKeys' | 'redis'> & { config: Pick<Deps['config'], 'queuePrefix'> }): MiddlewareHandler<AppEnv> {
+  const keyOf = (ip: string, window: number) => `${deps.config.queuePrefix}:authfail:${ip}:${window}`;
   return async (c, next) => {
+    const ip = clientIp(c);
+    const now = Date.now();
+    const window = Math.floor(now / 60_000);
+    let failures = 0;
+    try {
+      failures = Number((await deps.redis.get(keyOf(ip, window))) ?? 0);
+    } catch (err) {
+      c.get('log')?.warn({ err: (err as Error).message }, 'auth failure limiter unavailable');
+    }
+    if (failures >= AUTH_FAILURES_PER_MINUTE) {
+      const retryAfter = Math.max(1, Math.ceil(((window + 1) * 60_000 - now) / 1000));
+      throw new KassaError('auth_rate_limited', `Too many failed authentications from this address. Retry after ${retryAfter} seconds.`, {
+        status: 429, type: 'rate_limit_error', headers: { 'Retry-After': String(retryAfter) },
+      });
+    }
+    const fail = async (err: KassaError) => {
+      try {
+        const k = keyOf(ip, window);
+        await deps.redis.multi().incr(k).expire(k, 120).exec();
+      } catch {
+        // counted best effort (see above)
+      }
+      return err;
+    };
     const header = c.req.header('authorization');
     let presented: string | undefined;
     if (header) {
       const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
       if (!m) {
-        throw new KassaError('api_key_invalid', 'The Authorization header must be "Bearer <API key>".', {
+        throw await fail(new KassaError('api_key_invalid', 'The Authorization header must be "Bearer <API key>".', {
           status: 401, type: 'authentication_error',
-        });
+        }));
       }
       presented = m[1];
     }
-    c.set('auth', await deps.apiKeys.authenticate(deps.sql, presented));
+    try {
+      c.set('auth', await deps.apiKeys.authenticate(deps.sql, presented));
+    } catch (err) {
+      if (isKassaError(err) && err.status === 401) throw await fail(err);
+      throw err;
+    }
     await next();
   };
+}
+
+const SCOPE_CHECKED = 'kassa.scopeChecked';
+
+/** Whether `requireScope` ran for this request (the idempotency layer refuses to replay before it). */
+export function scopeChecked(c: Context): boolean {
+  return c.get(SCOPE_CHECKED as never) === true;
 }
 
 /** 403 unless the key has every listed scope. */
@@ -33,6 +80,7 @@ export function requireScope(...scopes: Scope[]): MiddlewareHandler<AppEnv> {
         status: 403, type: 'permission_error',
       });
     }
+    c.set(SCOPE_CHECKED as never, true as never);
     await next();
   };
 }

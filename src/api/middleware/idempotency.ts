@@ -1,8 +1,13 @@
 /**
- * `Idempotency-Key` for POST routes (DESIGN.md §4): the first response (status + body) is stored per
- * merchant for 24 h and replayed for the same key; the same key with a different request is a 409
+ * `Idempotency-Key` for POST routes: the first response (status + body) is stored per merchant for
+ * 24 h and replayed for the same key; the same key with a different request is a 409
  * `idempotency_error`; concurrent requests with one key run the handler once (the others wait for
  * its stored response). 5xx responses are not stored, so a retry can succeed.
+ * A stored response is replayed only to the API key that made the request: another key of the
+ * same merchant gets a 409 `idempotency_key_in_use_by_other_key` (a replay skips the handler, so it
+ * would otherwise hand one key what only another key was allowed to get, e.g. a new key's secret).
+ * The route's scope check (`requireScope`) must run before this middleware: it refuses to run
+ * otherwise, so no replay ever precedes authorization.
  * Stored responses are encrypted (AES-256-GCM with KASSA_SECRET_KEY): some carry a secret shown
  * once (a new API key, a webhook signing secret), and a replay must not make the database hold it
  * in the clear.
@@ -25,6 +30,7 @@ import type { Sql } from '../../db/client.ts';
 import type { Config } from '../../config.ts';
 import { decryptSecret, encryptSecret } from '../../crypto/secretbox.ts';
 import { KassaError, invalidParam } from '../../errors.ts';
+import { scopeChecked } from './auth.ts';
 import type { AppEnv } from '../env.ts';
 
 const TTL_HOURS = 24;
@@ -34,6 +40,7 @@ const WAIT_MS = 15_000;
 
 interface Row {
   request_hash: string;
+  api_key_id: string | null;
   status_code: number | null;
   response_body: string | null;
   response_plain: string | null;
@@ -49,6 +56,8 @@ interface IdempotencyDeps {
 /** One request's Idempotency-Key, scoped to its merchant, with the hash of what was asked. */
 export interface IdempotentRequest {
   merchantId: string;
+  /** The API key that sent the request: the only one its stored response is replayed to. */
+  apiKeyId: string;
   key: string;
   requestHash: string;
   method: string;
@@ -57,6 +66,7 @@ export interface IdempotentRequest {
 
 /** Reads and checks the header; undefined when the request has none. Reads the body (cached for the validator). */
 async function idempotentRequest(c: Context<AppEnv>): Promise<IdempotentRequest | undefined> {
+  if (!scopeChecked(c)) throw new Error(`${c.req.method} ${c.req.path}: requireScope must run before the idempotency middleware`);
   const key = c.req.header('idempotency-key');
   if (key === undefined) return undefined;
   if (key.length < 1 || key.length > 255 || !/^[\x21-\x7e]+$/.test(key)) {
@@ -64,7 +74,8 @@ async function idempotentRequest(c: Context<AppEnv>): Promise<IdempotentRequest 
   }
   const body = await c.req.text();
   const requestHash = createHash('sha256').update(`${c.req.method} ${c.req.path}\n${body}`).digest('hex');
-  return { merchantId: c.get('auth').merchant.id, key, requestHash, method: c.req.method, path: c.req.path };
+  const auth = c.get('auth');
+  return { merchantId: auth.merchant.id, apiKeyId: auth.key.id, key, requestHash, method: c.req.method, path: c.req.path };
 }
 
 /**
@@ -78,24 +89,31 @@ export async function claimOrReplay(deps: IdempotencyDeps, r: IdempotentRequest)
   const deadline = Date.now() + WAIT_MS;
   for (;;) {
     const [claimed] = await sql<{ key: string }[]>`
-      insert into idempotency_keys (merchant_id, key, request_hash, method, path)
-      values (${merchantId}, ${key}, ${requestHash}, ${r.method}, ${r.path})
+      insert into idempotency_keys (merchant_id, key, request_hash, method, path, api_key_id)
+      values (${merchantId}, ${key}, ${requestHash}, ${r.method}, ${r.path}, ${r.apiKeyId})
       on conflict (merchant_id, key) do update
-        set request_hash = excluded.request_hash, method = excluded.method, path = excluded.path,
+        set request_hash = excluded.request_hash, method = excluded.method, path = excluded.path, api_key_id = excluded.api_key_id,
             status_code = null, response_body = null, response_plain = null, created_at = now(), locked_at = now()
         where idempotency_keys.created_at < now() - make_interval(hours => ${TTL_HOURS})
            or (idempotency_keys.status_code is null
                and idempotency_keys.locked_at < now() - make_interval(secs => ${STALE_LOCK_SECONDS})
-               and idempotency_keys.request_hash = excluded.request_hash)
+               and idempotency_keys.request_hash = excluded.request_hash
+               and idempotency_keys.api_key_id = excluded.api_key_id)
       returning key`;
     if (claimed) return null; // we own the key: the caller runs the request
 
     const [row] = await sql<Row[]>`
-      select request_hash, status_code, response_body, response_plain,
+      select request_hash, api_key_id, status_code, response_body, response_plain,
              created_at >= now() - make_interval(hours => ${TTL_HOURS}) as fresh,
              locked_at < now() - make_interval(secs => ${STALE_LOCK_SECONDS}) as stale
       from idempotency_keys where merchant_id = ${merchantId} and key = ${key}`;
     if (!row) continue; // deleted in between (a 5xx released it): try to claim again
+    // Checked first: another key learns nothing about the request or its answer.
+    if (row.api_key_id !== r.apiKeyId) {
+      throw new KassaError('idempotency_key_in_use_by_other_key', 'This Idempotency-Key was used by another API key of this merchant. Each API key needs its own Idempotency-Keys.', {
+        status: 409, type: 'idempotency_error', param: 'Idempotency-Key',
+      });
+    }
     if (row.request_hash !== requestHash) {
       throw new KassaError('idempotency_key_reused', 'This Idempotency-Key was already used with a different request. Use a new key for a new request.', {
         status: 409, type: 'idempotency_error', param: 'Idempotency-Key',

@@ -7,7 +7,7 @@ import { requireScope } from '../middleware/auth.ts';
 import { atomicIdempotency, atomicIdempotencyOf, claimOrReplay, idempotency } from '../middleware/idempotency.ts';
 import { IdempotencyClaimNeeded } from '../../invoices/service.ts';
 import { listQueryShape, listSchema, resolvePage } from '../pagination.ts';
-import { commonErrors, conflictError, idempotencyHeader, jsonBody, jsonOk, notFoundError, unprocessableError } from '../schemas.ts';
+import { commonErrors, conflictError, idempotencyHeader, isoTime, jsonBody, jsonOk, notFoundError, unprocessableError } from '../schemas.ts';
 
 const PaymentMethodSchema = z
   .object({
@@ -83,8 +83,8 @@ const ListQuery = z.strictObject({
   ...listQueryShape,
   status: z.enum(['new', 'processing', 'settled', 'expired', 'invalid']).optional(),
   order_id: z.string().max(200).optional(),
-  'created[gte]': z.iso.datetime({ offset: true }).optional().openapi({ description: 'ISO-8601 time, inclusive' }),
-  'created[lt]': z.iso.datetime({ offset: true }).optional().openapi({ description: 'ISO-8601 time, exclusive' }),
+  'created[gte]': isoTime().optional().openapi({ description: 'ISO-8601 time, inclusive' }),
+  'created[lt]': isoTime().optional().openapi({ description: 'ISO-8601 time, exclusive' }),
 });
 
 const MarkSchema = z

@@ -4,11 +4,11 @@ import { invalidParam } from '../../errors.ts';
 import { reconciliationCsv, reconciliationReport } from '../../reports/reconciliation.ts';
 import type { AppEnv } from '../env.ts';
 import { requireScope } from '../middleware/auth.ts';
-import { commonErrors } from '../schemas.ts';
+import { commonErrors, isoTimeOrDate } from '../schemas.ts';
 
 const Query = z.strictObject({
-  from: z.iso.datetime({ offset: true }).or(z.iso.date()).openapi({ description: 'Start of the period (inclusive), ISO-8601 date or time', example: '2026-11-01' }),
-  to: z.iso.datetime({ offset: true }).or(z.iso.date()).openapi({ description: 'End of the period (exclusive)', example: '2026-12-01' }),
+  from: isoTimeOrDate().openapi({ description: 'Start of the period (inclusive), ISO-8601 date or time', example: '2026-11-01' }),
+  to: isoTimeOrDate().openapi({ description: 'End of the period (exclusive)', example: '2026-12-01' }),
   format: z.enum(['json', 'csv']).default('json'),
 });
 
