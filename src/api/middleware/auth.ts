@@ -23,9 +23,9 @@ export function requireApiKey(deps: Pick<Deps, 'sql' | 'apiKeys'>): MiddlewareHa
   };
 }
 
-/** 403 unless the key has every listed scope. */
-export function requireScope(...scopes: Scope[]): MiddlewareHandler<AppEnv> {
-  return async (c, next) => {
+/** 403 unless the key has every listed scope. The scopes ride along as `kassaScopes` (read by the OpenAPI document). */
+export function requireScope(...scopes: Scope[]): MiddlewareHandler<AppEnv> & { kassaScopes: readonly Scope[] } {
+  const mw: MiddlewareHandler<AppEnv> = async (c, next) => {
     const have = c.get('auth').key.scopes;
     const missing = scopes.filter((s) => !have.includes(s));
     if (missing.length > 0) {
@@ -35,4 +35,5 @@ export function requireScope(...scopes: Scope[]): MiddlewareHandler<AppEnv> {
     }
     await next();
   };
+  return Object.assign(mw, { kassaScopes: scopes });
 }
