@@ -219,7 +219,9 @@ function codeSamples(method: string, path: string, op: Json, body: unknown, stre
   const optText = opts.length ? `, { ${opts.join(', ')} }` : '';
   const isList = M === 'GET' && /List/.test(String(op.summary ?? '')) && !stream;
   const head = `import { KassaClient } from '@kassa/client';\n\nconst kassa = new KassaClient({ baseUrl: process.env.KASSA_URL, apiKey: process.env.KASSA_API_KEY });\n`;
-  const node = stream
+  const node = stream && path !== '/v1/events/stream'
+    ? `// In a browser: new EventSource(url). In Node:\nconst res = await fetch(\`\${process.env.KASSA_URL}${url}\`);\nconst decoder = new TextDecoder();\nfor await (const chunk of res.body) process.stdout.write(decoder.decode(chunk, { stream: true }));`
+    : stream
     ? `${head}// Follows the stream; resumes after the last event id when the connection drops.\nfor await (const event of kassa.events.stream()) {\n  console.log(event.id, event.type);\n}`
     : isList
       ? `${head}// Iterates over every page.\nfor await (const item of kassa.list('${path}'${optText})) {\n  console.log(item.id);\n}`
