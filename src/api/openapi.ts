@@ -179,6 +179,10 @@ export function exampleFromSchema(schema: Schema | undefined, components: Record
     if (/_at$|_until$|^server_time$/.test(key)) return '2026-01-15T10:00:00.000Z';
     if (schema.format === 'email') return 'buyer@example.com';
     if (schema.format === 'uri' || /url$/.test(key)) return 'https://shop.example/thanks';
+    if (/amount|^rate$|^value$|percent/.test(key)) return '0.00';
+    if (key === 'txid') return 'f4184fc596403b9d638783cf57adfe4c75c605f6356fbc91338530e9831e9e16';
+    if (key === 'endpoint_id') return 'we_7Hq…';
+    if (key === 'invoice_id') return 'inv_3kT…';
     return key || 'string';
   }
   return null;

@@ -40,6 +40,7 @@ beforeAll(async () => {
   shopB = await createPayableMerchant(ctx.deps, { name: 'Shop B', seedByte: 4 });
 });
 afterAll(async () => {
+  (server as import('node:http').Server | undefined)?.closeAllConnections();
   server?.close();
   await ctx?.close();
 });
