@@ -33,6 +33,7 @@ import { metricsFor } from '../metrics/index.ts';
 import { httpMetrics } from '../metrics/instrument.ts';
 import { registerMetricsRoute } from './routes/metrics.ts';
 import { registerAdminRoutes } from './routes/admin.ts';
+import { registerOpenApiDocument, trackRouteScopes } from './openapi.ts';
 
 export const MAX_BODY_BYTES = 1024 * 1024;
 
@@ -47,6 +48,7 @@ export function createApp(deps: Deps, opts: AppOptions = {}): OpenAPIHono<AppEnv
       if (!result.success) throw zodToKassaError(result.error, result.target);
     },
   });
+  trackRouteScopes(app);
 
   app.use('*', clientIpMiddleware(deps.config.trustedProxies));
   app.use('*', requestContext(deps.logger));
@@ -96,22 +98,7 @@ export function createApp(deps: Deps, opts: AppOptions = {}): OpenAPIHono<AppEnv
   registerMetricsRoute(app, deps, metricsFor(deps));
   registerAdminRoutes(app, deps);
 
-  app.openAPIRegistry.registerComponent('securitySchemes', 'bearerAuth', {
-    type: 'http', scheme: 'bearer', description: 'A secret API key: `Authorization: Bearer kassa_sk_…`',
-  });
-  app.doc31('/openapi.json', {
-    openapi: '3.1.0',
-    info: {
-      title: 'Kassa API',
-      version: '1.0.0',
-      description:
-        'Self-hosted, non-custodial crypto payments. Every request under /v1 (except /v1/public) needs an API key. ' +
-        'Amounts are decimal strings in the unit of their currency or asset. Errors use one envelope: ' +
-        '{"error":{"type","code","message","param","request_id"}}. Send an Idempotency-Key header on POST requests to retry safely.',
-    },
-    servers: [{ url: deps.config.publicUrl }],
-    security: [{ bearerAuth: [] }],
-  });
+  registerOpenApiDocument(app, deps);
   app.get('/docs', (c) => c.html(DOCS_HTML));
   app.get('/docs/app.js', (c) => c.body(DOCS_JS, 200, { 'content-type': 'text/javascript; charset=utf-8' }));
 

@@ -13,7 +13,7 @@ section{background:#fff;border:1px solid #dde1e6;border-radius:8px;margin:14px 0
 h2{font-size:18px;margin:28px 0 8px}.m{display:inline-block;min-width:62px;font-weight:700;font-family:ui-monospace,monospace}
 .get{color:#0a7d32}.post{color:#1a5fb4}.patch{color:#a05a00}.put{color:#7a3db8}.delete{color:#b3261e}
 code,pre{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:13px}pre{background:#f1f3f5;padding:10px;border-radius:6px;overflow:auto}
-details summary{cursor:pointer}table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #eee;text-align:left;padding:4px 6px;vertical-align:top}
+details summary{cursor:pointer}.tabs button{font:inherit;border:1px solid #ccd;background:#fff;border-radius:4px;margin:4px 4px 0 0;padding:2px 8px;cursor:pointer}.tabs button.on{background:#14213d;color:#fff}table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #eee;text-align:left;padding:4px 6px;vertical-align:top}
 </style></head><body>
 <header><h1>Kassa API reference</h1><p>Authenticate with <code>Authorization: Bearer kassa_sk_…</code>. Amounts are decimal strings. Machine-readable spec: <a style="color:#9cd" href="/openapi.json">/openapi.json</a></p></header>
 <main id="root"><p>Loading…</p></main>
@@ -40,6 +40,12 @@ export const DOCS_JS = `(async function(){
       (op.parameters&&op.parameters.length?'<details><summary>Parameters</summary><table>'+op.parameters.map(p=>'<tr><td><code>'+esc(p.name)+'</code></td><td>'+esc(p.in)+'</td><td>'+esc(p.description||'')+'</td></tr>').join('')+'</table></details>':'')+
       (body?'<details><summary>Request body</summary>'+render(body.schema,0)+'</details>':'')+
       (okSchema?'<details><summary>Response '+esc(ok[0])+'</summary>'+render(okSchema.schema,0)+'</details>':'')+
+      (op['x-kassa-scopes']&&op['x-kassa-scopes'].length?'<p><small>Scopes: '+op['x-kassa-scopes'].map(x=>'<code>'+esc(x)+'</code>').join(', ')+'</small></p>':(op.security&&!op.security.length?'<p><small>No API key needed.</small></p>':''))+
+      (body&&body.example!==undefined?'<details><summary>Example request body</summary><pre>'+esc(JSON.stringify(body.example,null,2))+'</pre></details>':'')+
+      (ok&&ok[1].content?'<details><summary>Example response '+esc(ok[0])+'</summary><pre>'+esc(okSchema?JSON.stringify(okSchema.example,null,2):Object.values(ok[1].content)[0].example)+'</pre></details>':'')+
+      (op['x-codeSamples']?'<details open><summary>Examples</summary><div class="tabs">'+op['x-codeSamples'].map((s,i)=>'<button type="button" data-i="'+i+'"'+(i?'':' class="on"')+'>'+esc(s.label)+'</button>').join('')+'</div>'+op['x-codeSamples'].map((s,i)=>'<pre data-i="'+i+'"'+(i?' hidden':'')+'>'+esc(s.source)+'</pre>').join('')+'</details>':'')+
       '<details><summary>Errors</summary><p>'+Object.keys(op.responses||{}).filter(k=>!k.startsWith('2')).map(esc).join(', ')+' — body: <code>{"error":{"type","code","message","param","request_id"}}</code></p></details></section>'}}
   root.innerHTML=html;
+  root.addEventListener('click',e=>{const b=e.target.closest('.tabs button');if(!b)return;const d=b.closest('details');
+    d.querySelectorAll('.tabs button').forEach(x=>x.classList.toggle('on',x===b));d.querySelectorAll('pre[data-i]').forEach(p=>{p.hidden=p.dataset.i!==b.dataset.i})});
 })();`;

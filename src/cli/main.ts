@@ -9,8 +9,9 @@ import { evmCommands } from './evm.ts';
 import { userCommands } from './users.ts';
 import { sandboxCommands } from './sandbox.ts';
 import { chainCommands } from './chains.ts';
+import { listenCommands } from './listen.ts';
 
-const commands = { ...baseCommands, ...evmCommands, ...chainCommands, ...sandboxCommands, ...userCommands };
+const commands = { ...baseCommands, ...evmCommands, ...chainCommands, ...sandboxCommands, ...userCommands, ...listenCommands };
 
 const HELP = `kassa — self-hosted, non-custodial crypto payments
 
@@ -49,6 +50,9 @@ Commands:
                                             snapshot; transactions in dropped blocks are gone)
   sandbox scenario <paid|partial-then-topup|overpaid|expired|late|reorg> [--method <m>] [--json]
                                             run an end-to-end scenario against the running sandbox
+  listen --forward-to <url> [--events <t1,t2>] [--api-key <key>] [--url <kassa url>] [--secret whsec_…]
+                                            forward this merchant's events to a local URL, signed like
+                                            webhooks (API key: KASSA_API_KEY; server: KASSA_URL)
 
 Configuration comes from the environment; see docs/configuration.md.`;
 

@@ -70,9 +70,9 @@ export function scopeChecked(c: Context): boolean {
   return c.get(SCOPE_CHECKED as never) === true;
 }
 
-/** 403 unless the key has every listed scope. */
-export function requireScope(...scopes: Scope[]): MiddlewareHandler<AppEnv> {
-  return async (c, next) => {
+/** 403 unless the key has every listed scope. The scopes ride along as `kassaScopes` (read by the OpenAPI document). */
+export function requireScope(...scopes: Scope[]): MiddlewareHandler<AppEnv> & { kassaScopes: readonly Scope[] } {
+  const mw: MiddlewareHandler<AppEnv> = async (c, next) => {
     const have = c.get('auth').key.scopes;
     const missing = scopes.filter((s) => !have.includes(s));
     if (missing.length > 0) {
@@ -83,4 +83,5 @@ export function requireScope(...scopes: Scope[]): MiddlewareHandler<AppEnv> {
     c.set(SCOPE_CHECKED as never, true as never);
     await next();
   };
+  return Object.assign(mw, { kassaScopes: scopes });
 }

@@ -1,4 +1,7 @@
 import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
+import { streamSSE } from 'hono/streaming';
+import { invalidParam } from '../../errors.ts';
+import { eventEnvelope, type EventRow } from '../../webhooks/envelope.ts';
 import type { Deps } from '../../deps.ts';
 import type { AppEnv } from '../env.ts';
 import { requireScope } from '../middleware/auth.ts';
@@ -80,9 +83,119 @@ const ListQuery = z.strictObject({
   delivery_status: deliveryStatus.optional(),
 });
 
-export function registerEventRoutes(app: OpenAPIHono<AppEnv>, deps: Deps): void {
+const StreamQuery = z.strictObject({
+  after: z.string().max(100).optional().openapi({
+    description: 'Resume after this event id (same as the Last-Event-ID header, which wins). Without either, only events created from now on are sent.',
+    example: 'evt_5Rk…',
+  }),
+});
+
+export interface EventStreamOptions {
+  /** How often the event log is read (default 1 s). */
+  pollMs?: number;
+  /** Heartbeat comment interval (default 15 s). */
+  heartbeatMs?: number;
+}
+
+/** Events committed this long after a later one was sent are still picked up (sequence numbers are taken before commit). */
+const LATE_COMMIT_WINDOW_MS = 60_000;
+
+export function registerEventRoutes(app: OpenAPIHono<AppEnv>, deps: Deps, opts: EventStreamOptions = {}): void {
   const service = createWebhookService(deps);
   const tags = ['Events'];
+  const pollMs = opts.pollMs ?? 1000;
+  const heartbeatMs = opts.heartbeatMs ?? 15_000;
+  const { sql } = deps;
+
+  // Registered before /v1/events/{id} so "stream" is not read as an event id.
+  app.openapi(
+    createRoute({
+      method: 'get', path: '/v1/events/stream', tags,
+      summary: 'Follow the event log as Server-Sent Events (what `kassa listen` uses)',
+      description:
+        'Each event of this merchant is sent once, oldest first, as `id: <event id>`, `event: <type>` and `data: <the webhook body>` ' +
+        '(the same JSON Kassa POSTs to webhook endpoints). Reconnect with the `Last-Event-ID` header (browsers and `kassa listen` do) or `?after=` ' +
+        'to receive every event created after that one. A `: heartbeat` comment is sent every 15 s; the stream ends if the API key is revoked. ' +
+        'A reverse proxy must not buffer this response.',
+      middleware: [requireScope('invoices:read')] as const,
+      request: {
+        query: StreamQuery,
+        headers: z.object({ 'last-event-id': z.string().max(100).optional().openapi({ description: 'The id of the last event received.' }) }),
+      },
+      responses: {
+        200: {
+          description: 'An event stream',
+          content: {
+            'text/event-stream': {
+              schema: { type: 'string' },
+              example: 'retry: 3000\n\nid: evt_5Rk…\nevent: invoice.settled\ndata: {"id":"evt_5Rk…","type":"invoice.settled","created_at":"2026-01-15T10:04:12.000Z","api_version":"2026-01-01","data":{"object":{…}}}\n\n: heartbeat\n\n',
+            },
+          },
+        },
+        ...commonErrors,
+      },
+    }),
+    async (c) => {
+      const { merchant, key } = c.get('auth');
+      const resumeId = c.req.header('last-event-id')?.trim() || c.req.valid('query').after;
+      let floor: bigint;
+      if (resumeId) {
+        const seq = await service.eventSeq(merchant.id, resumeId);
+        if (seq === undefined) throw invalidParam('after', `"${resumeId}" is not an event of this merchant.`, 'cursor_invalid');
+        floor = seq;
+      } else {
+        const [r] = await sql<{ seq: bigint | null }[]>`select max(seq) as seq from events where merchant_id = ${merchant.id}`;
+        floor = r?.seq ?? 0n;
+      }
+      c.header('X-Accel-Buffering', 'no');
+      c.header('Cache-Control', 'no-store');
+      return streamSSE(c, async (stream) => {
+        let closed = false;
+        stream.onAbort(() => { closed = true; });
+        let last = floor;
+        const sent = new Map<string, number>();
+        const heartbeat = setInterval(() => {
+          if (!closed) void stream.write(': heartbeat\n\n').catch(() => {});
+        }, heartbeatMs);
+        try {
+          await stream.write('retry: 3000\n\n');
+          while (!closed) {
+            const [k] = await sql<{ revoked_at: Date | null }[]>`select revoked_at from api_keys where id = ${key.id}`;
+            if (!k || k.revoked_at) {
+              await stream.writeSSE({ event: 'error', data: JSON.stringify({ error: { code: 'api_key_revoked', message: 'This API key has been revoked.' } }) });
+              break;
+            }
+            // New events, and any that committed late with a number below the last one sent.
+            const sentIds = [...sent.keys()];
+            const late = await sql<(EventRow & { seq: bigint })[]>`
+              select id, seq, type, created_at, api_version, payload from events
+              where merchant_id = ${merchant.id} and seq > ${floor} and seq < ${last}
+                and created_at > now() - ${`${LATE_COMMIT_WINDOW_MS / 1000} seconds`}::interval
+                and id <> all(${sentIds}::text[])
+              order by seq asc`;
+            const fresh = await sql<(EventRow & { seq: bigint })[]>`
+              select id, seq, type, created_at, api_version, payload from events
+              where merchant_id = ${merchant.id} and seq > ${last}
+              order by seq asc limit 500`;
+            const rows = [...late, ...fresh];
+            for (const row of rows) {
+              if (closed) break;
+              if (sent.has(row.id)) continue;
+              await stream.writeSSE({ id: row.id, event: row.type, data: JSON.stringify(eventEnvelope(row)) });
+              sent.set(row.id, Date.now());
+              if (row.seq > last) last = row.seq;
+            }
+            const cutoff = Date.now() - 2 * LATE_COMMIT_WINDOW_MS;
+            for (const [id, at] of sent) if (at < cutoff) sent.delete(id);
+            if (fresh.length < 500) await stream.sleep(pollMs);
+          }
+        } finally {
+          closed = true;
+          clearInterval(heartbeat);
+        }
+      }) as never;
+    },
+  );
 
   app.openapi(
     createRoute({
