@@ -20,7 +20,7 @@ import { loadChainsFile, type Config } from '../config.ts';
 import { createDeps } from '../deps.ts';
 import { databaseName, ensureDatabase, redactUrl } from '../db/client.ts';
 import { createLogger } from '../logger.ts';
-import { prepareDatabase } from '../server.ts';
+import { prepareDatabase } from '../db/prepare.ts';
 import { sandboxPaths, writeEvmSnapshots, writePrivateJson, type SandboxRuntime, type SandboxState } from './files.ts';
 import { HARDHAT_ACCOUNTS, SANDBOX_CHAIN_ID, startSandboxEvm, takeEvmSnapshot } from './hardhat.ts';
 import { ensureDemoMerchant, ensureWebhookEndpoint, resetChainCursors } from './merchant.ts';
@@ -258,7 +258,10 @@ export async function runSandbox(baseConfig: Config, opts: DevOptions): Promise<
       pid: process.pid,
       started_at: new Date().toISOString(),
       api_url: apiUrl,
+      // What the API child computes from its environment (PUBLIC_URL, else its PORT).
+      public_url: childEnv.PUBLIC_URL ? config.publicUrl : `http://localhost:${apiPort}`,
       database_url: config.databaseUrl,
+      redis_url: config.redisUrl,
       bitcoin,
       ethereum: {
         rpc_url: evm.url, chain_id: SANDBOX_CHAIN_ID, factory: evm.factory, implementation: evm.implementation, usdc: evm.usdc, usdt: evm.usdt,
