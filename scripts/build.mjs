@@ -25,7 +25,9 @@ const ROOT = path.resolve(fileURLToPath(new URL('..', import.meta.url)));
 const DIST = path.join(ROOT, 'dist');
 
 /** Packages bundled into dist/ (with their own dependencies); all others are loaded from node_modules/. */
-const BUNDLED_PACKAGES = new Set(['viem', 'zod', '@hono/zod-openapi']);
+const BUNDLED_PACKAGES = new Set([
+  'viem', 'zod', '@hono/zod-openapi', 'bitcoinjs-lib', 'bip32', 'ecpair', '@bitcoinerlab/secp256k1', '@noble/hashes', 'otpauth', 'prom-client', 'qrcode',
+]);
 /** Never bundled, even as a dependency of a bundled package (one shared copy with the unbundled code). */
 const NEVER_BUNDLED = new Set(['hono', '@hono/node-server']);
 
