@@ -222,7 +222,9 @@ export async function runSandbox(baseConfig: Config, opts: DevOptions): Promise<
       rates: { providers: ['fixed'], fixed: SANDBOX_RATES },
     });
     const chainsFile = loadChainsFile(paths.chains);
-    const config: Config = { ...baseConfig, dataDir, port: apiPort, chains: chainsFile.chains, rates: chainsFile.rates };
+    // The API child computes its public URL from its own PORT when PUBLIC_URL is not set.
+    const publicUrl = childEnv.PUBLIC_URL ? baseConfig.publicUrl : `http://localhost:${apiPort}`;
+    const config: Config = { ...baseConfig, dataDir, port: apiPort, publicUrl, chains: chainsFile.chains, rates: chainsFile.rates };
 
     // Database: created if missing, migrated; cursors reset; the demo merchant ensured.
     const quiet = createLogger({ level: 'warn', destination: process.stderr as never });
@@ -258,8 +260,7 @@ export async function runSandbox(baseConfig: Config, opts: DevOptions): Promise<
       pid: process.pid,
       started_at: new Date().toISOString(),
       api_url: apiUrl,
-      // What the API child computes from its environment (PUBLIC_URL, else its PORT).
-      public_url: childEnv.PUBLIC_URL ? config.publicUrl : `http://localhost:${apiPort}`,
+      public_url: config.publicUrl,
       database_url: config.databaseUrl,
       redis_url: config.redisUrl,
       bitcoin,
