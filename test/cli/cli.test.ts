@@ -69,7 +69,7 @@ describe('kassa CLI', () => {
     expect(revoke).toMatchObject({ code: 0, stderr: usingLine() });
     const after = await fetch(`${server.url}/v1/merchant`, { headers: { authorization: `Bearer ${roKey.secret}` } });
     expect(after.status).toBe(401);
-  });
+  }, 180_000);
 
   it('human output is readable', async () => {
     const r = await kassa(['merchants', 'create', '--name', 'Human']);

@@ -119,7 +119,7 @@ describe('list commands and read-only commands', () => {
     const other = await kassa(['api-keys', 'list', '--merchant', 'mer_nope'], env);
     expect(other).toMatchObject({ code: 1 });
     expect(other.stderr).toMatch(/resource_missing: No such merchant: 'mer_nope'/);
-  }, 90_000);
+  }, 300_000);
 
   it.each([
     [['merchants', 'list']],
@@ -135,7 +135,7 @@ describe('list commands and read-only commands', () => {
         `kassa: database_missing: database ${name} (${PG_SERVER}/${name}) does not exist. Run "kassa migrate" to create it, start the sandbox ("npm run dev"), or set DATABASE_URL\n`,
     );
     expect(await databaseExists(name)).toBe(false);
-  }, 30_000);
+  }, 120_000);
 
   it('an empty database is not migrated by a read-only command', async () => {
     const empty = await createTestDatabase();
@@ -153,7 +153,7 @@ describe('list commands and read-only commands', () => {
     } finally {
       await empty.drop();
     }
-  }, 30_000);
+  }, 120_000);
 });
 
 describe('the CLI follows a running sandbox', () => {
@@ -186,7 +186,7 @@ describe('the CLI follows a running sandbox', () => {
     const u = await kassa(['users', 'create', '--merchant', merchantId, '--email', 'bo@example.com', '--role', 'owner', '--json'], env);
     expect(u.code, u.stderr).toBe(0);
     expect(JSON.parse(u.stdout).setup_url).toMatch(/^http:\/\/localhost:3611\/dashboard\//);
-  }, 60_000);
+  }, 180_000);
 
   it('the environment wins over the sandbox (and the line says both)', async () => {
     const other = await createTestDatabase();
@@ -200,7 +200,7 @@ describe('the CLI follows a running sandbox', () => {
     } finally {
       await other.drop();
     }
-  }, 30_000);
+  }, 120_000);
 
   it('a runtime file of a stopped sandbox is ignored', async () => {
     const stopped = mkdtempSync(path.join(tmpdir(), 'kassa-cli-stopped-'));
@@ -209,7 +209,7 @@ describe('the CLI follows a running sandbox', () => {
     const name = `kassa_test_missing_${Math.random().toString(36).slice(2, 10)}`;
     const r = await kassa(['merchants', 'list'], cleanEnv({ KASSA_DATA_DIR: stopped, DATABASE_URL: `${PG_SERVER}/${name}` }));
     expect(r.stderr.split('\n')[0]).toBe(`kassa: using database ${name} on 127.0.0.1:5432 (DATABASE_URL)`);
-  }, 30_000);
+  }, 120_000);
 });
 
 describe('kassa sandbox test-key', () => {
@@ -235,5 +235,5 @@ describe('kassa sandbox test-key', () => {
     expect(main.code).toBe(2);
     expect(main.stdout).toBe('');
     expect(main.stderr).toMatch(/never makes a key for mainnet/);
-  }, 30_000);
+  }, 180_000);
 });
