@@ -75,7 +75,7 @@ describe('kassa CLI', () => {
     const r = await kassa(['merchants', 'create', '--name', 'Human']);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^merchant mer_\w+ "Human" created\nAPI key key_\w+ .*\nsecret: kassa_sk_\w+\n/);
-  });
+  }, 120_000);
 
   it.each([
     [['merchants', 'create'], 2, /^kassa: --name is required\n$/],
@@ -91,7 +91,7 @@ describe('kassa CLI', () => {
     const lines = r.stderr.trim().split('\n').filter((l) => !l.startsWith('kassa: using database '));
     expect(lines).toHaveLength(1);
     expect(lines[0] + '\n').toMatch(re);
-  });
+  }, 120_000);
 
   it('a bad configuration value stops with one line naming the variable', async () => {
     const r = await kassa(['migrate'], { PORT: 'nope' });

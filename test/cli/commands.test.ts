@@ -67,7 +67,7 @@ describe('kassa <command> --help', () => {
     expect(r.stdout).toContain('Usage: kassa merchants create --name <name> [--json]');
     const h = await kassa(['help'], env);
     for (const n of ['merchants list', 'users list --merchant <id>', 'api-keys list --merchant <id>']) expect(h.stdout).toContain(n);
-  });
+  }, 120_000);
 });
 
 describe('list commands and read-only commands', () => {
