@@ -6,7 +6,12 @@
  *
  *   npm run bench:invoices            (BENCH_SECONDS=10 by default)
  *
- * Last line: invoices_rps=<n> baseline_rps=<n> ratio=<r> p99_ms=<n> errors=<n>
+ * Then an open-loop run (bench/open-loop-client.ts): POST /v1/invoices at a fixed rate
+ * (BENCH_RATE, 200/s by default; 0 skips it) for BENCH_SECONDS, latency measured from each
+ * request's due time.
+ *
+ * Last line: invoices_rps=<n> baseline_rps=<n> ratio=<r> p99_ms=<n> errors=<n> open_rate=<n> open_p99_ms=<n> open_errors=<n>
+ * (ratio: the saturation ratio, Kassa's closed-loop req/s over the bare INSERT endpoint's.)
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -32,6 +37,7 @@ import { setEvmPaymentMethod } from '../src/chains/evm/payment-method.ts';
 import { randomBase62 } from '../src/ids.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
+const RATE = Number(process.env.BENCH_RATE ?? 200);
 const CONNECTIONS = 50;
 const PG = process.env.BENCH_PG ?? 'postgres://postgres@127.0.0.1:5432';
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -42,6 +48,15 @@ function load(url: string, bearer?: string): Promise<{ rps: number; total: numbe
     let out = '';
     child.stdout.on('data', (d) => (out += d));
     child.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out.trim().split('\n').pop()!)) : reject(new Error(`load client exited ${code}`))));
+  });
+}
+
+function openLoop(url: string, bearer: string): Promise<{ rate: number; completed: number; achieved_rps: number; p50_ms: number; p99_ms: number; max_ms: number; non2xx: number; errors: number; generator_max_lag_ms: number }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(here, 'open-loop-client.ts'), url, String(SECONDS), String(RATE), bearer], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out.trim().split('\n').pop()!)) : reject(new Error(`open-loop client exited ${code}`))));
   });
 }
 
@@ -137,6 +152,8 @@ if (session && profile) {
   }));
 }
 console.log(`kassa:    ${JSON.stringify(kassa)}`);
+const open = RATE > 0 ? await openLoop(`${api.url}/v1/invoices`, secret) : null;
+if (open) console.log(`open loop at ${RATE}/s: ${JSON.stringify(open)}`);
 const [{ n }] = (await deps.sql<{ n: number }[]>`select count(*)::int as n from invoices`) as unknown as [{ n: number }];
 const [{ e }] = (await deps.sql<{ e: number }[]>`select count(*)::int as e from events where type = 'invoice.created'`) as unknown as [{ e: number }];
 console.log(`invoices written: ${n}, invoice.created events: ${e}`);
@@ -149,5 +166,8 @@ await deps.close();
 await admin.unsafe(`drop database ${dbName} with (force)`);
 await admin.end();
 const errors = kassa.non2xx + kassa.errors + kassa.timeouts;
-console.log(`invoices_rps=${Math.round(kassa.rps)} baseline_rps=${Math.round(baseline.rps)} ratio=${(kassa.rps / baseline.rps).toFixed(2)} p99_ms=${kassa.p99_ms} errors=${errors}`);
+console.log(
+  `invoices_rps=${Math.round(kassa.rps)} baseline_rps=${Math.round(baseline.rps)} ratio=${(kassa.rps / baseline.rps).toFixed(2)} p99_ms=${kassa.p99_ms} errors=${errors}` +
+    (open ? ` open_rate=${RATE} open_p99_ms=${open.p99_ms} open_errors=${open.non2xx + open.errors}` : ''),
+);
 process.exit(0);

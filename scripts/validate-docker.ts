@@ -118,19 +118,13 @@ export async function validateDocker(opts: ValidateOptions): Promise<string[]> {
 
   const pkg = JSON.parse(read('package.json') ?? '{}') as { scripts?: Record<string, string>; dependencies?: Record<string, string>; bin?: Record<string, string> };
   const scripts = pkg.scripts ?? {};
-  // The real CLI: the command tables src/cli/main.ts imports and dispatches to.
-  const cliMain = read('src/cli/main.ts') ?? '';
+  // The real CLI: the command table src/cli/main.ts dispatches to (src/cli/registry.ts).
   const cliCommands = new Set<string>();
-  for (const m of cliMain.matchAll(/import \{([^}]*)\} from '(\.\/[^']+)'/g)) {
-    const file = path.join(root, 'src/cli', m[2]!);
-    if (!existsSync(file)) { problems.push(`src/cli/main.ts imports ${m[2]} which does not exist`); continue; }
-    const mod = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
-    for (const spec of m[1]!.split(',')) {
-      const table = mod[spec.trim().split(/\s+as\s+/)[0]!];
-      if (!table || typeof table !== 'object') continue;
-      const entries = Object.entries(table as Record<string, unknown>);
-      if (entries.length > 0 && entries.every(([, c]) => typeof (c as { run?: unknown })?.run === 'function')) for (const [k] of entries) cliCommands.add(k);
-    }
+  const registryFile = path.join(root, 'src/cli/registry.ts');
+  if (!existsSync(registryFile)) problems.push('src/cli/registry.ts (the kassa command table) does not exist');
+  else {
+    const registry = (await import(pathToFileURL(registryFile).href)) as { COMMANDS?: Record<string, unknown> };
+    for (const name of Object.keys(registry.COMMANDS ?? {})) cliCommands.add(name);
   }
   if (cliCommands.size === 0) problems.push('src/cli: no kassa commands found (cannot check commands)');
   const kassaBin = pkg.bin?.kassa ?? 'bin/kassa.js';
@@ -192,6 +186,8 @@ export async function validateDocker(opts: ValidateOptions): Promise<string[]> {
           inImage.push(rel);
         }
       }
+      // The build step writes dist/ (what bin/kassa.js runs) inside the image.
+      if (i.keyword === 'RUN' && /\b(node scripts\/build\.mjs|npm run build)\b/.test(i.args)) inImage.push('dist');
       if (i.keyword === 'RUN' && /\bnpm (ci|install)\b/.test(i.args)) {
         npmCi = i;
         if (!copied.has('package.json') || !copied.has('package-lock.json')) problems.push(`Dockerfile:${i.line}: copy package.json and package-lock.json before "npm ci"`);
@@ -335,8 +331,8 @@ export function staticPackageImports(root: string, entry: string): Map<string, s
         if (!packages.has(name)) packages.set(name, path.relative(root, file));
       }
     }
-    // bin/kassa.js loads TypeScript with `await import('../src/cli/main.ts')`.
-    for (const m of text.matchAll(/^\s*await import\('(\.[^']+)'\)/gm)) queue.push(path.resolve(path.dirname(file), m[1]!));
+    // Dynamic imports: bin/kassa.js loads `../src/cli/main.ts`, the CLI loads each command's module.
+    for (const m of text.matchAll(/\bimport\('(\.[^']+)'\)/g)) queue.push(path.resolve(path.dirname(file), m[1]!));
   }
   return packages;
 }

@@ -2,29 +2,14 @@
 import { serve, type ServerType } from '@hono/node-server';
 import type { AddressInfo } from 'node:net';
 import type { Config } from './config.ts';
-import { ensureDatabase, redactUrl, createSql, databaseName } from './db/client.ts';
-import { migrate } from './db/migrate.ts';
+import { prepareDatabase } from './db/prepare.ts';
 import { createDeps, redisConnection, type Deps } from './deps.ts';
 import { createApp } from './api/app.ts';
 import type { Logger } from './logger.ts';
-import { startWorkers, type WorkerRunner } from './queues/runner.ts';
-import { buildProcessors } from '../workers/processors.ts';
+import type { WorkerRunner } from './queues/runner.ts';
 import { instrumentWorkers, startMetricsServer } from './metrics/instrument.ts';
 
-/** Creates the database when missing (saying so) and applies pending migrations. */
-export async function prepareDatabase(config: Config, logger: Logger): Promise<string[]> {
-  if (await ensureDatabase(config.databaseUrl)) {
-    logger.info({ database: databaseName(config.databaseUrl) }, `created database ${databaseName(config.databaseUrl)}`);
-  }
-  const sql = createSql(config.databaseUrl, { max: 1 });
-  try {
-    return await migrate(sql, { logger });
-  } catch (err) {
-    throw new Error(`migrations failed on ${redactUrl(config.databaseUrl)}: ${(err as Error).message}`, { cause: err });
-  } finally {
-    await sql.end({ timeout: 5 });
-  }
-}
+export { prepareDatabase };
 
 export interface RunningServer {
   url: string;
@@ -77,6 +62,8 @@ export interface RunningWorkers {
 export async function startWorkerProcess(config: Config, opts: { deps?: Deps } = {}): Promise<RunningWorkers> {
   const deps = opts.deps ?? createDeps(config);
   await prepareDatabase(config, deps.logger);
+  // Loaded here, not at the top: `kassa serve` never loads the worker code.
+  const [{ buildProcessors }, { startWorkers }] = await Promise.all([import('../workers/processors.ts'), import('./queues/runner.ts')]);
   const { processors, start, stop } = buildProcessors(deps);
   const connection = redisConnection(config.redisUrl);
   connection.on('error', () => {});

@@ -1,5 +1,5 @@
 /**
- * Chain maintenance commands for the `kassa` CLI (merged into `commands` by src/cli/main.ts):
+ * Chain maintenance commands for the `kassa` CLI (listed in src/cli/main.ts, loaded when one of them runs):
  *
  *   kassa chains rewind --chain <key> --height <H> [--json]
  *
@@ -22,11 +22,11 @@
  *
  * The workers, once started again, rescan from H + 1.
  */
-import type { Command } from './commands.ts';
-import { config, printResult, UsageError } from './util.ts';
+import { printResult, UsageError, type Command } from './util.ts';
+import { adminConfig as config } from './context.ts';
 import { createLogger } from '../logger.ts';
 import { createDeps } from '../deps.ts';
-import { prepareDatabase } from '../server.ts';
+import { prepareDatabase } from '../db/prepare.ts';
 import type { ChainConfig } from '../config.ts';
 import type { Sql } from '../db/client.ts';
 import { KassaError } from '../errors.ts';
@@ -282,3 +282,6 @@ export const chainCommands: Record<string, Command> = {
     },
   },
 };
+
+/** The table src/cli/main.ts loads. */
+export const commands = chainCommands;

@@ -1,25 +1,50 @@
-import type { ParseArgsConfig } from 'node:util';
-import { config, printResult, UsageError } from './util.ts';
-import { createLogger } from '../logger.ts';
-import { closeOnSignals, prepareDatabase, startApiServer, startWorkerProcess } from '../server.ts';
-import { createDeps } from '../deps.ts';
-import { SCOPES, isScope, type Scope } from '../merchants/scopes.ts';
-import { merchantToApi } from '../api/routes/merchant.ts';
-import { apiKeyToApi } from '../api/routes/api-keys.ts';
-import { reconciliationCsv, reconciliationReport } from '../reports/reconciliation.ts';
-import { main as devnetMain } from '../chains/devnet/bitcoin/main.ts';
+/**
+ * Administration commands: migrate, merchants create|list, api-keys create|list|revoke, reconcile.
+ * They follow the running sandbox and say which database they use (./context.ts). Commands that
+ * only read (lists, reconcile) or change existing rows (revoke) never create or migrate a database.
+ *
+ * Only what these commands need is imported (no API server, Redis, queues or chain clients).
+ */
 import { writeFileSync } from 'node:fs';
+import { printResult, required, limitOf, UsageError, type Command } from './util.ts';
+import { announce, cliSettings, withDb } from './context.ts';
+import { createLogger } from '../logger.ts';
+import { prepareDatabase } from '../db/prepare.ts';
+import { SCOPES, isScope, type Scope } from '../merchants/scopes.ts';
+import { createMerchantService, merchantFromRow, type Merchant, type MerchantRow } from '../merchants/service.ts';
+import { createApiKeyService, type ApiKey } from '../merchants/api-keys.ts';
+import { createAssetRegistry } from '../money/assets.ts';
+import { formatAmount } from '../money/amount.ts';
+import { reconciliationCsv, reconciliationReport } from '../reports/reconciliation.ts';
 
-export interface Command {
-  options?: ParseArgsConfig['options'];
-  positionals?: boolean;
-  run(values: Record<string, string | boolean | undefined>, positionals: string[]): Promise<void>;
+export type { Command } from './util.ts';
+
+/** The API's merchant object (GET /v1/merchant); test/cli checks that both agree. */
+export function merchantJson(m: Merchant) {
+  return {
+    id: m.id,
+    object: 'merchant' as const,
+    name: m.name,
+    default_expiry_seconds: m.defaultExpirySeconds,
+    monitoring_window_seconds: m.monitoringWindowSeconds,
+    payment_tolerance_percent: formatAmount(BigInt(m.paymentToleranceBps), 2),
+    default_speed_policy: m.defaultSpeedPolicy,
+    created_at: m.createdAt.toISOString(),
+  };
 }
 
-function required(values: Record<string, unknown>, name: string): string {
-  const v = values[name];
-  if (typeof v !== 'string' || v === '') throw new UsageError(`--${name} is required`);
-  return v;
+/** The API's api_key object (GET /v1/api_keys); test/cli checks that both agree. */
+export function apiKeyJson(k: ApiKey) {
+  return {
+    id: k.id,
+    object: 'api_key' as const,
+    name: k.name,
+    prefix: k.prefix,
+    scopes: k.scopes,
+    created_at: k.createdAt.toISOString(),
+    last_used_at: k.lastUsedAt ? k.lastUsedAt.toISOString() : null,
+    revoked_at: k.revokedAt ? k.revokedAt.toISOString() : null,
+  };
 }
 
 function parseScopes(raw: string): Scope[] {
@@ -31,42 +56,23 @@ function parseScopes(raw: string): Scope[] {
   return scopes as Scope[];
 }
 
-/** Runs `fn` with deps on a migrated database, quietly (warnings only), then closes. */
-async function withDeps<T>(fn: (deps: ReturnType<typeof createDeps>) => Promise<T>): Promise<T> {
-  const cfg = config();
-  const logger = createLogger({ level: 'warn', destination: process.stderr as never });
-  await prepareDatabase(cfg, logger);
-  const deps = createDeps(cfg, { logger });
-  try {
-    return await fn(deps);
-  } finally {
-    await deps.close();
-  }
+/** Fixed-width columns for the human output of lists. */
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')).join('\n');
 }
+
+const merchants = createMerchantService();
+const apiKeys = createApiKeyService();
 
 export const commands: Record<string, Command> = {
   migrate: {
     options: { json: { type: 'boolean' } },
     async run(values) {
-      const cfg = config();
-      const applied = await prepareDatabase(cfg, createLogger({ level: 'info', destination: process.stderr as never }));
+      const settings = cliSettings();
+      announce(settings);
+      const applied = await prepareDatabase(settings.config, createLogger({ level: 'info', destination: process.stderr as never }));
       printResult(Boolean(values.json), { applied }, applied.length ? `applied ${applied.length} migration(s): ${applied.join(', ')}` : 'database is up to date');
-    },
-  },
-
-  serve: {
-    async run() {
-      const cfg = config();
-      const server = await startApiServer(cfg);
-      closeOnSignals(server, server.deps.logger);
-    },
-  },
-
-  worker: {
-    async run() {
-      const cfg = config();
-      const workers = await startWorkerProcess(cfg);
-      closeOnSignals(workers, workers.deps.logger);
     },
   },
 
@@ -75,11 +81,13 @@ export const commands: Record<string, Command> = {
     async run(values) {
       const name = required(values, 'name');
       if (name.length > 200) throw new UsageError('--name must be at most 200 characters');
-      const result = await withDeps(async (deps) =>
-        deps.sql.begin(async (tx) => {
-          const merchant = await deps.merchants.create(tx, { name });
-          const { key, secret } = await deps.apiKeys.create(tx, { merchantId: merchant.id, name: 'initial key', scopes: [...SCOPES] });
-          return { merchant: merchantToApi(merchant), api_key: { ...apiKeyToApi(key), secret } };
+      const settings = cliSettings();
+      announce(settings);
+      const result = await withDb(settings, 'write', ({ sql }) =>
+        sql.begin(async (tx) => {
+          const merchant = await merchants.create(tx, { name });
+          const { key, secret } = await apiKeys.create(tx, { merchantId: merchant.id, name: 'initial key', scopes: [...SCOPES] });
+          return { merchant: merchantJson(merchant), api_key: { ...apiKeyJson(key), secret } };
         }),
       );
       printResult(
@@ -93,21 +101,76 @@ export const commands: Record<string, Command> = {
     },
   },
 
+  'merchants list': {
+    options: { limit: { type: 'string' }, json: { type: 'boolean' } },
+    async run(values) {
+      const limit = limitOf(values);
+      const settings = cliSettings();
+      announce(settings);
+      const rows = await withDb(settings, 'read', ({ sql }) => sql<MerchantRow[]>`select * from merchants order by seq desc limit ${limit}`);
+      const data = rows.map((r) => merchantJson(merchantFromRow(r)));
+      printResult(
+        Boolean(values.json),
+        { object: 'list', data },
+        data.length === 0 ? 'no merchants (create one with: kassa merchants create --name <name>)' : table([['ID', 'NAME', 'CREATED'], ...data.map((m) => [m.id, m.name, m.created_at])]),
+      );
+    },
+  },
+
   'api-keys create': {
     options: { merchant: { type: 'string' }, scopes: { type: 'string' }, name: { type: 'string' }, json: { type: 'boolean' } },
     async run(values) {
       const merchantId = required(values, 'merchant');
       const scopes = parseScopes(required(values, 'scopes'));
-      const result = await withDeps(async (deps) => {
-        await deps.merchants.get(deps.sql, merchantId);
-        const { key, secret } = await deps.apiKeys.create(deps.sql, { merchantId, name: (values.name as string) ?? '', scopes });
-        return { api_key: { ...apiKeyToApi(key), secret } };
+      const settings = cliSettings();
+      announce(settings);
+      const result = await withDb(settings, 'write', async ({ sql }) => {
+        await merchants.get(sql, merchantId);
+        const { key, secret } = await apiKeys.create(sql, { merchantId, name: (values.name as string) ?? '', scopes });
+        return { api_key: { ...apiKeyJson(key), secret } };
       });
       printResult(
         Boolean(values.json),
         result,
         `API key ${result.api_key.id} for ${merchantId} (scopes: ${scopes.join(', ')})\nsecret: ${result.api_key.secret}\nStore the secret now: it is not shown again.`,
       );
+    },
+  },
+
+  'api-keys list': {
+    options: { merchant: { type: 'string' }, limit: { type: 'string' }, json: { type: 'boolean' } },
+    async run(values) {
+      const merchantId = required(values, 'merchant');
+      const limit = limitOf(values);
+      const settings = cliSettings();
+      announce(settings);
+      const page = await withDb(settings, 'read', async ({ sql }) => {
+        await merchants.get(sql, merchantId);
+        return apiKeys.list(sql, merchantId, { limit });
+      });
+      const data = page.data.map(apiKeyJson);
+      printResult(
+        Boolean(values.json),
+        { object: 'list', data, has_more: page.hasMore },
+        data.length === 0
+          ? `no API keys for ${merchantId}`
+          : table([
+              ['ID', 'PREFIX', 'NAME', 'SCOPES', 'STATUS', 'LAST USED'],
+              ...data.map((k) => [k.id, k.prefix, k.name || '-', k.scopes.join(','), k.revoked_at ? `revoked ${k.revoked_at}` : 'active', k.last_used_at ?? 'never']),
+            ]) + (page.hasMore ? `\n(more: --limit ${Math.min(limit * 2, 1000)})` : ''),
+      );
+    },
+  },
+
+  'api-keys revoke': {
+    options: { merchant: { type: 'string' }, key: { type: 'string' }, json: { type: 'boolean' } },
+    async run(values) {
+      const merchantId = required(values, 'merchant');
+      const keyId = required(values, 'key');
+      const settings = cliSettings();
+      announce(settings);
+      const key = await withDb(settings, 'read', ({ sql }) => apiKeys.revoke(sql, merchantId, keyId));
+      printResult(Boolean(values.json), { api_key: apiKeyJson(key) }, `API key ${key.id} revoked`);
     },
   },
 
@@ -120,9 +183,11 @@ export const commands: Record<string, Command> = {
       if (Number.isNaN(from.getTime()) || Number.isNaN(to.getTime()) || !(from < to)) {
         throw new UsageError('--from and --to must be ISO-8601 dates or times with --from before --to');
       }
-      const report = await withDeps(async (deps) => {
-        await deps.merchants.get(deps.sql, merchantId);
-        return reconciliationReport(deps.sql, deps.assets, merchantId, from, to);
+      const settings = cliSettings();
+      announce(settings);
+      const report = await withDb(settings, 'read', async ({ sql, config }) => {
+        await merchants.get(sql, merchantId);
+        return reconciliationReport(sql, createAssetRegistry(config.chains), merchantId, from, to);
       });
       if (typeof values.csv === 'string') writeFileSync(values.csv, reconciliationCsv(report));
       const lines = [
@@ -133,23 +198,6 @@ export const commands: Record<string, Command> = {
         ...(typeof values.csv === 'string' ? [`  CSV written to ${values.csv}`] : []),
       ];
       printResult(Boolean(values.json), report, lines.join('\n'));
-    },
-  },
-
-  'devnet bitcoin': {
-    options: { port: { type: 'string' }, host: { type: 'string' }, rpcuser: { type: 'string' }, rpcpassword: { type: 'string' }, seed: { type: 'string' }, premine: { type: 'string' } },
-    async run(_values) {
-      await devnetMain(process.argv.slice(4));
-    },
-  },
-
-  'api-keys revoke': {
-    options: { merchant: { type: 'string' }, key: { type: 'string' }, json: { type: 'boolean' } },
-    async run(values) {
-      const merchantId = required(values, 'merchant');
-      const keyId = required(values, 'key');
-      const key = await withDeps((deps) => deps.apiKeys.revoke(deps.sql, merchantId, keyId));
-      printResult(Boolean(values.json), { api_key: apiKeyToApi(key) }, `API key ${key.id} revoked`);
     },
   },
 };

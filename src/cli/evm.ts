@@ -1,5 +1,5 @@
 /**
- * EVM commands for the `kassa` CLI (merged into `commands` by src/cli/main.ts):
+ * EVM commands for the `kassa` CLI (listed in src/cli/main.ts, loaded when one of them runs):
  *
  *   kassa evm deploy --chain <key> (--private-key 0x… | --key-file <path>) [--test-tokens] [--json]
  *   kassa evm sweep  --invoice <id> [--chain <key>] (--private-key 0x… | --key-file <path>) [--force] [--json]
@@ -11,11 +11,11 @@
 import { readFileSync } from 'node:fs';
 import { createWalletClient, http, type Hex } from 'viem';
 import { privateKeyToAccount } from 'viem/accounts';
-import type { Command } from './commands.ts';
-import { config, printResult, UsageError } from './util.ts';
+import { printResult, UsageError, type Command } from './util.ts';
+import { adminConfig as config } from './context.ts';
 import { createLogger } from '../logger.ts';
 import { createDeps } from '../deps.ts';
-import { prepareDatabase } from '../server.ts';
+import { prepareDatabase } from '../db/prepare.ts';
 import type { EvmChainConfig } from '../config.ts';
 import { createEvmClient } from '../chains/evm/client.ts';
 import { deployKassaContracts } from '../chains/evm/deploy.ts';
@@ -116,3 +116,6 @@ export const evmCommands: Record<string, Command> = {
     },
   },
 };
+
+/** The table src/cli/main.ts loads. */
+export const commands = evmCommands;

@@ -1,11 +1,11 @@
 /**
- * Sandbox commands for the `kassa` CLI (merged into `commands` by src/cli/main.ts):
+ * Sandbox commands for the `kassa` CLI (`kassa dev` itself is in ./dev.ts):
  *
- *   kassa dev [--bitcoin-port N] [--evm-port N] [--webhook-port N]        (npm run dev)
  *   kassa sandbox pay <invoice_id> [--method M] [--amount D | --partial P | --over P] [--json]
  *   kassa sandbox mine [--chain bitcoin|ethereum] [--blocks N] [--json]
  *   kassa sandbox reorg [--chain bitcoin|ethereum] [--depth N] [--double-spend <txid>] [--json]
  *   kassa sandbox scenario <name> [--method M] [--json]
+ *   kassa sandbox test-key [--network regtest|testnet|signet] [--private] [--json]
  *
  * `sandbox reorg` defaults to --chain bitcoin and --depth 1. On ethereum it reverts hardhat to a
  * snapshot the sandbox took when it paid or mined (see src/sandbox/actions.ts): the dropped blocks'
@@ -14,18 +14,11 @@
  * The `sandbox …` commands talk to the running sandbox through `$KASSA_DATA_DIR/sandbox`
  * (runtime.json: URLs; state.json: the demo key). See docs/sandbox.md.
  */
-import type { Command } from './commands.ts';
-import { config, printResult, UsageError } from './util.ts';
-import { runSandbox } from '../sandbox/dev.ts';
+import { printResult, UsageError, type Command } from './util.ts';
+import { config } from './context.ts';
 import { mine, pay, reorg, sandboxContext, type SandboxChain } from '../sandbox/actions.ts';
 import { formatScenario, isScenario, runScenario, SCENARIOS } from '../sandbox/scenarios.ts';
-
-function port(values: Record<string, unknown>, name: string): number | undefined {
-  const v = values[name];
-  if (v === undefined) return undefined;
-  if (typeof v !== 'string' || !/^\d+$/.test(v) || Number(v) > 65535) throw new UsageError(`--${name} must be a port number (0 = any free port)`);
-  return Number(v);
-}
+import { testKey, TEST_KEY_NETWORKS, type TestKeyNetwork } from '../sandbox/test-key.ts';
 
 function positiveInt(values: Record<string, unknown>, name: string, def: number): number {
   const v = values[name];
@@ -40,22 +33,7 @@ function chainOf(v: unknown, def: SandboxChain | undefined): SandboxChain[] {
   return [v];
 }
 
-export const sandboxCommands: Record<string, Command> = {
-  dev: {
-    options: { 'bitcoin-port': { type: 'string' }, 'evm-port': { type: 'string' }, 'webhook-port': { type: 'string' } },
-    async run(values) {
-      const cfg = config();
-      const code = await runSandbox(cfg, {
-        bitcoinPort: port(values, 'bitcoin-port'),
-        evmPort: port(values, 'evm-port'),
-        webhookPort: port(values, 'webhook-port'),
-        // The children get this environment (PATH, DATABASE_URL, REDIS_URL, …) plus KASSA_CONFIG.
-        env: process.env,
-      });
-      process.exit(code);
-    },
-  },
-
+export const commands: Record<string, Command> = {
   'sandbox pay': {
     positionals: true,
     options: { method: { type: 'string' }, amount: { type: 'string' }, partial: { type: 'string' }, over: { type: 'string' }, json: { type: 'boolean' } },
@@ -121,6 +99,36 @@ export const sandboxCommands: Record<string, Command> = {
       });
       printResult(json, r, formatScenario(r));
       if (!r.ok) process.exit(1);
+    },
+  },
+
+  'sandbox test-key': {
+    options: { network: { type: 'string' }, private: { type: 'boolean' }, json: { type: 'boolean' } },
+    async run(values) {
+      const network = (values.network as string | undefined) ?? 'regtest';
+      if (!(TEST_KEY_NETWORKS as readonly string[]).includes(network)) {
+        throw new UsageError(`--network must be one of: ${TEST_KEY_NETWORKS.join(', ')} (test-key never makes a key for mainnet: use your own wallet's xpub there)`);
+      }
+      const k = testKey(network as TestKeyNetwork);
+      const out = { network: k.network, address_type: k.address_type, xpub: k.xpub, descriptor: k.descriptor, first_addresses: k.first_addresses, ...(values.private ? { tprv: k.tprv } : {}) };
+      printResult(
+        Boolean(values.json),
+        out,
+        [
+          `A new random Bitcoin ${k.network} test key (BIP84 account ${k.path}, native SegWit). For trying Kassa only: never for real funds.`,
+          `xpub        ${k.xpub}`,
+          `descriptor  ${k.descriptor}`,
+          `first receive addresses: ${k.first_addresses.map((a) => `${a.index} ${a.address}`).join(', ')}`,
+          '',
+          'Register it as the merchant\'s Bitcoin payment method:',
+          `  curl -s -X PUT $API/v1/merchant/payment_methods/bitcoin -H "Authorization: Bearer $KEY" \\`,
+          `    -H "Content-Type: application/json" -d '{"xpub": "${k.xpub}", "address_type": "p2wpkh"}'`,
+          'and check that the first_addresses it answers are the ones above.',
+          values.private
+            ? `account private key (tprv, ${k.network} only; keep it to spend what this key receives): ${k.tprv}`
+            : 'The private key is not kept (add --private to print it, e.g. to spend test coins sent to these addresses).',
+        ].join('\n'),
+      );
     },
   },
 };

@@ -1,7 +1,7 @@
 /**
  * What `kassa sandbox pay|mine|reorg` do, against the RUNNING sandbox (runtime.json, state.json):
- * - pay: reads the invoice through the API with the demo key and pays its deposit address from the
- *   sandbox wallets: Bitcoin from the devnet's wallet (`sendtoaddress`), ETH from hardhat account 2,
+ * - pay: reads the invoice's public view (GET /v1/public/invoices/:id, so any merchant's invoice in
+ *   the sandbox) and pays its deposit address from the sandbox wallets: Bitcoin from the devnet's wallet (`sendtoaddress`), ETH from hardhat account 2,
  *   USDC/USDT from the deployer (hardhat account 0, minting more when it runs low).
  * - mine: `generatetoaddress` on the devnet, `evm_mine` once per block on the EVM chain.
  * - reorg --chain bitcoin: `invalidateblock` at tip-depth+1, optionally double-spend the invoice's
@@ -70,7 +70,30 @@ export interface SandboxContext {
   runtime: SandboxRuntime;
   state: SandboxState;
   btc: BitcoinRpcClient;
+  /** The API with the demo merchant's key. */
   api<T>(method: string, path: string, body?: unknown): Promise<T>;
+  /** The API without a key (/v1/public/…: any merchant's invoice). */
+  publicApi<T>(path: string): Promise<T>;
+}
+
+async function apiCall<T>(url: string, method: string, path: string, headers: Record<string, string>, body?: unknown): Promise<T> {
+  const res = await fetch(`${url}${path}`, {
+    method,
+    headers: { ...headers, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  const text = await res.text();
+  if (!res.ok) {
+    let message = text;
+    try {
+      const e = (JSON.parse(text) as { error?: { code?: string; message?: string } }).error;
+      if (e) message = `${e.code}: ${e.message}`;
+    } catch {
+      /* not JSON */
+    }
+    throw new KassaError('sandbox_api_error', `${method} ${path} answered ${res.status}: ${message}`, { retryable: false });
+  }
+  return JSON.parse(text) as T;
 }
 
 export function sandboxContext(dataDir: string): SandboxContext {
@@ -84,24 +107,11 @@ export function sandboxContext(dataDir: string): SandboxContext {
     runtime,
     state,
     btc,
-    async api<T>(method: string, path: string, body?: unknown): Promise<T> {
-      const res = await fetch(`${runtime.api_url}${path}`, {
-        method,
-        headers: { authorization: `Bearer ${state.api_key}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-      });
-      const text = await res.text();
-      if (!res.ok) {
-        let message = text;
-        try {
-          const e = (JSON.parse(text) as { error?: { code?: string; message?: string } }).error;
-          if (e) message = `${e.code}: ${e.message}`;
-        } catch {
-          /* not JSON */
-        }
-        throw new KassaError('sandbox_api_error', `${method} ${path} answered ${res.status}: ${message}`, { retryable: false });
-      }
-      return JSON.parse(text) as T;
+    api<T>(method: string, path: string, body?: unknown): Promise<T> {
+      return apiCall<T>(runtime.api_url, method, path, { authorization: `Bearer ${state.api_key}` }, body);
+    },
+    publicApi<T>(path: string): Promise<T> {
+      return apiCall<T>(runtime.api_url, 'GET', path, {});
     },
   };
 }
@@ -135,7 +145,8 @@ function percentBps(value: string, param: string): bigint {
 }
 
 export async function pay(ctx: SandboxContext, invoiceId: string, opts: PayOptions = {}): Promise<PayResult> {
-  const invoice = await ctx.api<Invoice>('GET', `/v1/invoices/${encodeURIComponent(invoiceId)}`);
+  // The public view (what a customer's wallet sees): any merchant's invoice, not only the demo merchant's.
+  const invoice = await ctx.publicApi<Invoice>(`/v1/public/invoices/${encodeURIComponent(invoiceId)}`);
   const methods = invoice.payment_methods;
   const pm = opts.method ? methods.find((m) => m.method === opts.method) : methods[0];
   if (!pm) {

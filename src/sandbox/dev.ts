@@ -20,7 +20,7 @@ import { loadChainsFile, type Config } from '../config.ts';
 import { createDeps } from '../deps.ts';
 import { databaseName, ensureDatabase, redactUrl } from '../db/client.ts';
 import { createLogger } from '../logger.ts';
-import { prepareDatabase } from '../server.ts';
+import { prepareDatabase } from '../db/prepare.ts';
 import { sandboxPaths, writeEvmSnapshots, writePrivateJson, type SandboxRuntime, type SandboxState } from './files.ts';
 import { HARDHAT_ACCOUNTS, SANDBOX_CHAIN_ID, startSandboxEvm, takeEvmSnapshot } from './hardhat.ts';
 import { ensureDemoMerchant, ensureWebhookEndpoint, resetChainCursors } from './merchant.ts';
@@ -222,7 +222,9 @@ export async function runSandbox(baseConfig: Config, opts: DevOptions): Promise<
       rates: { providers: ['fixed'], fixed: SANDBOX_RATES },
     });
     const chainsFile = loadChainsFile(paths.chains);
-    const config: Config = { ...baseConfig, dataDir, port: apiPort, chains: chainsFile.chains, rates: chainsFile.rates };
+    // The API child computes its public URL from its own PORT when PUBLIC_URL is not set.
+    const publicUrl = childEnv.PUBLIC_URL ? baseConfig.publicUrl : `http://localhost:${apiPort}`;
+    const config: Config = { ...baseConfig, dataDir, port: apiPort, publicUrl, chains: chainsFile.chains, rates: chainsFile.rates };
 
     // Database: created if missing, migrated; cursors reset; the demo merchant ensured.
     const quiet = createLogger({ level: 'warn', destination: process.stderr as never });
@@ -258,7 +260,9 @@ export async function runSandbox(baseConfig: Config, opts: DevOptions): Promise<
       pid: process.pid,
       started_at: new Date().toISOString(),
       api_url: apiUrl,
+      public_url: config.publicUrl,
       database_url: config.databaseUrl,
+      redis_url: config.redisUrl,
       bitcoin,
       ethereum: {
         rpc_url: evm.url, chain_id: SANDBOX_CHAIN_ID, factory: evm.factory, implementation: evm.implementation, usdc: evm.usdc, usdt: evm.usdt,

@@ -55,7 +55,10 @@ export interface SandboxRuntime {
   pid: number;
   started_at: string;
   api_url: string;
+  /** The API's PUBLIC_URL (links in CLI output, e.g. dashboard setup links). */
+  public_url?: string;
   database_url: string;
+  redis_url?: string;
   bitcoin: { rpc_url: string; esplora_url: string; rpc_user: string; rpc_password: string };
   ethereum: {
     rpc_url: string;

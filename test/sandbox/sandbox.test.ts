@@ -3,7 +3,9 @@
  * - a clean clone in a temp folder: `git clone --quiet <this checkout> <tmp>`, i.e. its HEAD.
  *   UNCOMMITTED CHANGES ARE NOT TESTED HERE (intended: this is what someone cloning the repository
  *   gets); commit first to test them. `node_modules` is a symlink to this checkout's, instead of
- *   `npm ci`, to keep CI time sane;
+ *   `npm ci`, to keep CI time sane, then `npm run build` (what `npm ci` runs as `prepare`);
+ * - a second terminal with no environment: `kassa merchants create` uses the sandbox's database,
+ *   and `kassa sandbox pay` pays that merchant's invoice (with a `kassa sandbox test-key` xpub);
  * - `npm run dev` there, with its own database (a random name the sandbox creates), API port,
  *   chain ports and queue prefix;
  * - /health 200 (PostgreSQL, Redis and both chain watchers), an invoice created with the printed
@@ -80,6 +82,8 @@ describe('npm run dev (sandbox) from a clean clone', () => {
     dir = mkdtempSync(path.join(tmpdir(), 'kassa-sandbox-clone-'));
     await run('git', ['clone', '--quiet', REPO, dir], { timeout: 120_000 });
     symlinkSync(path.join(REPO, 'node_modules'), path.join(dir, 'node_modules'), 'dir');
+    // What `npm ci` does after installing (the `prepare` script): the sandbox runs the build in dist/.
+    await run('npm', ['run', 'build'], { cwd: dir, timeout: 180_000 });
 
     const port = await freePort();
     apiUrl = `http://127.0.0.1:${port}`;
@@ -149,6 +153,28 @@ describe('npm run dev (sandbox) from a clean clone', () => {
     expect(settledHook, 'invoice.settled verified by the built-in receiver').toBe(true);
     expect(output).toMatch(new RegExp(`\\[webhooks\\] invoice\\.settled ${inv.id} verified`));
   }, 60_000);
+
+  it('a second terminal without any environment follows the sandbox: merchants create, sandbox test-key, and sandbox pay for that merchant', async () => {
+    // No DATABASE_URL, PORT, REDIS_URL: the commands read .kassa/sandbox/runtime.json.
+    const bare = { PATH: process.env.PATH, HOME: process.env.HOME };
+    const created = await run(process.execPath, ['bin/kassa.js', 'merchants', 'create', '--name', 'Second Shop', '--json'], { cwd: dir, env: bare, timeout: 90_000 });
+    expect(created.stderr).toMatch(new RegExp(`^kassa: using sandbox \\(pid \\d+, API ${apiUrl.replace(/[.]/g, '\\.')}\\): database ${dbName} on 127\\.0\\.0\\.1:5432\\n$`));
+    const { merchant, api_key } = JSON.parse(created.stdout) as { merchant: { id: string }; api_key: { secret: string } };
+    const listed = await run(process.execPath, ['bin/kassa.js', 'merchants', 'list', '--json'], { cwd: dir, env: bare, timeout: 90_000 });
+    expect((JSON.parse(listed.stdout) as { data: { id: string }[] }).data.map((m) => m.id)).toContain(merchant.id);
+
+    const key = JSON.parse((await run(process.execPath, ['bin/kassa.js', 'sandbox', 'test-key', '--json'], { cwd: dir, env: bare })).stdout) as { xpub: string; first_addresses: { address: string }[] };
+    const headers = { authorization: `Bearer ${api_key.secret}`, 'content-type': 'application/json' };
+    const pm = await fetch(`${apiUrl}/v1/merchant/payment_methods/bitcoin`, { method: 'PUT', headers, body: JSON.stringify({ xpub: key.xpub, address_type: 'p2wpkh' }) });
+    const pmBody = (await pm.json()) as { first_addresses: { address: string }[] };
+    expect(pm.status, JSON.stringify(pmBody)).toBe(200);
+    expect(pmBody.first_addresses.slice(0, 3).map((a) => a.address)).toEqual(key.first_addresses.map((a) => a.address));
+    const inv = await fetch(`${apiUrl}/v1/invoices`, { method: 'POST', headers, body: JSON.stringify({ amount: '10.00', currency: 'USD', payment_methods: ['BTC'] }) });
+    const invBody = (await inv.json()) as { id: string };
+    expect(inv.status, JSON.stringify(invBody)).toBe(201);
+    // Before: `sandbox_api_error: GET /v1/invoices/inv_… answered 404` (it read the invoice with the demo key).
+    expect(await kassa('sandbox', 'pay', invBody.id)).toMatch(/^paid 0\.00016667 BTC \(BTC\) to bcrt1/);
+  }, 120_000);
 
   const expected: Record<string, { path: string[]; exception: string | null }> = {
     paid: { path: ['new', 'processing', 'settled'], exception: null },

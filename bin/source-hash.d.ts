@@ -1,0 +1,3 @@
+/** Types of bin/source-hash.js (plain JavaScript: it runs before anything is compiled). */
+export declare const SOURCE_DIRS: string[];
+export declare function sourceHash(root: string): string;
