@@ -32,6 +32,7 @@ import { metricsFor } from '../metrics/index.ts';
 import { httpMetrics } from '../metrics/instrument.ts';
 import { registerMetricsRoute } from './routes/metrics.ts';
 import { registerAdminRoutes } from './routes/admin.ts';
+import { compression } from './compression.ts';
 
 export const MAX_BODY_BYTES = 1024 * 1024;
 
@@ -47,6 +48,7 @@ export function createApp(deps: Deps, opts: AppOptions = {}): OpenAPIHono<AppEnv
     },
   });
 
+  app.use('*', compression());
   app.use('*', clientIpMiddleware(deps.config.trustedProxies));
   app.use('*', requestContext(deps.logger));
   app.use('*', httpMetrics(metricsFor(deps)));
