@@ -43,12 +43,13 @@ function addVary(headers: Headers, value: string): void {
 export function compression(): MiddlewareHandler {
   return async (c, next) => {
     await next();
+    // Only the public pages and the API (the dashboard's headers are set by its own router).
+    if (c.req.path === '/dashboard' || c.req.path.startsWith('/dashboard/')) return;
     const res = c.res;
     if (c.req.method === 'HEAD' || !res.body || res.status === 204 || res.status === 304) return;
     if (res.headers.has('Content-Encoding')) return;
     const type = res.headers.get('Content-Type') ?? '';
     if (!COMPRESSIBLE.test(type)) return;
-    if (/^text\/html/i.test(type) && (c.req.path === '/dashboard' || c.req.path.startsWith('/dashboard/'))) return;
     const encoding = pickEncoding(c.req.header('Accept-Encoding'));
     const headers = new Headers(res.headers);
     addVary(headers, 'Accept-Encoding');

@@ -206,7 +206,7 @@ const PaymentsTable: FC<{ payments: DashboardPayment[]; withInvoice?: boolean }>
           {withInvoice ? <td><a href={`/dashboard/invoices/${p.invoice_id}`} class="mono">{p.invoice_id}</a></td> : null}
           <td><When at={p.first_seen_at} /></td>
           <td>{p.method}</td>
-          <td class="num">{readableAmount(p.amount)} {p.asset}</td>
+          <td class="num">{p.amount} {p.asset}</td>
           <td class="num">{p.value ? `${p.value} ${p.currency}` : '—'}</td>
           <td><Badge value={p.status} />{p.late ? <> <Badge value="late" kind="exception" /></> : null}</td>
           <td class="num confirmations">{p.confirmations}</td>

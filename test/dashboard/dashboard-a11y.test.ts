@@ -137,10 +137,9 @@ describe('dashboard accessibility', () => {
     await context.close();
   });
 
-  it('the stylesheet is cached as immutable for its versioned URL; dashboard HTML is never compressed (BREACH)', async () => {
+  it('the stylesheet is cached as immutable for its versioned URL; the dashboard is never compressed (BREACH)', async () => {
     const css = await fetch(`${server.url}/dashboard/static/dashboard.css?v=${DASHBOARD_ASSET_VERSION}`, { headers: { 'accept-encoding': 'br' } });
     expect(css.headers.get('cache-control')).toBe('public, max-age=31536000, immutable');
-    expect(css.headers.get('content-encoding')).toBe('br');
     const login = await fetch(`${server.url}/dashboard/login`, { headers: { 'accept-encoding': 'br, gzip' } });
     expect(login.headers.get('content-type')).toMatch(/text\/html/);
     expect(login.headers.get('content-encoding')).toBeNull();
