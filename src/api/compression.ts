@@ -1,9 +1,9 @@
 /**
  * Response compression (brotli or gzip, whichever the client prefers; brotli on a tie) for text
  * bodies of at least 1 KiB. Never compressed: the SSE stream (`text/event-stream`, it must flush
- * event by event), bodies already encoded, HEAD/204/304, and the dashboard's HTML pages — they carry
- * a CSRF token next to text reflected from the request, the setting in which compressed sizes leak
- * secrets (BREACH).
+ * event by event), bodies already encoded, HEAD/204/304, and everything under /dashboard — its pages
+ * carry a CSRF token next to text reflected from the request, the setting in which compressed sizes
+ * leak secrets (BREACH).
  */
 import { promisify } from 'node:util';
 import { brotliCompress, constants as zlibConstants, gzip } from 'node:zlib';
