@@ -34,6 +34,7 @@ import { httpMetrics } from '../metrics/instrument.ts';
 import { registerMetricsRoute } from './routes/metrics.ts';
 import { registerAdminRoutes } from './routes/admin.ts';
 import { registerOpenApiDocument, trackRouteScopes } from './openapi.ts';
+import { compression } from './compression.ts';
 
 export const MAX_BODY_BYTES = 1024 * 1024;
 
@@ -50,6 +51,7 @@ export function createApp(deps: Deps, opts: AppOptions = {}): OpenAPIHono<AppEnv
   });
   trackRouteScopes(app);
 
+  app.use('*', compression());
   app.use('*', clientIpMiddleware(deps.config.trustedProxies));
   app.use('*', requestContext(deps.logger));
   app.use('*', httpMetrics(metricsFor(deps)));

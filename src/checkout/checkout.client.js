@@ -81,8 +81,8 @@
     if (h > 0) return h + ':' + (mm < 10 ? '0' : '') + mm + ':' + ss;
     return mm + ':' + ss;
   }
-  function query(method) {
-    return '?method=' + encodeURIComponent(method) + '&lang=' + encodeURIComponent(lang);
+  function query(method, l) {
+    return '?method=' + encodeURIComponent(method) + '&lang=' + encodeURIComponent(l || lang);
   }
 
   function renderMethod(i) {
@@ -90,6 +90,12 @@
     if (!m) return;
     chosen = m.method;
     root.setAttribute('data-method', chosen);
+    // Language links keep the chosen method.
+    var langs = document.querySelectorAll('nav.lang a[data-lang]');
+    for (var j = 0; j < langs.length; j++) {
+      var want = query(chosen, langs[j].getAttribute('data-lang'));
+      if (langs[j].getAttribute('href') !== want) langs[j].setAttribute('href', want);
+    }
     var links = document.querySelectorAll('#methods a[data-method]');
     for (var k = 0; k < links.length; k++) {
       if (links[k].getAttribute('data-method') === chosen) links[k].setAttribute('aria-current', 'true');
@@ -113,7 +119,32 @@
     }
   }
 
+  function paymentItem(i, p) {
+    var li = document.createElement('li');
+    var line = document.createElement('span');
+    line.className = 'pline';
+    line.textContent = paymentLine(i, p);
+    li.appendChild(line);
+    li.appendChild(document.createTextNode(' '));
+    var tx = document.createElement('span');
+    tx.className = 'tx';
+    tx.appendChild(document.createTextNode(t.transaction + ': '));
+    var code = document.createElement('code');
+    code.textContent = p.txid;
+    if (p.explorer_url && /^https?:\/\//i.test(p.explorer_url)) {
+      var a = document.createElement('a');
+      a.setAttribute('href', p.explorer_url);
+      a.setAttribute('rel', 'noreferrer noopener');
+      a.setAttribute('aria-label', fmt(t.view_transaction, { txid: p.txid }));
+      a.appendChild(code);
+      tx.appendChild(a);
+    } else tx.appendChild(code);
+    li.appendChild(tx);
+    return li;
+  }
+
   function render(i) {
+    var before = root.getAttribute('data-view');
     inv = i;
     var v = viewOf(i);
     root.setAttribute('data-view', v);
@@ -124,21 +155,30 @@
     setText($('status-detail'), st.detail);
     setText($('status-note'), st.note);
     setHidden($('status-note'), !st.note);
-    setHidden($('pay'), !(v === 'waiting' || v === 'partial'));
+    var pay = $('pay');
+    var active = document.activeElement;
+    var focusWasInPanel = !!(pay && active && pay.contains(active));
+    setHidden(pay, !(v === 'waiting' || v === 'partial'));
     renderMethod(i);
     var list = $('payment-list');
     if (list) {
-      var lines = i.payments.map(function (p) { return paymentLine(i, p); });
-      var current = Array.prototype.map.call(list.children, function (li) { return li.textContent; });
-      if (current.join('\n') !== lines.join('\n')) {
+      var items = i.payments.map(function (p) { return paymentItem(i, p); });
+      var current = Array.prototype.map.call(list.children, function (li) { return li.textContent + '|' + (li.querySelector('a') ? li.querySelector('a').getAttribute('href') : ''); });
+      var next = items.map(function (li) { return li.textContent + '|' + (li.querySelector('a') ? li.querySelector('a').getAttribute('href') : ''); });
+      if (current.join('\n') !== next.join('\n')) {
         while (list.firstChild) list.removeChild(list.firstChild);
-        lines.forEach(function (line) {
-          var li = document.createElement('li');
-          li.textContent = line;
-          list.appendChild(li);
-        });
+        items.forEach(function (li) { list.appendChild(li); });
       }
-      setHidden($('payments'), lines.length === 0);
+      setHidden($('payments'), items.length === 0);
+    }
+    // The state changed and the panel holding the focus was hidden (or focus had nowhere to go):
+    // move focus to the status heading instead of letting it fall to <body>.
+    if (before && before !== v && pay && pay.hidden) {
+      active = document.activeElement;
+      if (focusWasInPanel || !active || active === document.body) {
+        var title = $('status-title');
+        if (title) title.focus();
+      }
     }
     if (v === 'paid' && i.redirect_url && /^https?:\/\//i.test(i.redirect_url)) {
       var link = $('redirect-link');
@@ -217,8 +257,16 @@
       chosen = a.getAttribute('data-method');
       if (window.history && history.replaceState) history.replaceState(null, '', query(chosen));
       renderMethod(inv);
+      // Tell screen-reader users what changed, and move focus to the new amount.
+      var m = methodOf(inv);
+      var said = $('method-status');
+      if (m && said) {
+        var msg = fmt(t.method_changed, { asset: m.asset, network: labels[m.method] || '', amount: m.amount_due });
+        setText(said, '');
+        setTimeout(function () { setText(said, msg); }, 50);
+      }
       var amount = $('amount');
-      if (amount) { amount.setAttribute('tabindex', '-1'); }
+      if (amount) { amount.setAttribute('tabindex', '-1'); amount.focus(); }
     });
   }
 

@@ -55,6 +55,9 @@ const en = {
   not_found_detail: 'This payment link is wrong or the invoice does not exist. Check the link the shop gave you, or contact the shop.',
   rate_limited_title: 'Too many requests',
   rate_limited_detail: 'Please wait a minute, then reload this page.',
+  method_changed: 'Now paying with {asset} on {network}: the amount ({amount} {asset}) and the address changed.',
+  transaction: 'Transaction',
+  view_transaction: 'View transaction {txid} on a block explorer',
 } as const;
 
 export type MessageKey = keyof typeof en;
@@ -108,6 +111,9 @@ const zhCN: Messages = {
   not_found_detail: '此付款链接有误或账单不存在。请检查商店提供的链接，或联系商店。',
   rate_limited_title: '请求过多',
   rate_limited_detail: '请稍等一分钟，然后重新加载本页面。',
+  method_changed: '已改为通过 {network} 支付 {asset}：金额（{amount} {asset}）和地址已更新。',
+  transaction: '交易',
+  view_transaction: '在区块浏览器中查看交易 {txid}',
 };
 
 export const MESSAGES: Record<Locale, Messages> = { en, 'zh-CN': zhCN };

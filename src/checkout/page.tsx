@@ -43,14 +43,27 @@ const Shell: FC<PropsWithChildren<{ locale: Locale; title: string; bodyClass?: s
 
 const LangSwitcher: FC<{ locale: Locale; t: Messages; method?: string | undefined }> = ({ locale, t, method }) => (
   <nav class="lang" aria-label={t.language}>
-    {LOCALES.map((l) =>
-      l === locale ? (
-        <a href={href({ method, lang: l })} aria-current="true" lang={l}>{LOCALE_NAMES[l]}</a>
-      ) : (
-        <a href={href({ method, lang: l })} lang={l} hreflang={l}>{LOCALE_NAMES[l]}</a>
-      ),
-    )}
+    {LOCALES.map((l) => (
+      <a href={href({ method, lang: l })} lang={l} data-lang={l} aria-current={l === locale ? 'true' : undefined} hreflang={l === locale ? undefined : l}>
+        {LOCALE_NAMES[l]}
+      </a>
+    ))}
   </nav>
+);
+
+/** One payment: its amount and state, then its transaction id (linked to the explorer when configured). */
+export const PaymentItem: FC<{ inv: PublicInvoice; p: PublicInvoice['payments'][number]; t: Messages }> = ({ inv, p, t }) => (
+  <li>
+    <span class="pline">{paymentLine(inv, p, t)}</span>{' '}
+    <span class="tx">
+      {t.transaction}:{' '}
+      {p.explorer_url ? (
+        <a href={p.explorer_url} rel="noreferrer noopener" aria-label={fmt(t.view_transaction, { txid: p.txid })}><code>{p.txid}</code></a>
+      ) : (
+        <code>{p.txid}</code>
+      )}
+    </span>
+  </li>
 );
 
 export const CheckoutPage: FC<CheckoutPageProps> = ({ inv, locale, t, method, qr, now }) => {
@@ -83,7 +96,7 @@ export const CheckoutPage: FC<CheckoutPageProps> = ({ inv, locale, t, method, qr
         </header>
 
         <section id="status" class={`status status-${view}`} role="status" aria-live="polite" aria-atomic="true">
-          <h1 id="status-title">{status.title}</h1>
+          <h1 id="status-title" tabindex={-1}>{status.title}</h1>
           <p id="status-detail">{status.detail}</p>
           <p id="status-note" class="note" hidden={!status.note}>{status.note}</p>
           <p id="redirect" hidden={!(paid && inv.redirect_url)}>
@@ -109,22 +122,16 @@ export const CheckoutPage: FC<CheckoutPageProps> = ({ inv, locale, t, method, qr
           </ul>
           {method ? (
             <div class="chosen">
-              <div class="qr">
-                <img
-                  id="qr"
-                  src={qr ?? ''}
-                  width="256"
-                  height="256"
-                  alt={fmt(t.qr_alt, { amount: method.amount_due, asset: method.asset })}
-                />
-              </div>
-              <p class="hint">{t.scan_hint}</p>
+              <p class="countdown" id="countdown-wrap">
+                {t.expires_in}{' '}
+                <time id="countdown" datetime={inv.expires_at}>{expiresIn > 0 ? clock(expiresIn) : t.expired_clock}</time>
+              </p>
               <dl class="fields">
                 <div class="field">
                   <dt id="amount-label">{t.amount}</dt>
                   <dd>
                     <span class="value">
-                      <code id="amount">{method.amount_due}</code> <span id="asset">{method.asset}</span>
+                      <code id="amount" tabindex={-1}>{method.amount_due}</code> <span id="asset">{method.asset}</span>
                     </span>
                     <button type="button" class="copy" data-copy="amount" aria-label={t.copy_amount} hidden>{t.copy}</button>
                   </dd>
@@ -136,19 +143,30 @@ export const CheckoutPage: FC<CheckoutPageProps> = ({ inv, locale, t, method, qr
                     <button type="button" class="copy" data-copy="address" aria-label={t.copy_address} hidden>{t.copy}</button>
                   </dd>
                 </div>
+              </dl>
+              <p class="wallet">
+                <a id="wallet-link" class="button" href={method.payment_uri}>{t.open_wallet}</a>
+              </p>
+              <dl class="fields">
                 <div class="field">
                   <dt>{t.network}</dt>
                   <dd id="network">{labels[method.method]}</dd>
                 </div>
               </dl>
               <p class="warn" id="send-only">{fmt(t.send_only, { asset: method.asset, network: labels[method.method] ?? '' })}</p>
-              <p>
-                <a id="wallet-link" class="button" href={method.payment_uri}>{t.open_wallet}</a>
-              </p>
-              <p class="countdown" id="countdown-wrap">
-                {t.expires_in}{' '}
-                <time id="countdown" datetime={inv.expires_at}>{expiresIn > 0 ? clock(expiresIn) : t.expired_clock}</time>
-              </p>
+              <div class="qr-block">
+                <div class="qr">
+                  <img
+                    id="qr"
+                    src={qr ?? ''}
+                    width="256"
+                    height="256"
+                    alt={fmt(t.qr_alt, { amount: method.amount_due, asset: method.asset })}
+                  />
+                </div>
+                <p class="hint">{t.scan_hint}</p>
+              </div>
+              <p id="method-status" class="sr-only" aria-live="polite"></p>
             </div>
           ) : null}
         </section>
@@ -157,7 +175,7 @@ export const CheckoutPage: FC<CheckoutPageProps> = ({ inv, locale, t, method, qr
           <h2 id="payments-title" class="label">{t.payments}</h2>
           <ul id="payment-list">
             {inv.payments.map((p) => (
-              <li>{paymentLine(inv, p, t)}</li>
+              <PaymentItem inv={inv} p={p} t={t} />
             ))}
           </ul>
         </section>

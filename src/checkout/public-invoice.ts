@@ -7,6 +7,7 @@ import type { Deps } from '../deps.ts';
 import { notFound } from '../errors.ts';
 import { listPayments, presentPayment } from '../invoices/payments.ts';
 import type { InvoiceObject } from '../invoices/present.ts';
+import { readableAmount } from '../money/amount.ts';
 
 /** Invoice ids are `inv_` + 22 base62 characters (src/ids.ts); anything else is a 404 without a query. */
 export const INVOICE_ID_RE = /^inv_[0-9A-Za-z]{22}$/;
@@ -19,7 +20,7 @@ export interface PublicPaymentMethod {
   asset: string;
   token?: string;
   address: string;
-  /** The full price in this asset at the locked rate. */
+  /** The full price in this asset at the locked rate (amounts here drop trailing zeros after the second decimal). */
   amount: string;
   /** What is still due in this asset (0 once nothing more is expected). */
   amount_due: string;
@@ -35,6 +36,20 @@ export interface PublicPayment {
   amount: string;
   status: 'pending' | 'confirmed';
   confirmations: number;
+  /** Bitcoin txid or EVM transaction hash. */
+  txid: string;
+  /** The transaction on a block explorer, when the chain config has `explorer_tx_url`; else null. */
+  explorer_url: string | null;
+}
+
+/**
+ * A chain's `explorer_tx_url` with `{txid}` filled in, or null: only for an http(s) template and a
+ * txid of hex digits (optionally 0x-prefixed), so nothing else can end up in the link.
+ */
+export function explorerTxUrl(template: string | undefined, txid: string): string | null {
+  if (!template || !/^https?:\/\//i.test(template) || !template.includes('{txid}')) return null;
+  if (!/^(0x)?[0-9a-fA-F]+$/.test(txid)) return null;
+  return template.replace('{txid}', txid);
 }
 
 export interface PublicInvoice {
@@ -87,9 +102,9 @@ export function toPublicInvoice(inv: InvoiceObject, merchantName: string, paymen
       asset: m.asset,
       ...(m.token !== undefined ? { token: m.token } : {}),
       address: m.address,
-      amount: m.amount,
-      amount_due: m.amount_due,
-      amount_paid: m.amount_paid,
+      amount: readableAmount(m.amount),
+      amount_due: readableAmount(m.amount_due),
+      amount_paid: readableAmount(m.amount_paid),
       confirmations_required: m.confirmations_required,
       payment_uri: withBip21Label(m.payment_uri, merchantName),
     })),
@@ -109,7 +124,10 @@ export async function loadPublicInvoice(deps: Deps, id: string): Promise<PublicI
   for (const p of data.reverse()) {
     if (p.status !== 'pending' && p.status !== 'confirmed') continue;
     const shown = presentPayment(p, (method) => deps.assets.method(method)?.decimals ?? 0);
-    payments.push({ method: shown.method, asset: shown.asset, amount: shown.amount, status: p.status, confirmations: shown.confirmations });
+    payments.push({
+      method: shown.method, asset: shown.asset, amount: readableAmount(shown.amount), status: p.status, confirmations: shown.confirmations,
+      txid: p.txid, explorer_url: explorerTxUrl(deps.config.chains[p.chain]?.explorer_tx_url, p.txid),
+    });
   }
   return toPublicInvoice(inv, owner.name, payments);
 }

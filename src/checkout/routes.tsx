@@ -13,7 +13,7 @@ import { MESSAGES, pickLocale, type Locale } from './i18n.ts';
 import { loadPublicInvoice, type PublicInvoice } from './public-invoice.ts';
 import { CheckoutPage, MessagePage } from './page.tsx';
 import { qrDataUri, qrSvg } from './qr.ts';
-import { CHECKOUT_CSS, CHECKOUT_JS } from './assets.ts';
+import { ASSET_VERSION, CHECKOUT_CSS, CHECKOUT_JS, staticCacheControl } from './assets.ts';
 import { DEFAULT_PUBLIC_RATE_LIMIT_PER_MINUTE, rateLimitPerIp, securityHeaders } from './security.ts';
 
 export interface CheckoutRouteOptions {
@@ -61,9 +61,11 @@ export function registerCheckoutRoutes(app: OpenAPIHono<AppEnv>, deps: Deps, opt
     }),
   );
 
-  const longCache = { 'Cache-Control': 'public, max-age=86400' };
-  app.get('/pay/static/checkout.js', (c) => c.body(CHECKOUT_JS, 200, { 'Content-Type': 'text/javascript; charset=utf-8', ...longCache }));
-  app.get('/pay/static/checkout.css', (c) => c.body(CHECKOUT_CSS, 200, { 'Content-Type': 'text/css; charset=utf-8', ...longCache }));
+  // The page links the assets with ?v=<content hash>: that exact version never changes, so it is
+  // cached for a year without revalidation; any other URL (no or an old ?v=) is revalidated.
+  const cacheFor = (c: Context) => ({ 'Cache-Control': staticCacheControl(c.req.query('v'), ASSET_VERSION) });
+  app.get('/pay/static/checkout.js', (c) => c.body(CHECKOUT_JS, 200, { 'Content-Type': 'text/javascript; charset=utf-8', ...cacheFor(c) }));
+  app.get('/pay/static/checkout.css', (c) => c.body(CHECKOUT_CSS, 200, { 'Content-Type': 'text/css; charset=utf-8', ...cacheFor(c) }));
 
   app.get('/pay/:id', async (c) => {
     const inv = await loadOrNull(deps, c.req.param('id'));

@@ -23,6 +23,8 @@ export const InvoicesPerDayChart: FC<{ days: { day: string; settled: number; exp
   const step = Math.max(1, Math.ceil(days.length / 8));
   const labelled = new Set<number>([days.length - 1]);
   for (let i = 0; i < days.length - 1; i += step) if (days.length - 1 - i >= step / 2 + 0.5 || i === 0) labelled.add(i);
+  // On a phone the labels are drawn larger (dashboard.css); every other one is then left out.
+  const minor = new Set([...labelled].sort((a, b) => b - a).filter((_, k) => k % 2 === 1));
   const total = days.reduce((s, d) => s + d.settled + d.expired + d.invalid + d.open, 0);
   return (
     <figure class="chart">
@@ -47,7 +49,7 @@ export const InvoicesPerDayChart: FC<{ days: { day: string; settled: number; exp
                 return <rect x={pad.l + i * bw + bw * 0.15} y={y0} width={Math.max(1, bw * 0.7)} height={h} fill={color} />;
               })}
               {labelled.has(i) ? (
-                <text x={pad.l + i * bw + bw / 2} y={H - 8} text-anchor="middle" font-size="11" fill={COLORS.text}>{shortDay(d.day)}</text>
+                <text x={pad.l + i * bw + bw / 2} y={H - 8} text-anchor="middle" font-size="11" fill={COLORS.text} class={minor.has(i) ? 'day minor' : 'day'}>{shortDay(d.day)}</text>
               ) : null}
             </g>
           );

@@ -51,6 +51,7 @@ export const Layout: FC<PropsWithChildren<{ ctx: PageCtx; title: string }>> = ({
   const { session } = ctx;
   return (
     <Shell title={title}>
+      <a class="skip" href="#main">Skip to the content</a>
       <header class="top">
         <div class="top-inner">
           <a class="brand" href="/dashboard">Kassa<small id="merchant-name">{session.merchant.name}</small></a>
@@ -69,7 +70,7 @@ export const Layout: FC<PropsWithChildren<{ ctx: PageCtx; title: string }>> = ({
           </div>
         </div>
       </header>
-      <main id="main">
+      <main id="main" tabindex={-1}>
         {ctx.notice ? <p class="notice" role="status" id="notice">{ctx.notice}</p> : null}
         {ctx.error ? <p class="error" role="alert" id="error">{ctx.error}</p> : null}
         {children}

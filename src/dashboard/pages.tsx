@@ -8,7 +8,7 @@ import type { EvmPaymentMethod } from '../chains/evm/payment-method.ts';
 import type { ApiKey } from '../merchants/api-keys.ts';
 import { SCOPES } from '../merchants/scopes.ts';
 import { SPEED_POLICIES } from '../merchants/service.ts';
-import { formatAmount } from '../money/amount.ts';
+import { formatAmount, readableAmount } from '../money/amount.ts';
 import type { AuditEntry, DashboardMerchant, DashboardUser } from './auth.ts';
 import { can, ROLE_DESCRIPTIONS, ROLES } from './permissions.ts';
 import { Badge, Bare, Csrf, Layout, qs, When, duration, type PageCtx } from './layout.tsx';
@@ -185,7 +185,7 @@ export const InvoicesPage: FC<{ ctx: PageCtx; f: InvoiceSearch & { fromText?: st
           <button type="submit" id="search">Search</button>
         </form>
       </section>
-      <section class="card table-wrap">
+      <section class="card table-wrap" tabindex={0} role="region" aria-label="Invoices">
         <table id="invoices">
           <thead>
             <tr><th>Invoice</th><th>Order</th><th>Created</th><th>Status</th><th class="num">Amount</th><th class="num">Paid</th><th>Methods</th></tr>
@@ -281,20 +281,20 @@ export const InvoiceDetailPage: FC<{
             ) : null}
           </dl>
         </section>
-        <section class="card table-wrap">
+        <section class="card table-wrap" tabindex={0} role="region" aria-label="Payment methods">
           <h2>Payment methods</h2>
           <table>
             <thead><tr><th>Method</th><th class="num">Price</th><th class="num">Paid</th><th>Address</th></tr></thead>
             <tbody>
               {inv.payment_methods.map((m) => (
-                <tr><td>{m.method}<br /><span class="muted">rate {m.rate}</span></td><td class="num">{m.amount} {m.asset}</td><td class="num">{m.amount_paid}</td><td class="mono break">{m.address}</td></tr>
+                <tr><td>{m.method}<br /><span class="muted">rate {m.rate}</span></td><td class="num">{readableAmount(m.amount)} {m.asset}</td><td class="num">{readableAmount(m.amount_paid)}</td><td class="mono break">{m.address}</td></tr>
               ))}
             </tbody>
           </table>
         </section>
       </div>
 
-      <section class="card table-wrap" id="payments-section">
+      <section class="card table-wrap" tabindex={0} role="region" aria-label="Payments" id="payments-section">
         <h2>Payments</h2>
         {payments.length === 0 ? <p class="muted">No payments yet.</p> : <PaymentsTable payments={payments} />}
       </section>
@@ -302,13 +302,17 @@ export const InvoiceDetailPage: FC<{
       {canMark ? (
         <section class="card" id="mark-section">
           <h2>Mark manually</h2>
-          <p class="muted">Accept the invoice as paid (e.g. a small shortfall) or mark it invalid. The reason is stored with the invoice, the ledger and the audit log.</p>
+          <p class="muted">{inv.status === 'settled'
+            ? 'This invoice is settled. You can still mark it invalid (e.g. the goods were not delivered); the reason is stored with the invoice, the ledger and the audit log.'
+            : inv.status === 'invalid'
+              ? 'This invoice is invalid. You can still accept it as paid; the reason is stored with the invoice, the ledger and the audit log.'
+              : 'Accept the invoice as paid (e.g. a small shortfall) or mark it invalid. The reason is stored with the invoice, the ledger and the audit log.'}</p>
           <form method="post" action={`/dashboard/invoices/${inv.id}/mark`} id="mark-form">
             <Csrf session={ctx.session} />
             <p class="field"><label for="reason">Reason (required)</label><textarea id="reason" name="reason" required maxlength={500}></textarea></p>
             <div class="actions">
-              <button type="submit" name="status" value="settled" id="mark-settled">Mark settled</button>
-              <button type="submit" name="status" value="invalid" class="danger" id="mark-invalid">Mark invalid</button>
+              {inv.status !== 'settled' ? <button type="submit" name="status" value="settled" id="mark-settled">Mark settled</button> : null}
+              {inv.status !== 'invalid' ? <button type="submit" name="status" value="invalid" class="danger" id="mark-invalid">Mark invalid</button> : null}
             </div>
           </form>
         </section>
@@ -355,7 +359,7 @@ export const InvoiceDetailPage: FC<{
 export const PaymentsPage: FC<{ ctx: PageCtx; payments: DashboardPayment[]; hasNext: boolean; hasPrev: boolean }> = ({ ctx, payments, hasNext, hasPrev }) => (
   <Layout ctx={ctx} title="Payments">
     <h1>Payments</h1>
-    <section class="card table-wrap">
+    <section class="card table-wrap" tabindex={0} role="region" aria-label="Payments">
       {payments.length === 0 ? <p class="muted">No payments yet.</p> : <PaymentsTable payments={payments} withInvoice />}
       <nav class="pager" aria-label="Pages">
         {hasPrev && payments[0] ? <a class="button secondary" href={`/dashboard/payments?before=${payments[0].id}`}>← Newer</a> : null}
@@ -383,7 +387,7 @@ export const ReconciliationPage: FC<{ ctx: PageCtx; fromText: string; toText: st
       {report ? (
         <>
           <div class="grid">
-            <section class="card table-wrap">
+            <section class="card table-wrap" tabindex={0} role="region" aria-label="Per currency">
               <h2>Per currency</h2>
               <table id="per-currency">
                 <thead><tr><th>Currency</th><th class="num">Invoices</th><th class="num">Expected</th><th class="num">Received</th><th class="num">Difference</th></tr></thead>
@@ -395,7 +399,7 @@ export const ReconciliationPage: FC<{ ctx: PageCtx; fromText: string; toText: st
               </table>
               {report.totals.per_currency.length === 0 ? <p class="muted">No invoices in this period.</p> : null}
             </section>
-            <section class="card table-wrap">
+            <section class="card table-wrap" tabindex={0} role="region" aria-label="Per asset">
               <h2>Per asset</h2>
               <table id="per-asset">
                 <thead><tr><th>Method</th><th class="num">Payments</th><th class="num">Received</th><th class="num">Counted</th><th class="num">Not counted</th></tr></thead>
@@ -407,7 +411,7 @@ export const ReconciliationPage: FC<{ ctx: PageCtx; fromText: string; toText: st
               </table>
             </section>
           </div>
-          <section class="card table-wrap">
+          <section class="card table-wrap" tabindex={0} role="region" aria-label="Unmatched and late payments">
             <h2>Unmatched and late payments</h2>
             {report.unmatched.length === 0 ? <p class="muted" id="unmatched-none">None.</p> : (
               <table id="unmatched">
@@ -426,7 +430,7 @@ export const ReconciliationPage: FC<{ ctx: PageCtx; fromText: string; toText: st
               <ul id="mismatches">{report.mismatches.map((m) => <li><span class="mono">{m.txid}</span> ({m.payment_id}): {m.mismatch}</li>)}</ul>
             )}
           </section>
-          <section class="card table-wrap">
+          <section class="card table-wrap" tabindex={0} role="region" aria-label="Invoice list">
             <h2>Invoices ({report.invoices.length})</h2>
             <table id="rec-invoices">
               <thead><tr><th>Invoice</th><th>Order</th><th>Status</th><th class="num">Expected</th><th class="num">Received</th><th class="num">Difference</th><th class="num">Not counted</th><th class="num">Payments</th></tr></thead>
@@ -545,7 +549,7 @@ export const KeysPage: FC<{ ctx: PageCtx; keys: ApiKey[]; created?: { key: ApiKe
         <p class="secret" id="new-secret">{created.secret}</p>
       </section>
     ) : null}
-    <section class="card table-wrap">
+    <section class="card table-wrap" tabindex={0} role="region" aria-label="API keys">
       <table id="keys">
         <thead><tr><th>Name</th><th>Prefix</th><th>Scopes</th><th>Created</th><th>Last used</th><th></th></tr></thead>
         <tbody>
@@ -595,7 +599,7 @@ export const UsersPage: FC<{ ctx: PageCtx; users: (DashboardUser & { activeSessi
         <p class="secret" id="setup-url">{link.url}</p>
       </section>
     ) : null}
-    <section class="card table-wrap">
+    <section class="card table-wrap" tabindex={0} role="region" aria-label="Users">
       <table id="users">
         <thead><tr><th>E-mail</th><th>Role</th><th>2FA</th><th>Last sign-in</th><th>Sessions</th><th>Actions</th></tr></thead>
         <tbody>
@@ -702,7 +706,7 @@ export const AccountPage: FC<{
 export const AuditPage: FC<{ ctx: PageCtx; entries: AuditEntry[]; nextBefore: string | null }> = ({ ctx, entries, nextBefore }) => (
   <Layout ctx={ctx} title="Audit log">
     <h1>Audit log</h1>
-    <section class="card table-wrap">
+    <section class="card table-wrap" tabindex={0} role="region" aria-label="Audit log">
       <table id="audit">
         <thead><tr><th>When</th><th>Who</th><th>What</th><th>Target</th><th>Details</th><th>IP</th></tr></thead>
         <tbody>

@@ -33,7 +33,8 @@ import { getEvmPaymentMethod } from '../chains/evm/payment-method.ts';
 import { createWebhookService, type WebhookService } from '../webhooks/service.ts';
 import { audit, createDashboardAuth, type AuthLimits, type DashboardAuth, type Session } from './auth.ts';
 import { can, type Permission } from './permissions.ts';
-import { DASHBOARD_CSS } from './assets.ts';
+import { DASHBOARD_ASSET_VERSION, DASHBOARD_CSS } from './assets.ts';
+import { staticCacheControl } from '../checkout/assets.ts';
 import { deliveriesOf, invoiceEvents, overview, searchInvoices, INVOICE_EXCEPTIONS, INVOICE_STATUSES, type InvoiceSearch } from './data.ts';
 import type { PageCtx } from './layout.tsx';
 import {
@@ -214,7 +215,7 @@ export function registerDashboardRoutes(app: OpenAPIHono<AppEnv>, deps: Deps, op
     return render(c, <MessagePage title="That did not work" detail={message} link={{ href: '/dashboard', label: 'Back to the dashboard' }} />, 400);
   });
 
-  d.get('/static/dashboard.css', (c) => c.body(DASHBOARD_CSS, 200, { 'Content-Type': 'text/css; charset=utf-8', 'Cache-Control': 'public, max-age=86400' }));
+  d.get('/static/dashboard.css', (c) => c.body(DASHBOARD_CSS, 200, { 'Content-Type': 'text/css; charset=utf-8', 'Cache-Control': staticCacheControl(c.req.query('v'), DASHBOARD_ASSET_VERSION) }));
 
   /* ---------- sign-in, second factor, setup (no session yet) ---------- */
 

@@ -18,7 +18,7 @@ export const WebhooksPage: FC<{ ctx: PageCtx; endpoints: WebhookEndpointObject[]
         <p class="secret" id="webhook-secret">{created.secret}</p>
       </section>
     ) : null}
-    <section class="card table-wrap">
+    <section class="card table-wrap" tabindex={0} role="region" aria-label="Webhook endpoints">
       <table id="webhooks">
         <thead><tr><th>URL</th><th>Events</th><th>State</th><th>Created</th><th></th></tr></thead>
         <tbody>

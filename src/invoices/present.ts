@@ -5,7 +5,7 @@
 import type { Db } from '../db/client.ts';
 import type { ChainConfig } from '../config.ts';
 import { formatAmount } from '../money/amount.ts';
-import { assetAmountFor, currencyValueOf } from '../money/rate.ts';
+import { currencyValueOf, payableAmountFor } from '../money/rate.ts';
 import { notFound } from '../errors.ts';
 
 export interface InvoiceRow {
@@ -95,7 +95,7 @@ export function presentInvoice(inv: InvoiceRow, methods: MethodRow[], chains: Re
       const chain = chains[m.chain];
       // What is still due in this asset: the whole price converted at this method's locked rate,
       // minus what already arrived (through any method).
-      const due = open && remaining > 0n ? assetAmountFor(remaining, inv.currency_decimals, m.rate, m.decimals) : 0n;
+      const due = open && remaining > 0n ? payableAmountFor(remaining, inv.currency_decimals, m.rate, m.asset, m.decimals) : 0n;
       return {
         method: m.method,
         chain: m.chain,

@@ -10,7 +10,7 @@ import type { RateService } from '../rates/index.ts';
 import type { SettlementService } from '../settlement/service.ts';
 import { loadPaymentSettings, type Merchant, type MerchantPaymentSettings, type SpeedPolicy } from '../merchants/service.ts';
 import { INVOICE_AMOUNT_MAX_WHOLE_DIGITS, parseAmount } from '../money/amount.ts';
-import { assetAmountFor } from '../money/rate.ts';
+import { payableAmountFor } from '../money/rate.ts';
 import { newId, randomBase62 } from '../ids.ts';
 import { conflict, invalidParam, unprocessable } from '../errors.ts';
 import { API_VERSION, writeEvent } from '../settlement/events.ts';
@@ -204,7 +204,7 @@ export function createInvoiceService(deps: {
     const terms = await Promise.all(
       chosen.map(async (m) => {
         const q = await deps.rates.rate(m.symbol, currency.code);
-        const due = assetAmountFor(amount, currency.decimals, q.rate, m.decimals);
+        const due = payableAmountFor(amount, currency.decimals, q.rate, m.symbol, m.decimals);
         if (m.method === 'BTC' && due < BITCOIN_DUST_SATS) {
           throw invalidParam('amount', `The amount is too small to pay in BTC: it converts to ${due} satoshis, below the ${BITCOIN_DUST_SATS}-satoshi dust limit wallets refuse to send.`, 'amount_too_small');
         }

@@ -92,3 +92,17 @@ export function rescale(units: bigint, from: number, to: number, rounding: 'up' 
   const q = units / div;
   return rounding === 'up' && q * div !== units && units > 0n ? q + 1n : q;
 }
+
+/**
+ * A decimal string for people to read: trailing zeros after the second decimal place dropped
+ * ("0.008334000000000000" → "0.008334", "25.000000" → "25.00", "0.000000000000000000" → "0",
+ * "0.00020000" → "0.0002"); zero is "0". The value is unchanged.
+ */
+export function readableAmount(amount: string): string {
+  if (!/^-?[0-9]+(\.[0-9]+)?$/.test(amount)) return amount;
+  if (!/[1-9]/.test(amount)) return '0';
+  const [whole, frac = ''] = amount.split('.');
+  if (frac.length <= 2) return amount;
+  const kept = frac.slice(0, 2) + frac.slice(2).replace(/0+$/, '');
+  return `${whole}.${kept}`;
+}

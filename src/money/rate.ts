@@ -34,3 +34,32 @@ export function currencyValueOf(amount: bigint, assetDecimals: number, rate: str
   const r = parseRate(rate);
   return (amount * r.num * 10n ** BigInt(currencyDecimals)) / (r.den * 10n ** BigInt(assetDecimals));
 }
+
+/**
+ * Stablecoins quoted to the cent. Other assets: all their decimals up to 8 (BTC: 8), and 6 for
+ * assets with more (ETH and other 18-decimal coins and tokens).
+ */
+const CENT_QUOTED = new Set(['USDC', 'USDT', 'DAI', 'PYUSD', 'USDP', 'TUSD', 'FDUSD', 'EURC']);
+export function quotePlaces(asset: string, assetDecimals: number): number {
+  if (CENT_QUOTED.has(asset)) return Math.min(2, assetDecimals);
+  return assetDecimals > 8 ? 6 : assetDecimals;
+}
+
+/**
+ * What a customer is asked to pay for `price` in `asset`: the exact amount (`assetAmountFor`) rounded
+ * UP to `quotePlaces` decimal places, so it can be read and typed ("0.008334" ETH rather than
+ * "0.008333333333333334"). When one step in that last place is worth more than one base unit of
+ * the invoice currency at the locked rate, more places are kept until it is not: then paying
+ * exactly this amount is credited (rounded down) as exactly the price, never less and never an
+ * overpayment.
+ */
+export function payableAmountFor(price: bigint, currencyDecimals: number, rate: string, asset: string, assetDecimals: number): bigint {
+  const exact = assetAmountFor(price, currencyDecimals, rate, assetDecimals);
+  const r = parseRate(rate);
+  const oneCurrencyUnit = r.den * 10n ** BigInt(assetDecimals); // compared with step × num × 10^cd
+  for (let places = quotePlaces(asset, assetDecimals); places < assetDecimals; places++) {
+    const step = 10n ** BigInt(assetDecimals - places);
+    if (step * r.num * 10n ** BigInt(currencyDecimals) <= oneCurrencyUnit) return ceilDiv(exact, step) * step;
+  }
+  return exact;
+}

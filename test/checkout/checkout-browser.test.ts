@@ -108,7 +108,7 @@ describe('checkout page in Chromium', () => {
     await watcher.runOnce();
     await expect.poll(() => text(page, '#status-title'), { timeout: 10_000 }).toBe('Payment detected');
     expect(await text(page, '#status-detail')).toContain('0 of 1');
-    expect(await text(page, '#payment-list')).toBe('0.00041667 BTC: 0 of 1 confirmations');
+    expect(await text(page, '#payment-list .pline')).toBe('0.00041667 BTC: 0 of 1 confirmations');
     expect(await page.locator('#pay').isHidden()).toBe(true);
 
     // One block: settled.
@@ -116,7 +116,7 @@ describe('checkout page in Chromium', () => {
     await watcher.runOnce();
     await expect.poll(() => text(page, '#status-title'), { timeout: 10_000 }).toBe('Paid. Thank you!');
     expect(await text(page, '#status-detail')).toBe('Your payment of 25.00 USD is confirmed.');
-    expect(await text(page, '#payment-list')).toBe('0.00041667 BTC: confirmed');
+    expect(await text(page, '#payment-list .pline')).toBe('0.00041667 BTC: confirmed');
 
     expect(await page.evaluate('window.__kassaMarker')).toBe('still-the-same-page');
     expect(navigations).toBe(0);
@@ -190,7 +190,7 @@ describe('checkout page in Chromium', () => {
     await page.locator('a[data-method="USDC-ethereum"]').click();
     const usdc = (await publicInvoice(inv.id)).payment_methods.find((m) => m.method === 'USDC-ethereum')!;
     await expect.poll(() => text(page, '#network')).toBe('Ethereum (chain 31337) · USDC token');
-    expect(await text(page, '#amount')).toBe('25.000000');
+    expect(await text(page, '#amount')).toBe('25.00');
     expect(await text(page, '#address')).toBe(usdc.address);
     expect(page.url()).toContain('method=USDC-ethereum');
     await expect.poll(async () => {

@@ -111,7 +111,7 @@ describe('GET /pay/:id (happy)', () => {
     const html = await res.text();
     expect(html).toMatch(/^<!doctype html><html lang="en">/);
     expect(html).toContain('25.00 USD');
-    expect(html).toContain(`<code id="amount">${btc.amount_due}</code>`);
+    expect(html).toContain(`<code id="amount" tabindex="-1">${btc.amount_due}</code>`);
     expect(html).toContain(`<code id="address" class="value address">${btc.address}</code>`);
     expect(html).toContain('Bitcoin · regtest');
     expect(html).toContain('Ethereum (chain 31337) · USDC token');
@@ -125,7 +125,7 @@ describe('GET /pay/:id (happy)', () => {
     const inv = await invoice();
     const usdc = inv.payment_methods.find((m) => m.method === 'USDC-ethereum')!;
     const html = await (await app.request(`/pay/${inv.id}?method=USDC-ethereum`, {}, fromIp())).text();
-    expect(html).toContain(`<code id="amount">25.000000</code> <span id="asset">USDC</span>`);
+    expect(html).toContain(`<code id="amount" tabindex="-1">25.00</code> <span id="asset">USDC</span>`);
     expect(html).toContain(`<dd id="network">Ethereum (chain 31337) · USDC token</dd>`);
     expect(html).toContain(`href="${usdc.payment_uri.replace(/&/g, '&amp;')}"`);
   });

@@ -36,9 +36,9 @@ describe('POST /v1/invoices (happy)', () => {
     expect(byMethod.BTC.payment_uri).toBe(`bitcoin:${byMethod.BTC.address}?amount=0.00041667`);
     expect(byMethod['USDC-ethereum']).toMatchObject({ chain_id: 31337, amount_due: '25.000000', token: '0x5fbdb2315678afecb367f032d93f642f64180aa3' });
     expect(byMethod['USDC-ethereum'].payment_uri).toBe(`ethereum:0x5fbdb2315678afecb367f032d93f642f64180aa3@31337/transfer?address=${byMethod['USDC-ethereum'].address}&uint256=25000000`);
-    // 25 / 3000 ETH = 0.008333… → 8333333333333334 wei (rounded up)
-    expect(byMethod['ETH-ethereum'].amount_due).toBe('0.008333333333333334');
-    expect(byMethod['ETH-ethereum'].payment_uri).toBe(`ethereum:${byMethod['ETH-ethereum'].address}@31337?value=8333333333333334`);
+    // 25 / 3000 ETH = 0.008333… → rounded up to 6 decimals: 0.008334 (8334000000000000 wei)
+    expect(byMethod['ETH-ethereum'].amount_due).toBe('0.008334000000000000');
+    expect(byMethod['ETH-ethereum'].payment_uri).toBe(`ethereum:${byMethod['ETH-ethereum'].address}@31337?value=8334000000000000`);
     // One forwarder per invoice and chain serves ETH and both tokens.
     expect(byMethod['ETH-ethereum'].address).toBe(byMethod['USDC-ethereum'].address);
     const events = await ctx.deps.sql`select type from events where invoice_id = ${json.id}`;
