@@ -14,7 +14,6 @@ import { payableAmountFor } from '../money/rate.ts';
 import { newId, randomBase62 } from '../ids.ts';
 import { conflict, invalidParam, unprocessable } from '../errors.ts';
 import { API_VERSION, writeEvent } from '../settlement/events.ts';
-import { syncMarkPostings } from '../settlement/ledger.ts';
 import { loadInvoice, loadMethods, presentInvoice, type InvoiceObject, type InvoiceRow, type MethodRow } from './present.ts';
 import type { Page } from '../api/pagination.ts';
 import { allocateBitcoinAddress } from '../chains/bitcoin/address-pool.ts';
@@ -502,9 +501,9 @@ export function createInvoiceService(deps: {
         // The decision is booked in the invoice currency from the final state (a shortfall accepted
         // as settled is written off; money on an invoice marked invalid is owed back); earlier
         // mark postings are reversed by the difference, so repeated marks never double-book.
-        await syncMarkPostings(tx, {
-          id, merchantId, currency: inv!.currency, amount: inv!.amount, amountPaid: inv!.amount_paid, markedAs: status,
-        });
+        // The recompute brings amount_paid to what now counts (a mark changes it) and books the
+        // mark's postings from the final state (syncMarkPostings).
+        await deps.settlement.recompute(tx, [id]);
         const { row, methods } = await loadInvoice(tx, id, merchantId);
         await writeEvent(tx, { merchantId, type: 'invoice.marked', invoiceId: id, object: presentInvoice(row, methods, deps.chains, deps.publicUrl) });
         if (alsoInTx) await alsoInTx(tx);

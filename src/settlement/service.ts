@@ -208,8 +208,12 @@ export function createSettlementService(deps: {
         changed = true;
       }
     }
-    if (ev.exception !== inv.exception || ev.amountPaid !== inv.amount_paid) {
-      await tx`update invoices set exception = ${ev.exception}, amount_paid = ${ev.amountPaid}, updated_at = now() where id = ${invoiceId}`;
+    // The invoice's amount_paid is what counts toward its price (`countsTowardPrice`): the same
+    // figure as the report's `received`. Money that arrived but does not count (late, or on an
+    // invoice marked invalid) shows in payment_methods[].amount_paid and the report's not_counted.
+    const counted = marked === 'settled' ? ev.amountPaid : marked === 'invalid' ? 0n : ev.amountPaidOnTime;
+    if (ev.exception !== inv.exception || counted !== inv.amount_paid) {
+      await tx`update invoices set exception = ${ev.exception}, amount_paid = ${counted}, updated_at = now() where id = ${invoiceId}`;
       changed = true;
     }
     // 3. Events, after every change above; their data.object is the invoice as it now stands.

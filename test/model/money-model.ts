@@ -283,7 +283,7 @@ export class MoneyModel {
     const from = inv.status;
     inv.marked = status;
     inv.status = status;
-    inv.paidAtMark = this.paidOf(inv);
+    inv.paidAtMark = this.receivedOf(inv);
     this.step.marked.push(invoiceId);
     const prev = this.step.transitions.get(invoiceId);
     this.step.transitions.set(invoiceId, { from: prev?.from ?? from, to: status, byMark: true });
@@ -317,8 +317,27 @@ export class MoneyModel {
     return live(p) && this.offered(p) !== undefined && this.onTime(p);
   }
 
+  /**
+   * docs/reconciliation.md, "What counts": a live payment in an offered asset counts when it is on
+   * time; on an invoice staff marked settled every such payment counts (staff accepted it), on one
+   * marked invalid none does (the money is owed back).
+   */
   counted(p: ModelPayment): boolean {
-    return this.countable(p) && this.invoices.get(p.invoiceId)!.status !== 'invalid';
+    if (!live(p) || this.offered(p) === undefined) return false;
+    const marked = this.invoices.get(p.invoiceId)!.marked;
+    if (marked === 'settled') return true;
+    if (marked === 'invalid') return false;
+    return this.onTime(p);
+  }
+
+  /** The invoice's amount_paid: the value of its counted payments (the report's `received`). */
+  private countedPaidOf(inv: ModelInvoiceState): bigint {
+    return this.paymentsOf(inv.id).filter((p) => this.counted(p)).reduce((a, p) => a + this.valueOf(p)!, 0n);
+  }
+
+  /** Everything still on chain in offered assets, on time or not (what a mark to invalid owes back). */
+  private receivedOf(inv: ModelInvoiceState): bigint {
+    return this.paymentsOf(inv.id).filter((p) => live(p) && this.offered(p) !== undefined).reduce((a, p) => a + this.valueOf(p)!, 0n);
   }
 
   paymentsOf(invoiceId: string): ModelPayment[] {
@@ -372,7 +391,7 @@ export class MoneyModel {
 
   view(invoiceId: string): InvoiceView {
     const inv = this.invoices.get(invoiceId)!;
-    const paid = this.paidOf(inv);
+    const paid = this.countedPaidOf(inv);
     return { status: inv.status, exceptions: this.exceptions(inv, paid), amountPaid: paid, amountDue: inv.status === 'new' && paid < inv.amount ? inv.amount - paid : 0n };
   }
 
@@ -382,7 +401,8 @@ export class MoneyModel {
     const lateOffered = ps.some((p) => this.offered(p) && !this.onTime(p));
     const lateOther = ps.some((p) => !this.offered(p) && !this.onTime(p));
     const paying = inv.status === 'processing' || inv.status === 'settled';
-    const rest: Exception = paid > inv.amount ? 'paid_over' : paid > 0n && paid < this.threshold(inv.id) ? 'paid_partial' : null;
+    // paid_over: "more than the price arrived" (docs/reconciliation.md), counted or not.
+    const rest: Exception = this.receivedOf(inv) > inv.amount ? 'paid_over' : paid > 0n && paid < this.threshold(inv.id) ? 'paid_partial' : null;
     if (lateOffered && !paying) return ['paid_late'];
     // Late money on an invoice paid on time, or late money in an asset it did not offer: the
     // documents do not say which exception wins.
@@ -403,16 +423,15 @@ export class MoneyModel {
   reasonOf(p: ModelPayment): UnmatchedReason | null {
     if (p.status === 'reorged' || p.status === 'replaced') return p.status;
     if (!this.offered(p)) return 'asset_not_offered';
-    if (!this.onTime(p)) return 'late';
-    const inv = this.invoices.get(p.invoiceId)!;
-    if (inv.status === 'invalid') return inv.marked === 'invalid' ? MARKED_INVALID_REASON : 'invoice_invalid';
-    return null;
+    if (this.counted(p)) return null;
+    if (this.invoices.get(p.invoiceId)!.marked === 'invalid') return MARKED_INVALID_REASON;
+    return 'late';
   }
 
   /** Expected ledger balances in the invoice currency for marks (account suffix → amount). */
   markBalances(invoiceId: string): { writtenOff: bigint; refundDue: bigint; invoiced: bigint; reliable: boolean } {
     const inv = this.invoices.get(invoiceId)!;
-    const paid = this.paidOf(inv);
+    const paid = this.receivedOf(inv);
     let writtenOff = 0n;
     let refundDue = 0n;
     if (inv.marked === 'settled' && paid < inv.amount) writtenOff = inv.amount - paid;
