@@ -150,6 +150,9 @@ const evmChainSchema = z.strictObject({
   // First pass without a cursor: scan back at most this many blocks to cover open invoices
   // (src/chains/start-height.ts; default 10,000).
   first_scan_lookback_blocks: positiveInt.optional(),
+  // The balance check (native coin sent by contracts) reads at most this many open addresses per
+  // block, round-robin (src/chains/evm/balance-rotation.ts; docs/evm.md). Default 10,000.
+  balance_check_per_block: positiveInt.optional(),
   sweeper_private_key: z.string().regex(/^0x[0-9a-fA-F]{64}$/).optional(),
   explorer_tx_url: z.string().optional(),
 });

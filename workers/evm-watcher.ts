@@ -9,9 +9,9 @@
  * halves when the node refuses the range; flushes by anyone are stored in evm_outflows);
  * then eth_getTransactionReceipt only for transactions whose `to` is an open deposit address; and,
  * on the last range of the pass, the balance check: ForwarderFactory.balancesOf(addresses) via
- * eth_call in chunks of `balanceChunk` (2,000) addresses, all chunks in one HTTP batch.
- * None of these grows with the number of open invoices except the balance-check eth_calls
- * (ceil(n / 2,000), still one HTTP round trip); addresses are matched in memory.
+ * eth_call in chunks of `balanceChunk` (2,000) addresses, all chunks in one HTTP batch, over at most
+ * `balance_check_per_block` (10,000) open addresses per block, round-robin over the open ones.
+ * None of these grows with the number of open invoices beyond that bound; addresses are matched in memory.
  *
  * Each range is committed in ONE database transaction: observations, cursor + kept block hashes,
  * recompute of touched invoices and of those awaiting confirmations. Live updates are published
@@ -32,6 +32,7 @@ import { tryLock } from '../src/chains/single-flight.ts';
 import { DEFAULT_FIRST_SCAN_LOOKBACK, firstScanHeight } from '../src/chains/start-height.ts';
 import { KassaError, UpstreamError, isKassaError } from '../src/errors.ts';
 import { createWatchedSet } from '../src/chains/watched-set.ts';
+import { createBalanceRotation } from '../src/chains/evm/balance-rotation.ts';
 
 /** keccak256("Transfer(address,address,uint256)") */
 export const TRANSFER_TOPIC: Hex = '0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef';
@@ -68,6 +69,8 @@ export interface EvmWatcherOptions {
   maxBlocksPerPass?: number;
   /** Addresses per balancesOf eth_call. Default 2,000. */
   balanceChunk?: number;
+  /** Open addresses read by the balance check per block (round-robin). Default: the chain's `balance_check_per_block`. */
+  balanceCheckPerBlock?: number;
   /** Backoff after a failed pass: doubles from min to max. Default 1 s .. 60 s. */
   backoffMinMs?: number;
   backoffMaxMs?: number;
@@ -128,6 +131,7 @@ export function createEvmWatcher(o: EvmWatcherOptions): EvmWatcher {
   const tokenSet = new Set(tokens);
   const range = Math.max(1, Math.min(o.catchupRange ?? 100, cfg.max_log_range));
   const balanceChunk = o.balanceChunk ?? 2_000;
+  const rotation = createBalanceRotation(o.balanceCheckPerBlock ?? o.config.balance_check_per_block ?? 10_000);
   let chainIdChecked = false;
 
   const rpc = async <T>(what: string, fn: () => Promise<T>): Promise<T> => {
@@ -323,7 +327,8 @@ export function createEvmWatcher(o: EvmWatcherOptions): EvmWatcher {
 
     const obs = ordered.sort((a, b) => a.key[0] - b.key[0] || a.key[1] - b.key[1] || a.key[2] - b.key[2]).map((x) => x.o);
     const lastRef = refs[refs.length - 1]!;
-    const onChain = last && watched.size > 0 ? await balances([...watched.keys()], lastRef.height) : new Map<string, bigint>();
+    // At most `balance_check_per_block` addresses per block, round-robin over the open ones.
+    const onChain = last && watched.size > 0 ? await balances(rotation.next(watched), lastRef.height) : new Map<string, bigint>();
 
     const changed = await sql.begin(async (tx) => {
       const touched = await settlement.recordObservations(tx, chain, obs);

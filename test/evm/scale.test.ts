@@ -63,5 +63,17 @@ describe('EVM watcher at scale', () => {
 
     const rows = await ctx.deps.sql<{ amount: bigint }[]>`select amount from payments where invoice_id = ${paid.invoiceId}`;
     expect(rows.map((r) => r.amount)).toEqual([parseEther('0.001'), parseEther('0.001')]);
+
+    // Bounded: with 2,000 addresses per block the balance check is one eth_call per block whatever
+    // the number of open invoices, and every open address is read within ceil(10,000 / 2,000) blocks.
+    const bounded = createEvmWatcher({
+      chain: EVM_CHAIN, config: env.cfg, client, sql: ctx.deps.sql, settlement, queuePrefix: ctx.config.queuePrefix, logger: ctx.deps.logger,
+      balanceCheckPerBlock: 2_000,
+    });
+    for (let i = 0; i < 5; i++) {
+      await mined(env.f, wallet(env.f, 1).sendTransaction({ to: randomAddress(), value: 1n }));
+      const r = await bounded.runOnce();
+      expect(r.byMethod.eth_call).toBe(1);
+    }
   });
 });
