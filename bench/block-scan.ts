@@ -1,5 +1,5 @@
 /**
- * Bitcoin block scan benchmark (DESIGN.md §10).
+ * Bitcoin block scan benchmark (docs/architecture.md §10).
  *
  *   node --expose-gc --import tsx bench/block-scan.ts     (heap figure needs --expose-gc)
  *   npx tsx bench/block-scan.ts                           (heap figure = typed arrays' byteLength)

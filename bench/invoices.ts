@@ -1,5 +1,5 @@
 /**
- * Invoice creation throughput (DESIGN.md §10): POST /v1/invoices through the real API (auth,
+ * Invoice creation throughput (docs/architecture.md §10): POST /v1/invoices through the real API (auth,
  * validation, rate limit, Idempotency-Key, two payment methods with deposit addresses, the outbox
  * event) against a bare Hono endpoint doing one INSERT with the same driver, in the same run, both
  * loaded by autocannon (50 connections) from a separate process.

@@ -1,5 +1,5 @@
 /**
- * The only module that reads `process.env` (DESIGN.md §8.9). Every setting has a default that makes
+ * The only module that reads `process.env` (docs/architecture.md §8.7). Every setting has a default that makes
  * the local sandbox work with no environment at all; a bad value stops start-up with one readable
  * line naming the variable (ConfigError).
  */

@@ -1,9 +1,9 @@
 /**
- * One error base class for the whole code base (DESIGN.md §8.2).
+ * One error base class for the whole code base (docs/architecture.md §8.2).
  *
  * - `code` is a stable machine-readable snake_case string (shown to API clients).
  * - `status` is the HTTP status the API maps it to (when it reaches the API).
- * - `type` is the error envelope type from DESIGN.md §4.
+ * - `type` is the error envelope type from docs/architecture.md §4.
  * - `retryable` tells workers whether trying again can help; non-retryable errors fail the job.
  * - `param` names the offending request field, when there is one.
  */

@@ -1,6 +1,6 @@
 /**
  * The Bitcoin chain watcher: follows the node's best chain block by block and its mempool, and
- * records payments to open deposit addresses through the settlement service (DESIGN.md §5).
+ * records payments to open deposit addresses through the settlement service (docs/architecture.md §5).
  *
  * Node calls (standard Bitcoin Core RPC through `BitcoinNodeClient`, or Esplora; nothing
  * devnet-specific): getbestblockhash + getblockheader (tip), getblockhash (cursor check, catch-up,

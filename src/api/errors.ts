@@ -1,5 +1,5 @@
 /**
- * The error envelope of DESIGN.md §4: {"error": {type, code, message, param?, request_id}}.
+ * The error envelope of docs/architecture.md §4: {"error": {type, code, message, param?, request_id}}.
  * Every failure reaching the client goes through here, including validation, 404 routes,
  * oversized bodies and unexpected exceptions (500 without internals).
  */

@@ -1,4 +1,4 @@
-/** Cursor pagination (DESIGN.md §4): limit 1–100 (default 10), starting_after / ending_before ids, newest first. */
+/** Cursor pagination (docs/architecture.md §4): limit 1–100 (default 10), starting_after / ending_before ids, newest first. */
 import { z } from '@hono/zod-openapi';
 import { invalidParam } from '../errors.ts';
 

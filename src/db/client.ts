@@ -92,7 +92,7 @@ export function redactUrl(url: string): string {
 }
 
 /**
- * Creates the configured database when it does not exist yet (DESIGN.md §9), connecting to the
+ * Creates the configured database when it does not exist yet (docs/architecture.md §9), connecting to the
  * server's `postgres` maintenance database. Returns true when it created it.
  */
 export async function ensureDatabase(url: string): Promise<boolean> {

@@ -1,5 +1,5 @@
 /**
- * The invoice as the API, webhooks and the checkout page show it (DESIGN.md §4). Shared by every
+ * The invoice as the API, webhooks and the checkout page show it (docs/architecture.md §4). Shared by every
  * reader so the shape never drifts between them.
  */
 import type { Db } from '../db/client.ts';

@@ -20,7 +20,7 @@ import { allocateBitcoinAddress } from '../chains/bitcoin/address-pool.ts';
 import { evmDepositAddress } from '../chains/evm/payment-method.ts';
 import { createForwarderAddresses } from './forwarder-address.ts';
 
-/** Confirmations per speed policy on Bitcoin (DESIGN.md §4). */
+/** Confirmations per speed policy on Bitcoin (docs/architecture.md §4). */
 export const BITCOIN_CONFIRMATIONS: Record<SpeedPolicy, number> = { high: 0, medium: 1, low_medium: 2, low: 6 };
 /** Outputs below this many satoshis are dust for common wallets and nodes (P2PKH dust limit). */
 export const BITCOIN_DUST_SATS = 546n;

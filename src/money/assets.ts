@@ -20,7 +20,7 @@ export interface CryptoAsset {
   chain: string;
   /** ERC-20 contract address; undefined for a chain's native coin. */
   token?: `0x${string}`;
-  /** Payment method id: "BTC", "ETH-ethereum", "USDC-base" (DESIGN.md §4). */
+  /** Payment method id: "BTC", "ETH-ethereum", "USDC-base" (docs/architecture.md §4). */
   method: string;
 }
 

@@ -1,5 +1,5 @@
 /**
- * The one module with queue names, payload schemas and default job options (DESIGN.md §8.7).
+ * The one module with queue names, payload schemas and default job options (docs/architecture.md §8.5).
  * Payloads carry ids, never amounts: processors re-read the database.
  * The Redis key prefix uses Redis Cluster hash-tag form (`{kassa}`) so every key of a queue lands
  * in one slot and BullMQ's multi-key scripts work on a cluster.

@@ -1,5 +1,5 @@
 /**
- * The reconciliation report for finance staff (DESIGN.md §7): for a period, every invoice created
+ * The reconciliation report for finance staff (docs/architecture.md §7): for a period, every invoice created
  * in it with each on-chain payment (chain, asset, tx, output, block, confirmations, amount, locked
  * rate, value), expected vs received; totals per asset and per currency; payments that were not
  * counted toward a price (late, in an asset the invoice did not offer, reversed by a reorg or

@@ -1,5 +1,5 @@
 /**
- * Deadlines: invoices whose expiry or monitoring window has passed are recomputed (DESIGN.md §6:
+ * Deadlines: invoices whose expiry or monitoring window has passed are recomputed (docs/architecture.md §6:
  * enforced by a repeatable job and re-checked at read time). The scan enqueues one settlement job
  * per due invoice; the settlement processor recomputes it in its own transaction.
  */

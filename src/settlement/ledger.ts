@@ -1,5 +1,5 @@
 /**
- * Append-only double-entry ledger (DESIGN.md §7). Each booking is one ledger transaction whose
+ * Append-only double-entry ledger (docs/architecture.md §7). Each booking is one ledger transaction whose
  * entries sum to zero per asset; the database re-checks that at commit (a deferred trigger) and
  * `book` checks it before writing. Balances are computed from entries, never stored.
  */

@@ -1,5 +1,5 @@
 /**
- * Re-verification (DESIGN.md §7): a repeatable job re-checks recently counted payments against the
+ * Re-verification (docs/architecture.md §7): a repeatable job re-checks recently counted payments against the
  * node's best chain — the block is still there and the transaction still pays that address that
  * amount. A payment that fails the check gets `mismatch` set (shown in the reconciliation report)
  * and an `invoice.payment_mismatch` event; one that passes gets `verified_at`.

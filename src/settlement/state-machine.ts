@@ -1,5 +1,5 @@
 /**
- * The invoice state machine as data (DESIGN.md §6) and the pure function that decides where an
+ * The invoice state machine as data (docs/architecture.md §6) and the pure function that decides where an
  * invoice should be, given its payments. Persisting a move is guarded in SQL
  * (`update … where status = $from`), so a repeated or concurrent recompute is a no-op.
  */

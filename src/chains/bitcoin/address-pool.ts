@@ -1,5 +1,5 @@
 /**
- * The Bitcoin address pool (DESIGN.md §5): receive addresses derived ahead of time from the
+ * The Bitcoin address pool (docs/architecture.md §5): receive addresses derived ahead of time from the
  * merchant's public key source, so creating an invoice only takes a row from a table.
  *
  * - `setBitcoinKeySource` stores a (new) key source for a merchant and chain, deactivating the

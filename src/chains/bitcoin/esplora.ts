@@ -1,5 +1,5 @@
 /**
- * Esplora REST client (the second Bitcoin backend, DESIGN.md §5), implementing the same
+ * Esplora REST client (the second Bitcoin backend, docs/architecture.md §5), implementing the same
  * `BitcoinNodeClient` surface as the Core RPC client. HTTP "not found" answers become
  * `BitcoinRpcError`s with Core's codes (-5 unknown block/tx, -8 height out of range), and
  * broadcast rejections keep the code Esplora relays from its bitcoind (-25/-26/-27), so callers

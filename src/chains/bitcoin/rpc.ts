@@ -1,5 +1,5 @@
 /**
- * Bitcoin Core JSON-RPC client (the reference node backend, DESIGN.md §5). Plain HTTP POST with
+ * Bitcoin Core JSON-RPC client (the reference node backend, docs/architecture.md §5). Plain HTTP POST with
  * basic auth, JSON-RPC 1.0 envelopes (understood by every Core version), batching, a per-attempt
  * timeout and exponential-backoff retries on transport failures / timeouts / HTTP 5xx without an
  * RPC error body. RPC errors (the node answered with `{error: {code, message}}`) are never

@@ -1,7 +1,7 @@
 /**
  * Local parsing of raw Bitcoin blocks (`getblock <hash> 0`, Esplora `/block/:hash/raw`) and raw
  * transactions (`getrawtransaction`, mempool), matching every output script against the
- * `WatchedScripts` set (DESIGN.md §5).
+ * `WatchedScripts` set (docs/architecture.md §5).
  *
  * One pass over the bytes: outputs are hashed in place (no copies, no strings), txids (double
  * SHA-256 of the non-witness serialisation) are computed only for transactions with a match,
