@@ -237,13 +237,15 @@ describe('kassa chains rewind: the command (node bin/kassa.js)', () => {
     KASSA_ENV: 'test', DATABASE_URL: ctx.config.databaseUrl, REDIS_URL: ctx.config.redisUrl, KASSA_CONFIG: chainsFile,
     KASSA_QUEUE_PREFIX: ctx.config.queuePrefix, KASSA_SECRET_KEY: '11'.repeat(32), LOG_LEVEL: 'warn',
   });
+  // Database commands say which database they use on their first stderr line; the rest is the result.
+  const withoutUsing = (s: string) => s.replace(/^kassa: using .*\n/, '');
   async function kassa(args: string[]) {
     try {
       const out = await execFileP('node', [BIN, ...args], { env: env() });
-      return { code: 0, stdout: out.stdout, stderr: out.stderr };
+      return { code: 0, stdout: out.stdout, stderr: withoutUsing(out.stderr) };
     } catch (err) {
       const e = err as { code: number; stdout: string; stderr: string };
-      return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+      return { code: e.code, stdout: e.stdout, stderr: withoutUsing(e.stderr) };
     }
   }
 

@@ -131,9 +131,16 @@ describe('OpenAPI document', () => {
   });
 
   it('the example Bitcoin descriptor is accepted by the API', async () => {
-    const { secret } = await createMerchantWithKey(ctx.deps);
-    const body = spec.paths['/v1/merchant/payment_methods/bitcoin']!.put!.requestBody.content['application/json'].example;
-    const res = await app.request('/v1/merchant/payment_methods/bitcoin', req(secret, 'PUT', body));
-    expect(res.status, await res.clone().text()).toBe(200);
+    // A database of its own: a key is refused when another merchant already uses it
+    // (bitcoin_key_in_use), and the scope test above sends this example as another merchant.
+    const own = await createTestContext({ KASSA_CONFIG: writeChainsFile() });
+    try {
+      const { secret } = await createMerchantWithKey(own.deps);
+      const body = spec.paths['/v1/merchant/payment_methods/bitcoin']!.put!.requestBody.content['application/json'].example;
+      const res = await createApp(own.deps).request('/v1/merchant/payment_methods/bitcoin', req(secret, 'PUT', body));
+      expect(res.status, await res.clone().text()).toBe(200);
+    } finally {
+      await own.close();
+    }
   });
 });

@@ -140,7 +140,8 @@ describe('settlement rules', () => {
     expect((await state(inv.id)).status).toBe('expired');
     await mineBlock('bitcoin', [btc(inv, 50_000n)]);
     const s = await state(inv.id);
-    expect(s).toMatchObject({ status: 'expired', exception: 'paid_late', amount_paid: '30.00' });
+    // Late money does not count toward the price: amount_paid (counted) stays 0.00 (docs/reconciliation.md).
+    expect(s).toMatchObject({ status: 'expired', exception: 'paid_late', amount_paid: '0.00' });
     expect(s.events).toEqual(['invoice.created', 'invoice.expired', 'invoice.payment_detected', 'invoice.payment_confirmed', 'invoice.paid_late']);
     const [p] = await ctx.deps.sql`select late from payments where invoice_id = ${inv.id}`;
     expect(p!.late).toBe(true);

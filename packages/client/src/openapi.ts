@@ -612,7 +612,7 @@ export interface paths {
                     limit?: number;
                     /** @description Cursor: the id of the last object of the previous page. */
                     starting_after?: string;
-                    type?: "invoice.created" | "invoice.payment_detected" | "invoice.processing" | "invoice.settled" | "invoice.expired" | "invoice.invalid" | "invoice.payment_reorged" | "invoice.marked" | "invoice.payment_mismatch";
+                    type?: "invoice.created" | "invoice.payment_detected" | "invoice.processing" | "invoice.settled" | "invoice.expired" | "invoice.invalid" | "invoice.payment_reorged" | "invoice.marked" | "invoice.payment_mismatch" | "invoice.payment_confirmed" | "invoice.paid_partial" | "invoice.paid_late";
                 };
                 header?: never;
                 path?: never;
@@ -3275,7 +3275,7 @@ export interface paths {
         get?: never;
         /**
          * Set the Bitcoin payment method (public descriptor or xpub)
-         * @description Replaces the key Kassa derives deposit addresses from. Addresses already given to invoices stay valid. Never send a private key: it is rejected.
+         * @description Replaces the key Kassa derives deposit addresses from. Addresses already given to invoices stay valid. Never send a private key: it is rejected. A key another merchant account on this Kassa uses is refused (409 bitcoin_key_in_use): both would get the same deposit addresses.
          *
          *     Requires an API key with the scope `settings:write`.
          */
@@ -3365,6 +3365,26 @@ export interface paths {
                 };
                 /** @description The API key lacks a scope. */
                 403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Conflict, e.g. an Idempotency-Key reused with a different request. */
+                409: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -5725,7 +5745,7 @@ export interface components {
             disabled_reason: string | null;
             enabled: boolean;
             /** @description Subscribed event types; ["*"] = all. */
-            events: ("invoice.created" | "invoice.payment_detected" | "invoice.processing" | "invoice.settled" | "invoice.expired" | "invoice.invalid" | "invoice.payment_reorged" | "invoice.marked" | "invoice.payment_mismatch" | "*")[];
+            events: ("invoice.created" | "invoice.payment_detected" | "invoice.processing" | "invoice.settled" | "invoice.expired" | "invoice.invalid" | "invoice.payment_reorged" | "invoice.marked" | "invoice.payment_mismatch" | "invoice.payment_confirmed" | "invoice.paid_partial" | "invoice.paid_late" | "*")[];
             /** @example we_7Hq… */
             id: string;
             /** @enum {string} */
@@ -5740,7 +5760,7 @@ export interface components {
             description?: string;
             enabled?: boolean;
             /** @description Event types to receive; omit or ["*"] for all. */
-            events?: ("invoice.created" | "invoice.payment_detected" | "invoice.processing" | "invoice.settled" | "invoice.expired" | "invoice.invalid" | "invoice.payment_reorged" | "invoice.marked" | "invoice.payment_mismatch" | "*")[];
+            events?: ("invoice.created" | "invoice.payment_detected" | "invoice.processing" | "invoice.settled" | "invoice.expired" | "invoice.invalid" | "invoice.payment_reorged" | "invoice.marked" | "invoice.payment_mismatch" | "invoice.payment_confirmed" | "invoice.paid_partial" | "invoice.paid_late" | "*")[];
             /** @description Where events are POSTed. https required (http only where the deployment allows it). */
             url: string;
         };
@@ -5755,7 +5775,7 @@ export interface components {
             /** @description true re-enables an endpoint Kassa disabled. */
             enabled?: boolean;
             /** @description Event types to receive; omit or ["*"] for all. */
-            events?: ("invoice.created" | "invoice.payment_detected" | "invoice.processing" | "invoice.settled" | "invoice.expired" | "invoice.invalid" | "invoice.payment_reorged" | "invoice.marked" | "invoice.payment_mismatch" | "*")[];
+            events?: ("invoice.created" | "invoice.payment_detected" | "invoice.processing" | "invoice.settled" | "invoice.expired" | "invoice.invalid" | "invoice.payment_reorged" | "invoice.marked" | "invoice.payment_mismatch" | "invoice.payment_confirmed" | "invoice.paid_partial" | "invoice.paid_late" | "*")[];
             /** @description Where events are POSTed. https required (http only where the deployment allows it). */
             url?: string;
         };
@@ -5777,7 +5797,7 @@ export interface components {
             /** @example evt_5Rk… */
             id: string;
             /** @enum {string} */
-            type: "invoice.created" | "invoice.payment_detected" | "invoice.processing" | "invoice.settled" | "invoice.expired" | "invoice.invalid" | "invoice.payment_reorged" | "invoice.marked" | "invoice.payment_mismatch";
+            type: "invoice.created" | "invoice.payment_detected" | "invoice.processing" | "invoice.settled" | "invoice.expired" | "invoice.invalid" | "invoice.payment_reorged" | "invoice.marked" | "invoice.payment_mismatch" | "invoice.payment_confirmed" | "invoice.paid_partial" | "invoice.paid_late";
         };
     };
     responses: never;
