@@ -111,7 +111,10 @@ const mutation = fc.record({
 async function check(label: string, send: () => Promise<{ res: Response; text?: string }>): Promise<void> {
   const before = await fingerprint();
   const { res, text: read } = await send();
-  const text = read ?? (await res.text());
+  // A live stream (SSE) that was accepted never ends: its status is the answer; close it.
+  const streaming = res.status < 400 && (res.headers.get('content-type') ?? '').startsWith('text/event-stream');
+  if (streaming) await res.body?.cancel();
+  const text = streaming ? '' : read ?? (await res.text());
   if (res.status >= 500) throw new Error(`${label} → ${res.status}: ${text.slice(0, 300)}`);
   if (res.status >= 400) {
     const after = await fingerprint();
