@@ -256,6 +256,26 @@ export function createDashboardAuth(deps: { sql: Sql; config: Pick<Config, 'publ
     return step;
   }
 
+  /**
+   * Checks and consumes a second factor: a TOTP code (its time step claimed atomically, so a code
+   * works once) or an unused recovery code. Returns which factor was used, or null.
+   */
+  async function useSecondFactor(user: UserRow, code: string): Promise<'totp' | 'recovery_code' | null> {
+    const secret = decryptSecret(config.secretKey, user.totp_secret_box!, totpContext(user.id));
+    const step = checkTotp(user, secret, code);
+    if (step !== null) {
+      const [claimed] = await sql`
+        update dashboard_users set totp_last_step = ${step}
+        where id = ${user.id} and (totp_last_step is null or totp_last_step < ${step}) returning 1`;
+      return claimed ? 'totp' : null;
+    }
+    if (normalizeRecovery(code).length !== 10) return null;
+    const [used] = await sql`
+      update dashboard_recovery_codes set used_at = now()
+      where user_id = ${user.id} and code_hash = ${sha256(normalizeRecovery(code))} and used_at is null returning 1`;
+    return used ? 'recovery_code' : null;
+  }
+
   /** The user a setup link is for, or null when it is unknown, used or expired. */
   async function setupUser(raw: string): Promise<DashboardUser | null> {
     const [row] = await sql<UserRow[]>`
@@ -364,19 +384,7 @@ export function createDashboardAuth(deps: { sql: Sql; config: Pick<Config, 'publ
       }
       let factor: string | null = null;
       try {
-        const secret = decryptSecret(config.secretKey, user.totp_secret_box, totpContext(user.id));
-        const step = checkTotp(user, secret, code);
-        if (step !== null) {
-          const [claimed] = await sql`
-            update dashboard_users set totp_last_step = ${step}
-            where id = ${user.id} and (totp_last_step is null or totp_last_step < ${step}) returning 1`;
-          if (claimed) factor = 'totp';
-        } else if (normalizeRecovery(code).length === 10) {
-          const [used] = await sql`
-            update dashboard_recovery_codes set used_at = now()
-            where user_id = ${user.id} and code_hash = ${sha256(normalizeRecovery(code))} and used_at is null returning 1`;
-          if (used) factor = 'recovery_code';
-        }
+        factor = await useSecondFactor(user, code);
       } finally {
         if (!factor) await finishAttempt(slot.id, 'bad_totp');
       }
@@ -439,19 +447,7 @@ export function createDashboardAuth(deps: { sql: Sql; config: Pick<Config, 'publ
         if (await verifyPassword(password, user.password_hash)) {
           if (user.totp_enabled_at && user.totp_secret_box) {
             result = 'bad_totp';
-            const secret = decryptSecret(config.secretKey, user.totp_secret_box, totpContext(user.id));
-            const step = checkTotp(user, secret, code);
-            if (step !== null) {
-              const [claimed] = await sql`
-                update dashboard_users set totp_last_step = ${step}
-                where id = ${user.id} and (totp_last_step is null or totp_last_step < ${step}) returning 1`;
-              if (claimed) result = 'reauth_ok';
-            } else if (normalizeRecovery(code).length === 10) {
-              const [used] = await sql`
-                update dashboard_recovery_codes set used_at = now()
-                where user_id = ${user.id} and code_hash = ${sha256(normalizeRecovery(code))} and used_at is null returning 1`;
-              if (used) result = 'reauth_ok';
-            }
+            if (await useSecondFactor(user, code)) result = 'reauth_ok';
           } else result = 'reauth_ok';
         }
       } finally {
