@@ -6,6 +6,7 @@
  * A row is counted when it says so (`counted: true` / CSV `counted` = `true`) or, for a report
  * without that field, when it carries a value.
  */
+import { parseCsv } from '../support/csv.ts';
 
 export interface ReportJson {
   invoices: { invoice_id: string; currency: string; expected: string; received: string; difference: string; payments: Record<string, unknown>[] }[];
@@ -30,24 +31,6 @@ const fmt = (v: bigint, d: number) => {
   return `${neg ? '-' : ''}${s.slice(0, s.length - d)}${d ? '.' + s.slice(s.length - d) : ''}`;
 };
 
-/** RFC 4180 (quoted fields, doubled quotes, CRLF) → rows keyed by the header. */
-export function parseCsv(text: string): Record<string, string>[] {
-  const rows: string[][] = [];
-  let row: string[] = [];
-  let field = '';
-  let q = false;
-  for (let i = 0; i < text.length; i++) {
-    const ch = text[i]!;
-    if (q) {
-      if (ch === '"' && text[i + 1] === '"') { field += '"'; i++; } else if (ch === '"') q = false; else field += ch;
-    } else if (ch === '"') q = true;
-    else if (ch === ',') { row.push(field); field = ''; } else if (ch === '\r') continue;
-    else if (ch === '\n') { row.push(field); rows.push(row); row = []; field = ''; } else field += ch;
-  }
-  if (field !== '' || row.length) { row.push(field); rows.push(row); }
-  const [head, ...body] = rows;
-  return body.map((r) => Object.fromEntries((head ?? []).map((h, i) => [h, r[i] ?? ''])));
-}
 
 export function isCountedJson(p: Record<string, unknown>): boolean {
   if (p.counted !== undefined) return p.counted === true;

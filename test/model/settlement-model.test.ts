@@ -37,6 +37,7 @@ import { setEvmPaymentMethod } from '../../src/chains/evm/payment-method.ts';
 import { SCOPES } from '../../src/merchants/scopes.ts';
 import { formatAmount } from '../../src/money/amount.ts';
 import { EVENTS, MARK_ACCOUNTS, MoneyModel, type MethodTerms, type StepExpectation } from './money-model.ts';
+import { parseCsv } from '../support/csv.ts';
 
 const RUNS = Number(process.env.KASSA_MODEL_RUNS ?? 200);
 const PROPS = ['invoice', 'event-snapshot', 'event-flow', 'report', 'report-csv', 'report-adds-up', 'api-agrees', 'ledger', 'mark'] as const;
@@ -150,24 +151,6 @@ const parseDec = (s: string, d: number): bigint => {
 };
 const fmt = formatAmount;
 
-/** RFC 4180 parser (quoted fields, doubled quotes, CRLF). */
-function parseCsv(text: string): Record<string, string>[] {
-  const rows: string[][] = [];
-  let row: string[] = [];
-  let field = '';
-  let q = false;
-  for (let i = 0; i < text.length; i++) {
-    const ch = text[i]!;
-    if (q) {
-      if (ch === '"' && text[i + 1] === '"') { field += '"'; i++; } else if (ch === '"') q = false; else field += ch;
-    } else if (ch === '"') q = true;
-    else if (ch === ',') { row.push(field); field = ''; } else if (ch === '\r') continue;
-    else if (ch === '\n') { row.push(field); rows.push(row); row = []; field = ''; } else field += ch;
-  }
-  if (field !== '' || row.length) { row.push(field); rows.push(row); }
-  const [head, ...body] = rows;
-  return body.map((r) => Object.fromEntries(head!.map((h, i) => [h, r[i] ?? ''])));
-}
 
 const stable = (v: unknown): string => JSON.stringify(v, (_k, x) => (x && typeof x === 'object' && !Array.isArray(x) ? Object.fromEntries(Object.entries(x).sort(([a], [b]) => a.localeCompare(b))) : x));
 

@@ -11,6 +11,7 @@ import { createPayableMerchant, writeChainsFile } from '../support/merchant.ts';
 import { CSV_COLUMNS } from '../../src/reports/reconciliation.ts';
 import { parseAmount } from '../../src/money/amount.ts';
 import type { Observation } from '../../src/settlement/service.ts';
+import { parseCsv } from '../support/csv.ts';
 
 let ctx: TestContext;
 let app: ReturnType<typeof createApp>;
@@ -57,22 +58,6 @@ async function dbNow(): Promise<Date> {
 
 const signed = (v: string) => (v.startsWith('-') ? -parseAmount(v.slice(1), 2, { allowZero: true }) : parseAmount(v, 2, { allowZero: true }));
 
-/** RFC 4180 parser (quoted fields, doubled quotes, CRLF rows). */
-function parseCsv(text: string): Record<string, string>[] {
-  const rows: string[][] = [];
-  let row: string[] = [];
-  let field = '';
-  let quoted = false;
-  for (let i = 0; i < text.length; i++) {
-    const ch = text[i]!;
-    if (quoted) {
-      if (ch === '"' && text[i + 1] === '"') { field += '"'; i++; } else if (ch === '"') quoted = false; else field += ch;
-    } else if (ch === '"') quoted = true;
-    else if (ch === ',') { row.push(field); field = ''; } else if (ch === '\r' && text[i + 1] === '\n') { row.push(field); rows.push(row); row = []; field = ''; i++; } else field += ch;
-  }
-  const [header, ...body] = rows;
-  return body.map((r) => Object.fromEntries(header!.map((h, i) => [h, r[i] ?? ''])));
-}
 
 describe('the reconciliation report adds up', () => {
   it('SUM over the CSV counted rows equals every total, with reorged, late, partial, over, not-offered and marked payments', async () => {
