@@ -30,7 +30,7 @@ export interface TipSample { chain: string; height: number; at: Date }
 
 interface PayRow {
   id: string; invoice_id: string; merchant_id: string; chain: string; txid: string; output_index: number; address: string; method: string; asset: string;
-  amount: bigint; status: PaymentFacts['status']; block_height: bigint | null; block_hash: string | null; block_time: Date | null; first_seen_at: Date; ledger_state: string;
+  amount: bigint; status: PaymentFacts['status']; block_height: bigint | null; block_hash: string | null; block_time: Date | null; first_seen_at: Date; ledger_state: string; late: boolean;
 }
 
 export async function checkInvariants(c: Cluster, o: { nativeSent: Hex[]; quiesceMs: number; log: (l: string) => void; tipSamples?: TipSample[] }): Promise<string[]> {
@@ -68,7 +68,7 @@ async function checkOnce(c: Cluster, nativeSent: Hex[], tipSamples: TipSample[])
 
   const deposits = await sql<{ chain: string; address: string; invoice_id: string }[]>`select chain, address, invoice_id from deposit_addresses`;
   const payments = await sql<PayRow[]>`
-    select id, invoice_id, merchant_id, chain, txid, output_index, address, method, asset, amount, status, block_height, block_hash, block_time, first_seen_at, ledger_state from payments`;
+    select id, invoice_id, merchant_id, chain, txid, output_index, address, method, asset, amount, status, block_height, block_hash, block_time, first_seen_at, ledger_state, late from payments`;
   const live = (p: PayRow) => p.status === 'pending' || p.status === 'confirmed';
 
   // --- 5. no shared addresses
@@ -152,6 +152,7 @@ async function checkOnce(c: Cluster, nativeSent: Hex[], tipSamples: TipSample[])
   const byInv = <T extends { invoice_id: string }>(rows: T[]) => { const m = new Map<string, T[]>(); for (const r of rows) m.set(r.invoice_id, [...(m.get(r.invoice_id) ?? []), r]); return m; };
   const payBy = byInv(payments);
   const methBy = byInv(methods);
+  const receivedBy = new Map<string, bigint>();
   for (const inv of invoices) {
     const ms = methBy.get(inv.id) ?? [];
     const ps = payBy.get(inv.id) ?? [];
@@ -159,8 +160,23 @@ async function checkOnce(c: Cluster, nativeSent: Hex[], tipSamples: TipSample[])
     const terms = ms.map((m) => ({ method: m.method, rate: m.rate, decimals: m.decimals, confirmationsRequired: m.confirmations_required }));
     const pf = ps.map((p) => ({ method: p.method, amount: p.amount, status: p.status, confirmations: confs(p), firstSeenAt: p.first_seen_at, blockTime: p.block_time }));
     const ev = evaluate(facts, terms, pf, now);
-    if (ev.status !== inv.status || ev.exception !== inv.exception || ev.amountPaid !== inv.amount_paid) {
-      v.push(`invoice ${inv.id}: db ${inv.status}/${inv.exception}/${inv.amount_paid}, recomputed ${ev.status}/${ev.exception}/${ev.amountPaid}`);
+    // docs/reconciliation.md, "What counts": amount_paid is the value of the counted payments —
+    // live, in an offered asset, and on time (payments.late), except that a mark to settled counts
+    // every such payment and a mark to invalid none. `received` is every live payment in an offered asset.
+    let received = 0n;
+    let onTime = 0n;
+    for (const p of ps) {
+      const m = ms.find((x) => x.method === p.method);
+      if (!m || (p.status !== 'pending' && p.status !== 'confirmed')) continue;
+      const value = currencyValueOf(p.amount, m.decimals, m.rate, inv.currency_decimals);
+      received += value;
+      if (!p.late) onTime += value;
+    }
+    receivedBy.set(inv.id, received);
+    const marked = inv.marked_at !== null ? inv.status : null;
+    const counted = marked === 'settled' ? received : marked === 'invalid' ? 0n : onTime;
+    if (ev.status !== inv.status || ev.exception !== inv.exception || counted !== inv.amount_paid) {
+      v.push(`invoice ${inv.id}: db ${inv.status}/${inv.exception}/${inv.amount_paid}, recomputed ${ev.status}/${ev.exception}/${counted}`);
     }
     const scratch = evaluate({ ...facts, status: 'new' }, terms, pf, now);
     const sameFromScratch = inv.marked_at !== null // staff decided by hand
@@ -265,8 +281,10 @@ async function checkOnce(c: Cluster, nativeSent: Hex[], tipSamples: TipSample[])
   for (const inv of invoices) {
     const mid = currencyOf.find((x) => x.id === inv.id)!.merchant_id;
     const bal = (suffix: string) => BigInt(markBooks.find((b) => b.invoice_id === inv.id && b.account === `merchant:${mid}:${suffix}`)?.s ?? 0n);
-    const writtenOff = inv.marked_at !== null && inv.status === 'settled' && inv.amount_paid < inv.amount ? inv.amount - inv.amount_paid : 0n;
-    const refundDue = inv.marked_at !== null && inv.status === 'invalid' ? inv.amount_paid : 0n;
+    // A settled mark writes off what is missing of the price; an invalid mark owes back everything received.
+    const received = receivedBy.get(inv.id) ?? 0n;
+    const writtenOff = inv.marked_at !== null && inv.status === 'settled' && received < inv.amount ? inv.amount - received : 0n;
+    const refundDue = inv.marked_at !== null && inv.status === 'invalid' ? received : 0n;
     const got = `written_off=${bal('written_off')} refund_due=${bal('refund_due')} invoiced=${bal('invoiced')}`;
     const want = `written_off=${writtenOff} refund_due=${refundDue} invoiced=${-(writtenOff + refundDue)}`;
     if (got !== want) v.push(`invoice ${inv.id} (${inv.status}${inv.marked_at ? ', marked' : ''}): ledger ${got}, final state implies ${want}`);

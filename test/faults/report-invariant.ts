@@ -9,7 +9,7 @@
 import { parseCsv } from '../support/csv.ts';
 
 export interface ReportJson {
-  invoices: { invoice_id: string; currency: string; expected: string; received: string; difference: string; payments: Record<string, unknown>[] }[];
+  invoices: { invoice_id: string; currency: string; expected: string; received: string; difference: string; status?: string; exception?: string | null; payments: Record<string, unknown>[] }[];
   totals: {
     per_currency: { currency: string; invoices: number; expected: string; received: string; difference: string }[];
     per_asset: { method: string; payments: number; received: string; counted: string; not_counted: string }[];
@@ -51,7 +51,9 @@ export function reportAddsUp(r: ReportJson, csvText: string): string[] {
       const counted = isCountedJson(p);
       if (counted) {
         if (!live(p.status)) v.push(`report: payment ${p.id} (${inv.invoice_id}) is ${p.status} but counted`);
-        if (p.late === true) v.push(`report: late payment ${p.id} (${inv.invoice_id}) is counted`);
+        // A late payment counts only on an invoice staff marked settled (docs/reconciliation.md, "What counts").
+        const markedSettled = inv.exception === 'marked' && inv.status === 'settled';
+        if (p.late === true && !markedSettled) v.push(`report: late payment ${p.id} (${inv.invoice_id}) is counted`);
         received += parseDecimal(String(p.value ?? '0'), d);
       } else if (p.value !== null && p.value !== undefined && p.value !== '' && p.counted === undefined) {
         v.push(`report: payment ${p.id} (${inv.invoice_id}) is not counted but carries value ${p.value}`);
