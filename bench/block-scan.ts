@@ -40,7 +40,7 @@ function memNow(): number {
 const blockUrl = new URL('../../shared/bench-data/block928831.raw', import.meta.url);
 const blockPath = fileURLToPath(blockUrl);
 if (!existsSync(blockPath)) {
-  console.error(`missing ${blockPath}: the benchmark needs the shared bench data (see /work/shared/bench-data/README.md)`);
+  console.error(`missing ${blockPath}: the benchmark needs the real Bitcoin blocks beside the checkout (docs/architecture.md §9, "Test data")`);
   process.exit(1);
 }
 const raw = new Uint8Array(readFileSync(blockPath));
