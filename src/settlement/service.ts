@@ -39,15 +39,7 @@ export interface BlockRef {
   time: Date;
 }
 
-export interface WatchedAddress {
-  address: string;
-  script: Uint8Array | null;
-  invoiceId: string;
-}
-
 export interface SettlementService {
-  /** Deposit addresses to watch on a chain: invoices still inside their monitoring window. */
-  watchedAddresses(db: Db, chain: string): Promise<WatchedAddress[]>;
   /** Upserts payments; returns the invoice ids they touch. */
   recordObservations(tx: TxSql, chain: string, obs: Observation[]): Promise<Set<string>>;
   /** Records a processed block and moves the chain cursor to it. */
@@ -246,13 +238,6 @@ export function createSettlementService(deps: {
   }
 
   const service: SettlementService = {
-    async watchedAddresses(db, chain) {
-      const rows = await db<{ address: string; script: Buffer | null; invoice_id: string }[]>`
-        select d.address, d.script, d.invoice_id from deposit_addresses d join invoices i on i.id = d.invoice_id
-        where d.chain = ${chain} and i.monitoring_until > now()`;
-      return rows.map((r) => ({ address: r.address, script: r.script ? new Uint8Array(r.script) : null, invoiceId: r.invoice_id }));
-    },
-
     async recordObservations(tx, chain, obs) {
       const touched = new Set<string>();
       for (const o of obs) {
