@@ -179,11 +179,12 @@ const localeOf = (c: Context, invoiceLocale?: string) =>
   pickLocale({ query: c.req.query('lang'), invoiceLocale, acceptLanguage: c.req.header('accept-language') });
 
 export function registerClaimPage(app: OpenAPIHono<AppEnv>, deps: Deps, refunds: RefundService, perIp: MiddlewareHandler<AppEnv>): void {
-  app.use('/refund/*', securityHeaders());
+  // Registered first so it runs last: it replaces the CSP that securityHeaders sets.
   app.use('/refund/*', async (c, next) => {
     await next();
     c.res.headers.set('Content-Security-Policy', CLAIM_CSP);
   });
+  app.use('/refund/*', securityHeaders());
   app.use('/refund/*', perIp);
 
   const notFoundPage = (c: Context) => {
