@@ -10,7 +10,7 @@ import * as bitcoin from 'bitcoinjs-lib';
 import type { BitcoinChainConfig, ChainConfig } from '../config.ts';
 import type { Db, Sql, TxSql } from '../db/client.ts';
 import { conflict, invalidParam, KassaError, notFound, unprocessable } from '../errors.ts';
-import { randomBase62 } from '../ids.ts';
+import { newId, randomBase62 } from '../ids.ts';
 import type { Logger } from '../logger.ts';
 import { formatAmount, parseAmount } from '../money/amount.ts';
 import type { AssetRegistry } from '../money/assets.ts';
@@ -276,7 +276,7 @@ export function createRefundService(deps: {
       const needsRate = kind === 'overpaid' || (kind === 'decimal' && requested!.currency !== asset.symbol);
       const rate = needsRate ? await rateFor(basis, inv, method, asset.symbol, input.rate) : (basis === 'fixed' ? input.rate! : null);
 
-      const id = `ref_${randomBase62(22)}`;
+      const id = newId('ref');
       const token = randomBase62(32);
       const row = await sql.begin(async (tx) => {
         const locked = await lockInvoice(tx, merchantId, invoiceId);
