@@ -9,6 +9,7 @@ import { createHash } from 'node:crypto';
 import * as bitcoin from 'bitcoinjs-lib';
 import type { BitcoinChainConfig, ChainConfig } from '../config.ts';
 import type { Db, Sql, TxSql } from '../db/client.ts';
+import type { Deps } from '../deps.ts';
 import { conflict, invalidParam, KassaError, notFound, unprocessable } from '../errors.ts';
 import { newId, randomBase62 } from '../ids.ts';
 import type { Logger } from '../logger.ts';
@@ -478,6 +479,52 @@ export function createRefundService(deps: {
       await sendRecorded(recorded);
       return present(await loadRefund(sql, merchantId, id));
     },
+
+    /**
+     * Follows the Bitcoin refunds of `chain` that were broadcast (and those completed within the
+     * last day, for reorgs): `broadcast` → `completed` once the transaction has the confirmations
+     * the invoice's method requires, `completed` → `broadcast` when a reorg takes it below that, and
+     * a recorded transaction the node does not know (lost from the mempool) is sent again.
+     * Confirmations come from `gettxout` on the refund output (output 0), or from
+     * `getrawtransaction` when the customer already spent it (Core needs txindex=1 for that case).
+     */
+    async track(chain: string): Promise<{ completed: number; reorged: number; resent: number }> {
+      const out = { completed: 0, reorged: 0, resent: 0 };
+      if (deps.chains[chain]?.type !== 'bitcoin') return out;
+      const rows = await sql<(RefundRow & { required: number | null })[]>`
+        select r.*, m.confirmations_required as required from refunds r
+        left join invoice_payment_methods m on m.invoice_id = r.invoice_id and m.method = r.method
+        where r.chain = ${chain} and (r.status = 'broadcast' or (r.status = 'completed' and r.completed_at > now() - interval '1 day'))
+        order by r.seq limit 500`;
+      if (rows.length === 0) return out;
+      const rpc = rpcFor(chain);
+      for (const r of rows) {
+        const required = Math.max(1, r.required ?? 1);
+        let confirmations: number | null;
+        const utxo = await rpc.call<{ confirmations: number } | null>('gettxout', [r.txid, 0, true]);
+        if (utxo) confirmations = utxo.confirmations;
+        else {
+          try {
+            confirmations = (await rpc.call<{ confirmations?: number }>('getrawtransaction', [r.txid, 1])).confirmations ?? 0;
+          } catch (err) {
+            if (!isBitcoinRpcError(err, -5)) throw err;
+            confirmations = null; // the node does not know it
+          }
+        }
+        if (r.status === 'broadcast') {
+          if (confirmations === null) {
+            await sendRecorded(r).catch((err: unknown) => deps.logger.warn({ refund_id: r.id, err: (err as Error).message }, 'refund re-send failed'));
+            out.resent++;
+          } else if (confirmations >= required && await moveRefund(sql, r.id, 'broadcast', 'completed', { completed_at: new Date() })) {
+            out.completed++;
+          }
+        } else if ((confirmations ?? 0) < required && await moveRefund(sql, r.id, 'completed', 'broadcast', { completed_at: null })) {
+          out.reorged++;
+        }
+      }
+      if (out.completed || out.reorged || out.resent) deps.logger.info({ chain, ...out }, 'refunds tracked');
+      return out;
+    },
   };
 
   async function nodeFeeRate(rpc: BitcoinRpcClient): Promise<bigint> {
@@ -521,4 +568,12 @@ export function createRefundService(deps: {
 }
 
 export type RefundService = ReturnType<typeof createRefundService>;
+
+/** The refund service of a process (the API and the maintenance worker build it the same way). */
+export function refundServiceFor(deps: Pick<Deps, 'sql' | 'config' | 'assets' | 'rates' | 'logger'>): RefundService {
+  return createRefundService({
+    sql: deps.sql, chains: deps.config.chains, assets: deps.assets, rates: deps.rates, secretKey: deps.config.secretKey,
+    publicUrl: deps.config.publicUrl, logger: deps.logger,
+  });
+}
 export type RefundObject = ReturnType<RefundService['present']>;

@@ -18,7 +18,8 @@ export const REFUND_TRANSITIONS: Record<RefundStatus, Partial<Record<RefundStatu
   awaiting_approval: { awaiting_signature: 'refund.approved', cancelled: 'refund.cancelled' },
   awaiting_signature: { broadcast: 'refund.broadcast', cancelled: 'refund.cancelled' },
   broadcast: { completed: 'refund.completed', failed: 'refund.failed' },
-  completed: {},
+  // A reorg took the refund's transaction below the invoice's confirmation policy again.
+  completed: { broadcast: 'refund.reorged' },
   cancelled: {},
   failed: {},
 };

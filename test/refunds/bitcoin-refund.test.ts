@@ -19,6 +19,7 @@ import { createMerchantWithKey, createTestContext, req, type TestContext } from 
 import { startDevnetProcess, type DevnetProcess } from '../support/devnet.ts';
 import { writeChainsFile } from '../support/merchant.ts';
 import { expectLedgerBalancedIn } from '../support/ledger.ts';
+import { refundServiceFor } from '../../src/refunds/service.ts';
 
 const network = bitcoinNetwork('regtest');
 // The merchant's own wallet, known only to this test: Kassa gets the account tpub with its key origin.
@@ -191,10 +192,23 @@ describe('bitcoin refund of an overpayment, end to end', () => {
     const after = await app.request(new URL(created.body.claim_url).pathname);
     expect(await after.text()).toContain(txid);
 
-    // Mined: the customer's wallet sees the money.
-    await dn.wallet.mine(1);
+    // Tracking: unconfirmed stays broadcast; one block (the invoice's policy) completes it; a reorg
+    // of that block moves it back; the block returning completes it again.
+    const refunds = refundServiceFor(ctx.deps);
+    const statusNow = async () => (await api('GET', `/v1/refunds/${refundId}`)).body.status;
+    expect(await refunds.track('bitcoin')).toEqual({ completed: 0, reorged: 0, resent: 0 });
+    expect(await statusNow()).toBe('broadcast');
+    const [block] = await dn.wallet.mine(1);
     const utxo = await dn.rpc.call<{ value: number } | null>('gettxout', [txid, 0, true]);
-    expect(utxo?.value).toBe(0.0005);
+    expect(utxo?.value).toBe(0.0005); // the customer's wallet sees the money
+    expect(await refunds.track('bitcoin')).toEqual({ completed: 1, reorged: 0, resent: 0 });
+    expect(await statusNow()).toBe('completed');
+    await dn.wallet.invalidateBlock(block!);
+    expect(await refunds.track('bitcoin')).toEqual({ completed: 0, reorged: 1, resent: 0 });
+    expect(await statusNow()).toBe('broadcast');
+    await dn.wallet.reconsiderBlock(block!);
+    expect(await refunds.track('bitcoin')).toEqual({ completed: 1, reorged: 0, resent: 0 });
+    expect((await api('GET', `/v1/refunds/${refundId}`)).body).toMatchObject({ status: 'completed', txid });
   });
 });
 

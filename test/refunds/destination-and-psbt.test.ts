@@ -63,11 +63,12 @@ describe('refund arithmetic and states', () => {
     expect(assetAmountDown(3000n, 2, '60000.00', 8)).toBe(50_000n);
   });
 
-  it('the transition table: claimed → approved → broadcast → completed; final states have no way out', () => {
+  it('the transition table: claimed → approved → broadcast → completed (and back on a reorg); final states have no way out', () => {
     expect(canMove('awaiting_destination', 'awaiting_approval')).toBe(true);
     expect(canMove('awaiting_destination', 'awaiting_signature')).toBe(false); // never without a destination and an approval
     expect(canMove('broadcast', 'cancelled')).toBe(false); // money on its way cannot be cancelled
-    for (const s of ['completed', 'cancelled', 'failed'] as const) expect(Object.keys(REFUND_TRANSITIONS[s])).toEqual([]);
+    for (const s of ['cancelled', 'failed'] as const) expect(Object.keys(REFUND_TRANSITIONS[s])).toEqual([]);
+    expect(Object.keys(REFUND_TRANSITIONS.completed)).toEqual(['broadcast']);
     for (const s of REFUND_STATUSES) for (const to of Object.keys(REFUND_TRANSITIONS[s])) expect(REFUND_STATUSES).toContain(to);
   });
 });

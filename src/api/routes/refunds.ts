@@ -10,7 +10,7 @@ import { requireScope } from '../middleware/auth.ts';
 import { idempotency } from '../middleware/idempotency.ts';
 import { listQueryShape, listSchema, resolvePage } from '../pagination.ts';
 import { commonErrors, conflictError, ErrorSchema, idempotencyHeader, jsonBody, jsonOk, notFoundError, unprocessableError } from '../schemas.ts';
-import { createRefundService, type RefundService } from '../../refunds/service.ts';
+import { refundServiceFor, type RefundService } from '../../refunds/service.ts';
 import { REFUND_STATUSES } from '../../refunds/state-machine.ts';
 import { registerClaimPage } from '../../refunds/claim-page.tsx';
 import { DEFAULT_PUBLIC_RATE_LIMIT_PER_MINUTE, rateLimitPerIp } from '../../checkout/security.ts';
@@ -104,10 +104,7 @@ const ClaimViewSchema = z
   .openapi('RefundClaimView');
 
 export function registerRefundRoutes(app: OpenAPIHono<AppEnv>, deps: Deps, opts: { perMinute?: number } = {}): RefundService {
-  const refunds = createRefundService({
-    sql: deps.sql, chains: deps.config.chains, assets: deps.assets, rates: deps.rates, secretKey: deps.config.secretKey,
-    publicUrl: deps.config.publicUrl, logger: deps.logger,
-  });
+  const refunds = refundServiceFor(deps);
   const perIp = rateLimitPerIp({
     redis: deps.redis, prefix: deps.config.queuePrefix, perMinute: opts.perMinute ?? DEFAULT_PUBLIC_RATE_LIMIT_PER_MINUTE,
     limited: (c, retryAfter) => errorResponse(c, new KassaError('rate_limited', `Too many requests from this address. Retry after ${retryAfter} seconds.`, { status: 429, type: 'rate_limit_error' })),
