@@ -24,7 +24,8 @@ import { createBitcoinRpcClient, isBitcoinRpcError, type BitcoinRpcClient } from
 import type { BitcoinKeySource } from '../chains/bitcoin/descriptor.ts';
 import type { Page } from '../api/pagination.ts';
 import { checkDestination } from './destination.ts';
-import { moveRefund, RESERVING_STATUSES, type RefundStatus } from './state-machine.ts';
+import { moveRefund, REFUND_TRANSITIONS, RESERVING_STATUSES, type RefundStatus } from './state-machine.ts';
+import { writeEvent, type EventType } from '../settlement/events.ts';
 import { buildRefundPsbt, feeRateFromNode, finalizeSignedPsbt, formatFeeRate, parseFeeRate, type RefundInput } from './bitcoin.ts';
 import { bookRefundSent } from './ledger.ts';
 
@@ -165,6 +166,19 @@ export function createRefundService(deps: {
     };
   }
 
+  /** Writes the refund's event (outbox) in the caller's transaction, with the refund as it stands now. */
+  async function emit(db: Db, id: string, type: EventType): Promise<void> {
+    const [r] = await db<RefundRow[]>`select * from refunds where id = ${id}`;
+    await writeEvent(db, { merchantId: r!.merchant_id, type, invoiceId: r!.invoice_id, object: present(r!) });
+  }
+
+  /** One guarded move (state-machine.ts) and its event, in the caller's transaction. */
+  async function move(db: Db, id: string, from: RefundStatus, to: RefundStatus, set: Record<string, unknown> = {}): Promise<boolean> {
+    if (!(await moveRefund(db, id, from, to, set))) return false;
+    await emit(db, id, REFUND_TRANSITIONS[from][to] as EventType);
+    return true;
+  }
+
   async function lockInvoice(tx: TxSql, merchantId: string, invoiceId: string): Promise<InvoiceLocked> {
     const [inv] = await tx<InvoiceLocked[]>`
       select id, merchant_id, amount, amount_paid, currency, currency_decimals, locale from invoices
@@ -292,6 +306,7 @@ export function createRefundService(deps: {
                   ${requested?.amount ?? null}, ${requested?.currency ?? null}, ${basis}, ${rate}, ${fee}, ${net}, ${input.reason ?? null},
                   ${sha256(token)}, ${encryptSecret(deps.secretKey, token, tokenContext(id))})
           returning *`;
+        await emit(tx, id, 'refund.created');
         return r!;
       });
       deps.logger.info({ refund_id: id, invoice_id: invoiceId, method, amount: row.amount.toString() }, 'refund created');
@@ -324,7 +339,7 @@ export function createRefundService(deps: {
       const row = await sql.begin(async (tx) => {
         const r = await loadRefund(tx, merchantId, id, true);
         if (r.status === 'cancelled') return r; // a repeated cancel changes nothing
-        await moveRefund(tx, id, r.status, 'cancelled', { cancelled_at: new Date() });
+        await move(tx, id, r.status, 'cancelled', { cancelled_at: new Date() });
         return loadRefund(tx, merchantId, id);
       });
       return present(row);
@@ -377,7 +392,7 @@ export function createRefundService(deps: {
         // `full` keeps the amount set at creation: it was everything left then, and other refunds cannot have taken it since.
         const gross = r.amount_kind === 'full' ? r.amount + r.fee : grossFor(terms, locked, asset, rate, left);
         const net = checkRoom(gross, r.fee, left, asset, received);
-        await moveRefund(tx, r.id, 'awaiting_destination', 'awaiting_approval', {
+        await move(tx, r.id, 'awaiting_destination', 'awaiting_approval', {
           destination: dest.address, claimed_at: new Date(), rate, rate_locked_at: new Date(), amount: net,
         });
         return loadRefund(tx, r.merchant_id, r.id);
@@ -434,7 +449,7 @@ export function createRefundService(deps: {
           change: { script: change.script, source: src!.source, index: change.derivation.index },
         });
         try {
-          await moveRefund(tx, id, 'awaiting_approval', 'awaiting_signature', {
+          await move(tx, id, 'awaiting_approval', 'awaiting_signature', {
             approved_at: new Date(), psbt: built.psbt, unsigned_txid: built.unsignedTxid, fee_rate: formatFeeRate(feeRatePerKvb), network_fee: built.networkFee,
           });
         } catch (err) {
@@ -468,7 +483,7 @@ export function createRefundService(deps: {
           await lockInvoice(tx, merchantId, r.invoice_id);
           const cur = await loadRefund(tx, merchantId, id, true);
           if (cur.status !== 'awaiting_signature') return; // recorded by a concurrent upload: fall through to re-send
-          await moveRefund(tx, id, 'awaiting_signature', 'broadcast', { txid: final.txid, raw_tx: final.hex, broadcast_at: new Date() });
+          await move(tx, id, 'awaiting_signature', 'broadcast', { txid: final.txid, raw_tx: final.hex, broadcast_at: new Date() });
           await bookRefundSent(tx, { ...cur, network_fee: cur.network_fee ?? 0n });
         });
       }
@@ -515,10 +530,10 @@ export function createRefundService(deps: {
           if (confirmations === null) {
             await sendRecorded(r).catch((err: unknown) => deps.logger.warn({ refund_id: r.id, err: (err as Error).message }, 'refund re-send failed'));
             out.resent++;
-          } else if (confirmations >= required && await moveRefund(sql, r.id, 'broadcast', 'completed', { completed_at: new Date() })) {
+          } else if (confirmations >= required && await sql.begin((tx) => move(tx, r.id, 'broadcast', 'completed', { completed_at: new Date() }))) {
             out.completed++;
           }
-        } else if ((confirmations ?? 0) < required && await moveRefund(sql, r.id, 'completed', 'broadcast', { completed_at: null })) {
+        } else if ((confirmations ?? 0) < required && await sql.begin((tx) => move(tx, r.id, 'completed', 'broadcast', { completed_at: null }))) {
           out.reorged++;
         }
       }
@@ -556,7 +571,7 @@ export function createRefundService(deps: {
       if (err.rpcCode === -25 || err.rpcCode === -26) {
         await sql.begin(async (tx) => {
           await tx`select id from invoices where id = ${r.invoice_id} for update`;
-          if (await moveRefund(tx, r.id, 'broadcast', 'failed', { failed_at: new Date(), failure_reason: err.rpcMessage.slice(0, 500) })) {
+          if (await move(tx, r.id, 'broadcast', 'failed', { failed_at: new Date(), failure_reason: err.rpcMessage.slice(0, 500) })) {
             await bookRefundSent(tx, { ...r, network_fee: r.network_fee ?? 0n }, { reverse: true });
           }
         });

@@ -209,6 +209,17 @@ describe('bitcoin refund of an overpayment, end to end', () => {
     await dn.wallet.reconsiderBlock(block!);
     expect(await refunds.track('bitcoin')).toEqual({ completed: 1, reorged: 0, resent: 0 });
     expect((await api('GET', `/v1/refunds/${refundId}`)).body).toMatchObject({ status: 'completed', txid });
+
+    // Every move wrote its event (outbox) with the refund as it stood; the last one equals GET.
+    const events = await ctx.deps.sql<{ type: string; payload: { object: Record<string, unknown> } }[]>`
+      select type, payload from events where invoice_id = ${inv.id} and type like 'refund.%' order by seq`;
+    expect(events.map((e) => e.type)).toEqual([
+      'refund.created', 'refund.claimed', 'refund.approved', 'refund.broadcast', 'refund.completed', 'refund.reorged', 'refund.completed',
+    ]);
+    expect(events[0]!.payload.object).toMatchObject({ id: refundId, status: 'awaiting_destination', claim_url: created.body.claim_url });
+    expect(events.at(-1)!.payload.object).toEqual((await api('GET', `/v1/refunds/${refundId}`)).body);
+    const listed = await api('GET', `/v1/events?type=refund.broadcast`);
+    expect(listed.body.data.map((e: { data: { object: { id: string } } }) => e.data.object.id)).toEqual([refundId]);
   });
 });
 

@@ -612,7 +612,7 @@ export interface paths {
                     limit?: number;
                     /** @description Cursor: the id of the last object of the previous page. */
                     starting_after?: string;
-                    type?: "invoice.created" | "invoice.payment_detected" | "invoice.processing" | "invoice.settled" | "invoice.expired" | "invoice.invalid" | "invoice.payment_reorged" | "invoice.marked" | "invoice.payment_mismatch" | "invoice.payment_confirmed" | "invoice.paid_partial" | "invoice.paid_late";
+                    type?: "invoice.created" | "invoice.payment_detected" | "invoice.processing" | "invoice.settled" | "invoice.expired" | "invoice.invalid" | "invoice.payment_reorged" | "invoice.marked" | "invoice.payment_mismatch" | "invoice.payment_confirmed" | "invoice.paid_partial" | "invoice.paid_late" | "refund.created" | "refund.claimed" | "refund.approved" | "refund.broadcast" | "refund.completed" | "refund.reorged" | "refund.failed" | "refund.cancelled";
                 };
                 header?: never;
                 path?: never;
@@ -7644,7 +7644,7 @@ export interface components {
             disabled_reason: string | null;
             enabled: boolean;
             /** @description Subscribed event types; ["*"] = all. */
-            events: ("invoice.created" | "invoice.payment_detected" | "invoice.processing" | "invoice.settled" | "invoice.expired" | "invoice.invalid" | "invoice.payment_reorged" | "invoice.marked" | "invoice.payment_mismatch" | "invoice.payment_confirmed" | "invoice.paid_partial" | "invoice.paid_late" | "*")[];
+            events: ("invoice.created" | "invoice.payment_detected" | "invoice.processing" | "invoice.settled" | "invoice.expired" | "invoice.invalid" | "invoice.payment_reorged" | "invoice.marked" | "invoice.payment_mismatch" | "invoice.payment_confirmed" | "invoice.paid_partial" | "invoice.paid_late" | "refund.created" | "refund.claimed" | "refund.approved" | "refund.broadcast" | "refund.completed" | "refund.reorged" | "refund.failed" | "refund.cancelled" | "*")[];
             /** @example we_7Hq… */
             id: string;
             /** @enum {string} */
@@ -7659,7 +7659,7 @@ export interface components {
             description?: string;
             enabled?: boolean;
             /** @description Event types to receive; omit or ["*"] for all. */
-            events?: ("invoice.created" | "invoice.payment_detected" | "invoice.processing" | "invoice.settled" | "invoice.expired" | "invoice.invalid" | "invoice.payment_reorged" | "invoice.marked" | "invoice.payment_mismatch" | "invoice.payment_confirmed" | "invoice.paid_partial" | "invoice.paid_late" | "*")[];
+            events?: ("invoice.created" | "invoice.payment_detected" | "invoice.processing" | "invoice.settled" | "invoice.expired" | "invoice.invalid" | "invoice.payment_reorged" | "invoice.marked" | "invoice.payment_mismatch" | "invoice.payment_confirmed" | "invoice.paid_partial" | "invoice.paid_late" | "refund.created" | "refund.claimed" | "refund.approved" | "refund.broadcast" | "refund.completed" | "refund.reorged" | "refund.failed" | "refund.cancelled" | "*")[];
             /** @description Where events are POSTed. https required (http only where the deployment allows it). */
             url: string;
         };
@@ -7674,7 +7674,7 @@ export interface components {
             /** @description true re-enables an endpoint Kassa disabled. */
             enabled?: boolean;
             /** @description Event types to receive; omit or ["*"] for all. */
-            events?: ("invoice.created" | "invoice.payment_detected" | "invoice.processing" | "invoice.settled" | "invoice.expired" | "invoice.invalid" | "invoice.payment_reorged" | "invoice.marked" | "invoice.payment_mismatch" | "invoice.payment_confirmed" | "invoice.paid_partial" | "invoice.paid_late" | "*")[];
+            events?: ("invoice.created" | "invoice.payment_detected" | "invoice.processing" | "invoice.settled" | "invoice.expired" | "invoice.invalid" | "invoice.payment_reorged" | "invoice.marked" | "invoice.payment_mismatch" | "invoice.payment_confirmed" | "invoice.paid_partial" | "invoice.paid_late" | "refund.created" | "refund.claimed" | "refund.approved" | "refund.broadcast" | "refund.completed" | "refund.reorged" | "refund.failed" | "refund.cancelled" | "*")[];
             /** @description Where events are POSTed. https required (http only where the deployment allows it). */
             url?: string;
         };
@@ -7690,13 +7690,14 @@ export interface components {
             api_version: string;
             created_at: string;
             data: {
-                object: components["schemas"]["Invoice"];
+                /** @description The invoice (invoice.*) or the refund (refund.*) as it stands after the change. */
+                object: components["schemas"]["Invoice"] | components["schemas"]["Refund"];
                 payment?: components["schemas"]["EventPayment"];
             };
             /** @example evt_5Rk… */
             id: string;
             /** @enum {string} */
-            type: "invoice.created" | "invoice.payment_detected" | "invoice.processing" | "invoice.settled" | "invoice.expired" | "invoice.invalid" | "invoice.payment_reorged" | "invoice.marked" | "invoice.payment_mismatch" | "invoice.payment_confirmed" | "invoice.paid_partial" | "invoice.paid_late";
+            type: "invoice.created" | "invoice.payment_detected" | "invoice.processing" | "invoice.settled" | "invoice.expired" | "invoice.invalid" | "invoice.payment_reorged" | "invoice.marked" | "invoice.payment_mismatch" | "invoice.payment_confirmed" | "invoice.paid_partial" | "invoice.paid_late" | "refund.created" | "refund.claimed" | "refund.approved" | "refund.broadcast" | "refund.completed" | "refund.reorged" | "refund.failed" | "refund.cancelled";
         };
     };
     responses: never;
