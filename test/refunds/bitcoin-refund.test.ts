@@ -19,7 +19,8 @@ import { createMerchantWithKey, createTestContext, req, type TestContext } from 
 import { startDevnetProcess, type DevnetProcess } from '../support/devnet.ts';
 import { writeChainsFile } from '../support/merchant.ts';
 import { expectLedgerBalancedIn } from '../support/ledger.ts';
-import { refundServiceFor } from '../../src/refunds/service.ts';
+import { createRefundService, refundServiceFor } from '../../src/refunds/service.ts';
+import { UpstreamError } from '../../src/errors.ts';
 
 const network = bitcoinNetwork('regtest');
 // The merchant's own wallet, known only to this test: Kassa gets the account tpub with its key origin.
@@ -259,7 +260,30 @@ describe('refund invariants', () => {
     await expect(ctx.deps.sql`update refunds set status = 'awaiting_signature', approved_at = now() where id = ${b.id}`).rejects.toThrow(/refunds_one_awaiting_signature/);
     // After cancelling the first, the second can be approved.
     expect((await api('POST', `/v1/refunds/${a.id}/cancel`)).body.status).toBe('cancelled');
-    expect((await api('POST', `/v1/refunds/${b.id}/approve`, { fee_rate: '1' })).body.status).toBe('awaiting_signature');
+    const approvedB = await api('POST', `/v1/refunds/${b.id}/approve`, { fee_rate: '1' });
+    expect(approvedB.body.status).toBe('awaiting_signature');
+
+    // A crash after Kassa recorded the signed transaction but before the node got it (here: the
+    // node unreachable at that moment) loses nothing: the refund is broadcast with its raw
+    // transaction, and the tracker sends it. Concurrent uploads of the signed PSBT book once.
+    const psbt = bitcoin.Psbt.fromBase64(approvedB.body.bitcoin.psbt, { network });
+    psbt.signAllInputsHD(ROOT);
+    const real = dn.rpc;
+    const unreachable = createRefundService({
+      sql: ctx.deps.sql, chains: ctx.config.chains, assets: ctx.deps.assets, rates: ctx.deps.rates, secretKey: ctx.config.secretKey,
+      publicUrl: ctx.config.publicUrl, logger: ctx.deps.logger,
+      bitcoinRpc: () => ({ ...real, sendRawTransaction: async () => { throw new UpstreamError('bitcoin_node_unreachable', 'connection refused'); } }),
+    });
+    const uploads = await Promise.allSettled([1, 2, 3].map(() => unreachable.submitSignedPsbt(merchantId, b.id, psbt.toBase64())));
+    expect(uploads.every((u) => u.status === 'rejected' && (u.reason as { code: string }).code === 'bitcoin_node_unreachable')).toBe(true);
+    const recorded = (await api('GET', `/v1/refunds/${b.id}`)).body;
+    expect(recorded.status).toBe('broadcast');
+    expect(await dn.rpc.call<string[]>('getrawmempool')).not.toContain(recorded.txid);
+    const sentRows = await ctx.deps.sql`select 1 from ledger_entries where invoice_id = ${inv.id} and kind = 'refund_sent'`;
+    expect(sentRows).toHaveLength(2); // one balanced posting (two entries), not three
+    expect(await refundServiceFor(ctx.deps).track('bitcoin')).toMatchObject({ resent: 1 });
+    expect(await dn.rpc.call<string[]>('getrawmempool')).toContain(recorded.txid);
+    await expectLedgerBalancedIn(ctx.deps.sql);
   });
 
   it('bad input is a 4xx naming the field; another merchant sees nothing; scopes are enforced', async () => {
