@@ -233,8 +233,17 @@ describe('refund invariants', () => {
     expect(tooMuch.body.error).toMatchObject({ code: 'refund_exceeds_received', param: 'amount' });
     // Not overpaid: "overpaid" is refused.
     expect((await api('POST', `/v1/invoices/${inv.id}/refunds`, { amount: 'overpaid' })).body.error.code).toBe('invoice_not_overpaid');
-    // Ten concurrent "full" refunds: exactly one gets the money.
-    const results = await Promise.all(Array.from({ length: 10 }, () => api('POST', `/v1/invoices/${inv.id}/refunds`, { amount: 'full', fee: '0.00001' })));
+    // Ten concurrent "full" refunds: exactly one gets the money. The test holds a lock that blocks
+    // inserts into refunds until all ten are inside their transactions, so without the invoice row
+    // lock every one of them would have read the same room and inserted.
+    const holder = await ctx.deps.sql.reserve();
+    await holder`begin`;
+    await holder`lock table refunds in share mode`;
+    const pending = Promise.all(Array.from({ length: 10 }, () => api('POST', `/v1/invoices/${inv.id}/refunds`, { amount: 'full', fee: '0.00001' })));
+    await new Promise((r) => setTimeout(r, 1500));
+    await holder`commit`;
+    holder.release();
+    const results = await pending;
     expect(results.filter((r) => r.status === 201)).toHaveLength(1);
     expect(results.filter((r) => r.status === 422).every((r) => ['refund_exceeds_received', 'refund_amount_zero'].includes(r.body.error.code))).toBe(true);
     const live = await ctx.deps.sql<{ s: bigint }[]>`select coalesce(sum(amount + fee), 0)::numeric as s from refunds where invoice_id = ${inv.id} and status not in ('cancelled', 'failed')`;
