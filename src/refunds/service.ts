@@ -212,7 +212,10 @@ export function createRefundService(deps: {
 
   /** The gross refund (asset base units) for these terms, or throws 422 naming `amount`. */
   function grossFor(t: Terms, inv: InvoiceLocked, asset: { symbol: string; decimals: number }, rate: string | null, left: bigint): bigint {
-    if (t.kind === 'full') return left;
+    if (t.kind === 'full') {
+      if (left <= 0n) throw unprocessable('nothing_left_to_refund', `Everything invoice ${inv.id} received in ${asset.symbol} is already taken by other refunds.`, 'amount');
+      return left;
+    }
     let value: bigint; // in the invoice currency
     if (t.kind === 'overpaid') {
       if (inv.amount_paid <= inv.amount) throw unprocessable('invoice_not_overpaid', `Invoice ${inv.id} is not overpaid: ${formatAmount(inv.amount_paid, inv.currency_decimals)} ${inv.currency} received for a price of ${formatAmount(inv.amount, inv.currency_decimals)}.`, 'amount');
