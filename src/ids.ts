@@ -14,7 +14,7 @@ export function randomBase62(length: number): string {
   return out;
 }
 
-export type IdPrefix = 'mer' | 'key' | 'inv' | 'pay' | 'evt' | 'we' | 'req' | 'del' | 'usr' | 'led';
+export type IdPrefix = 'mer' | 'key' | 'inv' | 'pay' | 'evt' | 'we' | 'req' | 'del' | 'usr' | 'led' | 'ref';
 
 /** A prefixed, unguessable object id (`inv_…`): 22 base62 characters ≈ 131 bits. */
 export function newId(prefix: IdPrefix): string {

@@ -22,6 +22,7 @@ import { createWalletClient, http, type Hex } from 'viem';
 import { privateKeyToAccount } from 'viem/accounts';
 import { reverifyBitcoin, reverifyEvm } from '../src/settlement/reverify.ts';
 import { buildWebhookProcessors } from './webhooks.ts';
+import { refundServiceFor } from '../src/refunds/service.ts';
 
 export interface ProcessorSet {
   processors: ProcessorSpec<any>[];
@@ -76,6 +77,12 @@ export function buildProcessors(deps: Deps, opts: ProcessorOptions = {}): Proces
           }
           return results;
         }
+        if (job.name === 'track-refunds') {
+          const refunds = refundServiceFor({ ...deps, logger: log });
+          const results: Record<string, unknown> = {};
+          for (const chain of Object.keys(deps.config.chains)) results[chain] = await refunds.track(chain);
+          return results;
+        }
         if (job.name === 'sweep-settled') {
           let swept = 0;
           for (const sweeper of sweepers.values()) swept += (await sweeper.sweepSettled(50)).length;
@@ -97,6 +104,7 @@ export function buildProcessors(deps: Deps, opts: ProcessorOptions = {}): Proces
     await deps.queues.maintenance.upsertJobScheduler('scan-deadlines', { every }, { name: 'scan-deadlines', data: {} });
     await deps.queues.maintenance.upsertJobScheduler('refill-address-pools', { every: 30_000 }, { name: 'refill-address-pools', data: {} });
     await deps.queues.maintenance.upsertJobScheduler('reverify-payments', { every: 5 * 60_000 }, { name: 'reverify-payments', data: {} });
+    await deps.queues.maintenance.upsertJobScheduler('track-refunds', { every: 15_000 }, { name: 'track-refunds', data: {} });
     if (sweepers.size > 0) {
       await deps.queues.maintenance.upsertJobScheduler('sweep-settled', { every: 60_000 }, { name: 'sweep-settled', data: {} });
     }

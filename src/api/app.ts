@@ -19,6 +19,7 @@ import { registerApiKeyRoutes } from './routes/api-keys.ts';
 import { registerEvmPaymentMethodRoutes } from '../chains/evm/payment-method.ts';
 import { registerInvoiceRoutes } from './routes/invoices.ts';
 import { registerPaymentRoutes } from './routes/payments.ts';
+import { registerRefundRoutes } from './routes/refunds.ts';
 import { registerReportRoutes } from './routes/reports.ts';
 import { registerBitcoinPaymentMethodRoutes } from '../chains/bitcoin/payment-method.ts';
 import { registerWebhookEndpointRoutes } from './routes/webhook-endpoints.ts';
@@ -85,6 +86,7 @@ export function createApp(deps: Deps, opts: AppOptions = {}): OpenAPIHono<AppEnv
   registerEvmPaymentMethodRoutes(app, deps);
   registerInvoiceRoutes(app, deps);
   registerPaymentRoutes(app, deps);
+  registerRefundRoutes(app, deps, { perMinute: deps.config.publicRateLimitPerMinute });
   registerReportRoutes(app, deps);
   registerBitcoinPaymentMethodRoutes(app, deps);
   registerWebhookEndpointRoutes(app, deps);

@@ -21,6 +21,16 @@ export const EVENT_TYPES = [
   'invoice.paid_partial',
   /** The invoice's exception became `paid_late`: money arrived that is not on time. */
   'invoice.paid_late',
+  /** Refunds (docs/refunds.md): `data.object` is the refund. */
+  'refund.created',
+  'refund.claimed',
+  'refund.approved',
+  'refund.broadcast',
+  'refund.completed',
+  /** A reorg took a completed refund's transaction below the confirmations required: it is `broadcast` again. */
+  'refund.reorged',
+  'refund.failed',
+  'refund.cancelled',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 

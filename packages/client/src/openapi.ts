@@ -612,7 +612,7 @@ export interface paths {
                     limit?: number;
                     /** @description Cursor: the id of the last object of the previous page. */
                     starting_after?: string;
-                    type?: "invoice.created" | "invoice.payment_detected" | "invoice.processing" | "invoice.settled" | "invoice.expired" | "invoice.invalid" | "invoice.payment_reorged" | "invoice.marked" | "invoice.payment_mismatch" | "invoice.payment_confirmed" | "invoice.paid_partial" | "invoice.paid_late";
+                    type?: "invoice.created" | "invoice.payment_detected" | "invoice.processing" | "invoice.settled" | "invoice.expired" | "invoice.invalid" | "invoice.payment_reorged" | "invoice.marked" | "invoice.payment_mismatch" | "invoice.payment_confirmed" | "invoice.paid_partial" | "invoice.paid_late" | "refund.created" | "refund.claimed" | "refund.approved" | "refund.broadcast" | "refund.completed" | "refund.reorged" | "refund.failed" | "refund.cancelled";
                 };
                 header?: never;
                 path?: never;
@@ -2808,6 +2808,451 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/invoices/{id}/refunds": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List the refunds of an invoice, newest first
+         * @description Requires an API key with the scope `refunds:read`.
+         */
+        get: {
+            parameters: {
+                query?: {
+                    /** @description Cursor: the id of the first object of the next page (pages backwards). */
+                    ending_before?: string;
+                    /** @description Objects per page, 1–100. */
+                    limit?: number;
+                    /** @description Cursor: the id of the last object of the previous page. */
+                    starting_after?: string;
+                };
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description OK */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "object": "list",
+                         *       "data": [
+                         *         {
+                         *           "id": "ref_8Pq…",
+                         *           "object": "refund",
+                         *           "invoice_id": "inv_3kT…",
+                         *           "status": "awaiting_destination",
+                         *           "method": "BTC",
+                         *           "chain": "bitcoin",
+                         *           "asset": "BTC",
+                         *           "amount": "0.00020000",
+                         *           "fee": "0.00000000",
+                         *           "requested": {
+                         *             "kind": "full",
+                         *             "amount": null,
+                         *             "currency": null
+                         *           },
+                         *           "rate_basis": "rate_then",
+                         *           "rate": "60000.00",
+                         *           "rate_locked_at": "2026-01-15T10:00:00.000Z",
+                         *           "reason": null,
+                         *           "claim_url": "https://pay.example/refund/Xk2…",
+                         *           "destination": "bcrt1q…",
+                         *           "bitcoin": null,
+                         *           "txid": null,
+                         *           "failure_reason": null,
+                         *           "created_at": "2026-01-15T10:00:00.000Z",
+                         *           "claimed_at": "2026-01-15T10:00:00.000Z",
+                         *           "approved_at": "2026-01-15T10:00:00.000Z",
+                         *           "broadcast_at": "2026-01-15T10:00:00.000Z",
+                         *           "completed_at": "2026-01-15T10:00:00.000Z",
+                         *           "cancelled_at": "2026-01-15T10:00:00.000Z"
+                         *         }
+                         *       ],
+                         *       "has_more": true
+                         *     }
+                         */
+                        "application/json": components["schemas"]["RefundList"];
+                    };
+                };
+                /** @description Invalid request: `param` names the field. */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Missing, invalid or revoked API key. */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description The API key lacks a scope. */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description No such object (or it belongs to another merchant). */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Rate limited; see Retry-After. */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Unexpected error (no internals are exposed). */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        /**
+         * Create a refund of an invoice
+         * @description The refund starts `awaiting_destination`: send its `claim_url` to the customer. Refunds of one invoice and asset never add up to more than it received (docs/refunds.md).
+         *
+         *     Requires an API key with the scope `refunds:write`.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: {
+                    /** @description Makes retries safe: the first response is stored for 24 h and replayed. */
+                    "idempotency-key"?: string;
+                };
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    /**
+                     * @example {
+                     *       "amount": "overpaid",
+                     *       "amount_currency": "0.00",
+                     *       "method": "BTC",
+                     *       "rate_basis": "rate_then",
+                     *       "rate": "0.00",
+                     *       "fee": "fee",
+                     *       "reason": "reason"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["RefundCreate"];
+                };
+            };
+            responses: {
+                /** @description Created */
+                201: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "id": "ref_8Pq…",
+                         *       "object": "refund",
+                         *       "invoice_id": "inv_3kT…",
+                         *       "status": "awaiting_destination",
+                         *       "method": "BTC",
+                         *       "chain": "bitcoin",
+                         *       "asset": "BTC",
+                         *       "amount": "0.00020000",
+                         *       "fee": "0.00000000",
+                         *       "requested": {
+                         *         "kind": "full",
+                         *         "amount": null,
+                         *         "currency": null
+                         *       },
+                         *       "rate_basis": "rate_then",
+                         *       "rate": "60000.00",
+                         *       "rate_locked_at": "2026-01-15T10:00:00.000Z",
+                         *       "reason": null,
+                         *       "claim_url": "https://pay.example/refund/Xk2…",
+                         *       "destination": "bcrt1q…",
+                         *       "bitcoin": null,
+                         *       "txid": null,
+                         *       "failure_reason": null,
+                         *       "created_at": "2026-01-15T10:00:00.000Z",
+                         *       "claimed_at": "2026-01-15T10:00:00.000Z",
+                         *       "approved_at": "2026-01-15T10:00:00.000Z",
+                         *       "broadcast_at": "2026-01-15T10:00:00.000Z",
+                         *       "completed_at": "2026-01-15T10:00:00.000Z",
+                         *       "cancelled_at": "2026-01-15T10:00:00.000Z"
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Refund"];
+                    };
+                };
+                /** @description Invalid request: `param` names the field. */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Missing, invalid or revoked API key. */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description The API key lacks a scope. */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description No such object (or it belongs to another merchant). */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Conflict, e.g. an Idempotency-Key reused with a different request. */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description The request is well-formed but cannot be carried out. */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Rate limited; see Retry-After. */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Unexpected error (no internals are exposed). */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/merchant": {
         parameters: {
             query?: never;
@@ -4043,6 +4488,1321 @@ export interface paths {
         };
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/public/refund_claims/{token}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The customer's view of a refund (the claim page uses it)
+         * @description No API key needed.
+         */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    token: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description OK */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "object": "refund_claim",
+                         *       "status": "awaiting_destination",
+                         *       "merchant_name": "merchant_name",
+                         *       "asset": "BTC",
+                         *       "chain": "bitcoin",
+                         *       "network": "regtest",
+                         *       "amount": "0.00020000",
+                         *       "destination": null
+                         *     }
+                         */
+                        "application/json": components["schemas"]["RefundClaimView"];
+                    };
+                };
+                /** @description No such claim link. */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Too many requests from this client address; see Retry-After. */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        /**
+         * The customer claims a refund with their address
+         * @description The address is checked for the refund's chain and network (checksums, EIP-55). The amount is locked at this moment.
+         *
+         *     No API key needed.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    token: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    /**
+                     * @example {
+                     *       "destination": "bcrt1q…"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["RefundClaim"];
+                };
+            };
+            responses: {
+                /** @description OK */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "object": "refund_claim",
+                         *       "status": "awaiting_destination",
+                         *       "merchant_name": "merchant_name",
+                         *       "asset": "BTC",
+                         *       "chain": "bitcoin",
+                         *       "network": "regtest",
+                         *       "amount": "0.00020000",
+                         *       "destination": null
+                         *     }
+                         */
+                        "application/json": components["schemas"]["RefundClaimView"];
+                    };
+                };
+                /** @description Invalid address: `param` is `destination`. */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description No such claim link. */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Already claimed or closed. */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Too many requests from this client address; see Retry-After. */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/refunds": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List refunds, newest first
+         * @description Requires an API key with the scope `refunds:read`.
+         */
+        get: {
+            parameters: {
+                query?: {
+                    /** @description Cursor: the id of the first object of the next page (pages backwards). */
+                    ending_before?: string;
+                    invoice_id?: string;
+                    /** @description Objects per page, 1–100. */
+                    limit?: number;
+                    /** @description Cursor: the id of the last object of the previous page. */
+                    starting_after?: string;
+                    status?: "awaiting_destination" | "awaiting_approval" | "awaiting_signature" | "broadcast" | "completed" | "cancelled" | "failed";
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description OK */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "object": "list",
+                         *       "data": [
+                         *         {
+                         *           "id": "ref_8Pq…",
+                         *           "object": "refund",
+                         *           "invoice_id": "inv_3kT…",
+                         *           "status": "awaiting_destination",
+                         *           "method": "BTC",
+                         *           "chain": "bitcoin",
+                         *           "asset": "BTC",
+                         *           "amount": "0.00020000",
+                         *           "fee": "0.00000000",
+                         *           "requested": {
+                         *             "kind": "full",
+                         *             "amount": null,
+                         *             "currency": null
+                         *           },
+                         *           "rate_basis": "rate_then",
+                         *           "rate": "60000.00",
+                         *           "rate_locked_at": "2026-01-15T10:00:00.000Z",
+                         *           "reason": null,
+                         *           "claim_url": "https://pay.example/refund/Xk2…",
+                         *           "destination": "bcrt1q…",
+                         *           "bitcoin": null,
+                         *           "txid": null,
+                         *           "failure_reason": null,
+                         *           "created_at": "2026-01-15T10:00:00.000Z",
+                         *           "claimed_at": "2026-01-15T10:00:00.000Z",
+                         *           "approved_at": "2026-01-15T10:00:00.000Z",
+                         *           "broadcast_at": "2026-01-15T10:00:00.000Z",
+                         *           "completed_at": "2026-01-15T10:00:00.000Z",
+                         *           "cancelled_at": "2026-01-15T10:00:00.000Z"
+                         *         }
+                         *       ],
+                         *       "has_more": true
+                         *     }
+                         */
+                        "application/json": components["schemas"]["RefundList"];
+                    };
+                };
+                /** @description Invalid request: `param` names the field. */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Missing, invalid or revoked API key. */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description The API key lacks a scope. */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Rate limited; see Retry-After. */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Unexpected error (no internals are exposed). */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/refunds/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Retrieve a refund
+         * @description Requires an API key with the scope `refunds:read`.
+         */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description OK */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "id": "ref_8Pq…",
+                         *       "object": "refund",
+                         *       "invoice_id": "inv_3kT…",
+                         *       "status": "awaiting_destination",
+                         *       "method": "BTC",
+                         *       "chain": "bitcoin",
+                         *       "asset": "BTC",
+                         *       "amount": "0.00020000",
+                         *       "fee": "0.00000000",
+                         *       "requested": {
+                         *         "kind": "full",
+                         *         "amount": null,
+                         *         "currency": null
+                         *       },
+                         *       "rate_basis": "rate_then",
+                         *       "rate": "60000.00",
+                         *       "rate_locked_at": "2026-01-15T10:00:00.000Z",
+                         *       "reason": null,
+                         *       "claim_url": "https://pay.example/refund/Xk2…",
+                         *       "destination": "bcrt1q…",
+                         *       "bitcoin": null,
+                         *       "txid": null,
+                         *       "failure_reason": null,
+                         *       "created_at": "2026-01-15T10:00:00.000Z",
+                         *       "claimed_at": "2026-01-15T10:00:00.000Z",
+                         *       "approved_at": "2026-01-15T10:00:00.000Z",
+                         *       "broadcast_at": "2026-01-15T10:00:00.000Z",
+                         *       "completed_at": "2026-01-15T10:00:00.000Z",
+                         *       "cancelled_at": "2026-01-15T10:00:00.000Z"
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Refund"];
+                    };
+                };
+                /** @description Invalid request: `param` names the field. */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Missing, invalid or revoked API key. */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description The API key lacks a scope. */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description No such object (or it belongs to another merchant). */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Rate limited; see Retry-After. */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Unexpected error (no internals are exposed). */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/refunds/{id}/approve": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Approve a claimed refund: Kassa prepares the unsigned PSBT
+         * @description Moves the refund to `awaiting_signature` with `bitcoin.psbt`: sign it in your wallet and upload it to /signed_psbt. At most one refund per invoice awaits a signature.
+         *
+         *     Requires an API key with the scope `refunds:write`.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: {
+                    /** @description Makes retries safe: the first response is stored for 24 h and replayed. */
+                    "idempotency-key"?: string;
+                };
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: {
+                content: {
+                    /**
+                     * @example {
+                     *       "fee_rate": "2"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["RefundApprove"];
+                };
+            };
+            responses: {
+                /** @description OK */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "id": "ref_8Pq…",
+                         *       "object": "refund",
+                         *       "invoice_id": "inv_3kT…",
+                         *       "status": "awaiting_destination",
+                         *       "method": "BTC",
+                         *       "chain": "bitcoin",
+                         *       "asset": "BTC",
+                         *       "amount": "0.00020000",
+                         *       "fee": "0.00000000",
+                         *       "requested": {
+                         *         "kind": "full",
+                         *         "amount": null,
+                         *         "currency": null
+                         *       },
+                         *       "rate_basis": "rate_then",
+                         *       "rate": "60000.00",
+                         *       "rate_locked_at": "2026-01-15T10:00:00.000Z",
+                         *       "reason": null,
+                         *       "claim_url": "https://pay.example/refund/Xk2…",
+                         *       "destination": "bcrt1q…",
+                         *       "bitcoin": null,
+                         *       "txid": null,
+                         *       "failure_reason": null,
+                         *       "created_at": "2026-01-15T10:00:00.000Z",
+                         *       "claimed_at": "2026-01-15T10:00:00.000Z",
+                         *       "approved_at": "2026-01-15T10:00:00.000Z",
+                         *       "broadcast_at": "2026-01-15T10:00:00.000Z",
+                         *       "completed_at": "2026-01-15T10:00:00.000Z",
+                         *       "cancelled_at": "2026-01-15T10:00:00.000Z"
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Refund"];
+                    };
+                };
+                /** @description Invalid request: `param` names the field. */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Missing, invalid or revoked API key. */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description The API key lacks a scope. */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description No such object (or it belongs to another merchant). */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Conflict, e.g. an Idempotency-Key reused with a different request. */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description The request is well-formed but cannot be carried out. */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Rate limited; see Retry-After. */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Unexpected error (no internals are exposed). */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/refunds/{id}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Cancel a refund that was not broadcast
+         * @description Requires an API key with the scope `refunds:write`.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: {
+                    /** @description Makes retries safe: the first response is stored for 24 h and replayed. */
+                    "idempotency-key"?: string;
+                };
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description OK */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "id": "ref_8Pq…",
+                         *       "object": "refund",
+                         *       "invoice_id": "inv_3kT…",
+                         *       "status": "awaiting_destination",
+                         *       "method": "BTC",
+                         *       "chain": "bitcoin",
+                         *       "asset": "BTC",
+                         *       "amount": "0.00020000",
+                         *       "fee": "0.00000000",
+                         *       "requested": {
+                         *         "kind": "full",
+                         *         "amount": null,
+                         *         "currency": null
+                         *       },
+                         *       "rate_basis": "rate_then",
+                         *       "rate": "60000.00",
+                         *       "rate_locked_at": "2026-01-15T10:00:00.000Z",
+                         *       "reason": null,
+                         *       "claim_url": "https://pay.example/refund/Xk2…",
+                         *       "destination": "bcrt1q…",
+                         *       "bitcoin": null,
+                         *       "txid": null,
+                         *       "failure_reason": null,
+                         *       "created_at": "2026-01-15T10:00:00.000Z",
+                         *       "claimed_at": "2026-01-15T10:00:00.000Z",
+                         *       "approved_at": "2026-01-15T10:00:00.000Z",
+                         *       "broadcast_at": "2026-01-15T10:00:00.000Z",
+                         *       "completed_at": "2026-01-15T10:00:00.000Z",
+                         *       "cancelled_at": "2026-01-15T10:00:00.000Z"
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Refund"];
+                    };
+                };
+                /** @description Invalid request: `param` names the field. */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Missing, invalid or revoked API key. */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description The API key lacks a scope. */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description No such object (or it belongs to another merchant). */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Conflict, e.g. an Idempotency-Key reused with a different request. */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Rate limited; see Retry-After. */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Unexpected error (no internals are exposed). */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/refunds/{id}/signed_psbt": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Upload the signed PSBT: Kassa checks, finalizes and broadcasts it
+         * @description The PSBT must be the refund's own (same inputs and outputs), every input signed. Uploading it again re-broadcasts the recorded transaction.
+         *
+         *     Requires an API key with the scope `refunds:write`.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: {
+                    /** @description Makes retries safe: the first response is stored for 24 h and replayed. */
+                    "idempotency-key"?: string;
+                };
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    /**
+                     * @example {
+                     *       "psbt": "psbt"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["RefundSignedPsbt"];
+                };
+            };
+            responses: {
+                /** @description OK */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "id": "ref_8Pq…",
+                         *       "object": "refund",
+                         *       "invoice_id": "inv_3kT…",
+                         *       "status": "awaiting_destination",
+                         *       "method": "BTC",
+                         *       "chain": "bitcoin",
+                         *       "asset": "BTC",
+                         *       "amount": "0.00020000",
+                         *       "fee": "0.00000000",
+                         *       "requested": {
+                         *         "kind": "full",
+                         *         "amount": null,
+                         *         "currency": null
+                         *       },
+                         *       "rate_basis": "rate_then",
+                         *       "rate": "60000.00",
+                         *       "rate_locked_at": "2026-01-15T10:00:00.000Z",
+                         *       "reason": null,
+                         *       "claim_url": "https://pay.example/refund/Xk2…",
+                         *       "destination": "bcrt1q…",
+                         *       "bitcoin": null,
+                         *       "txid": null,
+                         *       "failure_reason": null,
+                         *       "created_at": "2026-01-15T10:00:00.000Z",
+                         *       "claimed_at": "2026-01-15T10:00:00.000Z",
+                         *       "approved_at": "2026-01-15T10:00:00.000Z",
+                         *       "broadcast_at": "2026-01-15T10:00:00.000Z",
+                         *       "completed_at": "2026-01-15T10:00:00.000Z",
+                         *       "cancelled_at": "2026-01-15T10:00:00.000Z"
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Refund"];
+                    };
+                };
+                /** @description Invalid request: `param` names the field. */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Missing, invalid or revoked API key. */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description The API key lacks a scope. */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description No such object (or it belongs to another merchant). */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Conflict, e.g. an Idempotency-Key reused with a different request. */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description The request is well-formed but cannot be carried out. */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Rate limited; see Retry-After. */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Unexpected error (no internals are exposed). */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
         delete?: never;
         options?: never;
         head?: never;
@@ -5310,12 +7070,12 @@ export interface components {
              */
             prefix: string;
             revoked_at: string | null;
-            scopes: ("invoices:read" | "invoices:write" | "reports:read" | "webhooks:write" | "settings:write")[];
+            scopes: ("invoices:read" | "invoices:write" | "refunds:read" | "refunds:write" | "reports:read" | "webhooks:write" | "settings:write")[];
         };
         ApiKeyCreate: {
             name?: string;
             /** @description Scopes of the new key; a subset of the calling key's scopes. */
-            scopes: ("invoices:read" | "invoices:write" | "reports:read" | "webhooks:write" | "settings:write")[];
+            scopes: ("invoices:read" | "invoices:write" | "refunds:read" | "refunds:write" | "reports:read" | "webhooks:write" | "settings:write")[];
         };
         ApiKeyList: {
             data: components["schemas"]["ApiKey"][];
@@ -5711,6 +7471,145 @@ export interface components {
             /** @enum {string} */
             status: "new" | "processing" | "settled" | "expired" | "invalid";
         };
+        Refund: {
+            /**
+             * @description What the customer receives, in the asset (gross − fee). Locked when the customer claims.
+             * @example 0.00020000
+             */
+            amount: string;
+            approved_at: string | null;
+            /** @example BTC */
+            asset: string;
+            bitcoin: {
+                /**
+                 * @description sat/vB
+                 * @example 2
+                 */
+                fee_rate: string | null;
+                /**
+                 * @description BTC, paid from the invoice outputs (change)
+                 * @example 0.00000282
+                 */
+                network_fee: string | null;
+                /** @description The unsigned PSBT (base64) while awaiting a signature. */
+                psbt: string | null;
+            } | null;
+            broadcast_at: string | null;
+            cancelled_at: string | null;
+            /** @example bitcoin */
+            chain: string;
+            /**
+             * @description Send this to the customer: they enter their address there. Null once claimed.
+             * @example https://pay.example/refund/Xk2…
+             */
+            claim_url: string | null;
+            claimed_at: string | null;
+            completed_at: string | null;
+            created_at: string;
+            /**
+             * @description The address the customer entered.
+             * @example bcrt1q…
+             */
+            destination: string | null;
+            failure_reason: string | null;
+            /**
+             * @description Deducted from the refund, in the asset.
+             * @example 0.00000000
+             */
+            fee: string;
+            /** @example ref_8Pq… */
+            id: string;
+            /** @example inv_3kT… */
+            invoice_id: string;
+            /** @example BTC */
+            method: string;
+            /** @enum {string} */
+            object: "refund";
+            /**
+             * @description Price of one unit of the asset in the invoice currency used for the amount.
+             * @example 60000.00
+             */
+            rate: string | null;
+            /** @enum {string} */
+            rate_basis: "rate_then" | "current" | "fixed";
+            rate_locked_at: string | null;
+            reason: string | null;
+            requested: {
+                /** @example null */
+                amount: string | null;
+                /** @example null */
+                currency: string | null;
+                /** @enum {string} */
+                kind: "full" | "overpaid" | "decimal";
+            };
+            /** @enum {string} */
+            status: "awaiting_destination" | "awaiting_approval" | "awaiting_signature" | "broadcast" | "completed" | "cancelled" | "failed";
+            txid: string | null;
+        };
+        RefundApprove: {
+            /**
+             * @description Network fee rate in sat/vB; default: the node's estimatesmartfee for 6 blocks.
+             * @example 2
+             */
+            fee_rate?: string;
+        };
+        RefundClaim: {
+            /**
+             * @description The customer's own address on the refund's chain and network.
+             * @example bcrt1q…
+             */
+            destination: string;
+        };
+        RefundClaimView: {
+            /** @example 0.00020000 */
+            amount: string;
+            /** @example BTC */
+            asset: string;
+            /** @example bitcoin */
+            chain: string;
+            destination: string | null;
+            merchant_name: string;
+            /** @example regtest */
+            network: string;
+            /** @enum {string} */
+            object: "refund_claim";
+            /** @enum {string} */
+            status: "awaiting_destination" | "awaiting_approval" | "awaiting_signature" | "broadcast" | "completed" | "cancelled" | "failed";
+        };
+        RefundCreate: {
+            /**
+             * @description "full" (everything received in the asset, less other refunds), "overpaid" (the part above the price), or a decimal string in `amount_currency`.
+             * @example overpaid
+             */
+            amount?: string;
+            /** @description For a decimal amount: the invoice currency (default) or the asset. */
+            amount_currency?: string;
+            /** @description Deducted from the refund, in the asset (decimal string). */
+            fee?: string;
+            /**
+             * @description Payment method refunded (BTC). Default: the one the customer paid with.
+             * @example BTC
+             */
+            method?: string;
+            /** @description With rate_basis "fixed": price of one unit of the asset in the invoice currency. */
+            rate?: string;
+            /**
+             * @description How an amount in the invoice currency becomes the asset: the invoice's locked rate (default), the rate when the customer claims, or `rate`.
+             * @enum {string}
+             */
+            rate_basis?: "rate_then" | "current" | "fixed";
+            reason?: string;
+        };
+        RefundList: {
+            data: components["schemas"]["Refund"][];
+            has_more: boolean;
+            /** @enum {string} */
+            object: "list";
+        };
+        RefundSignedPsbt: {
+            /** @description The signed PSBT, base64. */
+            psbt: string;
+        };
         WebhookAttempt: {
             attempt: number;
             duration_ms: number;
@@ -5745,7 +7644,7 @@ export interface components {
             disabled_reason: string | null;
             enabled: boolean;
             /** @description Subscribed event types; ["*"] = all. */
-            events: ("invoice.created" | "invoice.payment_detected" | "invoice.processing" | "invoice.settled" | "invoice.expired" | "invoice.invalid" | "invoice.payment_reorged" | "invoice.marked" | "invoice.payment_mismatch" | "invoice.payment_confirmed" | "invoice.paid_partial" | "invoice.paid_late" | "*")[];
+            events: ("invoice.created" | "invoice.payment_detected" | "invoice.processing" | "invoice.settled" | "invoice.expired" | "invoice.invalid" | "invoice.payment_reorged" | "invoice.marked" | "invoice.payment_mismatch" | "invoice.payment_confirmed" | "invoice.paid_partial" | "invoice.paid_late" | "refund.created" | "refund.claimed" | "refund.approved" | "refund.broadcast" | "refund.completed" | "refund.reorged" | "refund.failed" | "refund.cancelled" | "*")[];
             /** @example we_7Hq… */
             id: string;
             /** @enum {string} */
@@ -5760,7 +7659,7 @@ export interface components {
             description?: string;
             enabled?: boolean;
             /** @description Event types to receive; omit or ["*"] for all. */
-            events?: ("invoice.created" | "invoice.payment_detected" | "invoice.processing" | "invoice.settled" | "invoice.expired" | "invoice.invalid" | "invoice.payment_reorged" | "invoice.marked" | "invoice.payment_mismatch" | "invoice.payment_confirmed" | "invoice.paid_partial" | "invoice.paid_late" | "*")[];
+            events?: ("invoice.created" | "invoice.payment_detected" | "invoice.processing" | "invoice.settled" | "invoice.expired" | "invoice.invalid" | "invoice.payment_reorged" | "invoice.marked" | "invoice.payment_mismatch" | "invoice.payment_confirmed" | "invoice.paid_partial" | "invoice.paid_late" | "refund.created" | "refund.claimed" | "refund.approved" | "refund.broadcast" | "refund.completed" | "refund.reorged" | "refund.failed" | "refund.cancelled" | "*")[];
             /** @description Where events are POSTed. https required (http only where the deployment allows it). */
             url: string;
         };
@@ -5775,7 +7674,7 @@ export interface components {
             /** @description true re-enables an endpoint Kassa disabled. */
             enabled?: boolean;
             /** @description Event types to receive; omit or ["*"] for all. */
-            events?: ("invoice.created" | "invoice.payment_detected" | "invoice.processing" | "invoice.settled" | "invoice.expired" | "invoice.invalid" | "invoice.payment_reorged" | "invoice.marked" | "invoice.payment_mismatch" | "invoice.payment_confirmed" | "invoice.paid_partial" | "invoice.paid_late" | "*")[];
+            events?: ("invoice.created" | "invoice.payment_detected" | "invoice.processing" | "invoice.settled" | "invoice.expired" | "invoice.invalid" | "invoice.payment_reorged" | "invoice.marked" | "invoice.payment_mismatch" | "invoice.payment_confirmed" | "invoice.paid_partial" | "invoice.paid_late" | "refund.created" | "refund.claimed" | "refund.approved" | "refund.broadcast" | "refund.completed" | "refund.reorged" | "refund.failed" | "refund.cancelled" | "*")[];
             /** @description Where events are POSTed. https required (http only where the deployment allows it). */
             url?: string;
         };
@@ -5791,13 +7690,14 @@ export interface components {
             api_version: string;
             created_at: string;
             data: {
-                object: components["schemas"]["Invoice"];
+                /** @description The invoice (invoice.*) or the refund (refund.*) as it stands after the change. */
+                object: components["schemas"]["Invoice"] | components["schemas"]["Refund"];
                 payment?: components["schemas"]["EventPayment"];
             };
             /** @example evt_5Rk… */
             id: string;
             /** @enum {string} */
-            type: "invoice.created" | "invoice.payment_detected" | "invoice.processing" | "invoice.settled" | "invoice.expired" | "invoice.invalid" | "invoice.payment_reorged" | "invoice.marked" | "invoice.payment_mismatch" | "invoice.payment_confirmed" | "invoice.paid_partial" | "invoice.paid_late";
+            type: "invoice.created" | "invoice.payment_detected" | "invoice.processing" | "invoice.settled" | "invoice.expired" | "invoice.invalid" | "invoice.payment_reorged" | "invoice.marked" | "invoice.payment_mismatch" | "invoice.payment_confirmed" | "invoice.paid_partial" | "invoice.paid_late" | "refund.created" | "refund.claimed" | "refund.approved" | "refund.broadcast" | "refund.completed" | "refund.reorged" | "refund.failed" | "refund.cancelled";
         };
     };
     responses: never;

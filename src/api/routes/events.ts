@@ -11,6 +11,7 @@ import { commonErrors, conflictError, idempotencyHeader, jsonOk, notFoundError }
 import { API_VERSION, EVENT_TYPES } from '../../settlement/events.ts';
 import { createWebhookService } from '../../webhooks/service.ts';
 import { InvoiceSchema } from './invoices.ts';
+import { RefundSchema } from './refunds.ts';
 
 const deliveryStatus = z.enum(['pending', 'delivered', 'failed']);
 
@@ -36,7 +37,7 @@ export const WebhookEventSchema = z
     type: z.enum(EVENT_TYPES),
     created_at: z.string(),
     api_version: z.string().openapi({ example: API_VERSION }),
-    data: z.object({ object: InvoiceSchema, payment: EventPaymentSchema.optional() }),
+    data: z.object({ object: z.union([InvoiceSchema, RefundSchema]).openapi({ description: 'The invoice (invoice.*) or the refund (refund.*) as it stands after the change.' }), payment: EventPaymentSchema.optional() }),
   })
   .openapi('WebhookEvent');
 
