@@ -10,7 +10,10 @@
  * Mempool at mainnet size: the adapter remembers every txid of the previous listing (ours or not),
  * so a pass fetches and scans only the transactions that arrived since — work proportional to what
  * changed, not to the mempool (a node often holds 50,000–300,000 transactions, ~10 new per second).
- * The listing itself is one getrawmempool call; comparing it is one hash lookup per txid.
+ * At most `maxMempoolTxsPerPass` are fetched per pass, arrivals first: a large mempool found at
+ * start drains over the next passes without delaying new payments. What stays proportional to the
+ * mempool is the listing itself (one getrawmempool call, one hash lookup per txid); Core offers no
+ * cheaper RPC (ZMQ `sequence` would be the next step).
  *
  * Double-spends: for pending payments the adapter keeps the outpoints their transactions spend; a
  * block that spends one of them in another transaction reports the payment double-spent.
@@ -35,7 +38,7 @@ export interface BitcoinAdapterOptions {
   config: BitcoinChainConfig;
   client: BitcoinNodeClient;
   logger: Logger;
-  /** New mempool transactions fetched per pass (the rest next pass). Default 5,000. */
+  /** Mempool transactions fetched per pass: arrivals first, the rest of a large mempool found at start in later passes. Default 5,000. */
   maxMempoolTxsPerPass?: number;
 }
 
@@ -66,15 +69,17 @@ class TxidListing implements MempoolListing {
 }
 
 export function createBitcoinAdapter(opts: BitcoinAdapterOptions): ChainAdapter & {
-  /** How many txids of the last mempool listing are remembered as scanned (tests, bench). */
-  readonly seenMempool: number;
+  /** Txids of the mempool remembered as scanned, and listed but still to scan (tests, bench). */
+  readonly mempoolState: { scanned: number; backlog: number };
 } {
   const { chain, config, client } = opts;
   const log = opts.logger.child({ chain, node: client.name });
   const network = bitcoinNetwork(config.network);
   const maxMempool = opts.maxMempoolTxsPerPass ?? 5_000;
   /** Txids of the previous listing already scanned → outpoints spent by those that pay us (double-spend checks), else null. */
-  let seenMempool = new Map<string, string[] | null>();
+  const seenMempool = new Map<string, string[] | null>();
+  /** Txids listed but not scanned yet (beyond `maxMempoolTxsPerPass`), scanned after the arrivals of later passes. */
+  const backlog = new Set<string>();
   let scripts = new WatchedScripts(0);
   /** script hex → deposit address */
   const addressOf = new Map<string, string>();
@@ -138,7 +143,7 @@ export function createBitcoinAdapter(opts: BitcoinAdapterOptions): ChainAdapter 
     return out;
   }
 
-  const adapter: ChainAdapter & { readonly seenMempool: number } = {
+  const adapter: ChainAdapter & { readonly mempoolState: { scanned: number; backlog: number } } = {
     family: 'Bitcoin',
     chain,
     nodeName: client.name,
@@ -146,8 +151,8 @@ export function createBitcoinAdapter(opts: BitcoinAdapterOptions): ChainAdapter 
     pollIntervalMs: config.poll_interval_ms,
     firstScanLookback: config.first_scan_lookback_blocks ?? DEFAULT_FIRST_SCAN_LOOKBACK.bitcoin,
     rangeSize: 1,
-    get seenMempool() {
-      return seenMempool.size;
+    get mempoolState() {
+      return { scanned: seenMempool.size, backlog: backlog.size };
     },
 
     async head() {
@@ -220,15 +225,23 @@ export function createBitcoinAdapter(opts: BitcoinAdapterOptions): ChainAdapter 
        */
       async scan(listing) {
         const txids = (listing as TxidListing).txids;
-        // Forget what left the mempool: rebuilt from the listing, one lookup per txid.
-        const kept = new Map<string, string[] | null>();
-        const fresh: string[] = [];
-        for (const t of txids) {
-          const seen = seenMempool.get(t);
-          if (seen !== undefined) kept.set(t, seen);
-          else if (fresh.length < maxMempool) fresh.push(t);
+        // Arrivals (not in the previous listing) first, then the backlog (listed earlier, not
+        // scanned yet: the mempool found at start). One lookup per listed txid; fetches and scans
+        // only for what changed.
+        const arrivals: string[] = [];
+        for (const t of txids) if (!seenMempool.has(t) && !backlog.has(t)) arrivals.push(t);
+        // Forget what left the mempool, only when something did.
+        if (seenMempool.size + backlog.size > txids.length - arrivals.length) {
+          for (const t of seenMempool.keys()) if (!listing.has(t)) seenMempool.delete(t);
+          for (const t of backlog) if (!listing.has(t)) backlog.delete(t);
         }
-        seenMempool = kept;
+        const fresh = arrivals.slice(0, maxMempool);
+        for (let i = fresh.length; i < arrivals.length; i++) backlog.add(arrivals[i]!);
+        for (const t of backlog) {
+          if (fresh.length >= maxMempool) break;
+          fresh.push(t);
+          backlog.delete(t);
+        }
         const raws = await fetchTransactions(fresh);
         const obs: Observation[] = [];
         for (const txid of fresh) {
