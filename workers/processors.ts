@@ -1,6 +1,6 @@
 /**
  * What a `kassa worker` process runs:
- * - one chain watcher loop per configured chain (single-flight across processes through a
+ * - one chain-sync engine loop per configured chain (src/chains/sync/engine.ts; single-flight across processes through a
  *   renewed lease row in Postgres: a second worker process stands by and takes over if the first dies);
  * - BullMQ processors: settlement recomputes, maintenance (deadline scan, address-pool refill);
  * - the repeatable jobs that feed them (job schedulers are upserted, so every process may do it).
@@ -12,15 +12,13 @@ import type { ProcessorSpec } from '../src/queues/runner.ts';
 import { QUEUE_NAMES } from '../src/queues/index.ts';
 import { enqueueDueInvoices, recomputeInvoice } from '../src/settlement/deadlines.ts';
 import { refillAddressPools } from '../src/chains/bitcoin/address-pool.ts';
-import { configuredBitcoinChain } from '../src/chains/bitcoin/payment-method.ts';
-import { createBitcoinNodeClient } from '../src/chains/bitcoin/client.ts';
-import { createBitcoinWatcher } from './bitcoin-watcher.ts';
-import { createEvmWatcher } from './evm-watcher.ts';
+import { createChainAdapter } from '../src/chains/registry.ts';
+import { createChainSync } from '../src/chains/sync/engine.ts';
 import { createEvmClient } from '../src/chains/evm/client.ts';
 import { createSweeper } from '../src/chains/evm/sweeper.ts';
 import { createWalletClient, http, type Hex } from 'viem';
 import { privateKeyToAccount } from 'viem/accounts';
-import { reverifyBitcoin, reverifyEvm } from '../src/settlement/reverify.ts';
+import { reverifyPayments } from '../src/settlement/reverify.ts';
 import { buildWebhookProcessors } from './webhooks.ts';
 import { refundServiceFor } from '../src/refunds/service.ts';
 
@@ -71,9 +69,7 @@ export function buildProcessors(deps: Deps, opts: ProcessorOptions = {}): Proces
           const vdeps = { sql: deps.sql, logger: log, chains: deps.config.chains, publicUrl: deps.config.publicUrl };
           const results: Record<string, unknown> = {};
           for (const [chain, cfg] of Object.entries(deps.config.chains)) {
-            results[chain] = cfg.type === 'bitcoin'
-              ? await reverifyBitcoin(vdeps, chain, createBitcoinNodeClient(cfg, chain))
-              : await reverifyEvm(vdeps, chain, createEvmClient(cfg).public);
+            results[chain] = await reverifyPayments(vdeps, chain, createChainAdapter(chain, cfg, { sql: deps.sql, logger: log }));
           }
           return results;
         }
@@ -121,23 +117,12 @@ export function buildProcessors(deps: Deps, opts: ProcessorOptions = {}): Proces
       }, opts.watchdogMs ?? 30_000);
       watchdog.unref();
       if (opts.watchers === false) return;
+      // One chain-sync engine per configured chain, whatever its family (docs/architecture.md §5).
       for (const [chain, cfg] of Object.entries(deps.config.chains)) {
-        if (cfg.type !== 'evm') continue;
-        const watcher = createEvmWatcher({
-          chain, config: cfg, client: createEvmClient(cfg), sql: deps.sql, settlement: deps.settlement,
-          redis: deps.redis, queuePrefix: deps.config.queuePrefix, logger: deps.logger,
-        });
-        loops.push(watcher.run(abort.signal).catch((err: Error) => deps.logger.fatal({ chain, err: err.message }, 'evm watcher stopped')));
-      }
-      const btc = configuredBitcoinChain(deps.config);
-      if (btc) {
-        const watcher = createBitcoinWatcher({
-          chain: btc.chain, config: btc.cfg, client: createBitcoinNodeClient(btc.cfg, btc.chain),
+        const sync = createChainSync(createChainAdapter(chain, cfg, { sql: deps.sql, logger: deps.logger }), {
           sql: deps.sql, settlement: deps.settlement, redis: deps.redis, queuePrefix: deps.config.queuePrefix, logger: deps.logger,
         });
-        loops.push(
-          watcher.run(abort.signal).catch((err: Error) => deps.logger.fatal({ chain: btc.chain, err: err.message }, 'bitcoin watcher stopped')),
-        );
+        loops.push(sync.run(abort.signal).catch((err: Error) => deps.logger.fatal({ chain, err: err.message }, 'chain watcher stopped')));
       }
     },
     async stop() {

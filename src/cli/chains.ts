@@ -9,16 +9,16 @@
  *
  * 1. Takes the chain's single-flight lease (`watch:<chain>`, src/chains/single-flight.ts): it never
  *    runs while a worker watches the chain.
- * 2. Reads the node's block at H (Bitcoin: getblockhash + getblockheader through the configured
- *    `BitcoinNodeClient`; EVM: eth_getBlockByNumber) and refuses when H is above Kassa's cursor,
+ * 2. Reads the node's block at H through the chain's adapter (src/chains/registry.ts) and refuses when H is above Kassa's cursor,
  *    when the node has no block at H, when a block Kassa recorded at or below H (kept block hashes,
  *    blocks of confirmed payments) is not in the node's best chain (H is above the fork), or when a
  *    payment it would reset belongs to an invoice whose monitoring window has ended (the watcher
  *    no longer watches that address, so its rescan could not confirm the payment again).
- * 3. In ONE transaction: `rollbackTo(H)` (Bitcoin: payments of dropped blocks become `pending`,
- *    the rescan re-confirms them or marks them `replaced`; EVM: `reorged`, like the EVM watcher),
- *    `advanceCursor` to the node's block at H, and a recompute of the touched invoices and of those
- *    awaiting confirmations. After the commit it publishes the changed invoices and releases the lease.
+ * 3. Commits a `reorg` event to H through the settlement entry point (src/settlement/commit.ts),
+ *    like the engine's rollback, with the cursor set to the node's block at H — one transaction
+ *    that also re-checks the lease. Payments of dropped blocks become `pending` or `reorged` as the
+ *    chain's family says (Bitcoin: pending, the rescan re-confirms them or marks them `replaced`;
+ *    EVM: reorged). After the commit it publishes the changed invoices and releases the lease.
  *
  * The workers, once started again, rescan from H + 1.
  */
@@ -30,10 +30,10 @@ import { prepareDatabase } from '../db/prepare.ts';
 import type { ChainConfig } from '../config.ts';
 import type { Sql } from '../db/client.ts';
 import { KassaError } from '../errors.ts';
-import type { BlockRef, SettlementService } from '../settlement/service.ts';
-import { createBitcoinNodeClient } from '../chains/bitcoin/client.ts';
-import { isBitcoinRpcError } from '../chains/bitcoin/rpc.ts';
-import { createEvmClient } from '../chains/evm/client.ts';
+import type { SettlementService } from '../settlement/service.ts';
+import { commitChainEvent } from '../settlement/commit.ts';
+import { createChainAdapter } from '../chains/registry.ts';
+import type { ChainAdapter } from '../chains/sync/adapter.ts';
 import { DEFAULT_LEASE_TTL_SECONDS, tryLock } from '../chains/single-flight.ts';
 
 /** How long the rewind holds the chain lease (renewed inside its transaction). */
@@ -45,6 +45,8 @@ export interface RewindDeps {
   sql: Sql;
   settlement: SettlementService;
   chains: Record<string, ChainConfig>;
+  /** The chain's adapter (default: from the chain registry, talking to the configured node). */
+  adapter?: ChainAdapter;
 }
 
 export interface RewindOptions {
@@ -66,55 +68,6 @@ export interface RewindResult {
   invoices_recomputed: { id: string; status: string; exception: string | null }[];
   /** Invoices whose state, amount paid or ledger changed. */
   invoices_changed: string[];
-}
-
-/** The node's best-chain block at `height`, or null when its chain is shorter. */
-async function nodeBlockAt(cfg: ChainConfig, chain: string, height: number): Promise<{ block: BlockRef | null; hashAt(h: number): Promise<string | null>; name: string }> {
-  if (cfg.type === 'bitcoin') {
-    const client = createBitcoinNodeClient(cfg, chain);
-    const hashAt = async (h: number): Promise<string | null> => {
-      try {
-        return (await client.getBlockHash(h)).toLowerCase();
-      } catch (err) {
-        if (isBitcoinRpcError(err, -8) || isBitcoinRpcError(err, -5)) return null;
-        throw err;
-      }
-    };
-    const hash = await hashAt(height);
-    if (hash === null) return { block: null, hashAt, name: client.name };
-    const header = await client.getBlockHeader(hash);
-    return {
-      block: { height, hash, prevHash: header.previousBlockHash ?? '0'.repeat(64), time: new Date(header.time * 1000) },
-      hashAt,
-      name: client.name,
-    };
-  }
-  const pc = createEvmClient(cfg).public;
-  // The origin only: RPC URLs often carry an API key in their path or credentials.
-  const name = (() => {
-    try {
-      return `${chain} node (${new URL(cfg.rpc_url).origin})`;
-    } catch {
-      return `${chain} node`;
-    }
-  })();
-  const getBlock = async (h: number) => {
-    try {
-      return await pc.getBlock({ blockNumber: BigInt(h) });
-    } catch (err) {
-      if ((err as Error).name === 'BlockNotFoundError') return null;
-      const detail = err instanceof Error && 'shortMessage' in err ? String(err.shortMessage) : 'request failed';
-      throw new KassaError('evm_rpc_error', `${name}: eth_getBlockByNumber ${h} failed: ${detail}`, { cause: err });
-    }
-  };
-  const hashAt = async (h: number) => (await getBlock(h))?.hash?.toLowerCase() ?? null;
-  const b = await getBlock(height);
-  if (!b || !b.hash) return { block: null, hashAt, name };
-  return {
-    block: { height, hash: b.hash, prevHash: b.parentHash, time: new Date(Number(b.timestamp) * 1000) },
-    hashAt,
-    name,
-  };
 }
 
 /**
@@ -150,11 +103,11 @@ export async function rewindChain(deps: RewindDeps, opts: RewindOptions): Promis
       throw new KassaError('rewind_above_cursor', `height ${height} is above Kassa's cursor for chain "${chain}" (height ${cursor.height}): pick a height at or below ${cursor.height}, below the fork.`, { status: 409, retryable: false });
     }
 
-    const node = await nodeBlockAt(cfg, chain, height);
-    if (!node.block) {
-      throw new KassaError('rewind_node_behind', `the node for chain "${chain}" (${node.name}) has no block at height ${height}: is it synced? Pick a height the node has.`, { status: 409, retryable: false });
+    const node = deps.adapter ?? createChainAdapter(chain, cfg, { sql, logger: createLogger({ level: 'error', destination: process.stderr as never }) });
+    const block = await node.blockAt(height);
+    if (!block) {
+      throw new KassaError('rewind_node_behind', `the node for chain "${chain}" (${node.nodeName}) has no block at height ${height}: is it synced? Pick a height the node has.`, { status: 409, retryable: false });
     }
-    const block = node.block;
 
     // Everything Kassa recorded at or below H must be in the node's best chain, else H is above the fork.
     const known = await sql<{ height: bigint; hash: string; source: 'chain_blocks' | 'payment' }[]>`
@@ -196,27 +149,26 @@ export async function rewindChain(deps: RewindDeps, opts: RewindOptions): Promis
       );
     }
 
-    const { reset, touched, changed } = await sql.begin(async (tx) => {
-      // Still ours? Renewing inside the transaction also locks the lease row until the commit, so
-      // a worker cannot take the chain over halfway through.
-      const mine = await tx`
-        update leases set expires_at = now() + make_interval(secs => ${LEASE_TTL_SECONDS})
-        where name = ${leaseName} and holder = ${lock.holder} and expires_at > now() returning 1`;
-      if (mine.length !== 1) throw new KassaError('chain_watcher_running', `lost the lease ${leaseName} (a worker took chain "${chain}" over): stop all workers and run this command again.`, { status: 409, retryable: false });
-      const reset = await tx<{ id: string; invoice_id: string; txid: string; output_index: number; block_height: bigint }[]>`
-        select id, invoice_id, txid, output_index, block_height from payments
-        where chain = ${chain} and block_height > ${height} and status = 'confirmed' order by block_height, seq`;
-      // Bitcoin: back to pending; the rescan re-confirms them or marks them replaced. EVM: reorged
-      // (the EVM watcher's rollback does the same); a rescan that finds the transfer confirms it again.
-      const touched = await settlement.rollbackTo(tx, chain, height, () => cfg.type === 'bitcoin');
-      await settlement.advanceCursor(tx, chain, block, cfg.reorg_window);
-      for (const id of await settlement.awaitingConfirmations(tx, chain)) touched.add(id);
-      const changed = await settlement.recompute(tx, touched);
-      return { reset, touched, changed };
+    // One `reorg` commit through the settlement entry point, the same as the engine's rollback,
+    // plus the cursor set to the node's block at H. Payments of dropped blocks become `pending`
+    // or `reorged` as the chain's family says (Bitcoin: pending, the rescan re-confirms them or
+    // marks them replaced; EVM: reorged, a rescan that finds the transfer confirms it again).
+    let reset: { id: string; invoice_id: string; txid: string; output_index: number; block_height: bigint }[] = [];
+    const stillPending = await node.stillPending('rewind');
+    const { touched, changed } = await commitChainEvent(sql, settlement, chain, {
+      kind: 'reorg', ancestor: height, stillPending, cursor: { block, keep: cfg.reorg_window },
+      guard: async (tx) => {
+        // Still ours? Renewing inside the transaction also locks the lease row until the commit, so
+        // a worker cannot take the chain over halfway through.
+        const mine = await tx`
+          update leases set expires_at = now() + make_interval(secs => ${LEASE_TTL_SECONDS})
+          where name = ${leaseName} and holder = ${lock.holder} and expires_at > now() returning 1`;
+        if (mine.length !== 1) throw new KassaError('chain_watcher_running', `lost the lease ${leaseName} (a worker took chain "${chain}" over): stop all workers and run this command again.`, { status: 409, retryable: false });
+        reset = await tx<typeof reset>`
+          select id, invoice_id, txid, output_index, block_height from payments
+          where chain = ${chain} and block_height > ${height} and status = 'confirmed' order by block_height, seq`;
+      },
     });
-    await settlement.publishChanges(changed);
-
-    const statusAfter = cfg.type === 'bitcoin' ? 'pending' : 'reorged';
     const invoices = touched.size
       ? await sql<{ id: string; status: string; exception: string | null }[]>`select id, status, exception from invoices where id = any(${[...touched]}) order by id`
       : [];
@@ -229,7 +181,7 @@ export async function rewindChain(deps: RewindDeps, opts: RewindOptions): Promis
       blocks_dropped: cursor.height - height,
       checked_blocks: checked,
       payments_reset: reset.map((p) => ({
-        id: p.id, invoice_id: p.invoice_id, txid: p.txid, output_index: p.output_index, block_height: Number(p.block_height), status: statusAfter,
+        id: p.id, invoice_id: p.invoice_id, txid: p.txid, output_index: p.output_index, block_height: Number(p.block_height), status: stillPending(p.txid) ? 'pending' : 'reorged',
       })),
       invoices_recomputed: invoices.map((i) => ({ id: i.id, status: i.status, exception: i.exception })),
       invoices_changed: [...changed].sort(),
@@ -249,7 +201,7 @@ export function describeRewind(r: RewindResult): string {
         : `Checked: Kassa's blocks at heights ${r.checked_blocks.map((c) => c.height).join(', ')} are in the node's best chain.`
       : `Kassa has no record of a block at or below ${r.cursor.height} to compare with the node: make sure ${r.cursor.height} is below the fork (docs/operations.md).`,
     `Payments reset: ${r.payments_reset.length}` +
-      (r.payments_reset.length ? (r.type === 'bitcoin' ? ' (now pending: the rescan confirms them again or marks them replaced)' : ' (now reorged: the rescan confirms them again if their transfer is on the new chain)') : ''),
+      (r.payments_reset.length ? (r.payments_reset.every((p) => p.status === 'pending') ? ' (now pending: the rescan confirms them again or marks them replaced)' : ' (now reorged: the rescan confirms them again if their transfer is on the new chain)') : ''),
     ...r.payments_reset.map((p) => `  ${p.id} ${p.txid}:${p.output_index} (invoice ${p.invoice_id}) was in block ${p.block_height}`),
     `Invoices recomputed: ${r.invoices_recomputed.length} (changed: ${r.invoices_changed.length})`,
     ...r.invoices_recomputed.map((i) => `  ${i.id}: ${i.status}${i.exception ? ` (${i.exception})` : ''}`),

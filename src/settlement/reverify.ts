@@ -3,13 +3,12 @@
  * node's best chain — the block is still there and the transaction still pays that address that
  * amount. A payment that fails the check gets `mismatch` set (shown in the reconciliation report)
  * and an `invoice.payment_mismatch` event; one that passes gets `verified_at`.
+ *
+ * The check itself is the chain family's (`ChainAdapter.reverify`, src/chains/sync/adapter.ts):
+ * settlement knows no chain.
  */
 import type { Sql } from '../db/client.ts';
 import type { Logger } from '../logger.ts';
-import type { BitcoinNodeClient } from '../chains/bitcoin/types.ts';
-import { scanTransaction, WatchedScripts } from '../chains/bitcoin/scanner.ts';
-import type { PublicClient } from 'viem';
-import { parseEventLogs, erc20Abi } from 'viem';
 import { writeEvent } from './events.ts';
 import { loadInvoice, presentInvoice } from '../invoices/present.ts';
 import type { ChainConfig } from '../config.ts';
@@ -62,60 +61,37 @@ export interface ReverifyResult {
   mismatches: number;
 }
 
-/** Bitcoin: getblockhash(height) must still be the payment's block; the raw tx must pay the amount. */
-export async function reverifyBitcoin(
-  deps: { sql: Sql; logger: Logger; chains: Record<string, ChainConfig>; publicUrl: string },
-  chain: string,
-  client: BitcoinNodeClient,
-  opts: { limit?: number; maxAgeMinutes?: number } = {},
-): Promise<ReverifyResult> {
-  const list = await candidates(deps.sql, chain, opts.limit ?? 200, opts.maxAgeMinutes ?? 60);
-  let mismatches = 0;
-  for (const p of list) {
-    let mismatch: string | null = null;
-    const hash = await client.getBlockHash(Number(p.block_height)).catch(() => null);
-    if (hash !== p.block_hash) mismatch = `block ${p.block_hash} at height ${p.block_height} is no longer in the node's best chain`;
-    else if (p.script) {
-      const watched = new WatchedScripts(1);
-      watched.add(new Uint8Array(p.script));
-      const scan = scanTransaction(await client.getRawTransactionRaw(p.txid), watched);
-      const out = scan.matches.find((m) => m.vout === p.output_index);
-      if (!out) mismatch = `transaction ${p.txid} has no output ${p.output_index} to ${p.address}`;
-      else if (out.value !== p.amount) mismatch = `output ${p.output_index} pays ${out.value} sat, recorded ${p.amount}`;
-    }
-    if (mismatch) mismatches++;
-    await record(deps.sql, p, mismatch, deps.chains, deps.publicUrl);
-  }
-  if (mismatches) deps.logger.error({ chain, mismatches }, 'payment re-verification found mismatches');
-  return { checked: list.length, mismatches };
+/** A recorded payment to re-check against the node's best chain. */
+export interface PaymentToVerify {
+  txid: string;
+  outputIndex: number;
+  address: string;
+  amount: bigint;
+  blockHash: string;
+  blockHeight: number;
+  /** The deposit address's output script (Bitcoin), when stored. */
+  script: Uint8Array | null;
 }
 
-/** EVM: the receipt must be successful in the same block; the transfer (native or Transfer log) must match. */
-export async function reverifyEvm(
+/** Checks one payment: null when the node still shows it as recorded, else what differs. */
+export interface PaymentVerifier {
+  reverify(p: PaymentToVerify): Promise<string | null>;
+}
+
+/** Re-checks a chain's recently counted payments with its family's verifier. */
+export async function reverifyPayments(
   deps: { sql: Sql; logger: Logger; chains: Record<string, ChainConfig>; publicUrl: string },
   chain: string,
-  client: PublicClient,
+  verifier: PaymentVerifier,
   opts: { limit?: number; maxAgeMinutes?: number } = {},
 ): Promise<ReverifyResult> {
   const list = await candidates(deps.sql, chain, opts.limit ?? 200, opts.maxAgeMinutes ?? 60);
   let mismatches = 0;
   for (const p of list) {
-    let mismatch: string | null = null;
-    const hash = p.txid as `0x${string}`;
-    const receipt = await client.getTransactionReceipt({ hash }).catch(() => null);
-    if (!receipt || receipt.blockHash.toLowerCase() !== p.block_hash.toLowerCase()) {
-      mismatch = `transaction ${p.txid} is no longer in block ${p.block_hash} of the node's best chain`;
-    } else if (receipt.status !== 'success') {
-      mismatch = `transaction ${p.txid} reverted`;
-    } else if (p.output_index === -1) {
-      const tx = await client.getTransaction({ hash });
-      if (tx.to?.toLowerCase() !== p.address.toLowerCase() || tx.value !== p.amount) mismatch = `transaction ${p.txid} does not send ${p.amount} wei to ${p.address}`;
-    } else {
-      const log = parseEventLogs({ abi: erc20Abi, logs: receipt.logs, eventName: 'Transfer' }).find((l) => l.logIndex === p.output_index);
-      if (!log || log.args.to.toLowerCase() !== p.address.toLowerCase() || log.args.value !== p.amount) {
-        mismatch = `log ${p.output_index} of ${p.txid} is not a Transfer of ${p.amount} to ${p.address}`;
-      }
-    }
+    const mismatch = await verifier.reverify({
+      txid: p.txid, outputIndex: p.output_index, address: p.address, amount: p.amount, blockHash: p.block_hash,
+      blockHeight: Number(p.block_height), script: p.script ? new Uint8Array(p.script) : null,
+    });
     if (mismatch) mismatches++;
     await record(deps.sql, p, mismatch, deps.chains, deps.publicUrl);
   }

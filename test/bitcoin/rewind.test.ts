@@ -18,7 +18,7 @@ import { deriveAddress } from '../../src/chains/bitcoin/derive.ts';
 import { createBitcoinNodeClient } from '../../src/chains/bitcoin/client.ts';
 import { readChainHealth } from '../../src/chains/health.ts';
 import { rewindChain, describeRewind, type RewindResult } from '../../src/cli/chains.ts';
-import { createBitcoinWatcher, type BitcoinWatcher } from '../../workers/bitcoin-watcher.ts';
+import { createBitcoinWatcher, type BitcoinWatcher } from '../support/watchers.ts';
 import { createTestContext, type TestContext } from '../support/db.ts';
 import { availableOf, expectLedgerBalancedIn, invoiceRowOf } from '../support/ledger.ts';
 import { startDevnetProcess, type DevnetProcess } from '../support/devnet.ts';

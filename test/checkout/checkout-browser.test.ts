@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import type { BitcoinChainConfig } from '../../src/config.ts';
 import { createBitcoinNodeClient } from '../../src/chains/bitcoin/client.ts';
-import { createBitcoinWatcher, type BitcoinWatcher } from '../../workers/bitcoin-watcher.ts';
+import { createBitcoinWatcher, type BitcoinWatcher } from '../support/watchers.ts';
 import { closeInvoiceUpdates } from '../../src/checkout/updates.ts';
 import type { PublicInvoice } from '../../src/checkout/public-invoice.ts';
 import { createTestContext, type TestContext } from '../support/db.ts';

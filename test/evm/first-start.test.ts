@@ -11,7 +11,7 @@ import { CLOCK_MARGIN_SECONDS, firstScanHeight } from '../../src/chains/start-he
 import type { EvmChainConfig } from '../../src/config.ts';
 import { createAssetRegistry } from '../../src/money/assets.ts';
 import { createSettlementService, type SettlementService } from '../../src/settlement/service.ts';
-import { createEvmWatcher, type EvmWatcherOptions } from '../../workers/evm-watcher.ts';
+import { createEvmWatcher, type EvmWatcherOptions } from '../support/watchers.ts';
 import { createTestContext, type TestContext } from '../support/db.ts';
 import { EVM_CHAIN, insertEvmInvoice, setupEvm, type EvmTestEnv } from '../support/evm.ts';
 import { mined, randomAddress, wallet } from '../contracts/fixture.ts';

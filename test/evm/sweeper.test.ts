@@ -5,7 +5,7 @@ import { createEvmClient } from '../../src/chains/evm/client.ts';
 import { createSweeper } from '../../src/chains/evm/sweeper.ts';
 import { createAssetRegistry } from '../../src/money/assets.ts';
 import { createSettlementService } from '../../src/settlement/service.ts';
-import { createEvmWatcher } from '../../workers/evm-watcher.ts';
+import { createEvmWatcher } from '../support/watchers.ts';
 import { createTestContext, type TestContext } from '../support/db.ts';
 import { EVM_CHAIN, insertEvmInvoice, setupEvm, type EvmTestEnv } from '../support/evm.ts';
 import { mined, randomAddress, wallet } from '../contracts/fixture.ts';

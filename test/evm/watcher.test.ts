@@ -6,7 +6,7 @@ import { invoiceSaltFor } from '../../src/chains/evm/forwarder.ts';
 import { createAssetRegistry } from '../../src/money/assets.ts';
 import { createSettlementService, type SettlementService } from '../../src/settlement/service.ts';
 import { readChainHealth } from '../../src/chains/health.ts';
-import { createEvmWatcher, type EvmWatcherOptions } from '../../workers/evm-watcher.ts';
+import { createEvmWatcher, type EvmWatcherOptions } from '../support/watchers.ts';
 import { createTestContext, type TestContext } from '../support/db.ts';
 import { EVM_CHAIN, insertEvmInvoice, setupEvm, type EvmTestEnv } from '../support/evm.ts';
 import { mined, randomAddress, wallet } from '../contracts/fixture.ts';
@@ -201,9 +201,10 @@ describe('EVM watcher: reorgs', () => {
     await sw.runOnce();
     await env.f.publicClient.request({ method: 'evm_revert' as never, params: [snapshot] as never });
     await mine(8);
-    await expect(sw.runOnce()).rejects.toMatchObject({ code: 'evm_reorg_too_deep', retryable: false });
+    await expect(sw.runOnce()).rejects.toMatchObject({ code: 'reorg_too_deep', retryable: false });
     const ctl = new AbortController();
-    await sw.run(ctl.signal); // returns by itself: the chain is stopped, not retried forever
+    // Rejects by itself (the worker logs it as fatal): the chain is stopped, not retried forever.
+    await expect(sw.run(ctl.signal)).rejects.toMatchObject({ code: 'reorg_too_deep' });
     const h = await readChainHealth(ctx.deps.redis, ctx.config.queuePrefix, deepChain);
     expect(h).toMatchObject({ state: 'error' });
     expect(h!.error).toMatch(/deeper than the kept window/);

@@ -18,7 +18,7 @@ import { parseBitcoinKeySource } from '../../src/chains/bitcoin/descriptor.ts';
 import { deriveAddress } from '../../src/chains/bitcoin/derive.ts';
 import { createBitcoinNodeClient } from '../../src/chains/bitcoin/client.ts';
 import { createSettlementService, type SettlementService } from '../../src/settlement/service.ts';
-import { createBitcoinWatcher, type BitcoinWatcher } from '../../workers/bitcoin-watcher.ts';
+import { createBitcoinWatcher, type BitcoinWatcher } from '../support/watchers.ts';
 import { createTestContext, type TestContext } from '../support/db.ts';
 import { startDevnetProcess, type DevnetProcess } from '../support/devnet.ts';
 import { insertInvoice } from '../support/fixtures.ts';

@@ -3,8 +3,8 @@ import { createTestContext, type TestContext } from '../support/db.ts';
 import { createPayableMerchant, writeChainsFile } from '../support/merchant.ts';
 import { startDevnetProcess } from '../support/devnet.ts';
 import { createBitcoinNodeClient } from '../../src/chains/bitcoin/client.ts';
-import { createBitcoinWatcher } from '../../workers/bitcoin-watcher.ts';
-import { reverifyBitcoin } from '../../src/settlement/reverify.ts';
+import { createBitcoinWatcher } from '../support/watchers.ts';
+import { reverifyPayments } from '../../src/settlement/reverify.ts';
 import type { BitcoinChainConfig } from '../../src/config.ts';
 
 let devnet: Awaited<ReturnType<typeof startDevnetProcess>>;
@@ -39,7 +39,7 @@ describe('payment re-verification', () => {
     await watcher.runOnce();
 
     const vdeps = { sql: ctx.deps.sql, logger: ctx.deps.logger, chains: ctx.config.chains, publicUrl: ctx.config.publicUrl };
-    expect(await reverifyBitcoin(vdeps, 'bitcoin', client)).toEqual({ checked: 2, mismatches: 0 });
+    expect(await reverifyPayments(vdeps, 'bitcoin', watcher.adapter)).toEqual({ checked: 2, mismatches: 0 });
     const verified = await ctx.deps.sql`select verified_at, mismatch from payments`;
     expect(verified.every((r) => r.verified_at !== null && r.mismatch === null)).toBe(true);
 
@@ -48,7 +48,7 @@ describe('payment re-verification', () => {
     // B's block leaves the best chain without the watcher noticing yet.
     await devnet.wallet.invalidateBlock(blockB!);
     await ctx.deps.sql`update payments set verified_at = null where invoice_id = ${b.id}`;
-    expect(await reverifyBitcoin(vdeps, 'bitcoin', client)).toEqual({ checked: 2, mismatches: 2 });
+    expect(await reverifyPayments(vdeps, 'bitcoin', watcher.adapter)).toEqual({ checked: 2, mismatches: 2 });
     const rows = await ctx.deps.sql<{ invoice_id: string; mismatch: string }[]>`select invoice_id, mismatch from payments`;
     expect(rows.find((r) => r.invoice_id === a.id)!.mismatch).toMatch(/pays \d+ sat, recorded \d+/);
     expect(rows.find((r) => r.invoice_id === b.id)!.mismatch).toMatch(/no longer in the node's best chain/);
@@ -63,7 +63,7 @@ describe('payment re-verification', () => {
     }
     // Re-running does not repeat the event for an unchanged mismatch.
     await ctx.deps.sql`update payments set verified_at = null`;
-    await reverifyBitcoin(vdeps, 'bitcoin', client);
+    await reverifyPayments(vdeps, 'bitcoin', watcher.adapter);
     expect(await ctx.deps.sql`select 1 from events where type = 'invoice.payment_mismatch'`).toHaveLength(2);
   });
 });

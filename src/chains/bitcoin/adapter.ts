@@ -1,0 +1,281 @@
+/**
+ * The Bitcoin family's `ChainAdapter` (src/chains/sync/adapter.ts; docs/architecture.md §5).
+ *
+ * Node calls (standard Bitcoin Core RPC through `BitcoinNodeClient`, or Esplora; nothing
+ * devnet-specific): getbestblockhash + getblockheader (tip), getblockhash (reorg walk-back),
+ * getblock <hash> 0 (raw blocks, parsed locally by `scanBlock`: one block per range),
+ * getrawmempool (the listing) and getrawtransaction <txid> false only for txids not in the
+ * previous listing (batched on the RPC client).
+ *
+ * Mempool at mainnet size: the adapter remembers every txid of the previous listing (ours or not),
+ * so a pass fetches and scans only the transactions that arrived since — work proportional to what
+ * changed, not to the mempool (a node often holds 50,000–300,000 transactions, ~10 new per second).
+ * At most `maxMempoolTxsPerPass` are fetched per pass, arrivals first: a large mempool found at
+ * start drains over the next passes without delaying new payments. What stays proportional to the
+ * mempool is the listing itself (one getrawmempool call, one hash lookup per txid); Core offers no
+ * cheaper RPC (ZMQ `sequence` would be the next step).
+ *
+ * Double-spends: for pending payments the adapter keeps the outpoints their transactions spend; a
+ * block that spends one of them in another transaction reports the payment double-spent.
+ * Coinbase outputs to a deposit address are not payments (unspendable for 100 blocks).
+ */
+import * as bitcoin from 'bitcoinjs-lib';
+import type { BitcoinChainConfig } from '../../config.ts';
+import type { Logger } from '../../logger.ts';
+import type { BlockRef, Observation } from '../../settlement/service.ts';
+import type { PaymentToVerify } from '../../settlement/reverify.ts';
+import type { ChainAdapter, MempoolListing, RangeScan } from '../sync/adapter.ts';
+import type { WatchedAddressRow } from '../watched-set.ts';
+import { DEFAULT_FIRST_SCAN_LOOKBACK } from '../start-height.ts';
+import type { BitcoinNodeClient } from './types.ts';
+import type { BitcoinRpcClient } from './rpc.ts';
+import { hexToBytes, isBitcoinRpcError } from './rpc.ts';
+import { scanBlock, scanTransaction, WatchedScripts, type OutputMatch } from './scanner.ts';
+import { bitcoinNetwork } from './networks.ts';
+
+export interface BitcoinAdapterOptions {
+  chain: string;
+  config: BitcoinChainConfig;
+  client: BitcoinNodeClient;
+  logger: Logger;
+  /** Mempool transactions fetched per pass: arrivals first, the rest of a large mempool found at start in later passes. Default 5,000. */
+  maxMempoolTxsPerPass?: number;
+}
+
+const HEX: string[] = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+const toHex = (b: Uint8Array): string => {
+  let s = '';
+  for (let i = 0; i < b.length; i++) s += HEX[b[i]!];
+  return s;
+};
+/** Bytes 4..36 of a raw block's header, display order (reversed). */
+function prevHashOf(raw: Uint8Array): string {
+  let s = '';
+  for (let i = 35; i >= 4; i--) s += HEX[raw[i]!];
+  return s;
+}
+
+const hasBatch = (c: BitcoinNodeClient): c is BitcoinRpcClient => c.kind === 'rpc' && typeof (c as Partial<BitcoinRpcClient>).batch === 'function';
+
+/** Bitcoin Core's (or Esplora's) mempool listing as a set. */
+class TxidListing implements MempoolListing {
+  constructor(readonly txids: string[], private readonly set = new Set(txids)) {}
+  has(txid: string): boolean {
+    return this.set.has(txid);
+  }
+  get size(): number {
+    return this.set.size;
+  }
+}
+
+export function createBitcoinAdapter(opts: BitcoinAdapterOptions): ChainAdapter & {
+  /** Txids of the mempool remembered as scanned, and listed but still to scan (tests, bench). */
+  readonly mempoolState: { scanned: number; backlog: number };
+} {
+  const { chain, config, client } = opts;
+  const log = opts.logger.child({ chain, node: client.name });
+  const network = bitcoinNetwork(config.network);
+  const maxMempool = opts.maxMempoolTxsPerPass ?? 5_000;
+  /** Txids of the previous listing already scanned → outpoints spent by those that pay us (double-spend checks), else null. */
+  const seenMempool = new Map<string, string[] | null>();
+  /** Txids listed but not scanned yet (beyond `maxMempoolTxsPerPass`), scanned after the arrivals of later passes. */
+  const backlog = new Set<string>();
+  let scripts = new WatchedScripts(0);
+  /** script hex → deposit address */
+  const addressOf = new Map<string, string>();
+
+  function scriptOf(r: WatchedAddressRow): Uint8Array | null {
+    if (r.script) return r.script;
+    try {
+      return new Uint8Array(bitcoin.address.toOutputScript(r.address, network));
+    } catch {
+      log.warn({ address: r.address, invoice_id: r.invoiceId }, 'deposit address is not valid on this network; not watched');
+      return null;
+    }
+  }
+
+  function observations(matches: OutputMatch[], block: Observation['block']): Observation[] {
+    const out: Observation[] = [];
+    for (const m of matches) {
+      const address = addressOf.get(toHex(m.script));
+      if (!address) continue;
+      if (m.coinbase) {
+        log.warn({ txid: m.txid, vout: m.vout, address }, 'coinbase output to a deposit address ignored');
+        continue;
+      }
+      out.push({ txid: m.txid, outputIndex: m.vout, address, token: null, amount: m.value, block });
+    }
+    return out;
+  }
+
+  async function hashAt(height: number): Promise<string | null> {
+    try {
+      return (await client.getBlockHash(height)).toLowerCase();
+    } catch (err) {
+      if (isBitcoinRpcError(err, -8) || isBitcoinRpcError(err, -5)) return null;
+      throw err;
+    }
+  }
+
+  /** Fetches raw transactions (one RPC batch per 100 on Core; a few at a time on Esplora). Missing ones are skipped. */
+  async function fetchTransactions(txids: string[]): Promise<Map<string, Uint8Array>> {
+    const out = new Map<string, Uint8Array>();
+    if (hasBatch(client)) {
+      for (let i = 0; i < txids.length; i += 100) {
+        const chunk = txids.slice(i, i + 100);
+        const res = await client.batch(chunk.map((t) => ({ method: 'getrawtransaction', params: [t, false] })));
+        res.forEach((r, j) => {
+          if (r.ok && typeof r.result === 'string') out.set(chunk[j]!, hexToBytes(r.result, 'getrawtransaction', client.name));
+        });
+      }
+      return out;
+    }
+    for (let i = 0; i < txids.length; i += 8) {
+      const chunk = txids.slice(i, i + 8);
+      await Promise.all(chunk.map(async (t) => {
+        try {
+          out.set(t, await client.getRawTransactionRaw(t));
+        } catch (err) {
+          if (!isBitcoinRpcError(err, -5)) throw err; // it left the mempool meanwhile
+        }
+      }));
+    }
+    return out;
+  }
+
+  const adapter: ChainAdapter & { readonly mempoolState: { scanned: number; backlog: number } } = {
+    family: 'Bitcoin',
+    chain,
+    nodeName: client.name,
+    reorgWindow: config.reorg_window,
+    pollIntervalMs: config.poll_interval_ms,
+    firstScanLookback: config.first_scan_lookback_blocks ?? DEFAULT_FIRST_SCAN_LOOKBACK.bitcoin,
+    rangeSize: 1,
+    get mempoolState() {
+      return { scanned: seenMempool.size, backlog: backlog.size };
+    },
+
+    async head() {
+      const hash = await client.getBestBlockHash();
+      return { height: (await client.getBlockHeader(hash)).height, hash: hash.toLowerCase() };
+    },
+    hashAt,
+    async blockAt(height) {
+      const hash = await hashAt(height);
+      if (hash === null) return null;
+      const header = await client.getBlockHeader(hash);
+      return { height, hash, prevHash: (header.previousBlockHash ?? '0'.repeat(64)).toLowerCase(), time: new Date(header.time * 1000) };
+    },
+
+    watch(delta, size) {
+      if (delta.full) {
+        scripts = new WatchedScripts(size);
+        addressOf.clear();
+      }
+      for (const r of delta.added) {
+        const script = scriptOf(r);
+        if (!script) continue;
+        scripts.add(script);
+        addressOf.set(toHex(script), r.address);
+      }
+      for (const r of delta.removed) {
+        const script = scriptOf(r);
+        if (!script) continue;
+        scripts.remove(script);
+        addressOf.delete(toHex(script));
+      }
+    },
+
+    async scanRange(from, to): Promise<RangeScan> {
+      const blocks: BlockRef[] = [];
+      const obs: Observation[] = [];
+      const doubleSpent = new Set<string>();
+      for (let height = from; height <= to; height++) {
+        const hash = await hashAt(height);
+        if (hash === null) break; // the node's chain got shorter: the engine retries
+        const raw = await client.getBlockRaw(hash);
+        const scan = scanBlock(raw, scripts);
+        const time = new Date(scan.header.time * 1000);
+        blocks.push({ height, hash, prevHash: prevHashOf(raw), time });
+        obs.push(...observations(scan.matches, { hash, height, time }));
+        // Pending payments whose inputs this block spends in another transaction were double-spent.
+        const inBlock = new Set(scan.matches.map((m) => m.txid));
+        const pendingInputs = new Map<string, string>();
+        for (const [txid, spent] of seenMempool) {
+          if (!spent || inBlock.has(txid)) continue;
+          for (const o of spent) pendingInputs.set(o, txid);
+        }
+        if (pendingInputs.size) for (const o of scan.spent.spentAmong(pendingInputs.keys())) doubleSpent.add(pendingInputs.get(o)!);
+      }
+      return {
+        blocks, observations: obs, doubleSpent: [...doubleSpent],
+        committed: () => {
+          for (const t of doubleSpent) seenMempool.delete(t);
+        },
+      };
+    },
+
+    mempool: {
+      async list() {
+        return new TxidListing(await client.getRawMempool());
+      },
+      /**
+       * `listing` was read BEFORE the watched set was refreshed (the engine's ordering rule):
+       * every transaction in it was broadcast after its deposit address existed, so "not ours" is final.
+       */
+      async scan(listing) {
+        const txids = (listing as TxidListing).txids;
+        // Arrivals (not in the previous listing) first, then the backlog (listed earlier, not
+        // scanned yet: the mempool found at start). One lookup per listed txid; fetches and scans
+        // only for what changed.
+        const arrivals: string[] = [];
+        for (const t of txids) if (!seenMempool.has(t) && !backlog.has(t)) arrivals.push(t);
+        // Forget what left the mempool, only when something did.
+        if (seenMempool.size + backlog.size > txids.length - arrivals.length) {
+          for (const t of seenMempool.keys()) if (!listing.has(t)) seenMempool.delete(t);
+          for (const t of backlog) if (!listing.has(t)) backlog.delete(t);
+        }
+        const fresh = arrivals.slice(0, maxMempool);
+        for (let i = fresh.length; i < arrivals.length; i++) backlog.add(arrivals[i]!);
+        for (const t of backlog) {
+          if (fresh.length >= maxMempool) break;
+          fresh.push(t);
+          backlog.delete(t);
+        }
+        const raws = await fetchTransactions(fresh);
+        const obs: Observation[] = [];
+        for (const txid of fresh) {
+          const raw = raws.get(txid);
+          if (!raw) continue;
+          const scan = scanTransaction(raw, scripts);
+          const mine = observations(scan.matches, null);
+          obs.push(...mine);
+          seenMempool.set(txid, mine.length ? scan.spent : null);
+        }
+        return { observations: obs, scanned: fresh.length };
+      },
+    },
+
+    async stillPending(reason) {
+      // A rewind resets to pending: the rescan confirms them again or the mempool pass marks them replaced.
+      if (reason === 'rewind') return () => true;
+      const listing = new Set(await client.getRawMempool());
+      return (txid) => listing.has(txid);
+    },
+
+    /** getblockhash(height) must still be the payment's block; the raw tx must pay the amount. */
+    async reverify(p: PaymentToVerify) {
+      const hash = await hashAt(p.blockHeight).catch(() => null);
+      if (hash !== p.blockHash.toLowerCase()) return `block ${p.blockHash} at height ${p.blockHeight} is no longer in the node's best chain`;
+      if (!p.script) return null;
+      const one = new WatchedScripts(1);
+      one.add(p.script);
+      const scan = scanTransaction(await client.getRawTransactionRaw(p.txid), one);
+      const out = scan.matches.find((m) => m.vout === p.outputIndex);
+      if (!out) return `transaction ${p.txid} has no output ${p.outputIndex} to ${p.address}`;
+      if (out.value !== p.amount) return `output ${p.outputIndex} pays ${out.value} sat, recorded ${p.amount}`;
+      return null;
+    },
+  };
+  return adapter;
+}
