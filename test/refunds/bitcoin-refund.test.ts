@@ -14,7 +14,7 @@ import { parseBitcoinKeySource } from '../../src/chains/bitcoin/descriptor.ts';
 import { setBitcoinKeySource } from '../../src/chains/bitcoin/address-pool.ts';
 import { createBitcoinNodeClient } from '../../src/chains/bitcoin/client.ts';
 import { createApp } from '../../src/api/app.ts';
-import { createBitcoinWatcher, type BitcoinWatcher } from '../../workers/bitcoin-watcher.ts';
+import { createBitcoinWatcher, type BitcoinWatcher } from '../support/watchers.ts';
 import { createMerchantWithKey, createTestContext, req, type TestContext } from '../support/db.ts';
 import { startDevnetProcess, type DevnetProcess } from '../support/devnet.ts';
 import { writeChainsFile } from '../support/merchant.ts';
