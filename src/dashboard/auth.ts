@@ -140,9 +140,14 @@ function recoveryCode(): string {
 }
 const normalizeRecovery = (c: string) => c.trim().toLowerCase().replace(/[\s-]/g, '');
 
-export function totpFor(email: string, secretBase32: string): OTPAuth.TOTP {
-  return new OTPAuth.TOTP({ issuer: 'Kassa', label: email, algorithm: 'SHA1', digits: 6, period: 30, secret: OTPAuth.Secret.fromBase32(secretBase32) });
+/**
+ * The TOTP for a secret. `label` names the account in the authenticator app: the e-mail and, since
+ * one e-mail may have an account (and a secret) in several merchants, the merchant's name.
+ */
+export function totpFor(label: string, secretBase32: string): OTPAuth.TOTP {
+  return new OTPAuth.TOTP({ issuer: 'Kassa', label, algorithm: 'SHA1', digits: 6, period: 30, secret: OTPAuth.Secret.fromBase32(secretBase32) });
 }
+const totpLabel = (email: string, merchantName: string | undefined) => (merchantName ? `${email} (${merchantName.slice(0, 60)})` : email);
 
 /** Writes one audit log row (who, what, when, from which IP). Accepts a transaction. */
 export async function audit(
@@ -615,18 +620,18 @@ export function createDashboardAuth(deps: { sql: Sql; config: Pick<Config, 'publ
     },
 
     /** Starts TOTP enrolment: a new pending secret (base32) and its otpauth:// URI for the QR code. */
-    async startTotp(user: DashboardUser): Promise<{ secret: string; uri: string }> {
+    async startTotp(user: DashboardUser, merchantName?: string): Promise<{ secret: string; uri: string }> {
       const secret = new OTPAuth.Secret({ size: 20 }).base32;
       await sql`update dashboard_users set totp_pending_box = ${encryptSecret(config.secretKey, secret, totpContext(user.id))} where id = ${user.id}`;
-      return { secret, uri: totpFor(user.email, secret).toString() };
+      return { secret, uri: totpFor(totpLabel(user.email, merchantName), secret).toString() };
     },
 
     /** The pending enrolment (to show again after a wrong code), or null. */
-    async pendingTotp(user: DashboardUser): Promise<{ secret: string; uri: string } | null> {
+    async pendingTotp(user: DashboardUser, merchantName?: string): Promise<{ secret: string; uri: string } | null> {
       const [row] = await sql<{ totp_pending_box: string | null }[]>`select totp_pending_box from dashboard_users where id = ${user.id}`;
       if (!row?.totp_pending_box) return null;
       const secret = decryptSecret(config.secretKey, row.totp_pending_box, totpContext(user.id));
-      return { secret, uri: totpFor(user.email, secret).toString() };
+      return { secret, uri: totpFor(totpLabel(user.email, merchantName), secret).toString() };
     },
 
     /** Verifies a code against the pending secret and enables TOTP; returns 10 recovery codes (shown once). */

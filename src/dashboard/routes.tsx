@@ -656,7 +656,7 @@ export function registerDashboardRoutes(app: OpenAPIHono<AppEnv>, deps: Deps, op
 
   const accountPage = async (c: C, extra: { enrol?: { secret: string; uri: string } | null; codes?: string[]; error?: string } = {}, status: 200 | 400 = 200) => {
     const s = c.get('session');
-    const enrol = extra.enrol ?? (s.user.totpEnabled ? null : await auth.pendingTotp(s.user));
+    const enrol = extra.enrol ?? (s.user.totpEnabled ? null : await auth.pendingTotp(s.user, s.merchant.name));
     return render(c, (
       <AccountPage
         ctx={ctxOf(c, { error: extra.error })}
@@ -672,7 +672,7 @@ export function registerDashboardRoutes(app: OpenAPIHono<AppEnv>, deps: Deps, op
 
   d.post('/account/2fa/start', async (c) => {
     if (c.get('session').user.totpEnabled) return c.redirect('/dashboard/account', 303);
-    return accountPage(c, { enrol: await auth.startTotp(c.get('session').user) });
+    return accountPage(c, { enrol: await auth.startTotp(c.get('session').user, c.get('session').merchant.name) });
   });
 
   d.post('/account/2fa/confirm', async (c) => {

@@ -176,7 +176,8 @@ describe('signing in with an e-mail that has accounts in several merchants', () 
 
     // Shop A's account turns on 2FA: picking it leads to that account's second factor.
     const aUser = (await auth.listUsers(shopA.merchant.id)).find((u) => u.email === 'same@example.test')!;
-    const { secret } = await auth.startTotp(aUser);
+    const { secret, uri } = await auth.startTotp(aUser, 'Shop A');
+    expect(uri).toContain('Kassa:same%40example.test%20(Shop%20A)'); // two entries in the authenticator app, told apart
     const totp = new OTPAuth.TOTP({ secret: OTPAuth.Secret.fromBase32(secret), digits: 6, period: 30, algorithm: 'SHA1' });
     expect(await auth.confirmTotp(aUser, totp.generate(), '127.0.0.1')).toHaveLength(10);
     const second = await signIn('same@example.test', SAME);
