@@ -362,10 +362,10 @@ export function createDashboardAuth(deps: { sql: Sql; config: Pick<Config, 'publ
           values (${newId('usr')}, ${merchantId}, ${email}, ${role}, ${input.createdBy})
           on conflict (merchant_id, email) do nothing returning *`;
         if (!row) throw new KassaError('user_exists', 'This merchant already has a user with this e-mail address.', { status: 409, param: 'email', retryable: false });
-        const link = await issueSetupLink(tx, row!.id);
-        await audit(tx, { merchantId, actor: input.createdBy, action: 'user.created', target: `user:${row!.id}`, details: { email, role }, ip: input.ip ?? null });
-        log.info({ user_id: row!.id, merchant_id: merchantId, role }, 'dashboard user created');
-        return { user: userFromRow(row!), setupUrl: link.url, expiresAt: link.expiresAt };
+        const link = await issueSetupLink(tx, row.id);
+        await audit(tx, { merchantId, actor: input.createdBy, action: 'user.created', target: `user:${row.id}`, details: { email, role }, ip: input.ip ?? null });
+        log.info({ user_id: row.id, merchant_id: merchantId, role }, 'dashboard user created');
+        return { user: userFromRow(row), setupUrl: link.url, expiresAt: link.expiresAt };
       });
     },
 

@@ -60,7 +60,7 @@ beforeAll(async () => {
   ({ client: ownerA } = await signedInOwner(app, ctx.deps, shopA.merchant.id, 'owner@shop-a.test'));
   // Shop B's users, which shop A must learn nothing about.
   await account(shopB, 'taken@shop-b.test', PASSWORD_B);
-});
+}, 120_000);
 afterAll(async () => ctx?.close());
 
 // Every sign-in comes from the same address: start each test with clean limits.
@@ -99,7 +99,7 @@ describe('adding a user', () => {
     const log = await ownerA.get('/dashboard/audit');
     expect(log.text).not.toContain(bId!);
     expect(log.text).not.toContain(shopB.merchant.id);
-  });
+  }, 120_000);
 
   it('the same e-mail twice in the same merchant: 409 user_exists', async () => {
     await auth.createUser(shopC.merchant.id, { email: 'twice@shop-c.test', role: 'viewer', createdBy: 'test' });
@@ -112,7 +112,7 @@ describe('adding a user', () => {
     expect(again.res.status).toBe(409);
     expect(again.text).toContain('This merchant already has a user with this e-mail address.');
     expect((await ctx.deps.sql`select 1 from dashboard_users where email = 'twice@shop-a.test'`).length).toBe(1);
-  });
+  }, 120_000);
 });
 
 describe('signing in with an e-mail that has accounts in several merchants', () => {
@@ -138,7 +138,7 @@ describe('signing in with an e-mail that has accounts in several merchants', () 
     // Signing in to one account writes nothing about it into the other merchant's log.
     expect((await auditOf(shopA, 'login.failed')).filter((e) => e.target === `user:${aId}`)).toHaveLength(0);
     expect((await auditOf(shopB, 'login.failed')).filter((e) => e.target === `user:${bId}`)).toHaveLength(0);
-  });
+  }, 120_000);
 
   it('the same password in several merchants: "choose the shop" lists exactly those accounts, then that account (and its second factor)', async () => {
     const SAME = 'one password for two shops';
@@ -190,7 +190,7 @@ describe('signing in with an e-mail that has accounts in several merchants', () 
     const ok = await second.client.post('/dashboard/login/2fa', { code: totp.generate({ timestamp: Date.now() + 30_000 }) });
     expect(ok.res.status).toBe(303);
     expect(await merchantShown(second.client)).toBe('Shop A');
-  });
+  }, 120_000);
 
   it('a wrong password answers exactly like an unknown e-mail', async () => {
     await account(shopA, 'known@example.test', PASSWORD_A);
@@ -205,7 +205,7 @@ describe('signing in with an e-mail that has accounts in several merchants', () 
     // Each merchant's log records the failure for its own account only.
     expect((await auditOf(shopA, 'login.failed')).filter((e) => e.details.email === 'known@example.test')).toHaveLength(1);
     expect((await auditOf(shopB, 'login.failed')).filter((e) => e.details.email === 'known@example.test')).toHaveLength(1);
-  });
+  }, 120_000);
 
   it("another merchant's successful sign-in does not reset the lockout count someone else is building", async () => {
     await account(shopA, 'lock@example.test', PASSWORD_A);
@@ -217,12 +217,12 @@ describe('signing in with an e-mail that has accounts in several merchants', () 
     // ...and shop A's side cannot tell: the fifth failure locks as it would have anyway.
     const fifth = await auth.login('lock@example.test', 'wrong 5', '10.0.0.1');
     expect(fifth).toMatchObject({ kind: 'refused', status: 429 });
-  });
+  }, 120_000);
 
   it('a success clears the failures from its own address (typos before a correct password)', async () => {
     await account(shopA, 'typos@example.test', PASSWORD_A);
     for (let i = 0; i < 4; i++) await auth.login('typos@example.test', `typo ${i}`, '10.0.0.3');
     expect((await auth.login('typos@example.test', PASSWORD_A, '10.0.0.3')).kind).toBe('ok');
     expect(await auth.login('typos@example.test', 'typo again', '10.0.0.3')).toMatchObject({ kind: 'refused', status: 401 });
-  });
+  }, 120_000);
 });
