@@ -98,7 +98,18 @@ export interface Session {
 export type LoginResult =
   | { kind: 'ok'; sessionId: string; user: DashboardUser }
   | { kind: 'mfa'; sessionId: string; user: DashboardUser }
+  /** The password was accepted by accounts of several merchants: the user picks one (`choiceId` goes in a cookie). */
+  | { kind: 'choose'; choiceId: string }
   | { kind: 'refused'; status: 401 | 429; message: string };
+
+/** Every step after the password ends in a session, a second-factor step or a refusal. */
+export type SignInResult = Exclude<LoginResult, { kind: 'choose' }>;
+
+/** The "choose the shop" step: only the accounts that accepted the password, with their merchant's name. */
+export interface LoginChoice {
+  csrf: string;
+  accounts: { userId: string; merchantName: string; role: Role }[];
+}
 
 export interface AuditEntry {
   id: bigint;
@@ -129,9 +140,14 @@ function recoveryCode(): string {
 }
 const normalizeRecovery = (c: string) => c.trim().toLowerCase().replace(/[\s-]/g, '');
 
-export function totpFor(email: string, secretBase32: string): OTPAuth.TOTP {
-  return new OTPAuth.TOTP({ issuer: 'Kassa', label: email, algorithm: 'SHA1', digits: 6, period: 30, secret: OTPAuth.Secret.fromBase32(secretBase32) });
+/**
+ * The TOTP for a secret. `label` names the account in the authenticator app: the e-mail and, since
+ * one e-mail may have an account (and a secret) in several merchants, the merchant's name.
+ */
+export function totpFor(label: string, secretBase32: string): OTPAuth.TOTP {
+  return new OTPAuth.TOTP({ issuer: 'Kassa', label, algorithm: 'SHA1', digits: 6, period: 30, secret: OTPAuth.Secret.fromBase32(secretBase32) });
 }
+const totpLabel = (email: string, merchantName: string | undefined) => (merchantName ? `${email} (${merchantName.slice(0, 60)})` : email);
 
 /** Writes one audit log row (who, what, when, from which IP). Accepts a transaction. */
 export async function audit(
@@ -171,13 +187,19 @@ export function createDashboardAuth(deps: { sql: Sql; config: Pick<Config, 'publ
    */
   const COUNTED = ['bad_password', 'bad_totp', 'pending'];
 
-  /** Failures (and attempts in flight) for this e-mail since its last success, within the lock window. */
+  /**
+   * Failures (and attempts in flight) for this e-mail within the lock window. A success clears only
+   * the failures from its own client IP (the person who just proved the password clears their own
+   * typos): if any success anywhere cleared the count, someone holding one account with this e-mail
+   * could watch the count reset and learn that another merchant's account with it signed in.
+   */
   async function accountFailures(db: Db, email: string): Promise<number> {
     const [row] = await db<{ n: number }[]>`
-      select count(*)::int as n from dashboard_login_attempts
-      where email = ${email} and result in ${db(COUNTED)}
-        and created_at > now() - make_interval(secs => ${L.lockMs / 1000})
-        and created_at > coalesce((select max(created_at) from dashboard_login_attempts where email = ${email} and result = 'ok'), '-infinity')`;
+      select count(*)::int as n from dashboard_login_attempts a
+      where a.email = ${email} and a.result in ${db(COUNTED)}
+        and a.created_at > now() - make_interval(secs => ${L.lockMs / 1000})
+        and a.created_at > coalesce((select max(o.created_at) from dashboard_login_attempts o
+                                     where o.email = ${email} and o.ip = a.ip and o.result = 'ok'), '-infinity')`;
     return row?.n ?? 0;
   }
 
@@ -215,9 +237,12 @@ export function createDashboardAuth(deps: { sql: Sql; config: Pick<Config, 'publ
     });
   }
 
-  /** Resolves a reserved attempt: 'ok', 'password_ok' (second factor follows), 'bad_password', 'bad_totp' or 'disabled'. */
-  async function finishAttempt(id: bigint, result: string): Promise<void> {
-    await sql`update dashboard_login_attempts set result = ${result} where id = ${id}`;
+  /**
+   * Resolves a reserved attempt: 'ok', 'password_ok' (second factor or choice of shop follows),
+   * 'bad_password', 'bad_totp' or 'disabled'; `userId` names the account once it is known.
+   */
+  async function finishAttempt(id: bigint, result: string, userId?: string): Promise<void> {
+    await sql`update dashboard_login_attempts set result = ${result} ${userId ? sql`, user_id = ${userId}` : sql``} where id = ${id}`;
   }
 
   const lockedMessage = `Too many failed attempts. This account is locked for ${Math.round(L.lockMs / 60_000)} minutes; try again later.`;
@@ -232,8 +257,11 @@ export function createDashboardAuth(deps: { sql: Sql; config: Pick<Config, 'publ
     return raw;
   }
 
-  async function completeLogin(user: UserRow, attemptId: bigint, ip: string, userAgent: string | undefined, secondFactor: string | null): Promise<LoginResult> {
-    await finishAttempt(attemptId, 'ok');
+  /** Signs `user` in. `attemptId` is the reserved attempt to mark 'ok', or null to record a new 'ok' one (after the choice of shop). */
+  async function completeLogin(user: UserRow, attemptId: bigint | null, ip: string, userAgent: string | undefined, secondFactor: string | null): Promise<SignInResult> {
+    if (attemptId === null) {
+      await sql`insert into dashboard_login_attempts (email, user_id, ip, result) values (${user.email}, ${user.id}, ${ip}, 'ok')`;
+    } else await finishAttempt(attemptId, 'ok', user.id);
     await sql`update dashboard_users set last_login_at = now() where id = ${user.id}`;
     await audit(sql, {
       merchantId: user.merchant_id, actor: `user:${user.id}`, action: 'login.succeeded', target: `user:${user.id}`, ip,
@@ -276,6 +304,40 @@ export function createDashboardAuth(deps: { sql: Sql; config: Pick<Config, 'publ
     return used ? 'recovery_code' : null;
   }
 
+  /**
+   * The accounts whose password hash accepts `password`. Every hash is checked, in parallel, so the
+   * time hardly depends on which account matches; no account still costs one scrypt (an unknown
+   * e-mail answers like a wrong password).
+   */
+  async function acceptingAccounts(accounts: UserRow[], password: string): Promise<UserRow[]> {
+    if (accounts.length === 0) {
+      await verifyPassword(password, null);
+      return [];
+    }
+    const ok = await Promise.all(accounts.map((u) => verifyPassword(password, u.password_hash)));
+    return accounts.filter((_, i) => ok[i]);
+  }
+
+  /** After the password (and the choice of shop): the second factor when the account has one, else a session. */
+  async function afterPassword(user: UserRow, attemptId: bigint | null, ip: string, userAgent: string | undefined): Promise<SignInResult> {
+    if (user.totp_enabled_at && user.totp_secret_box) {
+      if (attemptId !== null) await finishAttempt(attemptId, 'password_ok', user.id);
+      const sessionId = await createSession(user, { mfaPending: true, ip, userAgent });
+      return { kind: 'mfa', sessionId, user: userFromRow(user) };
+    }
+    return completeLogin(user, attemptId, ip, userAgent, null);
+  }
+
+  /** Stores a "choose the shop" step for the accounts that accepted the password; returns the raw cookie value. */
+  async function createChoice(email: string, accounts: UserRow[], ip: string): Promise<string> {
+    const raw = token();
+    await sql`delete from dashboard_login_choices where expires_at < now()`;
+    await sql`
+      insert into dashboard_login_choices (id_hash, email, user_ids, csrf_token, ip, expires_at)
+      values (${sha256(raw)}, ${email}, ${accounts.map((u) => u.id)}, ${token()}, ${ip}, now() + make_interval(secs => ${L.mfaPendingMs / 1000}))`;
+    return raw;
+  }
+
   /** The user a setup link is for, or null when it is unknown, used or expired. */
   async function setupUser(raw: string): Promise<DashboardUser | null> {
     const [row] = await sql<UserRow[]>`
@@ -293,15 +355,17 @@ export function createDashboardAuth(deps: { sql: Sql; config: Pick<Config, 'publ
       if (!isRole(input.role)) throw invalidParam('role', 'role must be one of owner, developer, finance, viewer.');
       const role = input.role;
       return sql.begin(async (tx) => {
-        const [exists] = await tx`select 1 from dashboard_users where email = ${email}`;
-        if (exists) throw new KassaError('user_exists', 'A user with this e-mail address already exists.', { status: 409, param: 'email', retryable: false });
+        // Unique per merchant only (migration 0016): an e-mail another merchant uses is no conflict,
+        // and nothing here may tell whether one does.
         const [row] = await tx<UserRow[]>`
           insert into dashboard_users (id, merchant_id, email, role, created_by)
-          values (${newId('usr')}, ${merchantId}, ${email}, ${role}, ${input.createdBy}) returning *`;
-        const link = await issueSetupLink(tx, row!.id);
-        await audit(tx, { merchantId, actor: input.createdBy, action: 'user.created', target: `user:${row!.id}`, details: { email, role }, ip: input.ip ?? null });
-        log.info({ user_id: row!.id, merchant_id: merchantId, role }, 'dashboard user created');
-        return { user: userFromRow(row!), setupUrl: link.url, expiresAt: link.expiresAt };
+          values (${newId('usr')}, ${merchantId}, ${email}, ${role}, ${input.createdBy})
+          on conflict (merchant_id, email) do nothing returning *`;
+        if (!row) throw new KassaError('user_exists', 'This merchant already has a user with this e-mail address.', { status: 409, param: 'email', retryable: false });
+        const link = await issueSetupLink(tx, row.id);
+        await audit(tx, { merchantId, actor: input.createdBy, action: 'user.created', target: `user:${row.id}`, details: { email, role }, ip: input.ip ?? null });
+        log.info({ user_id: row.id, merchant_id: merchantId, role }, 'dashboard user created');
+        return { user: userFromRow(row), setupUrl: link.url, expiresAt: link.expiresAt };
       });
     },
 
@@ -335,45 +399,83 @@ export function createDashboardAuth(deps: { sql: Sql; config: Pick<Config, 'publ
       return user;
     },
 
+    /**
+     * Sign-in with e-mail and password. An e-mail may have accounts in several merchants (separate
+     * passwords and second factors): the password is checked against every one of them, in
+     * parallel, and the accounts that accept it decide. None: the same answer as an unknown e-mail
+     * (which still costs one scrypt). One: that account (then its second factor). Several: the
+     * "choose the shop" step, listing only those accounts. The limits are reserved before any check.
+     */
     async login(emailInput: string, password: string, ip: string, userAgent?: string): Promise<LoginResult> {
       const email = normalizeEmail(emailInput).slice(0, 254);
-      const [user] = await sql<UserRow[]>`select * from dashboard_users where email = ${email}`;
-      const slot = await reserveAttempt(email, user?.id ?? null, ip, { checkIp: true });
+      const accounts = await sql<UserRow[]>`select * from dashboard_users where email = ${email} order by seq`;
+      const slot = await reserveAttempt(email, accounts.length === 1 ? accounts[0]!.id : null, ip, { checkIp: true });
       if (slot.kind === 'ip_limited') {
         return { kind: 'refused', status: 429, message: 'Too many failed sign-in attempts from your network. Try again later.' };
       }
       if (slot.kind === 'locked') return { kind: 'refused', status: 429, message: lockedMessage };
-      let ok = false;
+      let accepted: UserRow[];
       try {
-        ok = await verifyPassword(password, user?.password_hash ?? null);
+        accepted = await acceptingAccounts(accounts, password);
       } catch (err) {
         await finishAttempt(slot.id, 'bad_password');
         throw err;
       }
-      if (!user || !ok || user.disabled_at) {
-        await finishAttempt(slot.id, user?.disabled_at && ok ? 'disabled' : 'bad_password');
-        if (user) {
-          await audit(sql, { merchantId: user.merchant_id, actor: `user:${user.id}`, action: 'login.failed', target: `user:${user.id}`, ip, details: { email, reason: 'wrong password' } });
+      const enabled = accepted.filter((u) => !u.disabled_at);
+      if (enabled.length === 0) {
+        await finishAttempt(slot.id, accepted.length > 0 ? 'disabled' : 'bad_password');
+        // Nobody signed in: every account with this e-mail sees the failure in its own merchant's log.
+        for (const u of accounts) {
+          await audit(sql, { merchantId: u.merchant_id, actor: `user:${u.id}`, action: 'login.failed', target: `user:${u.id}`, ip, details: { email, reason: 'wrong password' } });
         }
         const locked = (await accountFailures(sql, email)) >= L.maxFailures;
         return { kind: 'refused', status: locked ? 429 : 401, message: locked ? lockedMessage : 'The e-mail address or password is wrong.' };
       }
-      if (needsRehash(user.password_hash!)) {
-        await sql`update dashboard_users set password_hash = ${await hashPassword(password)} where id = ${user.id}`;
+      for (const u of enabled) {
+        if (needsRehash(u.password_hash!)) await sql`update dashboard_users set password_hash = ${await hashPassword(password)} where id = ${u.id}`;
       }
-      if (user.totp_enabled_at && user.totp_secret_box) {
+      if (enabled.length > 1) {
         await finishAttempt(slot.id, 'password_ok');
-        const sessionId = await createSession(user, { mfaPending: true, ip, userAgent });
-        return { kind: 'mfa', sessionId, user: userFromRow(user) };
+        return { kind: 'choose', choiceId: await createChoice(email, enabled, ip) };
       }
-      return completeLogin(user, slot.id, ip, userAgent, null);
+      return afterPassword(enabled[0]!, slot.id, ip, userAgent);
+    },
+
+    /** The "choose the shop" step for a raw cookie value, or null (unknown, used or expired). */
+    async loadChoice(raw: string | undefined): Promise<LoginChoice | null> {
+      if (!raw || raw.length > 100) return null;
+      const rows = await sql<{ csrf_token: string; user_id: string; merchant_name: string; role: Role }[]>`
+        select c.csrf_token, u.id as user_id, m.name as merchant_name, u.role
+        from dashboard_login_choices c
+        join dashboard_users u on u.id = any(c.user_ids) and u.disabled_at is null
+        join merchants m on m.id = u.merchant_id
+        where c.id_hash = ${sha256(raw)} and c.used_at is null and c.expires_at > now()
+        order by u.seq`;
+      if (rows.length === 0) return null;
+      return { csrf: rows[0]!.csrf_token, accounts: rows.map((r) => ({ userId: r.user_id, merchantName: r.merchant_name, role: r.role })) };
+    },
+
+    /**
+     * Takes the account picked on the "choose the shop" step (one of those that accepted the
+     * password; the choice is used once), then continues as a sign-in of that account: its second
+     * factor when it has one, otherwise a session. Null when the pick is not on the list.
+     */
+    async chooseAccount(raw: string, userId: string, ip: string, userAgent?: string): Promise<SignInResult | null> {
+      const [choice] = await sql<{ email: string }[]>`
+        update dashboard_login_choices set used_at = now()
+        where id_hash = ${sha256(raw)} and used_at is null and expires_at > now() and ${userId} = any(user_ids)
+        returning email`;
+      if (!choice) return null;
+      const [user] = await sql<UserRow[]>`select * from dashboard_users where id = ${userId} and email = ${choice.email} and disabled_at is null`;
+      if (!user) return { kind: 'refused', status: 401, message: 'Sign in again.' };
+      return afterPassword(user, null, ip, userAgent);
     },
 
     /**
      * The second step: a TOTP code or a recovery code for a session waiting for it. On success the
      * pending session is replaced by a new one (a new id: no session fixation).
      */
-    async secondFactor(pending: Session, code: string, ip: string, userAgent?: string): Promise<LoginResult> {
+    async secondFactor(pending: Session, code: string, ip: string, userAgent?: string): Promise<SignInResult> {
       const [user] = await sql<UserRow[]>`select * from dashboard_users where id = ${pending.user.id}`;
       if (!user || user.disabled_at || !user.totp_secret_box) return { kind: 'refused', status: 401, message: 'Sign in again.' };
       // Reserve the attempt before checking the code (see reserveAttempt).
@@ -518,18 +620,18 @@ export function createDashboardAuth(deps: { sql: Sql; config: Pick<Config, 'publ
     },
 
     /** Starts TOTP enrolment: a new pending secret (base32) and its otpauth:// URI for the QR code. */
-    async startTotp(user: DashboardUser): Promise<{ secret: string; uri: string }> {
+    async startTotp(user: DashboardUser, merchantName?: string): Promise<{ secret: string; uri: string }> {
       const secret = new OTPAuth.Secret({ size: 20 }).base32;
       await sql`update dashboard_users set totp_pending_box = ${encryptSecret(config.secretKey, secret, totpContext(user.id))} where id = ${user.id}`;
-      return { secret, uri: totpFor(user.email, secret).toString() };
+      return { secret, uri: totpFor(totpLabel(user.email, merchantName), secret).toString() };
     },
 
     /** The pending enrolment (to show again after a wrong code), or null. */
-    async pendingTotp(user: DashboardUser): Promise<{ secret: string; uri: string } | null> {
+    async pendingTotp(user: DashboardUser, merchantName?: string): Promise<{ secret: string; uri: string } | null> {
       const [row] = await sql<{ totp_pending_box: string | null }[]>`select totp_pending_box from dashboard_users where id = ${user.id}`;
       if (!row?.totp_pending_box) return null;
       const secret = decryptSecret(config.secretKey, row.totp_pending_box, totpContext(user.id));
-      return { secret, uri: totpFor(user.email, secret).toString() };
+      return { secret, uri: totpFor(totpLabel(user.email, merchantName), secret).toString() };
     },
 
     /** Verifies a code against the pending secret and enables TOTP; returns 10 recovery codes (shown once). */

@@ -9,7 +9,7 @@ import type { ApiKey } from '../merchants/api-keys.ts';
 import { SCOPES } from '../merchants/scopes.ts';
 import { SPEED_POLICIES } from '../merchants/service.ts';
 import { formatAmount, readableAmount } from '../money/amount.ts';
-import type { AuditEntry, DashboardMerchant, DashboardUser } from './auth.ts';
+import type { AuditEntry, DashboardMerchant, DashboardUser, LoginChoice } from './auth.ts';
 import { can, ROLE_DESCRIPTIONS, ROLES } from './permissions.ts';
 import { Badge, Bare, Csrf, Layout, qs, When, duration, type PageCtx } from './layout.tsx';
 import { InvoicesPerDayChart, RateMeter, VolumeChart } from './charts.tsx';
@@ -43,6 +43,24 @@ export const SecondFactorPage: FC<{ csrf: string; error?: string | undefined }> 
       </p>
       <p><button type="submit" id="verify">Verify</button></p>
     </form>
+  </Bare>
+);
+
+/** Your password opens accounts in several shops (one e-mail, one account per shop): pick one. */
+export const ChooseAccountPage: FC<{ choice: LoginChoice; error?: string | undefined }> = ({ choice, error }) => (
+  <Bare title="Choose the shop">
+    <h1>Choose the shop</h1>
+    <p class="muted">Your e-mail address and password open more than one shop. Which one do you want to work in?</p>
+    {error ? <p class="error" role="alert" id="error">{error}</p> : null}
+    <form method="post" action="/dashboard/login/choose">
+      <input type="hidden" name="_csrf" value={choice.csrf} />
+      <ul class="choices" id="shops">
+        {choice.accounts.map((a) => (
+          <li><button type="submit" name="account" value={a.userId} class="secondary">{a.merchantName} <span class="muted">({a.role})</span></button></li>
+        ))}
+      </ul>
+    </form>
+    <p class="muted">Each shop has its own account: its own password, two-factor codes and sessions.</p>
   </Bare>
 );
 

@@ -38,7 +38,7 @@ import { staticCacheControl } from '../checkout/assets.ts';
 import { deliveriesOf, invoiceEvents, overview, searchInvoices, INVOICE_EXCEPTIONS, INVOICE_STATUSES, type InvoiceSearch } from './data.ts';
 import type { PageCtx } from './layout.tsx';
 import {
-  AccountPage, AuditPage, InvoiceDetailPage, InvoicesPage, KeysPage, LoginPage, MessagePage, OverviewPage, PaymentsPage,
+  AccountPage, AuditPage, ChooseAccountPage, InvoiceDetailPage, InvoicesPage, KeysPage, LoginPage, MessagePage, OverviewPage, PaymentsPage,
   ReauthPage, ReconciliationPage, SecondFactorPage, SettingsPage, SetupPage, UsersPage, type DashboardPayment,
 } from './pages.tsx';
 import { WebhooksPage } from './webhooks-page.tsx';
@@ -52,6 +52,8 @@ type C = Context<DashEnv>;
 
 export const SESSION_COOKIE = 'kassa_dash';
 const PRE_COOKIE = 'kassa_dash_pre';
+/** The "choose the shop" step of a sign-in whose password opens accounts in several merchants. */
+const CHOICE_COOKIE = 'kassa_dash_choice';
 const COOKIE_PATH = '/dashboard';
 const DOCTYPE = '<!doctype html>';
 
@@ -230,6 +232,30 @@ export function registerDashboardRoutes(app: OpenAPIHono<AppEnv>, deps: Deps, op
     const email = str(body, 'email').slice(0, 254);
     const result = await auth.login(email, str(body, 'password').slice(0, 1024), clientIp(c), c.req.header('user-agent'));
     if (result.kind === 'refused') return render(c, <LoginPage csrf={preCsrf(c)} error={result.message} email={email} />, result.status);
+    if (result.kind === 'choose') {
+      setCookie(c, CHOICE_COOKIE, result.choiceId, cookieOpts());
+      return c.redirect('/dashboard/login/choose', 303);
+    }
+    setCookie(c, SESSION_COOKIE, result.sessionId, cookieOpts());
+    return c.redirect(result.kind === 'mfa' ? '/dashboard/login/2fa' : '/dashboard', 303);
+  });
+
+  d.get('/login/choose', async (c) => {
+    const choice = await auth.loadChoice(getCookie(c, CHOICE_COOKIE));
+    if (!choice) return c.redirect('/dashboard/login', 303);
+    return render(c, <ChooseAccountPage choice={choice} />);
+  });
+
+  d.post('/login/choose', async (c) => {
+    const raw = getCookie(c, CHOICE_COOKIE);
+    const choice = await auth.loadChoice(raw);
+    if (!raw || !choice) return c.redirect('/dashboard/login', 303);
+    const body = await c.req.parseBody({ all: true });
+    if (!safeEqual(str(body, '_csrf'), choice.csrf)) return forbidden(c, 'The form expired. Sign in again.');
+    const result = await auth.chooseAccount(raw, str(body, 'account').slice(0, 100), clientIp(c), c.req.header('user-agent'));
+    if (!result) return render(c, <ChooseAccountPage choice={choice} error="Choose one of the shops listed." />, 400);
+    deleteCookie(c, CHOICE_COOKIE, { path: COOKIE_PATH });
+    if (result.kind === 'refused') return render(c, <LoginPage csrf={preCsrf(c)} error={result.message} />, result.status);
     setCookie(c, SESSION_COOKIE, result.sessionId, cookieOpts());
     return c.redirect(result.kind === 'mfa' ? '/dashboard/login/2fa' : '/dashboard', 303);
   });
@@ -578,8 +604,8 @@ export function registerDashboardRoutes(app: OpenAPIHono<AppEnv>, deps: Deps, op
 
   /* Users (owners) */
 
-  const usersPage = async (c: C, link?: { email: string; url: string; expiresAt: Date }, extra: Partial<PageCtx> = {}) =>
-    render(c, <UsersPage ctx={ctxOf(c, extra)} users={await auth.listUsers(mid(c))} link={link} />, extra.error ? 400 : 200);
+  const usersPage = async (c: C, link?: { email: string; url: string; expiresAt: Date }, extra: Partial<PageCtx> = {}, status: 400 | 409 = 400) =>
+    render(c, <UsersPage ctx={ctxOf(c, extra)} users={await auth.listUsers(mid(c))} link={link} />, extra.error ? status : 200);
 
   d.get('/settings/users', requirePermission('users:manage'), (c) => usersPage(c));
 
@@ -589,7 +615,8 @@ export function registerDashboardRoutes(app: OpenAPIHono<AppEnv>, deps: Deps, op
       const r = await auth.createUser(mid(c), { email: str(body, 'email'), role: str(body, 'role'), createdBy: actor(c), ip: clientIp(c) });
       return usersPage(c, { email: r.user.email, url: r.setupUrl, expiresAt: r.expiresAt }, { notice: 'User created.' });
     } catch (err) {
-      if (isKassaError(err) && (err.status === 400 || err.status === 409)) return usersPage(c, undefined, { error: err.message });
+      // 409 user_exists: only when THIS merchant has the e-mail (other merchants' users are never looked at).
+      if (isKassaError(err) && (err.status === 400 || err.status === 409)) return usersPage(c, undefined, { error: err.message }, err.status);
       throw err;
     }
   });
@@ -629,7 +656,7 @@ export function registerDashboardRoutes(app: OpenAPIHono<AppEnv>, deps: Deps, op
 
   const accountPage = async (c: C, extra: { enrol?: { secret: string; uri: string } | null; codes?: string[]; error?: string } = {}, status: 200 | 400 = 200) => {
     const s = c.get('session');
-    const enrol = extra.enrol ?? (s.user.totpEnabled ? null : await auth.pendingTotp(s.user));
+    const enrol = extra.enrol ?? (s.user.totpEnabled ? null : await auth.pendingTotp(s.user, s.merchant.name));
     return render(c, (
       <AccountPage
         ctx={ctxOf(c, { error: extra.error })}
@@ -645,7 +672,7 @@ export function registerDashboardRoutes(app: OpenAPIHono<AppEnv>, deps: Deps, op
 
   d.post('/account/2fa/start', async (c) => {
     if (c.get('session').user.totpEnabled) return c.redirect('/dashboard/account', 303);
-    return accountPage(c, { enrol: await auth.startTotp(c.get('session').user) });
+    return accountPage(c, { enrol: await auth.startTotp(c.get('session').user, c.get('session').merchant.name) });
   });
 
   d.post('/account/2fa/confirm', async (c) => {

@@ -1,7 +1,7 @@
 /**
  * Dashboard sign-in hardening over real HTTP (a real server socket, Postgres, Redis; no browser):
- * the lockout holds under concurrency (password and second factor), re-authentication for sensitive
- * actions, and no cross-merchant e-mail enumeration when adding users.
+ * the lockout holds under concurrency (password and second factor) and re-authentication for
+ * sensitive actions. (No cross-merchant e-mail enumeration: test/dashboard/cross-merchant-users.test.ts.)
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import * as OTPAuth from 'otpauth';

@@ -157,4 +157,29 @@ describe('dashboard accessibility', () => {
     }
     expect(found).toEqual([]);
   }, 120_000);
+
+  it('axe-core: 0 violations on the "choose the shop" step (one e-mail and password, accounts in two merchants)', async () => {
+    const other = await createPayableMerchant(ctx.deps, { name: 'Second a11y shop', seedByte: 9 });
+    for (const m of [shop, other]) {
+      const r = await auth.createUser(m.merchant.id, { email: 'two-shops@a11y.test', role: 'viewer', createdBy: 'test' });
+      await auth.completeSetup(r.setupUrl.split('/').pop()!, PASSWORD, '127.0.0.1');
+    }
+    const found: string[] = [];
+    for (const [width, height] of [[360, 740], [1280, 900]] as const) {
+      const context = await browser.newContext({ viewport: { width, height }, bypassCSP: true });
+      const page = await context.newPage();
+      await page.goto(`${server.url}/dashboard/login`);
+      await page.fill('#email', 'two-shops@a11y.test');
+      await page.fill('#password', PASSWORD);
+      await page.click('#sign-in');
+      await page.waitForURL(/\/dashboard\/login\/choose$/);
+      expect(await page.locator('#shops button').allInnerTexts()).toEqual(['A11y shop (viewer)', 'Second a11y shop (viewer)']);
+      for (const v of await axeViolations(page)) found.push(`choose ${width}px: ${v}`);
+      await page.click('#shops button >> nth=1');
+      await page.waitForURL(/\/dashboard\/?$/);
+      expect(await page.locator('#merchant-name').innerText()).toBe('Second a11y shop');
+      await context.close();
+    }
+    expect(found).toEqual([]);
+  }, 180_000);
 });
