@@ -160,6 +160,9 @@ const evmChainSchema = z.strictObject({
   balance_check_per_block: positiveInt.optional(),
   sweeper_private_key: z.string().regex(/^0x[0-9a-fA-F]{64}$/).optional(),
   explorer_tx_url: z.string().optional(),
+  // A public RPC endpoint a customer's wallet may add (wallet_addEthereumChain on the checkout);
+  // never the private rpc_url. Default: the preset's public endpoint.
+  public_rpc_url: urlWith(['https:', 'http:']).optional(),
 });
 
 const chainsFileSchema = z.strictObject({

@@ -9,6 +9,7 @@ import { fmt, LOCALE_NAMES, LOCALES, type Locale, type Messages } from './i18n.t
 import type { PublicInvoice, PublicPaymentMethod } from './public-invoice.ts';
 import { clock, methodGroups, networkLabel, paymentLine, showsPaymentPanel, statusText, viewOf } from './view.ts';
 import { ASSET_VERSION } from './assets.ts';
+import type { WalletNetwork } from './wallet.ts';
 
 export interface CheckoutPageProps {
   inv: PublicInvoice;
@@ -17,6 +18,8 @@ export interface CheckoutPageProps {
   method: PublicPaymentMethod | undefined;
   qr: string | null;
   now: Date;
+  /** EVM networks of this invoice, for paying from a browser wallet (src/checkout/wallet.ts). */
+  networks?: Record<string, WalletNetwork>;
 }
 
 const href = (params: Record<string, string | undefined>) => {
@@ -76,7 +79,7 @@ const MethodLink: FC<{ m: PublicPaymentMethod; label: string; current: string | 
   </li>
 );
 
-export const CheckoutPage: FC<CheckoutPageProps> = ({ inv, locale, t, method, qr, now }) => {
+export const CheckoutPage: FC<CheckoutPageProps> = ({ inv, locale, t, method, qr, now, networks }) => {
   const view = viewOf(inv);
   const status = statusText(inv, t);
   const labels = Object.fromEntries(inv.payment_methods.map((m) => [m.method, networkLabel(m, t)]));
@@ -92,6 +95,7 @@ export const CheckoutPage: FC<CheckoutPageProps> = ({ inv, locale, t, method, qr
         data-invoice={JSON.stringify(inv)}
         data-i18n={JSON.stringify(t)}
         data-labels={JSON.stringify(labels)}
+        data-networks={JSON.stringify(networks ?? {})}
         data-method={method?.method ?? ''}
         data-lang={locale}
       >
@@ -164,6 +168,8 @@ export const CheckoutPage: FC<CheckoutPageProps> = ({ inv, locale, t, method, qr
                   </dd>
                 </div>
               </dl>
+              <div id="browser-wallets" class="browser-wallets" hidden></div>
+              <p id="wallet-status" class="wallet-status" role="status" aria-live="polite" hidden></p>
               <p class="wallet">
                 <a id="wallet-link" class="button" href={method.payment_uri}>{t.open_wallet}</a>
               </p>

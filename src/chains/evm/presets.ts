@@ -48,7 +48,7 @@ export interface EvmPreset {
   max_log_range: number;
   poll_interval_ms: number;
   reorg_window: number;
-  /** The chain's public RPC endpoint (rate-limited; use your own node or provider in production). Not a default. */
+  /** The chain's public RPC endpoint (rate-limited): offered to customers' wallets, never used by Kassa itself. */
   public_rpc_url?: string;
   explorer_url: string;
   explorer_tx_url: string;
@@ -182,5 +182,6 @@ function presetFields(key: string, p: EvmPreset): Record<string, unknown> {
     type: 'evm', preset: key, name: p.name, network: p.network, chain_id: p.chain_id, native_symbol: p.native_symbol,
     confirmations: p.confirmations, use_finalized_tag: p.use_finalized_tag, max_log_range: p.max_log_range,
     poll_interval_ms: p.poll_interval_ms, reorg_window: p.reorg_window, explorer_tx_url: p.explorer_tx_url,
+    ...(p.public_rpc_url ? { public_rpc_url: p.public_rpc_url } : {}),
   };
 }
