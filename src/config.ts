@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { applyEvmPreset, evmPreset, presetForChainId } from './chains/evm/presets.ts';
 
 export class ConfigError extends Error {
   constructor(message: string) {
@@ -134,6 +135,10 @@ const confirmationsSchema = z.strictObject({
 
 const evmChainSchema = z.strictObject({
   type: z.literal('evm'),
+  // Built-in preset this entry starts from (src/chains/evm/presets.ts; `kassa chains presets`).
+  preset: z.string().optional(),
+  // The network's name shown to customers and in the API ("Base"); default: the preset's name.
+  name: z.string().min(1).max(40).optional(),
   network: z.string().min(1),
   chain_id: z.number().int().positive(),
   rpc_url: urlWith(['http:', 'https:']),
@@ -155,6 +160,9 @@ const evmChainSchema = z.strictObject({
   balance_check_per_block: positiveInt.optional(),
   sweeper_private_key: z.string().regex(/^0x[0-9a-fA-F]{64}$/).optional(),
   explorer_tx_url: z.string().optional(),
+  // A public RPC endpoint a customer's wallet may add (wallet_addEthereumChain on the checkout);
+  // never the private rpc_url. Default: the preset's public endpoint.
+  public_rpc_url: urlWith(['https:', 'http:']).optional(),
 });
 
 const chainsFileSchema = z.strictObject({
@@ -178,6 +186,22 @@ const chainsFileSchema = z.strictObject({
     });
   }
 });
+
+const BITCOIN_NAMES: Record<BitcoinChainConfig['network'], string> = {
+  mainnet: 'Bitcoin', testnet: 'Bitcoin testnet', signet: 'Bitcoin signet', regtest: 'Bitcoin regtest',
+};
+
+/**
+ * The network's real name, as the checkout and the API show it: an EVM chain's `name`, else its
+ * preset's name, else the name of the preset with its chain id ("Base" for 8453), else the chain
+ * key and id ("Ethereum (chain 31337)"); Bitcoin: "Bitcoin", "Bitcoin testnet", …
+ */
+export function networkName(key: string, cfg: ChainConfig | undefined): string {
+  if (!cfg) return key;
+  if (cfg.type === 'bitcoin') return BITCOIN_NAMES[cfg.network];
+  const named = cfg.name ?? (cfg.preset ? evmPreset(cfg.preset)?.name : undefined) ?? presetForChainId(cfg.chain_id)?.name;
+  return named ?? `${key.charAt(0).toUpperCase()}${key.slice(1)} (chain ${cfg.chain_id})`;
+}
 
 export type BitcoinChainConfig = z.infer<typeof bitcoinChainSchema>;
 export type EvmChainConfig = z.infer<typeof evmChainSchema>;
@@ -266,8 +290,29 @@ export function loadChainsFile(file: string | undefined, envName = 'KASSA_CONFIG
   return parseChainsFile(raw, `${envName} (${file})`);
 }
 
+/** Fills in `"preset": "<key>"` entries (the entry's own fields win); errors name the entry's path. */
+function withPresets(raw: unknown, where: string): unknown {
+  if (typeof raw !== 'object' || raw === null) return raw;
+  const chains = (raw as { chains?: unknown }).chains;
+  if (typeof chains !== 'object' || chains === null || Array.isArray(chains)) return raw;
+  const out: Record<string, unknown> = {};
+  for (const [key, entry] of Object.entries(chains)) {
+    if (typeof entry !== 'object' || entry === null || !('preset' in entry)) {
+      out[key] = entry;
+      continue;
+    }
+    if ((entry as { type?: unknown }).type !== undefined && (entry as { type?: unknown }).type !== 'evm') {
+      throw new ConfigError(`${where} is invalid at chains.${key}.preset: presets are EVM chains; remove "preset" or "type"`);
+    }
+    const applied = applyEvmPreset(entry as Record<string, unknown>);
+    if (!applied.ok) throw new ConfigError(`${where} is invalid at chains.${key}.${applied.path.join('.')}: ${applied.message}`);
+    out[key] = applied.value;
+  }
+  return { ...raw, chains: out };
+}
+
 export function parseChainsFile(raw: unknown, where = 'chains config'): ChainsFile {
-  const result = chainsFileSchema.safeParse(raw);
+  const result = chainsFileSchema.safeParse(withPresets(raw, where));
   if (!result.success) {
     const issue = result.error.issues[0]!;
     const at = issue.path.join('.') || '(top level)';

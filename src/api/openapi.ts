@@ -64,6 +64,7 @@ const PublicInvoiceSchema = z
       method: z.string().openapi({ example: 'BTC' }),
       chain: z.string().openapi({ example: 'bitcoin' }),
       network: z.string().openapi({ example: 'regtest' }),
+      network_name: z.string().openapi({ example: 'Bitcoin regtest', description: 'The network\'s name to show a payer: "Base", "Arbitrum One", "Bitcoin" (docs/configuration.md, chain presets).' }),
       chain_id: z.number().int().optional(),
       asset: z.string().openapi({ example: 'BTC' }),
       token: z.string().optional(),

@@ -108,6 +108,7 @@
     setText($('send-only'), fmt(t.send_only, { asset: m.asset, network: labels[m.method] || '' }));
     var wallet = $('wallet-link');
     if (wallet && wallet.getAttribute('href') !== m.payment_uri) wallet.setAttribute('href', m.payment_uri);
+    renderWallets();
     var qr = $('qr');
     if (qr && shownQrFor !== m.payment_uri) {
       if (shownQrFor !== null) {
@@ -283,6 +284,168 @@
       if (navigator.clipboard && navigator.clipboard.writeText) navigator.clipboard.writeText(text).then(done, fail);
       else fail();
     });
+  }
+
+
+  // ---- Pay from a browser wallet: EIP-6963 discovery (and the legacy window.ethereum), switch or
+  // add the chain, send the exact amount due (native transfer, or ERC-20 transfer(address,uint256)
+  // to the deposit address), show the hash. Talks only to the wallet: no other request leaves the page.
+  var networks = JSON.parse(root.getAttribute('data-networks') || '{}');
+  var wallets = [];
+  var busy = false;
+
+  function pad64(hex) { return ('0000000000000000000000000000000000000000000000000000000000000000' + hex).slice(-64); }
+  function addWallet(name, provider, uuid) {
+    if (!provider || typeof provider.request !== 'function') return;
+    for (var k = 0; k < wallets.length; k++) if (wallets[k].provider === provider || (uuid && wallets[k].uuid === uuid)) return;
+    wallets.push({ name: String(name || t.browser_wallet).slice(0, 40), provider: provider, uuid: uuid });
+    renderWallets();
+  }
+  window.addEventListener('eip6963:announceProvider', function (e) {
+    var d = e.detail || {};
+    addWallet(d.info && d.info.name, d.provider, d.info && d.info.uuid);
+  });
+  window.dispatchEvent(new Event('eip6963:requestProvider'));
+  setTimeout(function () { if (!wallets.length && window.ethereum) addWallet(t.browser_wallet, window.ethereum); }, 300);
+
+  // What to send for method m from account `from`, read from its EIP-681 link (base units due).
+  function planFor(m, from) {
+    var r = /^ethereum:(0x[0-9a-fA-F]{40})@(\d+)(\/transfer)?\?(.*)$/.exec(m.payment_uri || '');
+    var net = networks[m.chain];
+    if (!r || !net || Number(r[2]) !== net.chain_id) return null;
+    var q = {};
+    r[4].split('&').forEach(function (kv) { var i = kv.indexOf('='); q[kv.slice(0, i)] = kv.slice(i + 1); });
+    if (r[3]) {
+      if (String(q.address).toLowerCase() !== m.address.toLowerCase() || !/^\d+$/.test(q.uint256 || '')) return null;
+      var units = BigInt(q.uint256);
+      return { units: units, token: r[1], tx: { from: from, to: r[1], value: '0x0', data: '0xa9059cbb' + pad64(m.address.slice(2).toLowerCase()) + pad64(units.toString(16)) } };
+    }
+    if (r[1].toLowerCase() !== m.address.toLowerCase() || !/^\d+$/.test(q.value || '')) return null;
+    var wei = BigInt(q.value);
+    return { units: wei, tx: { from: from, to: m.address, value: '0x' + wei.toString(16) } };
+  }
+
+  function renderWallets() {
+    var box = $('browser-wallets');
+    if (!box || !wallets) return;
+    var m = methodOf(inv);
+    var v = viewOf(inv);
+    var show = wallets.length > 0 && !!m && !!networks[m.chain] && (v === 'waiting' || v === 'partial') && !!planFor(m, '0x') && /[1-9]/.test(m.amount_due);
+    setHidden(box, !show);
+    if (!show) return;
+    var labelsWanted = wallets.map(function (w) { return fmt(t.pay_with_wallet, { wallet: w.name }); });
+    var buttons = box.querySelectorAll('button');
+    if (buttons.length !== wallets.length) {
+      while (box.firstChild) box.removeChild(box.firstChild);
+      wallets.forEach(function (w, i) {
+        var b = document.createElement('button');
+        b.type = 'button';
+        b.className = 'button wallet-button';
+        b.addEventListener('click', function () { pay(wallets[i]); });
+        box.appendChild(b);
+      });
+      buttons = box.querySelectorAll('button');
+    }
+    for (var k = 0; k < buttons.length; k++) { setText(buttons[k], labelsWanted[k]); buttons[k].disabled = busy; }
+  }
+
+  function say(text, error) {
+    var el = $('wallet-status');
+    if (!el) return;
+    while (el.firstChild) el.removeChild(el.firstChild);
+    el.className = 'wallet-status' + (error ? ' error' : '');
+    el.textContent = text;
+    setHidden(el, false);
+  }
+  function sent(hash, net) {
+    var el = $('wallet-status');
+    if (!el) return;
+    say(t.wallet_sent + ' ');
+    var code = document.createElement('code');
+    code.textContent = hash;
+    if (net.explorer_tx_url) {
+      var a = document.createElement('a');
+      a.setAttribute('href', net.explorer_tx_url.replace('{txid}', hash));
+      a.setAttribute('rel', 'noreferrer noopener');
+      a.setAttribute('aria-label', fmt(t.view_transaction, { txid: hash }));
+      a.appendChild(code);
+      el.appendChild(a);
+    } else el.appendChild(code);
+  }
+  function codeOf(err) {
+    if (!err) return undefined;
+    if (typeof err.code === 'number') return err.code;
+    var inner = err.data && err.data.originalError;
+    return inner && typeof inner.code === 'number' ? inner.code : undefined;
+  }
+  function errorText(err, vars) {
+    if (err && err.kassa) return err.kassa === 'failed' ? fmt(t.wallet_failed, { message: err.message }) : fmt(t['wallet_' + err.kassa], vars);
+    var code = codeOf(err);
+    var msg = String((err && err.message) || err || '');
+    if (code === 4001 || code === 4100) return t.wallet_rejected;
+    if (code === -32002) return t.wallet_busy;
+    if (code === 4900 || code === 4901 || err instanceof TypeError) return t.wallet_gone;
+    if (/insufficient funds|exceeds balance/i.test(msg)) return fmt(t.wallet_insufficient, vars);
+    return fmt(t.wallet_failed, { message: msg.slice(0, 200) });
+  }
+  function request(p, method, params) { return Promise.resolve().then(function () { return p.request({ method: method, params: params }); }); }
+  function sameChain(id, want) { return typeof id === 'string' && parseInt(id, 16) === want; }
+  function switchChain(p, net) {
+    var id = '0x' + net.chain_id.toString(16);
+    return request(p, 'wallet_switchEthereumChain', [{ chainId: id }]).catch(function (err) {
+      if (codeOf(err) !== 4902) throw err;
+      if (!net.rpc_urls.length) throw { kassa: 'wrong_chain' };
+      return request(p, 'wallet_addEthereumChain', [{
+        chainId: id, chainName: net.name, rpcUrls: net.rpc_urls, blockExplorerUrls: net.explorer_urls.length ? net.explorer_urls : undefined,
+        nativeCurrency: { name: net.native_symbol, symbol: net.native_symbol, decimals: 18 },
+      }]);
+    });
+  }
+  // Whether `from` holds the amount (the wallet checks the fee itself); a wallet that cannot answer is given the benefit of the doubt.
+  function enough(p, plan, from) {
+    var q = plan.token
+      ? request(p, 'eth_call', [{ to: plan.token, data: '0x70a08231' + pad64(from.slice(2).toLowerCase()) }, 'latest'])
+      : request(p, 'eth_getBalance', [from, 'latest']);
+    return q.then(function (hex) { return !/^0x[0-9a-fA-F]+$/.test(hex) || BigInt(hex) >= plan.units; }, function () { return true; });
+  }
+  function pay(w) {
+    var m = methodOf(inv);
+    var net = m && networks[m.chain];
+    if (busy || !net) return;
+    var p = w.provider;
+    var vars = { wallet: w.name, network: net.name, amount: m.amount_due, asset: m.asset };
+    var from;
+    busy = true;
+    renderWallets();
+    say(fmt(t.wallet_connecting, vars));
+    request(p, 'eth_requestAccounts', [])
+      .then(function (accounts) {
+        from = accounts && accounts[0];
+        if (!/^0x[0-9a-fA-F]{40}$/.test(String(from))) throw { code: 4100 };
+        return request(p, 'eth_chainId', []);
+      })
+      .then(function (id) {
+        if (sameChain(id, net.chain_id)) return id;
+        say(fmt(t.wallet_switching, vars));
+        return switchChain(p, net).then(function () { return request(p, 'eth_chainId', []); });
+      })
+      .then(function (id) {
+        if (!sameChain(id, net.chain_id)) throw { kassa: 'wrong_chain' };
+        var plan = planFor(methodOf(inv), from);
+        if (!plan) throw { kassa: 'failed', message: 'no amount due' };
+        return enough(p, plan, from).then(function (ok) {
+          if (!ok) throw { kassa: 'insufficient' };
+          say(fmt(t.wallet_confirm, vars));
+          return request(p, 'eth_sendTransaction', [plan.tx]);
+        });
+      })
+      .then(function (hash) {
+        if (!/^0x[0-9a-fA-F]{64}$/.test(String(hash))) throw { kassa: 'failed', message: 'no transaction hash' };
+        sent(hash, net);
+        fetchOnce();
+      })
+      .catch(function (err) { say(errorText(err, vars), true); })
+      .then(function () { busy = false; renderWallets(); });
   }
 
   setInterval(tick, 1000);

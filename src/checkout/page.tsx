@@ -7,8 +7,9 @@
 import type { FC, PropsWithChildren } from 'hono/jsx';
 import { fmt, LOCALE_NAMES, LOCALES, type Locale, type Messages } from './i18n.ts';
 import type { PublicInvoice, PublicPaymentMethod } from './public-invoice.ts';
-import { clock, networkLabel, paymentLine, showsPaymentPanel, statusText, viewOf } from './view.ts';
+import { clock, methodGroups, networkLabel, paymentLine, showsPaymentPanel, statusText, viewOf } from './view.ts';
 import { ASSET_VERSION } from './assets.ts';
+import type { WalletNetwork } from './wallet.ts';
 
 export interface CheckoutPageProps {
   inv: PublicInvoice;
@@ -17,6 +18,8 @@ export interface CheckoutPageProps {
   method: PublicPaymentMethod | undefined;
   qr: string | null;
   now: Date;
+  /** EVM networks of this invoice, for paying from a browser wallet (src/checkout/wallet.ts). */
+  networks?: Record<string, WalletNetwork>;
 }
 
 const href = (params: Record<string, string | undefined>) => {
@@ -66,7 +69,17 @@ export const PaymentItem: FC<{ inv: PublicInvoice; p: PublicInvoice['payments'][
   </li>
 );
 
-export const CheckoutPage: FC<CheckoutPageProps> = ({ inv, locale, t, method, qr, now }) => {
+/** One method's link: asset and network; inside an asset group the network leads (the asset is said to screen readers). */
+const MethodLink: FC<{ m: PublicPaymentMethod; label: string; current: string | undefined; locale: Locale; grouped?: boolean }> = ({ m, label, current, locale, grouped }) => (
+  <li>
+    <a href={href({ method: m.method, lang: locale })} data-method={m.method} aria-current={m.method === current ? 'true' : undefined}>
+      {grouped ? <span class="sr-only">{m.asset} </span> : <><span class="asset">{m.asset}</span> </>}
+      <span class="chain">{label}</span>
+    </a>
+  </li>
+);
+
+export const CheckoutPage: FC<CheckoutPageProps> = ({ inv, locale, t, method, qr, now, networks }) => {
   const view = viewOf(inv);
   const status = statusText(inv, t);
   const labels = Object.fromEntries(inv.payment_methods.map((m) => [m.method, networkLabel(m, t)]));
@@ -82,6 +95,7 @@ export const CheckoutPage: FC<CheckoutPageProps> = ({ inv, locale, t, method, qr
         data-invoice={JSON.stringify(inv)}
         data-i18n={JSON.stringify(t)}
         data-labels={JSON.stringify(labels)}
+        data-networks={JSON.stringify(networks ?? {})}
         data-method={method?.method ?? ''}
         data-lang={locale}
       >
@@ -108,17 +122,23 @@ export const CheckoutPage: FC<CheckoutPageProps> = ({ inv, locale, t, method, qr
         <section id="pay" class="pay" hidden={!panel} aria-labelledby="pay-with">
           <h2 id="pay-with" class="label">{t.pay_with}</h2>
           <ul class="methods" id="methods">
-            {inv.payment_methods.map((m) => (
-              <li>
-                <a
-                  href={href({ method: m.method, lang: locale })}
-                  data-method={m.method}
-                  aria-current={m.method === method?.method ? 'true' : undefined}
-                >
-                  <span class="asset">{m.asset}</span> <span class="chain">{labels[m.method]}</span>
-                </a>
-              </li>
-            ))}
+            {methodGroups(inv.payment_methods).map((g) =>
+              g.methods.length === 1 ? (
+                <MethodLink m={g.methods[0]!} label={labels[g.methods[0]!.method] ?? ''} current={method?.method} locale={locale} />
+              ) : (
+                <li class="group">
+                  <p class="group-name" id={`group-${g.asset}`}>
+                    <span class="asset">{g.asset}</span>{' '}
+                    <span class="on">{fmt(t.on_networks, { networks: g.methods.map((m) => labels[m.method]).join(t.list_separator) })}</span>
+                  </p>
+                  <ul class="networks" aria-labelledby={`group-${g.asset}`}>
+                    {g.methods.map((m) => (
+                      <MethodLink m={m} label={labels[m.method] ?? ''} current={method?.method} locale={locale} grouped />
+                    ))}
+                  </ul>
+                </li>
+              ),
+            )}
           </ul>
           {method ? (
             <div class="chosen">
@@ -127,6 +147,10 @@ export const CheckoutPage: FC<CheckoutPageProps> = ({ inv, locale, t, method, qr
                 <time id="countdown" datetime={inv.expires_at}>{expiresIn > 0 ? clock(expiresIn) : t.expired_clock}</time>
               </p>
               <dl class="fields">
+                <div class="field network-field">
+                  <dt>{t.network}</dt>
+                  <dd id="network">{labels[method.method]}</dd>
+                </div>
                 <div class="field">
                   <dt id="amount-label">{t.amount}</dt>
                   <dd>
@@ -144,15 +168,11 @@ export const CheckoutPage: FC<CheckoutPageProps> = ({ inv, locale, t, method, qr
                   </dd>
                 </div>
               </dl>
+              <div id="browser-wallets" class="browser-wallets" hidden></div>
+              <p id="wallet-status" class="wallet-status" role="status" aria-live="polite" hidden></p>
               <p class="wallet">
                 <a id="wallet-link" class="button" href={method.payment_uri}>{t.open_wallet}</a>
               </p>
-              <dl class="fields">
-                <div class="field">
-                  <dt>{t.network}</dt>
-                  <dd id="network">{labels[method.method]}</dd>
-                </div>
-              </dl>
               <p class="warn" id="send-only">{fmt(t.send_only, { asset: method.asset, network: labels[method.method] ?? '' })}</p>
               <div class="qr-block">
                 <div class="qr">

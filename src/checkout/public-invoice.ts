@@ -16,6 +16,8 @@ export interface PublicPaymentMethod {
   method: string;
   chain: string;
   network: string;
+  /** The network's real name ("Base", "Arbitrum One", "Bitcoin"): src/config.ts networkName. */
+  network_name: string;
   chain_id?: number;
   asset: string;
   token?: string;
@@ -98,6 +100,7 @@ export function toPublicInvoice(inv: InvoiceObject, merchantName: string, paymen
       method: m.method,
       chain: m.chain,
       network: m.network,
+      network_name: m.network_name,
       ...(m.chain_id !== undefined ? { chain_id: m.chain_id } : {}),
       asset: m.asset,
       ...(m.token !== undefined ? { token: m.token } : {}),

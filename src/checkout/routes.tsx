@@ -13,6 +13,7 @@ import { MESSAGES, pickLocale, type Locale } from './i18n.ts';
 import { loadPublicInvoice, type PublicInvoice } from './public-invoice.ts';
 import { CheckoutPage, MessagePage } from './page.tsx';
 import { qrDataUri, qrSvg } from './qr.ts';
+import { walletNetworks } from './wallet.ts';
 import { ASSET_VERSION, CHECKOUT_CSS, CHECKOUT_JS, staticCacheControl } from './assets.ts';
 import { DEFAULT_PUBLIC_RATE_LIMIT_PER_MINUTE, rateLimitPerIp, securityHeaders } from './security.ts';
 
@@ -75,7 +76,7 @@ export function registerCheckoutRoutes(app: OpenAPIHono<AppEnv>, deps: Deps, opt
     const wanted = c.req.query('method');
     const method = inv.payment_methods.find((m) => m.method === wanted) ?? inv.payment_methods[0];
     const qr = method ? await qrDataUri(method.payment_uri) : null;
-    const res = await html(c, <CheckoutPage inv={inv} locale={locale} t={t} method={method} qr={qr} now={new Date(inv.server_time)} />, 200);
+    const res = await html(c, <CheckoutPage inv={inv} locale={locale} t={t} method={method} qr={qr} now={new Date(inv.server_time)} networks={walletNetworks(inv, deps.config.chains)} />, 200);
     res.headers.set('Content-Language', locale);
     res.headers.set('Vary', 'Accept-Language');
     return res;

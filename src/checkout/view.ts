@@ -24,12 +24,24 @@ export function viewOf(inv: Pick<PublicInvoice, 'status' | 'amount_paid'>): Chec
   }
 }
 
-const titleCase = (s: string) => s.charAt(0).toUpperCase() + s.slice(1);
+/**
+ * The network's real name as the customer sees it: "Base", "Arbitrum One", "Ethereum (chain 31337)"
+ * for an EVM chain (the API's `network_name`); "Bitcoin" / "Bitcoin · regtest" in the page's language.
+ */
+export function networkLabel(m: Pick<PublicPaymentMethod, 'network' | 'network_name' | 'chain_id'>, t: Messages): string {
+  if (m.chain_id === undefined) return m.network === 'mainnet' ? t.bitcoin : fmt(t.network_bitcoin, { network: m.network });
+  return m.network_name;
+}
 
-/** "Bitcoin · regtest", "Ethereum (chain 31337) · USDC token", "Ethereum (chain 31337) · ETH". */
-export function networkLabel(m: Pick<PublicPaymentMethod, 'chain' | 'network' | 'chain_id' | 'asset' | 'token'>, t: Messages): string {
-  if (m.chain_id === undefined) return fmt(t.network_bitcoin, { network: m.network });
-  return fmt(m.token ? t.network_evm_token : t.network_evm_native, { chain: titleCase(m.chain), chain_id: m.chain_id, asset: m.asset });
+/** Methods grouped by asset, in the invoice's order: USDC on Base, Arbitrum and Ethereum is one group. */
+export function methodGroups<M extends Pick<PublicPaymentMethod, 'asset'>>(methods: M[]): { asset: string; methods: M[] }[] {
+  const groups: { asset: string; methods: M[] }[] = [];
+  for (const m of methods) {
+    const g = groups.find((x) => x.asset === m.asset);
+    if (g) g.methods.push(m);
+    else groups.push({ asset: m.asset, methods: [m] });
+  }
+  return groups;
 }
 
 /** "n of m" for the detected state: the least-confirmed live payment against its method's requirement. */

@@ -13,6 +13,7 @@ const processes: Loader = () => import('./processes.ts');
 const users: Loader = () => import('./users.ts');
 const evm: Loader = () => import('./evm.ts');
 const chains: Loader = () => import('./chains.ts');
+const presets: Loader = () => import('./presets.ts');
 const sandbox: Loader = () => import('./sandbox.ts');
 const dev: Loader = () => import('./dev.ts');
 const devnet: Loader = () => import('./devnet.ts');
@@ -74,6 +75,12 @@ export const COMMANDS: Record<string, CommandInfo> = {
     summary: "move a chain's cursor back below a fork (recovery from reorg_too_deep)",
     details: `Stop the workers first; see docs/operations.md.\n${FOLLOWS_SANDBOX}`,
     load: chains,
+  },
+  'chains presets': {
+    args: '[--json]',
+    summary: 'list the built-in EVM chain presets (Ethereum, Base, Arbitrum, OP, Polygon and test networks)',
+    details: 'A chains-file entry { "preset": "base", "rpc_url": "…" } starts from one and may override any field; see docs/configuration.md.',
+    load: presets,
   },
   'users create': {
     args: '--merchant <id> --email <e-mail> --role <owner|developer|finance|viewer> [--json]',

@@ -3,7 +3,7 @@
  * reader so the shape never drifts between them.
  */
 import type { Db } from '../db/client.ts';
-import type { ChainConfig } from '../config.ts';
+import { networkName, type ChainConfig } from '../config.ts';
 import { formatAmount } from '../money/amount.ts';
 import { currencyValueOf, payableAmountFor } from '../money/rate.ts';
 import { notFound } from '../errors.ts';
@@ -100,6 +100,7 @@ export function presentInvoice(inv: InvoiceRow, methods: MethodRow[], chains: Re
         method: m.method,
         chain: m.chain,
         network: chain ? chain.network : 'unknown',
+        network_name: networkName(m.chain, chain),
         ...(chain?.type === 'evm' ? { chain_id: chain.chain_id } : {}),
         asset: m.asset,
         ...(m.token ? { token: m.token } : {}),

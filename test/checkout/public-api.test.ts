@@ -114,7 +114,7 @@ describe('GET /pay/:id (happy)', () => {
     expect(html).toContain(`<code id="amount" tabindex="-1">${btc.amount_due}</code>`);
     expect(html).toContain(`<code id="address" class="value address">${btc.address}</code>`);
     expect(html).toContain('Bitcoin · regtest');
-    expect(html).toContain('Ethereum (chain 31337) · USDC token');
+    expect(html).toContain('<span class="asset">USDC</span> <span class="chain">Ethereum (chain 31337)</span>');
     expect(html).toContain('href="?method=USDC-ethereum&amp;lang=en"');
     expect(html).toContain('aria-live="polite"');
     expect(html).toMatch(/<img id="qr" src="data:image\/svg\+xml;base64,/);
@@ -126,7 +126,7 @@ describe('GET /pay/:id (happy)', () => {
     const usdc = inv.payment_methods.find((m) => m.method === 'USDC-ethereum')!;
     const html = await (await app.request(`/pay/${inv.id}?method=USDC-ethereum`, {}, fromIp())).text();
     expect(html).toContain(`<code id="amount" tabindex="-1">25.00</code> <span id="asset">USDC</span>`);
-    expect(html).toContain(`<dd id="network">Ethereum (chain 31337) · USDC token</dd>`);
+    expect(html).toContain(`<dd id="network">Ethereum (chain 31337)</dd>`);
     expect(html).toContain(`href="${usdc.payment_uri.replace(/&/g, '&amp;')}"`);
   });
 

@@ -70,6 +70,24 @@ describe('kassa <command> --help', () => {
   }, 120_000);
 });
 
+describe('kassa chains presets', () => {
+  it('lists every built-in EVM preset without a database or configuration', async () => {
+    const env = cleanEnv({ DATABASE_URL: 'postgres://postgres@127.0.0.1:1/nope' });
+    const r = await kassa(['chains', 'presets', '--json'], env);
+    expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: '' });
+    const list = JSON.parse(r.stdout) as { data: { key: string; name: string; chain_id: number; native_symbol: string }[] };
+    expect(list.data.map((p) => [p.key, p.name, p.chain_id, p.native_symbol])).toEqual([
+      ['ethereum', 'Ethereum', 1, 'ETH'], ['base', 'Base', 8453, 'ETH'], ['arbitrum', 'Arbitrum One', 42161, 'ETH'],
+      ['optimism', 'OP Mainnet', 10, 'ETH'], ['polygon', 'Polygon PoS', 137, 'POL'], ['sepolia', 'Sepolia', 11155111, 'ETH'],
+      ['base-sepolia', 'Base Sepolia', 84532, 'ETH'], ['arbitrum-sepolia', 'Arbitrum Sepolia', 421614, 'ETH'],
+      ['optimism-sepolia', 'OP Sepolia', 11155420, 'ETH'], ['polygon-amoy', 'Polygon Amoy', 80002, 'POL'],
+    ]);
+    const human = await kassa(['chains', 'presets'], env);
+    expect(human.stdout).toContain('base              Base, chain id 8453, ETH, blocks every 2 s');
+    expect(human.stdout).toContain('USDC 0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913 (6 decimals)');
+  }, 60_000);
+});
+
 describe('list commands and read-only commands', () => {
   let db: Awaited<ReturnType<typeof createTestDatabase>>;
   let env: Record<string, string | undefined>;

@@ -14,7 +14,8 @@ module.exports = {
   defaultNetwork: 'hardhat',
   networks: {
     hardhat: {
-      chainId: 31337,
+      // KASSA_HARDHAT_CHAIN_ID: a second node posing as another network (startHardhatNode({ chainId })).
+      chainId: Number(process.env.KASSA_HARDHAT_CHAIN_ID || 31337),
       // The well-known dev mnemonic: accounts 0..19 with 10,000 ETH each.
       accounts: { mnemonic: 'test test test test test test test test test test test junk', count: 20 },
       mining: { auto: true },

@@ -93,7 +93,7 @@ async function rpcChainId(url: string): Promise<number | null> {
   }
 }
 
-async function startOnce(port: number, timeoutMs: number): Promise<HardhatNode> {
+async function startOnce(port: number, timeoutMs: number, expectedChainId: number): Promise<HardhatNode> {
   // Run the bin (a JS file) with this Node binary: no PATH lookup, no shebang.
   const child = spawn(process.execPath, [HARDHAT_BIN, '--config', HARDHAT_CONFIG, 'node', '--hostname', '127.0.0.1', '--port', String(port)], {
     cwd: REPO_ROOT,
@@ -103,6 +103,7 @@ async function startOnce(port: number, timeoutMs: number): Promise<HardhatNode> 
       DO_NOT_TRACK: '1',
       CI: 'true',
       NO_COLOR: '1',
+      KASSA_HARDHAT_CHAIN_ID: String(expectedChainId),
     },
   });
   live.add(child);
@@ -138,9 +139,9 @@ async function startOnce(port: number, timeoutMs: number): Promise<HardhatNode> 
     if (exited) throw new Error(`hardhat node exited during startup (port ${port}):\n${output}`);
     const chainId = await rpcChainId(url);
     if (chainId !== null) {
-      if (chainId !== HARDHAT_CHAIN_ID) {
+      if (chainId !== expectedChainId) {
         await stop();
-        throw new Error(`hardhat node on ${url} answered chain id ${chainId}, expected ${HARDHAT_CHAIN_ID}`);
+        throw new Error(`hardhat node on ${url} answered chain id ${chainId}, expected ${expectedChainId}`);
       }
       return { url, port, chainId, accounts: HARDHAT_ACCOUNTS, stop };
     }
@@ -152,14 +153,14 @@ async function startOnce(port: number, timeoutMs: number): Promise<HardhatNode> 
 
 /**
  * Spawns `node_modules/.bin/hardhat node --hostname 127.0.0.1 --port <free port>` and resolves
- * once `eth_chainId` answers 31337. Retries on another port if the node dies at startup (port race).
+ * once `eth_chainId` answers the expected chain id (31337 unless `chainId` is given). Retries on another port if the node dies at startup (port race).
  */
-export async function startHardhatNode(opts: { timeoutMs?: number } = {}): Promise<HardhatNode> {
+export async function startHardhatNode(opts: { timeoutMs?: number; /** Default 31337. */ chainId?: number } = {}): Promise<HardhatNode> {
   const timeoutMs = opts.timeoutMs ?? 30_000;
   let lastError: unknown;
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
-      return await startOnce(await freePort(), timeoutMs);
+      return await startOnce(await freePort(), timeoutMs, opts.chainId ?? HARDHAT_CHAIN_ID);
     } catch (err) {
       lastError = err;
     }

@@ -1,0 +1,249 @@
+/**
+ * Paying from a browser wallet on the checkout, in real headless Chromium against a real server,
+ * Postgres, Redis and a hardhat node with the Kassa contracts and TestUSDC. The page sees an
+ * injected EIP-6963 provider ("Test Wallet") that answers accounts and chain itself and forwards
+ * every other call to hardhat (unlocked dev account 0), the way a wallet extension forwards to
+ * its node. The page's one click is "Pay with Test Wallet"; the second click, the confirmation in
+ * the wallet, is the provider answering. No request leaves the page except to our server.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { Address, Hex } from 'viem';
+import { testUSDCAbi } from '../../src/chains/evm/artifacts.ts';
+import { closeInvoiceUpdates } from '../../src/checkout/updates.ts';
+import type { PublicInvoice } from '../../src/checkout/public-invoice.ts';
+import { createTestContext, type TestContext } from '../support/db.ts';
+import { createPayableMerchant, writeChainsFile } from '../support/merchant.ts';
+import { launchBrowser, startTestServer, type TestServer } from '../support/browser.ts';
+import { axeViolations } from '../support/axe.ts';
+import { setupContractsFixture, type ContractsFixture } from '../contracts/fixture.ts';
+
+const EXPLORER = 'https://explorer.example/tx/{txid}';
+const PUBLIC_RPC = 'https://rpc.example/';
+const HARDHAT = '0x7a69'; // 31337
+
+let f: ContractsFixture;
+let ctx: TestContext;
+let server: TestServer;
+let browser: Browser;
+let shop: Awaited<ReturnType<typeof createPayableMerchant>>;
+
+beforeAll(async () => {
+  f = await setupContractsFixture();
+  const file = writeChainsFile({ evmRpcUrl: f.node.url, factory: f.contracts.factory, implementation: f.contracts.implementation, usdc: f.contracts.testUsdc, usdt: f.contracts.testUsdt });
+  const json = JSON.parse(readFileSync(file, 'utf8'));
+  Object.assign(json.chains.ethereum, { explorer_tx_url: EXPLORER, public_rpc_url: PUBLIC_RPC });
+  writeFileSync(file, JSON.stringify(json));
+  ctx = await createTestContext({ KASSA_CONFIG: file });
+  shop = await createPayableMerchant(ctx.deps, { name: 'Corner Café', bitcoin: false });
+  server = await startTestServer(ctx.deps);
+  browser = await launchBrowser();
+}, 120_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await server?.close();
+  if (ctx) await closeInvoiceUpdates(ctx.deps);
+  await ctx?.close();
+  await f?.node.stop();
+});
+
+async function invoice() {
+  const merchant = await ctx.deps.merchants.get(ctx.deps.sql, shop.merchant.id);
+  const inv = await ctx.deps.invoices.create(merchant, { amount: '25.00', currency: 'USD' } as never);
+  return (await (await fetch(`${server.url}/v1/public/invoices/${inv.id}`)).json()) as PublicInvoice;
+}
+
+interface WalletOptions {
+  /** The chain the wallet is on when the page connects (hex). */
+  startChain?: string;
+  /** Chains wallet_switchEthereumChain knows (others answer 4902, "add it first"). */
+  knows?: string[];
+  /** The user rejects the transaction. */
+  reject?: boolean;
+  /** Dev account index the wallet uses (default 0, which holds the TestUSDC). */
+  account?: number;
+}
+
+/** A page with (or, `wallet: null`, without) the injected EIP-6963 test wallet. */
+async function openPage(path: string, wallet: WalletOptions | null, opts: { locale?: string; bypassCSP?: boolean } = {}) {
+  const context: BrowserContext = await browser.newContext({ viewport: { width: 1280, height: 900 }, locale: opts.locale ?? 'en-US', bypassCSP: opts.bypassCSP ?? false });
+  const errors: string[] = [];
+  if (wallet) {
+    await context.exposeFunction('__kassaRpc', async (method: string, params: unknown[]) => {
+      const res = await fetch(f.node.url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }) });
+      const body = (await res.json()) as { result?: unknown; error?: { message: string } };
+      if (body.error) throw new Error(body.error.message);
+      return body.result;
+    });
+    await context.addInitScript((cfg) => {
+      let chain = cfg.startChain;
+      // eslint-disable-next-line @typescript-eslint/no-explicit-any -- runs in the page (no DOM types here)
+      const w = globalThis as any;
+      const calls: unknown[] = [];
+      w.__walletCalls = calls;
+      const provider = {
+        async request({ method, params }: { method: string; params?: unknown[] }) {
+          calls.push([method, params ?? []]);
+          if (method === 'eth_requestAccounts' || method === 'eth_accounts') return [cfg.account];
+          if (method === 'eth_chainId') return chain;
+          if (method === 'wallet_switchEthereumChain') {
+            const id = (params![0] as { chainId: string }).chainId;
+            if (!cfg.knows.includes(id)) throw Object.assign(new Error('Unrecognized chain ID'), { code: 4902 });
+            chain = id;
+            return null;
+          }
+          if (method === 'wallet_addEthereumChain') {
+            chain = (params![0] as { chainId: string }).chainId;
+            return null;
+          }
+          if (method === 'eth_sendTransaction' && cfg.reject) throw Object.assign(new Error('User rejected the request.'), { code: 4001 });
+          if (chain !== cfg.nodeChain) throw Object.assign(new Error('The wallet is on another chain'), { code: 4901 });
+          return w.__kassaRpc(method, params ?? []);
+        },
+        on() {},
+        removeListener() {},
+      };
+      const detail = Object.freeze({ info: { uuid: '6f1b7c1e-0000-4000-8000-000000000001', name: 'Test Wallet', icon: 'data:image/svg+xml,%3Csvg xmlns=%22http://www.w3.org/2000/svg%22/%3E', rdns: 'test.kassa.wallet' }, provider });
+      const announce = () => w.dispatchEvent(new w.CustomEvent('eip6963:announceProvider', { detail }));
+      w.addEventListener('eip6963:requestProvider', announce);
+      announce();
+    }, { startChain: wallet.startChain ?? HARDHAT, knows: wallet.knows ?? [HARDHAT], reject: wallet.reject ?? false, nodeChain: HARDHAT, account: f.node.accounts[wallet.account ?? 0]!.address });
+  }
+  const page = await context.newPage();
+  page.on('pageerror', (e) => errors.push(e.message));
+  page.on('console', (m) => {
+    if (m.type() === 'error') errors.push(m.text());
+  });
+  page.on('request', (r) => {
+    if (!r.url().startsWith(server.url) && !r.url().startsWith('data:')) errors.push(`third-party request: ${r.url()}`);
+  });
+  await page.goto(`${server.url}${path}`);
+  return { page, context, errors };
+}
+
+const walletCalls = async (page: Page) => ((await page.evaluate('window.__walletCalls')) as [string, unknown[]][]).map((c) => c[0]);
+const dueUnits = (m: PublicInvoice['payment_methods'][number]) => BigInt(/(?:value|uint256)=(\d+)/.exec(m.payment_uri)![1]!);
+const usdcBalance = (a: Address) => f.publicClient.readContract({ address: f.contracts.testUsdc, abi: testUSDCAbi, functionName: 'balanceOf', args: [a] }) as Promise<bigint>;
+
+async function sentHash(page: Page): Promise<Hex> {
+  await expect.poll(() => page.locator('#wallet-status').innerText(), { timeout: 20_000 }).toMatch(/^Sent from your wallet/);
+  return (await page.locator('#wallet-status code').innerText()) as Hex;
+}
+
+describe('checkout: pay with a browser wallet (EIP-6963)', () => {
+  it('pays the exact ETH amount due in one click on the page, and shows the hash with an explorer link', async () => {
+    const inv = await invoice();
+    const eth = inv.payment_methods.find((m) => m.method === 'ETH-ethereum')!;
+    const { page, context, errors } = await openPage(`/pay/${inv.id}?method=ETH-ethereum`, {});
+    const button = page.getByRole('button', { name: 'Pay with Test Wallet' });
+    await button.click();
+    const hash = await sentHash(page);
+    expect(await page.locator('#wallet-status a').getAttribute('href')).toBe(EXPLORER.replace('{txid}', hash));
+    const tx = await f.publicClient.getTransaction({ hash });
+    expect(tx.to!.toLowerCase()).toBe(eth.address.toLowerCase());
+    expect(tx.value).toBe(dueUnits(eth));
+    expect(await f.publicClient.getBalance({ address: eth.address as Address })).toBe(dueUnits(eth));
+    expect(await walletCalls(page)).toEqual(['eth_requestAccounts', 'eth_chainId', 'eth_getBalance', 'eth_sendTransaction']);
+    expect(errors).toEqual([]);
+    await context.close();
+  });
+
+  it('pays USDC with an ERC-20 transfer of the exact amount to the deposit address', async () => {
+    const inv = await invoice();
+    const usdc = inv.payment_methods.find((m) => m.method === 'USDC-ethereum')!;
+    const { page, context, errors } = await openPage(`/pay/${inv.id}?method=USDC-ethereum`, {});
+    await page.getByRole('button', { name: 'Pay with Test Wallet' }).click();
+    const hash = await sentHash(page);
+    const tx = await f.publicClient.getTransaction({ hash });
+    expect(tx.to!.toLowerCase()).toBe(f.contracts.testUsdc.toLowerCase());
+    expect(tx.value).toBe(0n);
+    expect(dueUnits(usdc)).toBe(25_000_000n);
+    expect(await usdcBalance(usdc.address as Address)).toBe(25_000_000n);
+    expect(errors).toEqual([]);
+    await context.close();
+  });
+
+  it('a wallet on another chain is switched to the invoice chain first', async () => {
+    const inv = await invoice();
+    const eth = inv.payment_methods.find((m) => m.method === 'ETH-ethereum')!;
+    const { page, context, errors } = await openPage(`/pay/${inv.id}?method=ETH-ethereum`, { startChain: '0x1', knows: ['0x1', HARDHAT] });
+    await page.getByRole('button', { name: 'Pay with Test Wallet' }).click();
+    await sentHash(page);
+    expect(await walletCalls(page)).toContain('wallet_switchEthereumChain');
+    expect(await f.publicClient.getBalance({ address: eth.address as Address })).toBe(dueUnits(eth));
+    expect(errors).toEqual([]);
+    await context.close();
+  });
+
+  it('a wallet that does not know the chain is asked to add it with the public RPC URL, never the private one', async () => {
+    const inv = await invoice();
+    const { page, context } = await openPage(`/pay/${inv.id}?method=ETH-ethereum`, { startChain: '0x1', knows: ['0x1'] });
+    await page.getByRole('button', { name: 'Pay with Test Wallet' }).click();
+    await sentHash(page);
+    const calls = (await page.evaluate('window.__walletCalls')) as [string, unknown[]][];
+    const add = calls.find((c) => c[0] === 'wallet_addEthereumChain')![1][0] as Record<string, unknown>;
+    expect(add).toEqual({
+      chainId: HARDHAT, chainName: 'Ethereum (chain 31337)', rpcUrls: [PUBLIC_RPC], blockExplorerUrls: ['https://explorer.example'],
+      nativeCurrency: { name: 'ETH', symbol: 'ETH', decimals: 18 },
+    });
+    expect(JSON.stringify(calls)).not.toContain(f.node.url.replace('http://', ''));
+    await context.close();
+  });
+
+  it('the user rejecting in the wallet gets a clear message and nothing is sent (en, zh-CN)', async () => {
+    const inv = await invoice();
+    const eth = inv.payment_methods.find((m) => m.method === 'ETH-ethereum')!;
+    for (const [lang, name, said] of [['en', 'Pay with Test Wallet', 'You cancelled in your wallet. Nothing was sent.'], ['zh-CN', '使用 Test Wallet 支付', '您在钱包中取消了操作，没有发送任何资金。']] as const) {
+      const { page, context, errors } = await openPage(`/pay/${inv.id}?method=ETH-ethereum&lang=${lang}`, { reject: true });
+      await page.getByRole('button', { name }).click();
+      await expect.poll(() => page.locator('#wallet-status').innerText()).toBe(said);
+      expect(await page.getByRole('button', { name }).isEnabled()).toBe(true);
+      expect(errors).toEqual([]);
+      await context.close();
+    }
+    expect(await f.publicClient.getBalance({ address: eth.address as Address })).toBe(0n);
+  });
+
+  it('an account without enough USDC is told so before anything is sent', async () => {
+    const inv = await invoice();
+    const usdc = inv.payment_methods.find((m) => m.method === 'USDC-ethereum')!;
+    const { page, context, errors } = await openPage(`/pay/${inv.id}?method=USDC-ethereum`, { account: 5 });
+    await page.getByRole('button', { name: 'Pay with Test Wallet' }).click();
+    await expect.poll(() => page.locator('#wallet-status').innerText())
+      .toBe('This wallet account does not have enough to pay 25.00 USDC plus the network fee on Ethereum (chain 31337).');
+    expect(await walletCalls(page)).not.toContain('eth_sendTransaction');
+    expect(await usdcBalance(usdc.address as Address)).toBe(0n);
+    expect(errors).toEqual([]);
+    await context.close();
+  });
+
+  it('without a wallet the page offers the QR code and the address only', async () => {
+    const inv = await invoice();
+    const { page, context, errors } = await openPage(`/pay/${inv.id}?method=USDC-ethereum`, null);
+    await page.waitForTimeout(600); // past the legacy window.ethereum check
+    expect(await page.locator('#browser-wallets').isHidden()).toBe(true);
+    expect(await page.locator('#wallet-status').isHidden()).toBe(true);
+    expect(await page.getByRole('button', { name: /Pay with/ }).count()).toBe(0);
+    expect(await page.locator('#qr').isVisible()).toBe(true);
+    expect(await page.locator('#address').isVisible()).toBe(true);
+    expect(errors).toEqual([]);
+    await context.close();
+  });
+
+  it('axe-core: 0 violations with the wallet button and after a wallet message, in en and zh-CN', async () => {
+    const inv = await invoice();
+    const found: string[] = [];
+    for (const lang of ['en', 'zh-CN']) {
+      const { page, context } = await openPage(`/pay/${inv.id}?method=USDC-ethereum&lang=${lang}`, { reject: true }, { bypassCSP: true });
+      await page.locator('.wallet-button').waitFor();
+      for (const v of await axeViolations(page)) found.push(`${lang} button: ${v}`);
+      await page.locator('.wallet-button').click();
+      await expect.poll(() => page.locator('#wallet-status').isVisible()).toBe(true);
+      for (const v of await axeViolations(page)) found.push(`${lang} message: ${v}`);
+      await context.close();
+    }
+    expect(found).toEqual([]);
+  }, 90_000);
+});
