@@ -35,7 +35,8 @@ import { audit, createDashboardAuth, type AuthLimits, type DashboardAuth, type S
 import { can, type Permission } from './permissions.ts';
 import { DASHBOARD_ASSET_VERSION, DASHBOARD_CSS } from './assets.ts';
 import { staticCacheControl } from '../checkout/assets.ts';
-import { deliveriesOf, invoiceEvents, overview, searchInvoices, INVOICE_EXCEPTIONS, INVOICE_STATUSES, type InvoiceSearch } from './data.ts';
+import { deliveriesOf, invoiceEvents, overview, searchInvoices, type InvoiceSearch } from './data.ts';
+import { INVOICE_EXCEPTIONS, INVOICE_STATUSES } from '../invoices/status.ts';
 import type { PageCtx } from './layout.tsx';
 import {
   AccountPage, AuditPage, InvoiceDetailPage, InvoicesPage, KeysPage, LoginPage, MessagePage, OverviewPage, PaymentsPage,

@@ -6,6 +6,7 @@ import type { AppEnv } from '../env.ts';
 import { requireScope } from '../middleware/auth.ts';
 import { atomicIdempotency, atomicIdempotencyOf, claimOrReplay, idempotency } from '../middleware/idempotency.ts';
 import { IdempotencyClaimNeeded } from '../../invoices/service.ts';
+import { INVOICE_EXCEPTIONS, INVOICE_STATUSES } from '../../invoices/status.ts';
 import { listQueryShape, listSchema, resolvePage } from '../pagination.ts';
 import { commonErrors, conflictError, idempotencyHeader, isoTime, jsonBody, jsonOk, notFoundError, unprocessableError } from '../schemas.ts';
 
@@ -31,8 +32,8 @@ export const InvoiceSchema = z
   .object({
     id: z.string().openapi({ example: 'inv_3kT…' }),
     object: z.literal('invoice'),
-    status: z.enum(['new', 'processing', 'settled', 'expired', 'invalid']),
-    exception: z.enum(['paid_partial', 'paid_over', 'paid_late', 'marked']).nullable(),
+    status: z.enum(INVOICE_STATUSES),
+    exception: z.enum(INVOICE_EXCEPTIONS).nullable(),
     amount: z.string().openapi({ example: '25.00' }),
     currency: z.string().openapi({ example: 'USD' }),
     amount_paid: z.string(),
@@ -81,7 +82,7 @@ const IdParam = z.object({ id: z.string().max(100).openapi({ param: { name: 'id'
 
 const ListQuery = z.strictObject({
   ...listQueryShape,
-  status: z.enum(['new', 'processing', 'settled', 'expired', 'invalid']).optional(),
+  status: z.enum(INVOICE_STATUSES).optional(),
   order_id: z.string().max(200).optional(),
   'created[gte]': isoTime().optional().openapi({ description: 'ISO-8601 time, inclusive' }),
   'created[lt]': isoTime().optional().openapi({ description: 'ISO-8601 time, exclusive' }),
