@@ -121,7 +121,7 @@ export function registerInvoiceRoutes(app: OpenAPIHono<AppEnv>, deps: Deps): voi
       } catch (err) {
         if (!(err instanceof IdempotencyClaimNeeded)) throw err;
       }
-      // The key is taken (a retry, a concurrent request) or the invoice needs the transactional path.
+      // The key is taken (a retry, a concurrent request): replay its answer, or claim it and create.
       const replay = await claimOrReplay(deps, idem.request);
       if (replay) {
         idem.outcome = 'done';
