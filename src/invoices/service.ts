@@ -8,13 +8,12 @@ import type { ChainConfig, EvmChainConfig } from '../config.ts';
 import type { Logger } from '../logger.ts';
 import type { AssetRegistry, CryptoAsset } from '../money/assets.ts';
 import type { RateService } from '../rates/index.ts';
-import type { SettlementService } from '../settlement/service.ts';
 import { loadPaymentSettings, type Merchant, type MerchantPaymentSettings, type SpeedPolicy } from '../merchants/service.ts';
 import { INVOICE_AMOUNT_MAX_WHOLE_DIGITS, parseAmount } from '../money/amount.ts';
 import { payableAmountFor } from '../money/rate.ts';
 import { newId, randomBase62 } from '../ids.ts';
 import { conflict, invalidParam, unprocessable } from '../errors.ts';
-import { API_VERSION, writeEvent } from '../settlement/events.ts';
+import { API_VERSION, writeEvent } from './events.ts';
 import { loadInvoice, loadMethods, presentInvoice, type InvoiceObject, type InvoiceRow, type MethodRow } from './present.ts';
 import type { Page } from '../api/pagination.ts';
 import { allocateBitcoinAddress, type AllocatedBitcoinAddress } from '../chains/bitcoin/address-pool.ts';
@@ -70,6 +69,18 @@ export interface CreateInvoiceOptions {
   idempotency?: IdempotencyClaim | undefined;
 }
 
+/**
+ * What invoice commands (read-time deadlines, cancel, mark) need from settlement: the
+ * SettlementService provides it and is passed in, so src/invoices never imports src/settlement
+ * (docs/architecture.md §3).
+ */
+export interface InvoiceRecompute {
+  /** Brings the invoices to the state their payments and deadlines say; answers the ids that changed. */
+  recompute(tx: TxSql, invoiceIds: Iterable<string>): Promise<Set<string>>;
+  /** Tells live-status listeners (checkout page) about changed invoices, after the commit. */
+  publishChanges(ids: Iterable<string>): Promise<void>;
+}
+
 /** See `CreateInvoiceOptions.idempotency`. */
 export class IdempotencyClaimNeeded extends Error {
   constructor() {
@@ -102,7 +113,7 @@ export function createInvoiceService(deps: {
   chains: Record<string, ChainConfig>;
   assets: AssetRegistry;
   rates: RateService;
-  settlement: SettlementService;
+  settlement: InvoiceRecompute;
   publicUrl: string;
   logger: Logger;
 }): InvoiceService {

@@ -8,7 +8,7 @@ import { requireScope } from '../middleware/auth.ts';
 import { idempotency } from '../middleware/idempotency.ts';
 import { listQueryShape, listSchema, resolvePage } from '../pagination.ts';
 import { commonErrors, conflictError, idempotencyHeader, jsonOk, notFoundError } from '../schemas.ts';
-import { API_VERSION, EVENT_TYPES } from '../../settlement/events.ts';
+import { API_VERSION, EVENT_TYPES } from '../../invoices/events.ts';
 import { createWebhookService } from '../../webhooks/service.ts';
 import { InvoiceSchema } from './invoices.ts';
 

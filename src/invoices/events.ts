@@ -1,0 +1,49 @@
+/** The outbox: event rows written in the same transaction as the change they describe. */
+import type { Db } from '../db/client.ts';
+import { newId } from '../ids.ts';
+
+export const API_VERSION = '2026-11-01';
+
+export const EVENT_TYPES = [
+  'invoice.created',
+  'invoice.payment_detected',
+  'invoice.processing',
+  'invoice.settled',
+  'invoice.expired',
+  'invoice.invalid',
+  'invoice.payment_reorged',
+  'invoice.marked',
+  /** A counted payment failed re-verification against the node (see docs/reconciliation.md). */
+  'invoice.payment_mismatch',
+  /** A payment reached the confirmations its method requires (also a partial one); `data.payment`. */
+  'invoice.payment_confirmed',
+  /** The invoice's exception became `paid_partial`: money arrived, less than the price. */
+  'invoice.paid_partial',
+  /** The invoice's exception became `paid_late`: money arrived that is not on time. */
+  'invoice.paid_late',
+] as const;
+export type EventType = (typeof EVENT_TYPES)[number];
+
+export async function writeEvent(
+  db: Db,
+  e: { merchantId: string; type: EventType; invoiceId: string; object: unknown; payment?: unknown },
+): Promise<string> {
+  const id = newId('evt');
+  const data = e.payment === undefined ? { object: e.object } : { object: e.object, payment: e.payment };
+  await db`
+    insert into events (id, merchant_id, type, invoice_id, api_version, payload)
+    values (${id}, ${e.merchantId}, ${e.type}, ${e.invoiceId}, ${API_VERSION}, ${db.json(data as never)})`;
+  return id;
+}
+
+/**
+ * Gives every event this transaction wrote for `invoiceId` the invoice as it stands now (call
+ * after the last change to the invoice in the transaction), so `data.object` equals what
+ * `GET /v1/invoices/:id` returns once the transaction commits. Rows written by the current
+ * transaction are those whose xmin is its id.
+ */
+export async function refreshEventObjects(db: Db, invoiceId: string, object: unknown): Promise<void> {
+  await db`
+    update events set payload = jsonb_set(payload, '{object}', ${db.json(object as never)})
+    where invoice_id = ${invoiceId} and xmin = pg_current_xact_id()::xid`;
+}
