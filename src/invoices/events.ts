@@ -1,6 +1,7 @@
 /** The outbox: event rows written in the same transaction as the change they describe. */
 import type { Db } from '../db/client.ts';
 import { newId } from '../ids.ts';
+import type { InvoiceObject } from './present.ts';
 
 export const API_VERSION = '2026-11-01';
 
@@ -23,6 +24,23 @@ export const EVENT_TYPES = [
   'invoice.paid_late',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
+
+/** `data.payment` of the payment events (the API's EventPayment schema). */
+export interface EventPaymentObject {
+  id: string;
+  chain: string;
+  txid: string;
+  output_index: number;
+  method: string;
+  status: 'pending' | 'confirmed' | 'reorged' | 'replaced';
+  block_height: number | null;
+}
+
+/** What an event row's `payload` holds: the invoice as it stood when the event was written, and the payment for payment events. */
+export interface EventPayload {
+  object: InvoiceObject;
+  payment?: EventPaymentObject;
+}
 
 export async function writeEvent(
   db: Db,

@@ -16,6 +16,7 @@ import { conflict, invalidParam, unprocessable } from '../errors.ts';
 import { API_VERSION, writeEvent } from './events.ts';
 import { loadInvoice, loadMethods, presentInvoice, type InvoiceObject, type InvoiceRow, type MethodRow } from './present.ts';
 import type { Page } from '../api/pagination.ts';
+import { toJsonText, type JsonText } from '../json-text.ts';
 import { allocateBitcoinAddress, type AllocatedBitcoinAddress } from '../chains/bitcoin/address-pool.ts';
 import { createForwarderAddresses } from './forwarder-address.ts';
 
@@ -93,7 +94,7 @@ export interface InvoiceService {
   enabledMethods(db: Db, merchantId: string): Promise<CryptoAsset[]>;
   create(merchant: Merchant, input: CreateInvoiceInput, opts?: CreateInvoiceOptions): Promise<InvoiceObject>;
   /** Like `create`, but answers the invoice object as JSON text (exactly what was stored for replay). */
-  createJson(merchant: Merchant, input: CreateInvoiceInput, opts?: CreateInvoiceOptions): Promise<string>;
+  createJson(merchant: Merchant, input: CreateInvoiceInput, opts?: CreateInvoiceOptions): Promise<JsonText<InvoiceObject>>;
   get(merchantId: string | undefined, id: string): Promise<InvoiceObject>;
   list(merchantId: string, filters: InvoiceFilters, page: Page): Promise<{ data: InvoiceObject[]; hasMore: boolean }>;
   seqOf(merchantId: string, id: string): Promise<bigint | undefined>;
@@ -223,12 +224,12 @@ export function createInvoiceService(deps: {
    * An Idempotency-Key already on an invoice answers that invoice (nothing written); with
    * `opts.idempotency`, a taken key throws IdempotencyClaimNeeded instead.
    */
-  async function createInvoice(merchant: Merchant, input: CreateInvoiceInput, opts: CreateInvoiceOptions): Promise<string> {
+  async function createInvoice(merchant: Merchant, input: CreateInvoiceInput, opts: CreateInvoiceOptions): Promise<JsonText<InvoiceObject>> {
     const settings = opts.paymentSettings ?? (await loadPaymentSettings(sql, merchant.id));
     const plan = await planInvoice(merchant, input, settings);
     const prepared = prepareInsert(merchant, input, plan, settings);
     const idempotencyKey = opts.idempotency?.key ?? opts.idempotencyKey ?? null;
-    let json: string;
+    let json: JsonText<InvoiceObject>;
     try {
       json =
         (await insertInvoice(sql, merchant, input, plan, prepared, idempotencyKey, opts.idempotency, 'pool')) ??
@@ -245,7 +246,7 @@ export function createInvoiceService(deps: {
         if (opts.idempotency) throw new IdempotencyClaimNeeded();
         // The same key created an invoice before (a retry after a crash, or a key older than 24 h).
         const [existing] = await sql<{ id: string }[]>`select id from invoices where merchant_id = ${merchant.id} and idempotency_key = ${idempotencyKey}`;
-        if (existing) return JSON.stringify(await getOne(merchant.id, existing.id));
+        if (existing) return toJsonText(await getOne(merchant.id, existing.id));
       }
       throw err;
     }
@@ -313,7 +314,7 @@ export function createInvoiceService(deps: {
   async function insertInvoice(
     db: Db, merchant: Merchant, input: CreateInvoiceInput, plan: Plan, p: PreparedInsert, idempotencyKey: string | null, idem: IdempotencyClaim | undefined,
     btcAddress: 'pool' | AllocatedBitcoinAddress,
-  ): Promise<string | null> {
+  ): Promise<JsonText<InvoiceObject> | null> {
     const { id } = plan;
     const { btcChain } = p;
     // Date.prototype.toISOString's format; the times are whole milliseconds (date_trunc below).
@@ -379,7 +380,8 @@ export function createInvoiceService(deps: {
         insert into idempotency_keys (merchant_id, key, request_hash, method, path, status_code, response_plain, api_key_id)
         select ${merchant.id}, ${idem.key}, ${idem.requestHash}, ${idem.method}, ${idem.path}, 201, out.body, ${idem.apiKeyId} from out)` : db``}
       select body from out`;
-    return rows[0]?.body ?? null;
+    // The body is `p.template` (JSON.stringify of the invoice object) with the database's values filled in.
+    return (rows[0]?.body ?? null) as JsonText<InvoiceObject> | null;
   }
 
   /** The invoice's forwarder address on an EVM chain (as `evmDepositAddress`, with the treasury already read). */

@@ -193,7 +193,7 @@ export function registerEventRoutes(app: OpenAPIHono<AppEnv>, deps: Deps, opts: 
           closed = true;
           clearInterval(heartbeat);
         }
-      }) as never;
+      });
     },
   );
 
@@ -209,7 +209,7 @@ export function registerEventRoutes(app: OpenAPIHono<AppEnv>, deps: Deps, opts: 
       const q = c.req.valid('query');
       const page = await resolvePage(q, (id) => service.eventSeq(merchantId, id));
       const { data, hasMore } = await service.listEvents(merchantId, { type: q.type, deliveryStatus: q.delivery_status }, page);
-      return c.json({ object: 'list' as const, data, has_more: hasMore } as never, 200);
+      return c.json({ object: 'list' as const, data, has_more: hasMore }, 200);
     },
   );
 
@@ -220,7 +220,7 @@ export function registerEventRoutes(app: OpenAPIHono<AppEnv>, deps: Deps, opts: 
       request: { params: IdParam },
       responses: { 200: jsonOk(EventDetailSchema), ...commonErrors, ...notFoundError },
     }),
-    async (c) => c.json((await service.getEvent(c.get('auth').merchant.id, c.req.valid('param').id)) as never, 200),
+    async (c) => c.json(await service.getEvent(c.get('auth').merchant.id, c.req.valid('param').id), 200),
   );
 
   app.openapi(
@@ -231,6 +231,6 @@ export function registerEventRoutes(app: OpenAPIHono<AppEnv>, deps: Deps, opts: 
       request: { params: IdParam, headers: idempotencyHeader },
       responses: { 200: jsonOk(EventDetailSchema), ...commonErrors, ...notFoundError, ...conflictError },
     }),
-    async (c) => c.json((await service.redeliver(c.get('auth').merchant.id, c.req.valid('param').id)) as never, 200),
+    async (c) => c.json(await service.redeliver(c.get('auth').merchant.id, c.req.valid('param').id), 200),
   );
 }

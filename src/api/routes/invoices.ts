@@ -8,7 +8,8 @@ import { atomicIdempotency, atomicIdempotencyOf, claimOrReplay, idempotency } fr
 import { IdempotencyClaimNeeded } from '../../invoices/service.ts';
 import { INVOICE_EXCEPTIONS, INVOICE_STATUSES } from '../../invoices/status.ts';
 import { listQueryShape, listSchema, resolvePage } from '../pagination.ts';
-import { commonErrors, conflictError, idempotencyHeader, isoTime, jsonBody, jsonOk, notFoundError, unprocessableError } from '../schemas.ts';
+import { commonErrors, conflictError, idempotencyHeader, isoTime, jsonBody, jsonOk, jsonText, notFoundError, unprocessableError, type JsonText } from '../schemas.ts';
+import type { InvoiceObject } from '../../invoices/present.ts';
 
 const PaymentMethodSchema = z
   .object({
@@ -74,7 +75,7 @@ const CreateSchema = z
     buyer_email: z.email().max(254).optional(),
     locale: z.enum(['en', 'zh-CN']).optional(),
     redirect_url: z.url({ protocol: /^https?$/ }).max(2000).optional(),
-    speed_policy: z.enum(SPEED_POLICIES as [string, ...string[]]).optional().openapi({ description: 'high = 0 confirmations, medium = 1, low_medium = 2, low = 6 (Bitcoin).' }),
+    speed_policy: z.enum(SPEED_POLICIES).optional().openapi({ description: 'high = 0 confirmations, medium = 1, low_medium = 2, low = 6 (Bitcoin).' }),
   })
   .openapi('InvoiceCreate');
 
@@ -108,9 +109,9 @@ export function registerInvoiceRoutes(app: OpenAPIHono<AppEnv>, deps: Deps): voi
     }),
     async (c) => {
       const { merchant, paymentSettings } = c.get('auth');
-      const body = c.req.valid('json') as never;
+      const body = c.req.valid('json');
       // The invoice as JSON text: exactly what was stored for an Idempotency-Key replay.
-      const created = (json: string) => c.body(json, 201, { 'Content-Type': 'application/json' }) as never;
+      const created = (json: JsonText<InvoiceObject>) => jsonText(c, json, 201);
       const idem = atomicIdempotencyOf(c);
       if (!idem) return created(await deps.invoices.createJson(merchant, body, { paymentSettings }));
       // The usual case: the key is claimed and the response stored by the statement that writes the invoice.
@@ -125,6 +126,7 @@ export function registerInvoiceRoutes(app: OpenAPIHono<AppEnv>, deps: Deps): voi
       const replay = await claimOrReplay(deps, idem.request);
       if (replay) {
         idem.outcome = 'done';
+        // The stored answer replayed as is: the first request's status and body (a 201 invoice or a 4xx error).
         return replay as never;
       }
       idem.outcome = 'claimed';
