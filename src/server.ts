@@ -26,10 +26,10 @@ export async function startApiServer(config: Config, opts: { deps?: Deps } = {})
   // Requests still running when shutdown starts (their client may already be gone) must finish
   // before the database pool closes under them.
   let inflight = 0;
-  const fetch = async (req: Request, env: unknown) => {
+  const fetch = async (req: Request, env: Parameters<typeof app.fetch>[1]) => {
     inflight++;
     try {
-      return await app.fetch(req, env as never);
+      return await app.fetch(req, env);
     } finally {
       inflight--;
     }

@@ -82,7 +82,7 @@ const NOTICES: Record<string, string> = {
   signed_out: 'You are signed out.',
 };
 
-async function render(c: Context, node: unknown, status: 200 | 400 | 401 | 403 | 404 | 409 | 422 | 429 = 200): Promise<Response> {
+async function render(c: Context, node: unknown, status: 200 | 400 | 401 | 403 | 404 | 409 | 422 | 429 | 500 = 200): Promise<Response> {
   const body = DOCTYPE + String(await (node as { toString(): string | Promise<string> }).toString());
   return c.html(body, status);
 }
@@ -190,7 +190,7 @@ export function registerDashboardRoutes(app: OpenAPIHono<AppEnv>, deps: Deps, op
       return render(c, <MessagePage title="That did not work" detail={err.message} link={{ href: '/dashboard', label: 'Back to the dashboard' }} />, err.status as 400);
     }
     c.get('log')?.error({ err: (err as Error).message, path: c.req.path }, 'dashboard error');
-    return render(c, <MessagePage title="Something went wrong" detail="The error was logged. Try again." />, 500 as never);
+    return render(c, <MessagePage title="Something went wrong" detail="The error was logged. Try again." />, 500);
   });
 
   d.use('*', async (c, next) => {

@@ -1,4 +1,5 @@
 /** The outbox: event rows written in the same transaction as the change they describe. */
+import type postgres from 'postgres';
 import type { Db } from '../db/client.ts';
 import { newId } from '../ids.ts';
 import type { InvoiceObject } from './present.ts';
@@ -50,7 +51,7 @@ export async function writeEvent(
   const data = e.payment === undefined ? { object: e.object } : { object: e.object, payment: e.payment };
   await db`
     insert into events (id, merchant_id, type, invoice_id, api_version, payload)
-    values (${id}, ${e.merchantId}, ${e.type}, ${e.invoiceId}, ${API_VERSION}, ${db.json(data as never)})`;
+    values (${id}, ${e.merchantId}, ${e.type}, ${e.invoiceId}, ${API_VERSION}, ${db.json(data as postgres.JSONValue)})`;
   return id;
 }
 
@@ -62,6 +63,6 @@ export async function writeEvent(
  */
 export async function refreshEventObjects(db: Db, invoiceId: string, object: unknown): Promise<void> {
   await db`
-    update events set payload = jsonb_set(payload, '{object}', ${db.json(object as never)})
+    update events set payload = jsonb_set(payload, '{object}', ${db.json(object as postgres.JSONValue)})
     where invoice_id = ${invoiceId} and xmin = pg_current_xact_id()::xid`;
 }
