@@ -12,9 +12,7 @@ import { createMerchantService, type MerchantService } from './merchants/service
 import { createApiKeyService, type ApiKeyService } from './merchants/api-keys.ts';
 import { ratesFromConfig, type RateService } from './rates/index.ts';
 import { createSettlementService, type SettlementService } from './settlement/service.ts';
-import { createInvoiceService, type AddressProviders, type InvoiceService } from './invoices/service.ts';
-import { allocateBitcoinAddress } from './chains/bitcoin/address-pool.ts';
-import { evmDepositAddress } from './chains/evm/payment-method.ts';
+import { createInvoiceService, type InvoiceService } from './invoices/service.ts';
 import { createMetrics, type KassaMetrics } from './metrics/index.ts';
 
 export interface Deps {
@@ -38,13 +36,7 @@ export interface Deps {
 export interface DepsOverrides {
   logger?: Logger;
   rates?: RateService;
-  addresses?: AddressProviders;
 }
-
-export const defaultAddressProviders: AddressProviders = {
-  bitcoin: allocateBitcoinAddress,
-  evm: evmDepositAddress,
-};
 
 export function redisConnection(url: string): Redis {
   // maxRetriesPerRequest: null is required by BullMQ workers and harmless elsewhere.
@@ -68,7 +60,7 @@ export function createDeps(config: Config, opts: DepsOverrides = {}): Deps {
     metrics: metrics.settlement,
   });
   const invoices = createInvoiceService({
-    sql, chains: config.chains, assets, rates, settlement, addresses: opts.addresses ?? defaultAddressProviders,
+    sql, chains: config.chains, assets, rates, settlement,
     publicUrl: config.publicUrl, logger,
   });
   return {

@@ -1,13 +1,14 @@
-/** Process bootstrapping shared by `kassa serve`, `kassa worker`, the sandbox and tests. */
+/**
+ * The API process's bootstrapping, shared by `kassa serve`, the sandbox and tests. The worker
+ * process starts in src/worker-process.ts: the API never imports workers/ (docs/architecture.md §3).
+ */
 import { serve, type ServerType } from '@hono/node-server';
 import type { AddressInfo } from 'node:net';
 import type { Config } from './config.ts';
 import { prepareDatabase } from './db/prepare.ts';
-import { createDeps, redisConnection, type Deps } from './deps.ts';
+import { createDeps, type Deps } from './deps.ts';
 import { createApp } from './api/app.ts';
 import type { Logger } from './logger.ts';
-import type { WorkerRunner } from './queues/runner.ts';
-import { instrumentWorkers, startMetricsServer } from './metrics/instrument.ts';
 
 export { prepareDatabase };
 
@@ -25,10 +26,10 @@ export async function startApiServer(config: Config, opts: { deps?: Deps } = {})
   // Requests still running when shutdown starts (their client may already be gone) must finish
   // before the database pool closes under them.
   let inflight = 0;
-  const fetch = async (req: Request, env: unknown) => {
+  const fetch = async (req: Request, env: Parameters<typeof app.fetch>[1]) => {
     inflight++;
     try {
-      return await app.fetch(req, env as never);
+      return await app.fetch(req, env);
     } finally {
       inflight--;
     }
@@ -48,46 +49,6 @@ export async function startApiServer(config: Config, opts: { deps?: Deps } = {})
       for (const deadline = Date.now() + 15_000; inflight > 0 && Date.now() < deadline; ) {
         await new Promise((r) => setTimeout(r, 20));
       }
-      if (!opts.deps) await deps.close();
-    },
-  };
-}
-
-export interface RunningWorkers {
-  deps: Deps;
-  runner: WorkerRunner;
-  close(): Promise<void>;
-}
-
-export async function startWorkerProcess(config: Config, opts: { deps?: Deps } = {}): Promise<RunningWorkers> {
-  const deps = opts.deps ?? createDeps(config);
-  await prepareDatabase(config, deps.logger);
-  // Loaded here, not at the top: `kassa serve` never loads the worker code.
-  const [{ buildProcessors }, { startWorkers }] = await Promise.all([import('../workers/processors.ts'), import('./queues/runner.ts')]);
-  const { processors, start, stop } = buildProcessors(deps);
-  const connection = redisConnection(config.redisUrl);
-  connection.on('error', () => {});
-  const runner = startWorkers({
-    connection,
-    prefix: config.queuePrefix,
-    logger: deps.logger,
-    processors,
-  });
-  instrumentWorkers(deps.metrics, runner.workers);
-  await start();
-  // Workers serve no HTTP API: with METRICS_PORT set they expose /metrics on their own listener.
-  const metricsServer = config.metricsPort === undefined ? null : await startMetricsServer({
-    metrics: deps.metrics, host: config.host, port: config.metricsPort, adminToken: config.adminToken, logger: deps.logger,
-  });
-  deps.logger.info({ queues: processors.map((p) => p.queue), metrics_url: metricsServer?.url ?? null }, 'workers started');
-  return {
-    deps,
-    runner,
-    async close() {
-      await metricsServer?.close();
-      await stop();
-      await runner.close();
-      connection.disconnect();
       if (!opts.deps) await deps.close();
     },
   };

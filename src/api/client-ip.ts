@@ -57,13 +57,13 @@ export function createClientIpResolver(trusted: readonly string[]): (c: Context)
 export function clientIpMiddleware(trusted: readonly string[]): MiddlewareHandler {
   const resolve = createClientIpResolver(trusted);
   return async (c, next) => {
-    c.set('clientIp' as never, resolve(c) as never);
+    c.set('clientIp', resolve(c));
     await next();
   };
 }
 
 /** The resolved client IP (see above); the TCP peer when the middleware did not run; "local" without a socket. */
 export function clientIp(c: Context): string {
-  const resolved = c.get('clientIp' as never) as string | undefined;
+  const resolved: string | undefined = c.get('clientIp');
   return resolved ?? peerAddress(c) ?? 'local';
 }

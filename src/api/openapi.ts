@@ -12,6 +12,7 @@ import { z, type OpenAPIHono } from '@hono/zod-openapi';
 import type { Deps } from '../deps.ts';
 import type { AppEnv } from './env.ts';
 import { ErrorSchema } from './schemas.ts';
+import { INVOICE_EXCEPTIONS, INVOICE_STATUSES } from '../invoices/status.ts';
 
 type Json = Record<string, unknown>;
 type Schema = Json & { $ref?: string; type?: string | string[]; properties?: Record<string, Schema>; required?: string[]; items?: Schema };
@@ -48,8 +49,8 @@ const PublicInvoiceSchema = z
   .object({
     id: z.string().openapi({ example: 'inv_3kT…' }),
     object: z.literal('public_invoice'),
-    status: z.enum(['new', 'processing', 'settled', 'expired', 'invalid']),
-    exception: z.enum(['paid_partial', 'paid_over', 'paid_late', 'marked']).nullable(),
+    status: z.enum(INVOICE_STATUSES),
+    exception: z.enum(INVOICE_EXCEPTIONS).nullable(),
     merchant_name: z.string().openapi({ example: 'Ticket shop' }),
     description: z.string().nullable(),
     amount: z.string().openapi({ example: '25.00' }),

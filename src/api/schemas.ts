@@ -1,5 +1,10 @@
 /** Shared OpenAPI schemas. */
 import { z } from '@hono/zod-openapi';
+import type { Context, TypedResponse } from 'hono';
+import type { ContentfulStatusCode } from 'hono/utils/http-status';
+import type { JsonText } from '../json-text.ts';
+
+export type { JsonText };
 
 export const ErrorSchema = z
   .object({
@@ -58,3 +63,13 @@ const RANGE_MESSAGE = 'must be between 1970-01-01 and 2999-12-31';
 export const isoTime = () => z.iso.datetime({ offset: true }).refine(inTimeRange, { message: RANGE_MESSAGE });
 /** An ISO-8601 date-time with offset or a date, within TIME_MIN..TIME_MAX. */
 export const isoTimeOrDate = () => z.iso.datetime({ offset: true }).or(z.iso.date()).refine(inTimeRange, { message: RANGE_MESSAGE });
+
+/**
+ * Answers JSON text as is, typed as the `T` it encodes: an invoice's create answer is the exact
+ * text that was stored for Idempotency-Key replays and written to the outbox event. Hono types only
+ * `c.json(object)`, so this is the one place the text is declared to be a `T` (docs/architecture.md §8).
+ */
+export function jsonText<T, S extends ContentfulStatusCode>(c: Context, text: JsonText<T>, status: S): TypedResponse<T, S, 'json'> {
+  // c.body answers text as is; its type (a plain Response) cannot carry T, which JsonText<T> vouches for.
+  return c.body(text, status, { 'Content-Type': 'application/json' }) as unknown as TypedResponse<T, S, 'json'>;
+}

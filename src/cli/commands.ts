@@ -71,7 +71,7 @@ export const commands: Record<string, Command> = {
     async run(values) {
       const settings = cliSettings();
       announce(settings);
-      const applied = await prepareDatabase(settings.config, createLogger({ level: 'info', destination: process.stderr as never }));
+      const applied = await prepareDatabase(settings.config, createLogger({ level: 'info', destination: process.stderr }));
       printResult(Boolean(values.json), { applied }, applied.length ? `applied ${applied.length} migration(s): ${applied.join(', ')}` : 'database is up to date');
     },
   },

@@ -114,7 +114,7 @@ export async function checkDatabase(sql: Sql, databaseUrl: string): Promise<void
  */
 export async function withDb<T>(settings: CliSettings, mode: 'read' | 'write', fn: (db: Db) => Promise<T>): Promise<T> {
   const cfg = settings.config;
-  const logger = createLogger({ level: 'warn', destination: process.stderr as never });
+  const logger = createLogger({ level: 'warn', destination: process.stderr });
   if (mode === 'write') await prepareDatabase(cfg, logger);
   const sql = createSql(cfg.databaseUrl, { max: 2 });
   try {

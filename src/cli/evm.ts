@@ -83,7 +83,7 @@ export const evmCommands: Record<string, Command> = {
       if (typeof invoiceId !== 'string' || invoiceId === '') throw new UsageError('--invoice is required');
       const key = privateKey(values);
       const cfg0 = config();
-      const logger = createLogger({ level: 'warn', destination: process.stderr as never });
+      const logger = createLogger({ level: 'warn', destination: process.stderr });
       await prepareDatabase(cfg0, logger);
       const deps = createDeps(cfg0, { logger });
       try {

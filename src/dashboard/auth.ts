@@ -9,6 +9,7 @@ import crypto from 'node:crypto';
 import * as OTPAuth from 'otpauth';
 import type { Config } from '../config.ts';
 import type { Db, Sql } from '../db/client.ts';
+import type postgres from 'postgres';
 import type { Logger } from '../logger.ts';
 import { newId } from '../ids.ts';
 import { KassaError, invalidParam, notFound } from '../errors.ts';
@@ -156,7 +157,7 @@ export async function audit(
 ): Promise<void> {
   await db`
     insert into audit_log (merchant_id, actor, action, target, details, ip)
-    values (${e.merchantId}, ${e.actor}, ${e.action}, ${e.target ?? null}, ${db.json((e.details ?? {}) as never)}, ${e.ip ?? null})`;
+    values (${e.merchantId}, ${e.actor}, ${e.action}, ${e.target ?? null}, ${db.json((e.details ?? {}) as postgres.JSONValue)}, ${e.ip ?? null})`;
 }
 
 export function createDashboardAuth(deps: { sql: Sql; config: Pick<Config, 'publicUrl' | 'secretKey'>; logger: Logger; limits?: Partial<AuthLimits> }) {

@@ -8,8 +8,6 @@ import type { AssetRegistry } from '../money/assets.ts';
 import { formatAmount } from '../money/amount.ts';
 import type { InvoiceRow } from '../invoices/present.ts';
 
-export const INVOICE_STATUSES = ['new', 'processing', 'settled', 'expired', 'invalid'] as const;
-export const INVOICE_EXCEPTIONS = ['paid_partial', 'paid_over', 'paid_late', 'marked'] as const;
 
 export interface InvoiceSearch {
   q?: string | undefined;

@@ -13,7 +13,8 @@ import type { AuditEntry, DashboardMerchant, DashboardUser, LoginChoice } from '
 import { can, ROLE_DESCRIPTIONS, ROLES } from './permissions.ts';
 import { Badge, Bare, Csrf, Layout, qs, When, duration, type PageCtx } from './layout.tsx';
 import { InvoicesPerDayChart, RateMeter, VolumeChart } from './charts.tsx';
-import { INVOICE_EXCEPTIONS, INVOICE_STATUSES, type DeliveryRow, type InvoiceEventRow, type InvoiceListRow, type InvoiceSearch, type Overview } from './data.ts';
+import { INVOICE_EXCEPTIONS, INVOICE_STATUSES } from '../invoices/status.ts';
+import { type DeliveryRow, type InvoiceEventRow, type InvoiceListRow, type InvoiceSearch, type Overview } from './data.ts';
 
 /* ---------- sign-in, setup ---------- */
 

@@ -35,7 +35,8 @@ import { audit, createDashboardAuth, type AuthLimits, type DashboardAuth, type S
 import { can, type Permission } from './permissions.ts';
 import { DASHBOARD_ASSET_VERSION, DASHBOARD_CSS } from './assets.ts';
 import { staticCacheControl } from '../checkout/assets.ts';
-import { deliveriesOf, invoiceEvents, overview, searchInvoices, INVOICE_EXCEPTIONS, INVOICE_STATUSES, type InvoiceSearch } from './data.ts';
+import { deliveriesOf, invoiceEvents, overview, searchInvoices, type InvoiceSearch } from './data.ts';
+import { INVOICE_EXCEPTIONS, INVOICE_STATUSES } from '../invoices/status.ts';
 import type { PageCtx } from './layout.tsx';
 import {
   AccountPage, AuditPage, ChooseAccountPage, InvoiceDetailPage, InvoicesPage, KeysPage, LoginPage, MessagePage, OverviewPage, PaymentsPage,
@@ -83,7 +84,7 @@ const NOTICES: Record<string, string> = {
   signed_out: 'You are signed out.',
 };
 
-async function render(c: Context, node: unknown, status: 200 | 400 | 401 | 403 | 404 | 409 | 422 | 429 = 200): Promise<Response> {
+async function render(c: Context, node: unknown, status: 200 | 400 | 401 | 403 | 404 | 409 | 422 | 429 | 500 = 200): Promise<Response> {
   const body = DOCTYPE + String(await (node as { toString(): string | Promise<string> }).toString());
   return c.html(body, status);
 }
@@ -191,7 +192,7 @@ export function registerDashboardRoutes(app: OpenAPIHono<AppEnv>, deps: Deps, op
       return render(c, <MessagePage title="That did not work" detail={err.message} link={{ href: '/dashboard', label: 'Back to the dashboard' }} />, err.status as 400);
     }
     c.get('log')?.error({ err: (err as Error).message, path: c.req.path }, 'dashboard error');
-    return render(c, <MessagePage title="Something went wrong" detail="The error was logged. Try again." />, 500 as never);
+    return render(c, <MessagePage title="Something went wrong" detail="The error was logged. Try again." />, 500);
   });
 
   d.use('*', async (c, next) => {

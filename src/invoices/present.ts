@@ -7,12 +7,13 @@ import { networkName, type ChainConfig } from '../config.ts';
 import { formatAmount } from '../money/amount.ts';
 import { currencyValueOf, payableAmountFor } from '../money/rate.ts';
 import { notFound } from '../errors.ts';
+import type { InvoiceException, InvoiceStatus } from './status.ts';
 
 export interface InvoiceRow {
   id: string;
   merchant_id: string;
-  status: 'new' | 'processing' | 'settled' | 'expired' | 'invalid';
-  exception: 'paid_partial' | 'paid_over' | 'paid_late' | 'marked' | null;
+  status: InvoiceStatus;
+  exception: InvoiceException | null;
   amount: bigint;
   currency: string;
   currency_decimals: number;

@@ -2,35 +2,28 @@
  * Invoices: creation (payment methods, locked rates, one deposit address per method, outbox
  * event, all in one transaction), reads, cancel and manual marks.
  */
+import type postgres from 'postgres';
 import type { Db, Sql, TxSql } from '../db/client.ts';
 import type { ChainConfig, EvmChainConfig } from '../config.ts';
 import type { Logger } from '../logger.ts';
 import type { AssetRegistry, CryptoAsset } from '../money/assets.ts';
 import type { RateService } from '../rates/index.ts';
-import type { SettlementService } from '../settlement/service.ts';
 import { loadPaymentSettings, type Merchant, type MerchantPaymentSettings, type SpeedPolicy } from '../merchants/service.ts';
 import { INVOICE_AMOUNT_MAX_WHOLE_DIGITS, parseAmount } from '../money/amount.ts';
 import { payableAmountFor } from '../money/rate.ts';
 import { newId, randomBase62 } from '../ids.ts';
 import { conflict, invalidParam, unprocessable } from '../errors.ts';
-import { API_VERSION, writeEvent } from '../settlement/events.ts';
+import { API_VERSION, writeEvent } from './events.ts';
 import { loadInvoice, loadMethods, presentInvoice, type InvoiceObject, type InvoiceRow, type MethodRow } from './present.ts';
 import type { Page } from '../api/pagination.ts';
-import { allocateBitcoinAddress } from '../chains/bitcoin/address-pool.ts';
-import { evmDepositAddress } from '../chains/evm/payment-method.ts';
+import { toJsonText, type JsonText } from '../json-text.ts';
+import { allocateBitcoinAddress, type AllocatedBitcoinAddress } from '../chains/bitcoin/address-pool.ts';
 import { createForwarderAddresses } from './forwarder-address.ts';
 
 /** Confirmations per speed policy on Bitcoin (docs/architecture.md §4). */
 export const BITCOIN_CONFIRMATIONS: Record<SpeedPolicy, number> = { high: 0, medium: 1, low_medium: 2, low: 6 };
 /** Outputs below this many satoshis are dust for common wallets and nodes (P2PKH dust limit). */
 export const BITCOIN_DUST_SATS = 546n;
-
-export interface AddressProviders {
-  /** Next unused address from the merchant's xpub/descriptor; null when Bitcoin is not set up. */
-  bitcoin(tx: TxSql, merchantId: string, chain: string): Promise<{ address: string; script: Uint8Array; derivation: object } | null>;
-  /** The invoice's forwarder address on an EVM chain; null when the merchant has no treasury there. */
-  evm(db: Db, p: { merchantId: string; chain: string; invoiceId: string; cfg: EvmChainConfig }): Promise<{ address: string; assets: string[]; derivation?: object } | null>;
-}
 
 export interface CreateInvoiceInput {
   amount: unknown;
@@ -71,17 +64,28 @@ export interface CreateInvoiceOptions {
   /**
    * Claim this Idempotency-Key and store the 201 response in the same statement as the invoice
    * (`idempotency_keys`, replayed by the API's idempotency layer). When the key is taken already,
-   * or the invoice needs the slower transactional path, nothing is written and
-   * `IdempotencyClaimNeeded` is thrown: the caller claims the key the usual way and creates again
-   * with only `idempotencyKey`.
+   * nothing is written and `IdempotencyClaimNeeded` is thrown: the caller claims the key the usual
+   * way (or replays its stored answer) and creates again with only `idempotencyKey`.
    */
   idempotency?: IdempotencyClaim | undefined;
 }
 
+/**
+ * What invoice commands (read-time deadlines, cancel, mark) need from settlement: the
+ * SettlementService provides it and is passed in, so src/invoices never imports src/settlement
+ * (docs/architecture.md §3).
+ */
+export interface InvoiceRecompute {
+  /** Brings the invoices to the state their payments and deadlines say; answers the ids that changed. */
+  recompute(tx: TxSql, invoiceIds: Iterable<string>): Promise<Set<string>>;
+  /** Tells live-status listeners (checkout page) about changed invoices, after the commit. */
+  publishChanges(ids: Iterable<string>): Promise<void>;
+}
+
 /** See `CreateInvoiceOptions.idempotency`. */
 export class IdempotencyClaimNeeded extends Error {
-  constructor(readonly reason: 'key_taken' | 'slow_path') {
-    super(`the Idempotency-Key must be claimed separately (${reason})`);
+  constructor() {
+    super('the Idempotency-Key is taken: claim it separately');
   }
 }
 
@@ -90,7 +94,7 @@ export interface InvoiceService {
   enabledMethods(db: Db, merchantId: string): Promise<CryptoAsset[]>;
   create(merchant: Merchant, input: CreateInvoiceInput, opts?: CreateInvoiceOptions): Promise<InvoiceObject>;
   /** Like `create`, but answers the invoice object as JSON text (exactly what was stored for replay). */
-  createJson(merchant: Merchant, input: CreateInvoiceInput, opts?: CreateInvoiceOptions): Promise<string>;
+  createJson(merchant: Merchant, input: CreateInvoiceInput, opts?: CreateInvoiceOptions): Promise<JsonText<InvoiceObject>>;
   get(merchantId: string | undefined, id: string): Promise<InvoiceObject>;
   list(merchantId: string, filters: InvoiceFilters, page: Page): Promise<{ data: InvoiceObject[]; hasMore: boolean }>;
   seqOf(merchantId: string, id: string): Promise<bigint | undefined>;
@@ -105,24 +109,18 @@ export interface InvoiceService {
   ): Promise<InvoiceObject>;
 }
 
-/** Thrown inside the create transaction to roll it back when the idempotency key was used before. */
-class IdempotentReplay extends Error {}
-
 export function createInvoiceService(deps: {
   sql: Sql;
   chains: Record<string, ChainConfig>;
   assets: AssetRegistry;
   rates: RateService;
-  settlement: SettlementService;
-  addresses: AddressProviders;
+  settlement: InvoiceRecompute;
   publicUrl: string;
   logger: Logger;
 }): InvoiceService {
   const { sql } = deps;
-  /** The atomic path allocates and computes addresses itself, so it needs the standard providers. */
   const forwarders = createForwarderAddresses();
-  const atomicPathAvailable = deps.addresses.bitcoin === allocateBitcoinAddress && deps.addresses.evm === evmDepositAddress;
-  // Placeholders for what only the database knows when the response text is built (see createAtomic):
+  // Placeholders for what only the database knows when the response text is built (see prepareInsert):
   // random per service instance, so no request content can contain them.
   const nonce = randomBase62(24);
   const PH = { address: `kassa${nonce}A`, created: `kassa${nonce}C`, expires: `kassa${nonce}E`, monitoring: `kassa${nonce}M` };
@@ -215,38 +213,66 @@ export function createInvoiceService(deps: {
     return { id: newId('inv'), amount, currency, speed, expiresIn: input.expires_in ?? merchant.defaultExpirySeconds, terms };
   }
 
-  async function createInvoice(merchant: Merchant, input: CreateInvoiceInput, opts: CreateInvoiceOptions): Promise<{ json?: string; object?: InvoiceObject }> {
+  /**
+   * The one way an invoice is created. The invoice, its deposit addresses, payment methods, the
+   * outbox event and (optionally) the claimed Idempotency-Key with its stored response are written
+   * by ONE statement (data-modifying CTEs, `insertInvoice`): one round trip, atomic without a
+   * transaction block, taking the Bitcoin address from the pre-derived pool. Only when the pool has
+   * no free address does the same statement run inside a transaction that first derives one
+   * (`allocateBitcoinAddress`), so a failure hands nothing out. Answers the invoice as JSON text:
+   * the event payload, the stored response and the HTTP answer are the same text.
+   * An Idempotency-Key already on an invoice answers that invoice (nothing written); with
+   * `opts.idempotency`, a taken key throws IdempotencyClaimNeeded instead.
+   */
+  async function createInvoice(merchant: Merchant, input: CreateInvoiceInput, opts: CreateInvoiceOptions): Promise<JsonText<InvoiceObject>> {
     const settings = opts.paymentSettings ?? (await loadPaymentSettings(sql, merchant.id));
     const plan = await planInvoice(merchant, input, settings);
-    if (atomicPathAvailable) {
-      const json = await createAtomic(merchant, input, plan, settings, opts);
-      if (json !== null) {
-        deps.logger.info({ invoice_id: plan.id, merchant_id: merchant.id, methods: plan.terms.map((t) => t.m.method) }, 'invoice created');
-        return { json };
+    const prepared = prepareInsert(merchant, input, plan, settings);
+    const idempotencyKey = opts.idempotency?.key ?? opts.idempotencyKey ?? null;
+    let json: JsonText<InvoiceObject>;
+    try {
+      json =
+        (await insertInvoice(sql, merchant, input, plan, prepared, idempotencyKey, opts.idempotency, 'pool')) ??
+        (await sql.begin(async (tx) => {
+          const address = await allocateBitcoinAddress(tx, merchant.id, prepared.btcChain!);
+          if (!address) throw unprocessable('no_payment_methods', 'Bitcoin is not set up for this merchant.');
+          return (await insertInvoice(tx, merchant, input, plan, prepared, idempotencyKey, opts.idempotency, address))!;
+        }));
+    } catch (err) {
+      if (isDepositAddressCollision(err)) throw depositAddressConflict();
+      // unique_violation: the Idempotency-Key is taken (idempotency_keys or the invoice's own key).
+      // Nothing was written.
+      if ((err as { code?: string }).code === '23505' && idempotencyKey !== null) {
+        if (opts.idempotency) throw new IdempotencyClaimNeeded();
+        // The same key created an invoice before (a retry after a crash, or a key older than 24 h).
+        const [existing] = await sql<{ id: string }[]>`select id from invoices where merchant_id = ${merchant.id} and idempotency_key = ${idempotencyKey}`;
+        if (existing) return toJsonText(await getOne(merchant.id, existing.id));
       }
+      throw err;
     }
-    if (opts.idempotency) throw new IdempotencyClaimNeeded('slow_path');
-    return { object: await createInTransaction(merchant, input, plan, opts.idempotencyKey) };
+    deps.logger.info({ invoice_id: plan.id, merchant_id: merchant.id, methods: plan.terms.map((t) => t.m.method) }, 'invoice created');
+    return json;
+  }
+
+  interface PreparedInsert {
+    /** The Bitcoin chain key when the invoice has a Bitcoin method (its address comes from the pool). */
+    btcChain: string | undefined;
+    evmRows: { chain: string; address: string; derivation: object }[];
+    methodJson: object[];
+    /** The invoice object as JSON text, with placeholders for what only the database knows. */
+    template: string;
   }
 
   /**
-   * The invoice, its deposit addresses, payment methods, the outbox event and (optionally) the
-   * claimed Idempotency-Key with its stored response, in ONE statement (data-modifying CTEs): one
-   * round trip, atomic without a transaction block. The Bitcoin address comes from the
-   * pre-derived pool inside the statement; the EVM forwarder addresses are computed here from the
-   * treasury in `settings`. The response text is built here with placeholders for what only the
-   * database knows (its clock, the pool address) and completed in SQL, so the event payload, the
-   * stored response and the HTTP answer are the same text.
-   * Returns null (nothing written) when the Bitcoin pool has no free address (the transactional
-   * path derives one inline) or, without `opts.idempotency`, when the Idempotency-Key is on an
-   * existing invoice; throws IdempotencyClaimNeeded when `opts.idempotency.key` is taken.
+   * Everything the statement needs that is computed here: the EVM forwarder addresses (from the
+   * treasury in `settings`), the payment-method rows and the response text with placeholders for
+   * the database's clock and the pool address.
    */
-  async function createAtomic(merchant: Merchant, input: CreateInvoiceInput, plan: Plan, settings: MerchantPaymentSettings, opts: CreateInvoiceOptions): Promise<string | null> {
+  function prepareInsert(merchant: Merchant, input: CreateInvoiceInput, plan: Plan, settings: MerchantPaymentSettings): PreparedInsert {
     const { id, terms } = plan;
-    const idempotencyKey = opts.idempotency?.key ?? opts.idempotencyKey ?? null;
     let btcChain: string | undefined;
     const evmAddress = new Map<string, string>();
-    const evmRows: { chain: string; address: string; derivation: object }[] = [];
+    const evmRows: PreparedInsert['evmRows'] = [];
     for (const key of new Set(terms.map((t) => t.m.chain))) {
       const chain = deps.chains[key]!;
       if (chain.type === 'bitcoin') {
@@ -277,19 +303,32 @@ export function createInvoiceService(deps: {
     const methodJson = methodRows.map(({ paid: _paid, invoice_id: _id, ...m }) => ({
       ...m, address: m.chain === btcChain ? null : m.address, amount_due: m.amount_due.toString(),
     }));
+    return { btcChain, evmRows, methodJson, template };
+  }
 
+  /**
+   * The statement (see `createInvoice`). `btcAddress` says where the Bitcoin address comes from:
+   * 'pool' takes the lowest free one in the statement (then null is returned, nothing written, when
+   * the pool has none), or an address already allocated in the transaction `db` belongs to.
+   */
+  async function insertInvoice(
+    db: Db, merchant: Merchant, input: CreateInvoiceInput, plan: Plan, p: PreparedInsert, idempotencyKey: string | null, idem: IdempotencyClaim | undefined,
+    btcAddress: 'pool' | AllocatedBitcoinAddress,
+  ): Promise<JsonText<InvoiceObject> | null> {
+    const { id } = plan;
+    const { btcChain } = p;
     // Date.prototype.toISOString's format; the times are whole milliseconds (date_trunc below).
-    let body = sql`
-      replace(replace(replace(${template}::text,
+    let body = db`
+      replace(replace(replace(${p.template}::text,
         ${PH.created}, to_char(inv.created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')),
         ${PH.expires}, to_char(inv.expires_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')),
         ${PH.monitoring}, to_char(inv.monitoring_until at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))`;
-    if (btcChain !== undefined) body = sql`replace(${body}, ${PH.address}, btc.address)`;
-    const idem = opts.idempotency;
-    try {
-      const rows = await sql<{ body: string }[]>`
-        with t as (select date_trunc('milliseconds', now()) as at),
-        ${btcChain === undefined ? sql`` : sql`
+    if (btcChain !== undefined) body = db`replace(${body}, ${PH.address}, btc.address)`;
+    const btc =
+      btcChain === undefined
+        ? db``
+        : btcAddress === 'pool'
+          ? db`
         btc as (
           update bitcoin_address_pool p set allocated_at = now()
           from bitcoin_key_sources s
@@ -301,50 +340,48 @@ export function createInvoiceService(deps: {
               order by f.derivation_index limit 1
               for update skip locked)
           returning p.address, p.script,
-                    jsonb_build_object('source_id', p.source_id, 'index', p.derivation_index, 'descriptor', s.descriptor) as derivation),`}
-        inv as (
-          insert into invoices (id, merchant_id, amount, currency, currency_decimals, order_id, description, metadata, buyer_email, locale,
-                                redirect_url, speed_policy, tolerance_bps, idempotency_key, created_at, updated_at, expires_at, monitoring_until)
-          select ${id}, ${merchant.id}, ${plan.amount}, ${plan.currency.code}, ${plan.currency.decimals}, ${row.order_id}, ${row.description},
-                 ${sql.json(row.metadata)}, ${row.buyer_email}, ${row.locale}, ${row.redirect_url}, ${plan.speed}, ${row.tolerance_bps},
-                 ${idempotencyKey}, t.at, t.at, t.at + make_interval(secs => ${plan.expiresIn}),
-                 t.at + make_interval(secs => ${plan.expiresIn + merchant.monitoringWindowSeconds})
-          from t ${btcChain === undefined ? sql`` : sql`where exists (select from btc)`}
-          returning created_at, expires_at, monitoring_until),
-        out as (
-          select ${body} as body, ${btcChain === undefined ? sql`null::text as address` : sql`btc.address, btc.script, btc.derivation`}
-          from inv ${btcChain === undefined ? sql`` : sql`cross join btc`}),
-        da as (
-          insert into deposit_addresses (chain, address, invoice_id, merchant_id, script, derivation)
-          ${btcChain === undefined ? sql`` : sql`select ${btcChain}::text, out.address, ${id}::text, ${merchant.id}::text, out.script, out.derivation from out union all`}
-          select d.chain, d.address, ${id}::text, ${merchant.id}::text, null::bytea, d.derivation
-          from out cross join jsonb_to_recordset(${sql.json(evmRows as never)}) as d(chain text, address text, derivation jsonb)),
-        pm as (
-          insert into invoice_payment_methods (invoice_id, method, chain, asset, token, decimals, address, rate, rate_source, amount_due, confirmations_required)
-          select ${id}, x.method, x.chain, x.asset, x.token, x.decimals, coalesce(x.address, out.address), x.rate, x.rate_source, x.amount_due,
-                 x.confirmations_required
-          from out cross join jsonb_to_recordset(${sql.json(methodJson as never)})
-            as x(method text, chain text, asset text, token text, decimals integer, address text, rate text, rate_source text, amount_due numeric,
-                 confirmations_required integer)),
-        ev as (
-          insert into events (id, merchant_id, type, invoice_id, api_version, payload)
-          select ${newId('evt')}, ${merchant.id}, 'invoice.created', ${id}, ${API_VERSION}, ('{"object":' || out.body || '}')::jsonb from out)
-        ${idem ? sql`,
-        ik as (
-          insert into idempotency_keys (merchant_id, key, request_hash, method, path, status_code, response_plain, api_key_id)
-          select ${merchant.id}, ${idem.key}, ${idem.requestHash}, ${idem.method}, ${idem.path}, 201, out.body, ${idem.apiKeyId} from out)` : sql``}
-        select body from out`;
-      return rows[0]?.body ?? null;
-    } catch (err) {
-      if (isDepositAddressCollision(err)) throw depositAddressConflict();
-      // unique_violation: the Idempotency-Key is taken (idempotency_keys or the invoice's own key).
-      // The statement wrote nothing.
-      if ((err as { code?: string }).code === '23505' && idempotencyKey !== null) {
-        if (idem) throw new IdempotencyClaimNeeded('key_taken');
-        return null;
-      }
-      throw err;
-    }
+                    jsonb_build_object('source_id', p.source_id, 'index', p.derivation_index, 'descriptor', s.descriptor) as derivation),`
+          : db`
+        btc as (
+          select ${btcAddress.address}::text as address, ${Buffer.from(btcAddress.script)}::bytea as script,
+                 ${db.json(btcAddress.derivation as unknown as postgres.JSONValue)}::jsonb as derivation),`;
+    const rows = await db<{ body: string }[]>`
+      with t as (select date_trunc('milliseconds', now()) as at),
+      ${btc}
+      inv as (
+        insert into invoices (id, merchant_id, amount, currency, currency_decimals, order_id, description, metadata, buyer_email, locale,
+                              redirect_url, speed_policy, tolerance_bps, idempotency_key, created_at, updated_at, expires_at, monitoring_until)
+        select ${id}, ${merchant.id}, ${plan.amount}, ${plan.currency.code}, ${plan.currency.decimals}, ${input.order_id ?? null}, ${input.description ?? null},
+               ${db.json(input.metadata ?? {})}, ${input.buyer_email ?? null}, ${input.locale ?? 'en'}, ${input.redirect_url ?? null}, ${plan.speed},
+               ${merchant.paymentToleranceBps}, ${idempotencyKey}, t.at, t.at, t.at + make_interval(secs => ${plan.expiresIn}),
+               t.at + make_interval(secs => ${plan.expiresIn + merchant.monitoringWindowSeconds})
+        from t ${btcChain === undefined ? db`` : db`where exists (select from btc)`}
+        returning created_at, expires_at, monitoring_until),
+      out as (
+        select ${body} as body, ${btcChain === undefined ? db`null::text as address` : db`btc.address, btc.script, btc.derivation`}
+        from inv ${btcChain === undefined ? db`` : db`cross join btc`}),
+      da as (
+        insert into deposit_addresses (chain, address, invoice_id, merchant_id, script, derivation)
+        ${btcChain === undefined ? db`` : db`select ${btcChain}::text, out.address, ${id}::text, ${merchant.id}::text, out.script, out.derivation from out union all`}
+        select d.chain, d.address, ${id}::text, ${merchant.id}::text, null::bytea, d.derivation
+        from out cross join jsonb_to_recordset(${db.json(p.evmRows as unknown as postgres.JSONValue)}) as d(chain text, address text, derivation jsonb)),
+      pm as (
+        insert into invoice_payment_methods (invoice_id, method, chain, asset, token, decimals, address, rate, rate_source, amount_due, confirmations_required)
+        select ${id}, x.method, x.chain, x.asset, x.token, x.decimals, coalesce(x.address, out.address), x.rate, x.rate_source, x.amount_due,
+               x.confirmations_required
+        from out cross join jsonb_to_recordset(${db.json(p.methodJson as unknown as postgres.JSONValue)})
+          as x(method text, chain text, asset text, token text, decimals integer, address text, rate text, rate_source text, amount_due numeric,
+               confirmations_required integer)),
+      ev as (
+        insert into events (id, merchant_id, type, invoice_id, api_version, payload)
+        select ${newId('evt')}, ${merchant.id}, 'invoice.created', ${id}, ${API_VERSION}, ('{"object":' || out.body || '}')::jsonb from out)
+      ${idem ? db`,
+      ik as (
+        insert into idempotency_keys (merchant_id, key, request_hash, method, path, status_code, response_plain, api_key_id)
+        select ${merchant.id}, ${idem.key}, ${idem.requestHash}, ${idem.method}, ${idem.path}, 201, out.body, ${idem.apiKeyId} from out)` : db``}
+      select body from out`;
+    // The body is `p.template` (JSON.stringify of the invoice object) with the database's values filled in.
+    return (rows[0]?.body ?? null) as JsonText<InvoiceObject> | null;
   }
 
   /** The invoice's forwarder address on an EVM chain (as `evmDepositAddress`, with the treasury already read). */
@@ -355,92 +392,14 @@ export function createInvoiceService(deps: {
     return forwarders.forInvoice({ factory: cfg.factory, implementation: cfg.implementation, treasury, invoiceId });
   }
 
-  /**
-   * The transactional path (custom address providers, an empty Bitcoin pool, an Idempotency-Key
-   * already on an invoice): two pipelined round trips in one transaction, (1) the invoice row and
-   * every deposit address, (2) the deposit addresses, payment methods and outbox event. The
-   * response is built from what was written.
-   */
-  async function createInTransaction(merchant: Merchant, input: CreateInvoiceInput, plan: Plan, idempotencyKey: string | undefined): Promise<InvoiceObject> {
-    const { id, terms, amount, currency, speed, expiresIn } = plan;
-    const created = await sql
-      .begin(async (tx) => {
-        const chainKeys = [...new Set(terms.map((t) => t.m.chain))];
-        const [rows, ...addresses] = await Promise.all([
-          tx<InvoiceRow[]>`
-            insert into invoices (id, merchant_id, amount, currency, currency_decimals, order_id, description, metadata, buyer_email,
-                                  locale, redirect_url, speed_policy, tolerance_bps, idempotency_key, expires_at, monitoring_until)
-            values (${id}, ${merchant.id}, ${amount}, ${currency.code}, ${currency.decimals}, ${input.order_id ?? null},
-                    ${input.description ?? null}, ${tx.json(input.metadata ?? {})}, ${input.buyer_email ?? null}, ${input.locale ?? 'en'},
-                    ${input.redirect_url ?? null}, ${speed}, ${merchant.paymentToleranceBps}, ${idempotencyKey ?? null},
-                    now() + make_interval(secs => ${expiresIn}),
-                    now() + make_interval(secs => ${expiresIn + merchant.monitoringWindowSeconds}))
-            on conflict (merchant_id, idempotency_key) do nothing
-            returning *`,
-          ...chainKeys.map(async (key) => {
-            const chain = deps.chains[key]!;
-            if (chain.type === 'bitcoin') {
-              const a = await deps.addresses.bitcoin(tx, merchant.id, key);
-              if (!a) throw unprocessable('no_payment_methods', 'Bitcoin is not set up for this merchant.');
-              return { chain: key, address: a.address, script: Buffer.from(a.script) as Buffer | null, derivation: a.derivation as object };
-            }
-            const a = await deps.addresses.evm(tx, { merchantId: merchant.id, chain: key, invoiceId: id, cfg: chain });
-            if (!a) throw unprocessable('no_payment_methods', `No treasury is set up on ${key}.`);
-            return { chain: key, address: a.address, script: null, derivation: (a.derivation ?? {}) as object };
-          }),
-        ]);
-        const row = (rows as InvoiceRow[])[0];
-        // The same idempotency key created it already (a retry after a crash): roll back, return that one.
-        if (!row) throw new IdempotentReplay();
-        const byChain = new Map(addresses.map((a) => [a.chain, a]));
-        const methodRows: MethodRow[] = terms.map((t) => ({
-          invoice_id: id, method: t.m.method, chain: t.m.chain, asset: t.m.symbol, token: t.m.token ?? null, decimals: t.m.decimals,
-          address: byChain.get(t.m.chain)!.address, rate: t.rate.rate, rate_source: t.rate.source, amount_due: t.due,
-          confirmations_required: t.confirmations, paid: 0n,
-        }));
-        const object = presentInvoice(row, methodRows, deps.chains, deps.publicUrl);
-        await Promise.all([
-          tx`insert into deposit_addresses ${tx(
-            addresses.map((a) => ({
-              chain: a.chain, address: deps.chains[a.chain]!.type === 'evm' ? a.address.toLowerCase() : a.address,
-              invoice_id: id, merchant_id: merchant.id, script: a.script, derivation: JSON.stringify(a.derivation),
-            })),
-            'chain', 'address', 'invoice_id', 'merchant_id', 'script', 'derivation',
-          )}`,
-          tx`insert into invoice_payment_methods ${tx(
-            methodRows.map(({ paid: _paid, ...m }) => ({ ...m, amount_due: m.amount_due.toString() })),
-            'invoice_id', 'method', 'chain', 'asset', 'token', 'decimals', 'address', 'rate', 'rate_source', 'amount_due', 'confirmations_required',
-          )}`,
-          writeEvent(tx, { merchantId: merchant.id, type: 'invoice.created', invoiceId: id, object }),
-        ]);
-        return object;
-      })
-      .catch((err: unknown) => {
-        if (err instanceof IdempotentReplay) return null;
-        if (isDepositAddressCollision(err)) throw depositAddressConflict();
-        throw err;
-      });
-    if (!created) {
-      const [existing] = await sql<{ id: string }[]>`select id from invoices where merchant_id = ${merchant.id} and idempotency_key = ${idempotencyKey ?? null}`;
-      return getOne(merchant.id, existing!.id);
-    }
-    deps.logger.info({ invoice_id: id, merchant_id: merchant.id, methods: terms.map((t) => t.m.method) }, 'invoice created');
-    return created;
-  }
-
   return {
     enabledMethods,
 
     async create(merchant, input, opts = {}) {
-      const r = await createInvoice(merchant, input, opts);
-      return r.object ?? (JSON.parse(r.json!) as InvoiceObject);
+      return JSON.parse(await createInvoice(merchant, input, opts)) as InvoiceObject;
     },
 
-    async createJson(merchant, input, opts = {}) {
-      const r = await createInvoice(merchant, input, opts);
-      return r.json ?? JSON.stringify(r.object);
-    },
-
+    createJson: (merchant, input, opts = {}) => createInvoice(merchant, input, opts),
     get: getOne,
 
     async list(merchantId, f, page) {

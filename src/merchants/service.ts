@@ -3,8 +3,8 @@ import type { Db } from '../db/client.ts';
 import { newId } from '../ids.ts';
 import { notFound } from '../errors.ts';
 
-export type SpeedPolicy = 'high' | 'medium' | 'low_medium' | 'low';
-export const SPEED_POLICIES: readonly SpeedPolicy[] = ['high', 'medium', 'low_medium', 'low'];
+export const SPEED_POLICIES = ['high', 'medium', 'low_medium', 'low'] as const;
+export type SpeedPolicy = (typeof SPEED_POLICIES)[number];
 
 export interface Merchant {
   id: string;

@@ -20,6 +20,7 @@ import type { Config } from '../config.ts';
 import type { Queues, QueueName } from '../queues/index.ts';
 import { QUEUE_NAMES } from '../queues/index.ts';
 import { readChainHealth } from '../chains/health.ts';
+import { INVOICE_STATUSES } from '../invoices/status.ts';
 
 /** What the settlement service reports (src/settlement/service.ts, optional `metrics` dependency). */
 export interface SettlementObserver {
@@ -214,7 +215,7 @@ export function registerStateMetrics(metrics: KassaMetrics, src: StateSources, o
     async collect() {
       const s = await snapshot();
       this.reset();
-      for (const status of ['new', 'processing', 'settled', 'expired', 'invalid']) this.set({ status }, 0);
+      for (const status of INVOICE_STATUSES) this.set({ status }, 0);
       for (const r of s.invoices) this.set({ status: r.status }, r.n);
     },
   });

@@ -25,7 +25,7 @@ import type { BitcoinKeySource } from '../chains/bitcoin/descriptor.ts';
 import type { Page } from '../api/pagination.ts';
 import { checkDestination } from './destination.ts';
 import { moveRefund, REFUND_TRANSITIONS, RESERVING_STATUSES, type RefundStatus } from './state-machine.ts';
-import { writeEvent, type EventType } from '../settlement/events.ts';
+import { writeEvent, type EventType } from '../invoices/events.ts';
 import { buildRefundPsbt, feeRateFromNode, finalizeSignedPsbt, formatFeeRate, parseFeeRate, type RefundInput } from './bitcoin.ts';
 import { bookRefundSent } from './ledger.ts';
 

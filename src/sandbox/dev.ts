@@ -227,7 +227,7 @@ export async function runSandbox(baseConfig: Config, opts: DevOptions): Promise<
     const config: Config = { ...baseConfig, dataDir, port: apiPort, publicUrl, chains: chainsFile.chains, rates: chainsFile.rates };
 
     // Database: created if missing, migrated; cursors reset; the demo merchant ensured.
-    const quiet = createLogger({ level: 'warn', destination: process.stderr as never });
+    const quiet = createLogger({ level: 'warn', destination: process.stderr });
     await prepareDatabase(config, quiet);
     const deps = createDeps(config, { logger: quiet });
     let state: SandboxState;

@@ -23,6 +23,7 @@ import { KassaError } from '../errors.ts';
 import { sandboxPaths } from './files.ts';
 import { evmTip, mine, pay, reorg, type Invoice, type SandboxChain, type SandboxContext } from './actions.ts';
 import type { WebhookLogEntry } from './receiver.ts';
+import type { InvoiceException, InvoiceStatus } from '../invoices/status.ts';
 
 export const SCENARIOS = ['paid', 'partial-then-topup', 'overpaid', 'expired', 'late', 'reorg'] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
@@ -44,7 +45,7 @@ export interface ScenarioResult {
   ok: boolean;
 }
 
-const STATE_OF: Record<string, string> = {
+const STATE_OF: Record<string, InvoiceStatus> = {
   'invoice.created': 'new',
   'invoice.processing': 'processing',
   'invoice.settled': 'settled',
@@ -53,9 +54,9 @@ const STATE_OF: Record<string, string> = {
 };
 
 interface Expectation {
-  path: string[];
-  exception: string | null;
-  observed?: string[];
+  path: InvoiceStatus[];
+  exception: InvoiceException | null;
+  observed?: InvoiceException[];
 }
 
 const EXPECT: Record<ScenarioName, Expectation> = {
@@ -181,7 +182,7 @@ export async function runScenario(
 
     const final = await get();
     const events = await sql<{ type: string }[]>`select type from events where invoice_id = ${invoice.id} order by seq`;
-    const path = events.map((e) => STATE_OF[e.type]).filter((s): s is string => s !== undefined);
+    const path = events.map((e) => STATE_OF[e.type]).filter((s): s is InvoiceStatus => s !== undefined);
 
     // Webhooks: wait (up to 15 s) for the receiver to have verified the event of the final state.
     const lastEvent = [...events].reverse().find((e) => STATE_OF[e.type])?.type;

@@ -9,7 +9,7 @@
  */
 import type { Sql } from '../db/client.ts';
 import type { Logger } from '../logger.ts';
-import { writeEvent } from './events.ts';
+import { writeEvent } from '../invoices/events.ts';
 import { loadInvoice, presentInvoice } from '../invoices/present.ts';
 import type { ChainConfig } from '../config.ts';
 

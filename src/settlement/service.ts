@@ -13,8 +13,9 @@ import type { Logger } from '../logger.ts';
 import type { AssetRegistry } from '../money/assets.ts';
 import { newId } from '../ids.ts';
 import { loadInvoice, presentInvoice, type InvoiceRow } from '../invoices/present.ts';
-import { evaluate, markedAs, path, sentOnTime, type InvoiceStatus, type PaymentFacts } from './state-machine.ts';
-import { refreshEventObjects, writeEvent, type EventType } from './events.ts';
+import { evaluate, markedAs, path, sentOnTime, type PaymentFacts } from './state-machine.ts';
+import type { InvoiceStatus } from '../invoices/status.ts';
+import { refreshEventObjects, writeEvent, type EventType } from '../invoices/events.ts';
 import { bookPaymentState, syncMarkPostings, type LedgerState } from './ledger.ts';
 import type { SettlementObserver } from '../metrics/index.ts';
 

@@ -4,9 +4,7 @@
  * (`update … where status = $from`), so a repeated or concurrent recompute is a no-op.
  */
 import { currencyValueOf } from '../money/rate.ts';
-
-export type InvoiceStatus = 'new' | 'processing' | 'settled' | 'expired' | 'invalid';
-export type InvoiceException = 'paid_partial' | 'paid_over' | 'paid_late' | 'marked' | null;
+import type { InvoiceException, InvoiceStatus } from '../invoices/status.ts';
 
 /** Allowed moves, and the event each one emits. */
 export const TRANSITIONS: Record<InvoiceStatus, Partial<Record<InvoiceStatus, string>>> = {
@@ -57,7 +55,7 @@ export interface InvoiceFacts {
 
 export interface Evaluation {
   status: InvoiceStatus;
-  exception: InvoiceException;
+  exception: InvoiceException | null;
   /** Value of all live (not reorged/replaced) payments in offered assets, in the invoice currency. */
   amountPaid: bigint;
   /** The part of amountPaid that counts toward the price when no mark applies (`countsTowardPrice`). */
@@ -159,7 +157,7 @@ export function evaluate(inv: InvoiceFacts, methods: MethodTerms[], payments: Pa
     }
   }
 
-  let exception: InvoiceException = null;
+  let exception: InvoiceException | null = null;
   if (inv.marked) exception = 'marked';
   else if (late > 0n && status !== 'settled' && status !== 'processing') exception = 'paid_late';
   else if (paid > inv.amount) exception = 'paid_over';

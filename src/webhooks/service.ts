@@ -12,7 +12,7 @@ import type { Page } from '../api/pagination.ts';
 import { newId } from '../ids.ts';
 import { encryptSecret } from '../crypto/secretbox.ts';
 import { invalidParam, notFound } from '../errors.ts';
-import { EVENT_TYPES, type EventType } from '../settlement/events.ts';
+import { EVENT_TYPES, type EventType } from '../invoices/events.ts';
 import { generateSecret } from './signing.ts';
 import { checkUrlHost } from './ssrf.ts';
 import { enqueueDelivery } from './schedule.ts';

@@ -4,7 +4,7 @@
  * - PUT /v1/merchant/payment_methods/bitcoin refuses a key another merchant uses (409
  *   bitcoin_key_in_use, param names the field), in any notation of that key.
  * - Invoice creation never answers 500 on a deposit address collision left by older data: 409
- *   deposit_address_in_use, nothing written, on the one-statement and the transactional path.
+ *   deposit_address_in_use, nothing written, whether the address comes from the pool or, with an empty pool, is derived inline.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../src/api/app.ts';
@@ -106,7 +106,7 @@ describe('invoice creation on a key two merchants share (older data)', () => {
     expect(withKey.status, JSON.stringify(withKey.body)).toBe(409);
     expect(withKey.body.error.code).toBe('deposit_address_in_use');
 
-    // The transactional path: an empty pool, so the address is derived inline (index 0 again).
+    // An empty pool: the address is derived inline (index 0 again).
     await ctx.deps.sql`delete from bitcoin_address_pool p using bitcoin_key_sources s
                        where s.id = p.source_id and s.merchant_id = ${two.merchant.id} and p.allocated_at is null`;
     await ctx.deps.sql`update bitcoin_key_sources set next_index = 0 where merchant_id = ${two.merchant.id}`;

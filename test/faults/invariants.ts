@@ -19,7 +19,8 @@
  */
 import type { Hex } from 'viem';
 import type { Cluster } from './cluster.ts';
-import { evaluate, TRANSITIONS, type InvoiceStatus, type PaymentFacts } from '../../src/settlement/state-machine.ts';
+import { evaluate, TRANSITIONS, type PaymentFacts } from '../../src/settlement/state-machine.ts';
+import type { InvoiceStatus } from '../../src/invoices/status.ts';
 import { bitcoinBlockOutputs, ERC20 } from './workload.ts';
 import { sleep } from './procs.ts';
 import { reportAddsUp, type ReportJson } from './report-invariant.ts';

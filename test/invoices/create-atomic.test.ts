@@ -1,9 +1,9 @@
 /**
  * POST /v1/invoices writes the invoice, its deposit addresses, payment methods, the outbox event
  * and the claimed Idempotency-Key with its stored response in one statement (src/invoices/service.ts
- * createAtomic, src/api/middleware/idempotency.ts atomicIdempotency). These tests pin the behaviour
- * that used to come from the separate claim/store statements, and the fallbacks to the
- * transactional path.
+ * createInvoice, src/api/middleware/idempotency.ts atomicIdempotency). These tests pin the behaviour
+ * that used to come from the separate claim/store statements, and the cases that need more than the
+ * one statement: an empty Bitcoin pool, a key that is taken.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../src/api/app.ts';
@@ -171,7 +171,7 @@ describe('POST /v1/invoices: one statement', () => {
     expect(retry.status).toBe(201);
   });
 
-  it('with an empty Bitcoin pool it takes the transactional path (address derived inline), idempotency unchanged', async () => {
+  it('with an empty Bitcoin pool the address is derived inline and the same statement writes the invoice and its key', async () => {
     const lone = await createPayableMerchant(ctx.deps, { name: 'Empty pool', seedByte: 11 });
     await ctx.deps.sql`
       update bitcoin_address_pool set allocated_at = now()
@@ -183,8 +183,15 @@ describe('POST /v1/invoices: one statement', () => {
     expect(json.payment_methods.find((m: { method: string }) => m.method === 'BTC').address).toMatch(/^bcrt1q/);
     const [row] = await ctx.deps.sql<{ response_body: string | null; response_plain: string | null }[]>`
       select response_body, response_plain from idempotency_keys where merchant_id = ${lone.merchant.id} and key = 'pool-empty'`;
-    expect(row!.response_plain).toBeNull();
-    expect(row!.response_body!.startsWith('v1:')).toBe(true);
+    // One path: the key was claimed and its answer stored by the statement that wrote the invoice.
+    expect(row).toMatchObject({ response_body: null, response_plain: first.text });
+    const [event] = await ctx.deps.sql<{ payload: { object: unknown } }[]>`select payload from events where invoice_id = ${json.id} and type = 'invoice.created'`;
+    expect(event!.payload.object).toEqual(json);
+    const [da] = await ctx.deps.sql<{ address: string; script: Buffer | null; derivation: Record<string, unknown> }[]>`
+      select address, script, derivation from deposit_addresses where invoice_id = ${json.id} and chain = 'bitcoin'`;
+    expect(da!.address).toBe(json.payment_methods.find((m: { method: string }) => m.method === 'BTC').address);
+    expect(da!.script).toBeInstanceOf(Buffer);
+    expect(da!.derivation).toMatchObject({ source_id: expect.any(Number), index: expect.any(Number), descriptor: expect.stringContaining('wpkh(') });
     const again = await post(body, { 'Idempotency-Key': 'pool-empty' }, lone.secret);
     expect(again.res.headers.get('idempotent-replayed')).toBe('true');
     expect(JSON.parse(again.text)).toEqual(json);

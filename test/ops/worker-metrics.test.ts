@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestContext, type TestContext } from '../support/db.ts';
 import { loadConfig } from '../../src/config.ts';
-import { startWorkerProcess, type RunningWorkers } from '../../src/server.ts';
+import { startWorkerProcess, type RunningWorkers } from '../../src/worker-process.ts';
 
 let ctx: TestContext;
 let workers: RunningWorkers;

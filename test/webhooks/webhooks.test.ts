@@ -13,7 +13,7 @@ import { startWorkers, type WorkerRunner } from '../../src/queues/runner.ts';
 import { buildWebhookProcessors, type WebhookWorkers } from '../../workers/webhooks.ts';
 import { createWebhookDeliverer } from '../../src/webhooks/delivery.ts';
 import { createWebhookService } from '../../src/webhooks/service.ts';
-import { EVENT_TYPES } from '../../src/settlement/events.ts';
+import { EVENT_TYPES } from '../../src/invoices/events.ts';
 import { Receiver, chainFeeder, flushQueuePrefix, shapeOf, waitFor } from './support.ts';
 
 const DELAYS = [150, 250, 400, 700, 1000, 1500]; // ≈ 4 s of retries in total

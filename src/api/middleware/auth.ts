@@ -63,11 +63,9 @@ export function requireApiKey(deps: Pick<Deps, 'sql' | 'apiKeys' | 'redis'> & { 
   };
 }
 
-const SCOPE_CHECKED = 'kassa.scopeChecked';
-
 /** Whether `requireScope` ran for this request (the idempotency layer refuses to replay before it). */
 export function scopeChecked(c: Context): boolean {
-  return c.get(SCOPE_CHECKED as never) === true;
+  return c.get('scopeChecked') === true;
 }
 
 /** 403 unless the key has every listed scope. The scopes ride along as `kassaScopes` (read by the OpenAPI document). */
@@ -80,7 +78,7 @@ export function requireScope(...scopes: Scope[]): MiddlewareHandler<AppEnv> & { 
         status: 403, type: 'permission_error',
       });
     }
-    c.set(SCOPE_CHECKED as never, true as never);
+    c.set('scopeChecked', true);
     await next();
   };
   return Object.assign(mw, { kassaScopes: scopes });

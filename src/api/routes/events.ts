@@ -8,7 +8,7 @@ import { requireScope } from '../middleware/auth.ts';
 import { idempotency } from '../middleware/idempotency.ts';
 import { listQueryShape, listSchema, resolvePage } from '../pagination.ts';
 import { commonErrors, conflictError, idempotencyHeader, jsonOk, notFoundError } from '../schemas.ts';
-import { API_VERSION, EVENT_TYPES } from '../../settlement/events.ts';
+import { API_VERSION, EVENT_TYPES } from '../../invoices/events.ts';
 import { createWebhookService } from '../../webhooks/service.ts';
 import { InvoiceSchema } from './invoices.ts';
 import { RefundSchema } from './refunds.ts';
@@ -194,7 +194,7 @@ export function registerEventRoutes(app: OpenAPIHono<AppEnv>, deps: Deps, opts: 
           closed = true;
           clearInterval(heartbeat);
         }
-      }) as never;
+      });
     },
   );
 
@@ -210,7 +210,7 @@ export function registerEventRoutes(app: OpenAPIHono<AppEnv>, deps: Deps, opts: 
       const q = c.req.valid('query');
       const page = await resolvePage(q, (id) => service.eventSeq(merchantId, id));
       const { data, hasMore } = await service.listEvents(merchantId, { type: q.type, deliveryStatus: q.delivery_status }, page);
-      return c.json({ object: 'list' as const, data, has_more: hasMore } as never, 200);
+      return c.json({ object: 'list' as const, data, has_more: hasMore }, 200);
     },
   );
 
@@ -221,7 +221,7 @@ export function registerEventRoutes(app: OpenAPIHono<AppEnv>, deps: Deps, opts: 
       request: { params: IdParam },
       responses: { 200: jsonOk(EventDetailSchema), ...commonErrors, ...notFoundError },
     }),
-    async (c) => c.json((await service.getEvent(c.get('auth').merchant.id, c.req.valid('param').id)) as never, 200),
+    async (c) => c.json(await service.getEvent(c.get('auth').merchant.id, c.req.valid('param').id), 200),
   );
 
   app.openapi(
@@ -232,6 +232,6 @@ export function registerEventRoutes(app: OpenAPIHono<AppEnv>, deps: Deps, opts: 
       request: { params: IdParam, headers: idempotencyHeader },
       responses: { 200: jsonOk(EventDetailSchema), ...commonErrors, ...notFoundError, ...conflictError },
     }),
-    async (c) => c.json((await service.redeliver(c.get('auth').merchant.id, c.req.valid('param').id)) as never, 200),
+    async (c) => c.json(await service.redeliver(c.get('auth').merchant.id, c.req.valid('param').id), 200),
   );
 }

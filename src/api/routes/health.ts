@@ -1,6 +1,7 @@
 import type { OpenAPIHono } from '@hono/zod-openapi';
 import { createRoute, z } from '@hono/zod-openapi';
-import type { Deps } from '../../deps.ts';
+import type { Redis } from 'ioredis';
+import type { Sql } from '../../db/client.ts';
 import type { AppEnv } from '../env.ts';
 
 export interface HealthCheck {
@@ -16,7 +17,7 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   });
 }
 
-export function coreHealthChecks(deps: Pick<Deps, 'sql' | 'redis'>): HealthCheck[] {
+export function coreHealthChecks(deps: { sql: Sql; redis: Redis }): HealthCheck[] {
   return [
     { name: 'postgres', check: async () => { await deps.sql`select 1`; return { ok: true }; } },
     { name: 'redis', check: async () => ({ ok: (await deps.redis.ping()) === 'PONG' }) },

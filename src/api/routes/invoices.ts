@@ -6,8 +6,10 @@ import type { AppEnv } from '../env.ts';
 import { requireScope } from '../middleware/auth.ts';
 import { atomicIdempotency, atomicIdempotencyOf, claimOrReplay, idempotency } from '../middleware/idempotency.ts';
 import { IdempotencyClaimNeeded } from '../../invoices/service.ts';
+import { INVOICE_EXCEPTIONS, INVOICE_STATUSES } from '../../invoices/status.ts';
 import { listQueryShape, listSchema, resolvePage } from '../pagination.ts';
-import { commonErrors, conflictError, idempotencyHeader, isoTime, jsonBody, jsonOk, notFoundError, unprocessableError } from '../schemas.ts';
+import { commonErrors, conflictError, idempotencyHeader, isoTime, jsonBody, jsonOk, jsonText, notFoundError, unprocessableError, type JsonText } from '../schemas.ts';
+import type { InvoiceObject } from '../../invoices/present.ts';
 
 const PaymentMethodSchema = z
   .object({
@@ -32,8 +34,8 @@ export const InvoiceSchema = z
   .object({
     id: z.string().openapi({ example: 'inv_3kT…' }),
     object: z.literal('invoice'),
-    status: z.enum(['new', 'processing', 'settled', 'expired', 'invalid']),
-    exception: z.enum(['paid_partial', 'paid_over', 'paid_late', 'marked']).nullable(),
+    status: z.enum(INVOICE_STATUSES),
+    exception: z.enum(INVOICE_EXCEPTIONS).nullable(),
     amount: z.string().openapi({ example: '25.00' }),
     currency: z.string().openapi({ example: 'USD' }),
     amount_paid: z.string(),
@@ -74,7 +76,7 @@ const CreateSchema = z
     buyer_email: z.email().max(254).optional(),
     locale: z.enum(['en', 'zh-CN']).optional(),
     redirect_url: z.url({ protocol: /^https?$/ }).max(2000).optional(),
-    speed_policy: z.enum(SPEED_POLICIES as [string, ...string[]]).optional().openapi({ description: 'high = 0 confirmations, medium = 1, low_medium = 2, low = 6 (Bitcoin).' }),
+    speed_policy: z.enum(SPEED_POLICIES).optional().openapi({ description: 'high = 0 confirmations, medium = 1, low_medium = 2, low = 6 (Bitcoin).' }),
   })
   .openapi('InvoiceCreate');
 
@@ -82,7 +84,7 @@ const IdParam = z.object({ id: z.string().max(100).openapi({ param: { name: 'id'
 
 const ListQuery = z.strictObject({
   ...listQueryShape,
-  status: z.enum(['new', 'processing', 'settled', 'expired', 'invalid']).optional(),
+  status: z.enum(INVOICE_STATUSES).optional(),
   order_id: z.string().max(200).optional(),
   'created[gte]': isoTime().optional().openapi({ description: 'ISO-8601 time, inclusive' }),
   'created[lt]': isoTime().optional().openapi({ description: 'ISO-8601 time, exclusive' }),
@@ -108,9 +110,9 @@ export function registerInvoiceRoutes(app: OpenAPIHono<AppEnv>, deps: Deps): voi
     }),
     async (c) => {
       const { merchant, paymentSettings } = c.get('auth');
-      const body = c.req.valid('json') as never;
+      const body = c.req.valid('json');
       // The invoice as JSON text: exactly what was stored for an Idempotency-Key replay.
-      const created = (json: string) => c.body(json, 201, { 'Content-Type': 'application/json' }) as never;
+      const created = (json: JsonText<InvoiceObject>) => jsonText(c, json, 201);
       const idem = atomicIdempotencyOf(c);
       if (!idem) return created(await deps.invoices.createJson(merchant, body, { paymentSettings }));
       // The usual case: the key is claimed and the response stored by the statement that writes the invoice.
@@ -121,10 +123,11 @@ export function registerInvoiceRoutes(app: OpenAPIHono<AppEnv>, deps: Deps): voi
       } catch (err) {
         if (!(err instanceof IdempotencyClaimNeeded)) throw err;
       }
-      // The key is taken (a retry, a concurrent request) or the invoice needs the transactional path.
+      // The key is taken (a retry, a concurrent request): replay its answer, or claim it and create.
       const replay = await claimOrReplay(deps, idem.request);
       if (replay) {
         idem.outcome = 'done';
+        // The stored answer replayed as is: the first request's status and body (a 201 invoice or a 4xx error).
         return replay as never;
       }
       idem.outcome = 'claimed';

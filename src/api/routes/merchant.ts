@@ -16,7 +16,7 @@ export const MerchantSchema = z
     default_expiry_seconds: z.number().int().openapi({ description: 'Invoice lifetime when `expires_in` is not given.' }),
     monitoring_window_seconds: z.number().int().openapi({ description: 'How long after expiry payments are still recorded (as late payments).' }),
     payment_tolerance_percent: z.string().openapi({ example: '0.50', description: 'An invoice counts as paid when at least (100 − this)% arrived.' }),
-    default_speed_policy: z.enum(SPEED_POLICIES as [string, ...string[]]),
+    default_speed_policy: z.enum(SPEED_POLICIES),
     created_at: z.string(),
   })
   .openapi('Merchant');
@@ -40,7 +40,7 @@ const PatchSchema = z
     default_expiry_seconds: z.number().int().min(60).max(604800).optional(),
     monitoring_window_seconds: z.number().int().min(0).max(2592000).optional(),
     payment_tolerance_percent: z.string().optional().openapi({ description: 'Decimal string, 0 to 50, at most 2 decimals.', example: '0.50' }),
-    default_speed_policy: z.enum(SPEED_POLICIES as [string, ...string[]]).optional(),
+    default_speed_policy: z.enum(SPEED_POLICIES).optional(),
   })
   .openapi('MerchantUpdate');
 

@@ -5,7 +5,7 @@ import { requireScope } from '../middleware/auth.ts';
 import { idempotency } from '../middleware/idempotency.ts';
 import { listQueryShape, listSchema, resolvePage } from '../pagination.ts';
 import { commonErrors, conflictError, idempotencyHeader, jsonBody, jsonOk, notFoundError } from '../schemas.ts';
-import { EVENT_TYPES } from '../../settlement/events.ts';
+import { EVENT_TYPES } from '../../invoices/events.ts';
 import { createWebhookService } from '../../webhooks/service.ts';
 
 const eventTypeOrAll = z.enum([...EVENT_TYPES, '*']);

@@ -1,6 +1,8 @@
 /** The outbox: event rows written in the same transaction as the change they describe. */
+import type postgres from 'postgres';
 import type { Db } from '../db/client.ts';
 import { newId } from '../ids.ts';
+import type { InvoiceObject } from './present.ts';
 
 export const API_VERSION = '2026-11-01';
 
@@ -34,6 +36,23 @@ export const EVENT_TYPES = [
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 
+/** `data.payment` of the payment events (the API's EventPayment schema). */
+export interface EventPaymentObject {
+  id: string;
+  chain: string;
+  txid: string;
+  output_index: number;
+  method: string;
+  status: 'pending' | 'confirmed' | 'reorged' | 'replaced';
+  block_height: number | null;
+}
+
+/** What an event row's `payload` holds: the invoice as it stood when the event was written, and the payment for payment events. */
+export interface EventPayload {
+  object: InvoiceObject;
+  payment?: EventPaymentObject;
+}
+
 export async function writeEvent(
   db: Db,
   e: { merchantId: string; type: EventType; invoiceId: string; object: unknown; payment?: unknown },
@@ -42,7 +61,7 @@ export async function writeEvent(
   const data = e.payment === undefined ? { object: e.object } : { object: e.object, payment: e.payment };
   await db`
     insert into events (id, merchant_id, type, invoice_id, api_version, payload)
-    values (${id}, ${e.merchantId}, ${e.type}, ${e.invoiceId}, ${API_VERSION}, ${db.json(data as never)})`;
+    values (${id}, ${e.merchantId}, ${e.type}, ${e.invoiceId}, ${API_VERSION}, ${db.json(data as postgres.JSONValue)})`;
   return id;
 }
 
@@ -54,6 +73,6 @@ export async function writeEvent(
  */
 export async function refreshEventObjects(db: Db, invoiceId: string, object: unknown): Promise<void> {
   await db`
-    update events set payload = jsonb_set(payload, '{object}', ${db.json(object as never)})
+    update events set payload = jsonb_set(payload, '{object}', ${db.json(object as postgres.JSONValue)})
     where invoice_id = ${invoiceId} and xmin = pg_current_xact_id()::xid`;
 }

@@ -1,0 +1,71 @@
+/**
+ * Import rules (docs/architecture.md §3, §8). Checked by `npm test` (test/unit/dependencies.test.ts
+ * runs `depcruise` with this file); known violations that are being removed are listed in
+ * .dependency-cruiser-known-violations.json, so the check stays green and fails on any new one.
+ */
+/** @type {import('dependency-cruiser').IConfiguration} */
+module.exports = {
+  forbidden: [
+    {
+      name: 'no-circular',
+      severity: 'error',
+      comment: 'No import cycles: a module never imports, directly or indirectly, something that imports it.',
+      from: {},
+      to: { circular: true },
+    },
+    {
+      name: 'production-not-to-sandbox-devnet',
+      severity: 'error',
+      comment:
+        'Production code never imports the sandbox or the devnet (they are development tools). The CLI commands that start them ' +
+        '(src/cli/dev.ts, devnet.ts, sandbox.ts) are loaded only when such a command runs.',
+      from: { path: '^src/', pathNot: ['^src/sandbox/', '^src/chains/devnet/', '^src/cli/(dev|devnet|sandbox)\\.ts$'] },
+      to: { path: ['^src/sandbox/', '^src/chains/devnet/'] },
+    },
+    {
+      name: 'api-not-to-workers',
+      severity: 'error',
+      comment: 'The API process (src/server.ts, src/api/) never imports the worker processes (workers/).',
+      from: { path: ['^src/server\\.ts$', '^src/api/'] },
+      to: { path: '^workers/' },
+    },
+    {
+      name: 'settlement-not-to-chain-families',
+      severity: 'error',
+      comment: 'Settlement decides what observations mean for invoices; it never imports chain family code (src/chains/bitcoin, src/chains/evm).',
+      from: { path: '^src/settlement/' },
+      to: { path: '^src/chains/(bitcoin|evm)/' },
+    },
+    {
+      name: 'invoices-not-to-settlement',
+      severity: 'error',
+      comment:
+        'Settlement recomputes invoices and uses the invoice object (src/invoices/present.ts, status.ts, events.ts); invoice commands get ' +
+        "settlement's recompute injected (InvoiceRecompute), so src/invoices never imports src/settlement.",
+      from: { path: '^src/invoices/' },
+      to: { path: '^src/settlement/' },
+    },
+    {
+      name: 'chains-not-to-api',
+      severity: 'error',
+      comment: 'Chain code turns chain data into typed observations; HTTP routes live in src/api/routes/, so src/chains never imports src/api.',
+      from: { path: '^src/chains/' },
+      to: { path: '^src/api/' },
+    },
+    {
+      name: 'src-not-to-test',
+      severity: 'error',
+      comment: 'Nothing in src/ or workers/ imports test code.',
+      from: { path: ['^src/', '^workers/'] },
+      to: { path: '^test/' },
+    },
+  ],
+  options: {
+    doNotFollow: { path: 'node_modules' },
+    exclude: { path: ['^node_modules', '^dist/'] },
+    tsPreCompilationDeps: true,
+    tsConfig: { fileName: 'tsconfig.json' },
+    enhancedResolveOptions: { exportsFields: ['exports'], conditionNames: ['import', 'require', 'node', 'default', 'types'] },
+    moduleSystems: ['es6', 'cjs'],
+  },
+};
