@@ -1,13 +1,19 @@
-/** Process bootstrapping shared by `kassa serve`, `kassa worker`, the sandbox and tests. */
-import { serve, type ServerType } from '@hono/node-server';
+/**
+ * Process bootstrapping shared by `kassa serve`, `kassa worker`, the sandbox and tests.
+ *
+ * Start-up order of the API (docs/architecture.md §10): the database is migrated while the API's
+ * code loads (both started at once: loading is mostly waiting on files, migrating on the database),
+ * on the pool the server then uses, so the first /health finds a connection open. This module
+ * imports the rest of Kassa only inside its functions, so that both can start before it is loaded.
+ */
 import type { AddressInfo } from 'node:net';
+import type { ServerType } from '@hono/node-server';
 import type { Config } from './config.ts';
+import { createSql } from './db/client.ts';
 import { prepareDatabase } from './db/prepare.ts';
-import { createDeps, redisConnection, type Deps } from './deps.ts';
-import { createApp } from './api/app.ts';
-import type { Logger } from './logger.ts';
+import type { Deps } from './deps.ts';
+import { createLogger, type Logger } from './logger.ts';
 import type { WorkerRunner } from './queues/runner.ts';
-import { instrumentWorkers, startMetricsServer } from './metrics/instrument.ts';
 
 export { prepareDatabase };
 
@@ -19,8 +25,18 @@ export interface RunningServer {
 }
 
 export async function startApiServer(config: Config, opts: { deps?: Deps } = {}): Promise<RunningServer> {
-  const deps = opts.deps ?? createDeps(config);
-  await prepareDatabase(config, deps.logger);
+  const code = Promise.all([import('@hono/node-server'), import('./deps.ts'), import('./api/app.ts')]);
+  code.catch(() => {}); // awaited below, after the migrations
+  const logger = opts.deps?.logger ?? createLogger({ level: config.logLevel, name: 'kassa' });
+  const sql = opts.deps?.sql ?? createSql(config.databaseUrl, { max: config.dbPoolSize });
+  try {
+    await prepareDatabase(config, logger, { sql });
+  } catch (err) {
+    if (!opts.deps) await sql.end({ timeout: 5 });
+    throw err;
+  }
+  const [{ serve }, { createDeps }, { createApp }] = await code;
+  const deps = opts.deps ?? createDeps(config, { logger, sql });
   const app = createApp(deps);
   // Requests still running when shutdown starts (their client may already be gone) must finish
   // before the database pool closes under them.
@@ -60,10 +76,12 @@ export interface RunningWorkers {
 }
 
 export async function startWorkerProcess(config: Config, opts: { deps?: Deps } = {}): Promise<RunningWorkers> {
+  // Loaded here, not at the top: `kassa serve` never loads the worker code.
+  const [{ createDeps, redisConnection }, { instrumentWorkers, startMetricsServer }, { buildProcessors }, { startWorkers }] = await Promise.all([
+    import('./deps.ts'), import('./metrics/instrument.ts'), import('../workers/processors.ts'), import('./queues/runner.ts'),
+  ]);
   const deps = opts.deps ?? createDeps(config);
   await prepareDatabase(config, deps.logger);
-  // Loaded here, not at the top: `kassa serve` never loads the worker code.
-  const [{ buildProcessors }, { startWorkers }] = await Promise.all([import('../workers/processors.ts'), import('./queues/runner.ts')]);
   const { processors, start, stop } = buildProcessors(deps);
   const connection = redisConnection(config.redisUrl);
   connection.on('error', () => {});
