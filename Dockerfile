@@ -22,6 +22,8 @@ COPY bin ./bin
 COPY scripts/build.mjs ./scripts/build.mjs
 COPY src ./src
 COPY workers ./workers
+# The SDK's sources: `kassa listen` shares its server-sent-events parser (bin/source-hash.js SHARED_FILES).
+COPY packages ./packages
 RUN node scripts/build.mjs
 
 RUN mkdir -p /var/lib/kassa && chown node:node /var/lib/kassa

@@ -35,6 +35,8 @@ export interface Deps {
 
 export interface DepsOverrides {
   logger?: Logger;
+  /** The database pool to use (and close with the rest) instead of a new one. */
+  sql?: Sql;
   rates?: RateService;
 }
 
@@ -45,7 +47,7 @@ export function redisConnection(url: string): Redis {
 
 export function createDeps(config: Config, opts: DepsOverrides = {}): Deps {
   const logger = opts.logger ?? createLogger({ level: config.logLevel, name: 'kassa' });
-  const sql = createSql(config.databaseUrl, { max: config.dbPoolSize });
+  const sql = opts.sql ?? createSql(config.databaseUrl, { max: config.dbPoolSize });
   const redis = redisConnection(config.redisUrl);
   redis.on('error', (err) => logger.warn({ err: err.message }, 'redis connection error'));
   const queueConnection = redisConnection(config.redisUrl);

@@ -1,14 +1,19 @@
 /**
  * The API process's bootstrapping, shared by `kassa serve`, the sandbox and tests. The worker
  * process starts in src/worker-process.ts: the API never imports workers/ (docs/architecture.md §3).
+ *
+ * Start-up order of the API (docs/architecture.md §10): the database is migrated while the API's
+ * code loads (both started at once: loading is mostly waiting on files, migrating on the database),
+ * on the pool the server then uses, so the first /health finds a connection open. This module
+ * imports the rest of Kassa only inside its functions, so that both can start before it is loaded.
  */
-import { serve, type ServerType } from '@hono/node-server';
 import type { AddressInfo } from 'node:net';
+import type { ServerType } from '@hono/node-server';
 import type { Config } from './config.ts';
+import { createSql } from './db/client.ts';
 import { prepareDatabase } from './db/prepare.ts';
-import { createDeps, type Deps } from './deps.ts';
-import { createApp } from './api/app.ts';
-import type { Logger } from './logger.ts';
+import type { Deps } from './deps.ts';
+import { createLogger, type Logger } from './logger.ts';
 
 export { prepareDatabase };
 
@@ -20,8 +25,18 @@ export interface RunningServer {
 }
 
 export async function startApiServer(config: Config, opts: { deps?: Deps } = {}): Promise<RunningServer> {
-  const deps = opts.deps ?? createDeps(config);
-  await prepareDatabase(config, deps.logger);
+  const code = Promise.all([import('@hono/node-server'), import('./deps.ts'), import('./api/app.ts')]);
+  code.catch(() => {}); // awaited below, after the migrations
+  const logger = opts.deps?.logger ?? createLogger({ level: config.logLevel, name: 'kassa' });
+  const sql = opts.deps?.sql ?? createSql(config.databaseUrl, { max: config.dbPoolSize });
+  try {
+    await prepareDatabase(config, logger, { sql });
+  } catch (err) {
+    if (!opts.deps) await sql.end({ timeout: 5 });
+    throw err;
+  }
+  const [{ serve }, { createDeps }, { createApp }] = await code;
+  const deps = opts.deps ?? createDeps(config, { logger, sql });
   const app = createApp(deps);
   // Requests still running when shutdown starts (their client may already be gone) must finish
   // before the database pool closes under them.

@@ -5,9 +5,11 @@
  * developer can receive webhooks on a laptop Kassa cannot reach. One line per delivery. After a
  * dropped connection it reconnects with Last-Event-ID: no event is skipped or forwarded twice.
  *
- * Only Node built-ins and the signing module are imported, so the command starts fast.
+ * Only Node built-ins, the signing module and the SDK's SSE parser (@kassa/client's parseSse, one
+ * dependency-free file) are imported, so the command starts fast.
  */
 import type { ParseArgsConfig } from 'node:util';
+import { parseSse } from '../../packages/client/src/sse.ts';
 import { generateSecret, signatureHeaders } from '../webhooks/signing.ts';
 import { UsageError } from './util.ts';
 
@@ -77,7 +79,7 @@ export async function listen(o: ListenOptions): Promise<string | undefined> {
       connected = true;
       backoff = 500;
       out(`${new Date().toISOString()}  connected to ${base}${lastId ? ` (resuming after ${lastId})` : ''}`);
-      for await (const ev of sseEvents(res.body)) {
+      for await (const ev of parseSse(res.body)) {
         if (ev.event === 'error') throw new StreamRefused(`the server ended the stream: ${ev.data}`);
         if (!ev.id || !ev.data) continue;
         const type = ev.event ?? 'message';
@@ -113,38 +115,6 @@ async function deliver(o: ListenOptions, id: string, type: string, body: string)
   } catch (err) {
     const e = err as Error & { cause?: { code?: string } };
     return { at, type, id, status: null, ms: Math.round(performance.now() - started), error: e.cause?.code ?? e.name ?? e.message };
-  }
-}
-
-interface SseEvent { id?: string; event?: string; data?: string }
-
-/** Parses a text/event-stream body (WHATWG rules: fields per line, blank line ends an event). */
-export async function* sseEvents(body: ReadableStream<Uint8Array>): AsyncGenerator<SseEvent> {
-  const decoder = new TextDecoder();
-  let buffer = '';
-  let cur: SseEvent = {};
-  let data: string[] = [];
-  for await (const chunk of body as unknown as AsyncIterable<Uint8Array>) {
-    buffer += decoder.decode(chunk, { stream: true });
-    let nl: number;
-    while ((nl = buffer.search(/\r\n|\r|\n/)) >= 0) {
-      const line = buffer.slice(0, nl);
-      buffer = buffer.slice(nl + (buffer.startsWith('\r\n', nl) ? 2 : 1));
-      if (line === '') {
-        if (data.length || cur.id) yield { ...cur, data: data.join('\n') };
-        cur = {};
-        data = [];
-        continue;
-      }
-      if (line.startsWith(':')) continue;
-      const colon = line.indexOf(':');
-      const field = colon < 0 ? line : line.slice(0, colon);
-      let value = colon < 0 ? '' : line.slice(colon + 1);
-      if (value.startsWith(' ')) value = value.slice(1);
-      if (field === 'data') data.push(value);
-      else if (field === 'event') cur.event = value;
-      else if (field === 'id') cur.id = value;
-    }
   }
 }
 

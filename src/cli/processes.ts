@@ -1,11 +1,11 @@
 /**
  * `kassa serve` and `kassa worker`: the long-running processes (configuration from the environment
- * only). src/worker-process.ts loads the worker code inside startWorkerProcess, so `serve` never loads it.
+ * only). The worker process's code is imported only by `worker`, so `serve` never loads it
+ * (start-up time: docs/architecture.md §10).
  */
 import type { Command } from './util.ts';
 import { config } from './context.ts';
 import { closeOnSignals, startApiServer } from '../server.ts';
-import { startWorkerProcess } from '../worker-process.ts';
 
 export const commands: Record<string, Command> = {
   serve: {
@@ -17,6 +17,7 @@ export const commands: Record<string, Command> = {
 
   worker: {
     async run() {
+      const { startWorkerProcess } = await import('../worker-process.ts');
       const workers = await startWorkerProcess(config());
       closeOnSignals(workers, workers.deps.logger);
     },

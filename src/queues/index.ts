@@ -4,7 +4,7 @@
  * The Redis key prefix uses Redis Cluster hash-tag form (`{kassa}`) so every key of a queue lands
  * in one slot and BullMQ's multi-key scripts work on a cluster.
  */
-import { Queue, type JobsOptions, type ConnectionOptions } from 'bullmq';
+import type { Queue, JobsOptions, ConnectionOptions } from 'bullmq';
 import { z } from 'zod';
 
 export const QUEUE_NAMES = {
@@ -40,16 +40,50 @@ export const defaultJobOptions: Record<QueueName, JobsOptions> = {
   [QUEUE_NAMES.sweep]: { removeOnComplete: 1000, removeOnFail: 1000, attempts: 10, backoff: { type: 'exponential', delay: 15_000 } },
 };
 
-export type Queues = { [N in QueueName]: Queue<Payload<N>> } & { close(): Promise<void> };
+/** The Queue methods Kassa calls; each loads BullMQ on its first call (see createQueues). */
+const QUEUE_METHODS = ['add', 'addBulk', 'getJobCounts', 'getFailed', 'upsertJobScheduler', 'getJobSchedulers'] as const;
 
+/**
+ * One queue as Kassa's code sees it: the BullMQ Queue methods it uses, and `queue()` for the
+ * Queue itself (the bull-board dashboard needs it).
+ */
+export type KassaQueue<T> = Pick<Queue<T>, (typeof QUEUE_METHODS)[number] | 'close'> & { queue(): Promise<Queue<T>> };
+
+export type Queues = { [N in QueueName]: KassaQueue<Payload<N>> } & { close(): Promise<void> };
+
+/**
+ * The queues, created on first use: BullMQ is loaded (and a Queue built) only when a method of that
+ * queue is first called. `kassa serve` mostly never enqueues (the worker does), so the API process
+ * starts without loading BullMQ (docs/architecture.md §10).
+ */
 export function createQueues(connection: ConnectionOptions, prefix: string): Queues {
-  const queues = {} as Record<QueueName, Queue>;
+  let bullmq: Promise<typeof import('bullmq')> | undefined;
+  const made = new Map<QueueName, Promise<Queue>>();
+  const real = (name: QueueName): Promise<Queue> => {
+    let q = made.get(name);
+    if (!q) {
+      bullmq ??= import('bullmq');
+      q = bullmq.then(({ Queue }) => new Queue(name, { connection, prefix, defaultJobOptions: defaultJobOptions[name] }));
+      made.set(name, q);
+    }
+    return q;
+  };
+  const queues = {} as Record<QueueName, Record<string, unknown>>;
   for (const name of Object.values(QUEUE_NAMES)) {
-    queues[name] = new Queue(name, { connection, prefix, defaultJobOptions: defaultJobOptions[name] });
+    const facade: Record<string, unknown> = { queue: () => real(name) };
+    for (const m of QUEUE_METHODS) {
+      facade[m] = async (...args: unknown[]) => ((await real(name)) as unknown as Record<string, (...a: unknown[]) => unknown>)[m]!(...args);
+    }
+    // Closing a queue that was never used has nothing to close.
+    facade.close = async () => {
+      const q = made.get(name);
+      if (q) await (await q).close();
+    };
+    queues[name] = facade;
   }
   return Object.assign(queues, {
     async close() {
-      await Promise.all(Object.values(QUEUE_NAMES).map((n) => queues[n].close()));
+      await Promise.all(Object.values(QUEUE_NAMES).map((n) => (queues[n].close as () => Promise<void>)()));
     },
   }) as unknown as Queues;
 }

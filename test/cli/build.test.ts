@@ -15,6 +15,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import postgres from 'postgres';
 import { createTestDatabase, REDIS_URL } from '../support/db.ts';
+import { SHARED_FILES } from '../../bin/source-hash.js';
 
 const run = promisify(execFile);
 const REPO = path.resolve(import.meta.dirname, '../..');
@@ -38,6 +39,7 @@ const MIGRATE_SUMMARY = 'create the database if needed and apply migrations';
 beforeAll(async () => {
   dir = mkdtempSync(path.join(tmpdir(), 'kassa-build-'));
   for (const d of ['bin', 'src', 'workers']) cpSync(path.join(REPO, d), path.join(dir, d), { recursive: true });
+  for (const f of SHARED_FILES) cpSync(path.join(REPO, f), path.join(dir, f), { recursive: true });
   mkdirSync(path.join(dir, 'scripts'));
   copyFileSync(path.join(REPO, 'scripts/build.mjs'), path.join(dir, 'scripts/build.mjs'));
   for (const f of ['package.json', 'tsconfig.json']) copyFileSync(path.join(REPO, f), path.join(dir, f));

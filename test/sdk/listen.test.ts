@@ -9,7 +9,7 @@ import path from 'node:path';
 import { serve, type ServerType } from '@hono/node-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../src/api/app.ts';
-import { sseEvents } from '../../src/cli/listen.ts';
+import { parseSse } from '../../packages/client/src/sse.ts';
 import { verifyWebhook } from '../../src/webhooks/verify.ts';
 import { createMerchantWithKey, createTestContext, req, type TestContext } from '../support/db.ts';
 import { createPayableMerchant, writeChainsFile } from '../support/merchant.ts';
@@ -54,7 +54,7 @@ async function createInvoice(secret: string, orderId: string): Promise<string> {
 /** Reads SSE events until `n` arrived or `ms` passed. */
 async function collect(res: Response, n: number, ms: number): Promise<{ id?: string; event?: string; data?: string }[]> {
   const got: { id?: string; event?: string; data?: string }[] = [];
-  const it = sseEvents(res.body!)[Symbol.asyncIterator]();
+  const it = parseSse(res.body!)[Symbol.asyncIterator]();
   const deadline = Date.now() + ms;
   while (got.length < n && Date.now() < deadline) {
     const next = await Promise.race([it.next(), new Promise<null>((r) => setTimeout(() => r(null), Math.max(1, deadline - Date.now())))]);

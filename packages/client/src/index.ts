@@ -17,8 +17,10 @@
 import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
 import createClient, { type Client, type ClientPathsWithMethod, type FetchResponse, type MaybeOptionalInit } from 'openapi-fetch';
 import type { components, paths } from './openapi.ts';
+import { parseSse } from './sse.ts';
 
 export type { components, paths };
+export { parseSse, type SseEvent } from './sse.ts';
 export type Invoice = components['schemas']['Invoice'];
 export type InvoiceCreate = components['schemas']['InvoiceCreate'];
 export type WebhookEvent = components['schemas']['WebhookEvent'];
@@ -199,34 +201,6 @@ export class KassaClient {
       }
       await sleep(backoff);
       backoff = Math.min(backoff * 2, 10_000);
-    }
-  }
-}
-
-async function* parseSse(body: ReadableStream<Uint8Array>): AsyncGenerator<{ id?: string; event?: string; data: string }> {
-  const decoder = new TextDecoder();
-  let buffer = '';
-  let cur: { id?: string; event?: string } = {};
-  let data: string[] = [];
-  for await (const chunk of body as unknown as AsyncIterable<Uint8Array>) {
-    buffer += decoder.decode(chunk, { stream: true });
-    let nl: number;
-    while ((nl = buffer.search(/\r\n|\r|\n/)) >= 0) {
-      const line = buffer.slice(0, nl);
-      buffer = buffer.slice(nl + (buffer.startsWith('\r\n', nl) ? 2 : 1));
-      if (line === '') {
-        if (data.length) yield { ...cur, data: data.join('\n') };
-        cur = {};
-        data = [];
-      } else if (!line.startsWith(':')) {
-        const colon = line.indexOf(':');
-        const field = colon < 0 ? line : line.slice(0, colon);
-        let value = colon < 0 ? '' : line.slice(colon + 1);
-        if (value.startsWith(' ')) value = value.slice(1);
-        if (field === 'data') data.push(value);
-        else if (field === 'event') cur.event = value;
-        else if (field === 'id') cur.id = value;
-      }
     }
   }
 }

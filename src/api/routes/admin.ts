@@ -11,12 +11,9 @@
  */
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import { createBullBoard } from '@bull-board/api';
-import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
-import { HonoAdapter } from '@bull-board/hono';
-import { serveStatic, type ServeStaticOptions } from '@hono/node-server/serve-static';
+import type { ServeStaticOptions } from '@hono/node-server/serve-static';
 import type { OpenAPIHono } from '@hono/zod-openapi';
-import type { Context, Env } from 'hono';
+import { Hono, type Context, type Env } from 'hono';
 import type { Deps } from '../../deps.ts';
 import { KassaError } from '../../errors.ts';
 import type { AppEnv } from '../env.ts';
@@ -65,18 +62,8 @@ export async function queueStatus(deps: Pick<Deps, 'queues'>): Promise<QueueStat
  * @bull-board/api (the package that depends on @bull-board/ui), so it works from any cwd and
  * with any node_modules layout.
  */
-const UI_DIR = path.dirname(
-  createRequire(createRequire(import.meta.url).resolve('@bull-board/api')).resolve('@bull-board/ui/package.json'),
-);
-const STATIC_DIR = path.join(UI_DIR, 'dist', 'static');
-
-/**
- * HonoAdapter passes serveStatic a root relative to process.cwd() at start-up, which breaks if the
- * cwd changes afterwards; pin it to the absolute folder instead. (serveStatic rejects `..` and
- * encoded paths, so requests cannot leave that folder.)
- */
-function serveBoardStatic<E extends Env>(opts: ServeStaticOptions<E> = {}) {
-  return serveStatic<E>({ ...opts, root: STATIC_DIR });
+function uiDir(): string {
+  return path.dirname(createRequire(createRequire(import.meta.url).resolve('@bull-board/api')).resolve('@bull-board/ui/package.json'));
 }
 
 /**
@@ -111,15 +98,47 @@ function crossSiteWrite(c: Context<AppEnv>): boolean {
   }
 }
 
-function queueDashboard(deps: Deps) {
+/**
+ * The bull-board app, mounted at QUEUE_DASHBOARD_PATH. bull-board and BullMQ are loaded here, on the
+ * first request to the dashboard, not when the API starts (docs/architecture.md §10).
+ */
+async function queueDashboard(deps: Deps): Promise<Hono> {
+  const [{ createBullBoard }, { BullMQAdapter }, { HonoAdapter }, { serveStatic }, queues] = await Promise.all([
+    import('@bull-board/api'),
+    import('@bull-board/api/bullMQAdapter'),
+    import('@bull-board/hono'),
+    import('@hono/node-server/serve-static'),
+    Promise.all((Object.values(QUEUE_NAMES) as QueueName[]).map((name) => deps.queues[name].queue())),
+  ]);
+  const UI_DIR = uiDir();
+  const STATIC_DIR = path.join(UI_DIR, 'dist', 'static');
+  /**
+   * HonoAdapter passes serveStatic a root relative to process.cwd() at start-up, which breaks if
+   * the cwd changes afterwards; pin it to the absolute folder instead. (serveStatic rejects `..` and
+   * encoded paths, so requests cannot leave that folder.)
+   */
+  const serveBoardStatic = <E extends Env>(opts: ServeStaticOptions<E> = {}) => serveStatic<E>({ ...opts, root: STATIC_DIR });
   const serverAdapter = new HonoAdapter(serveBoardStatic).setBasePath(QUEUE_DASHBOARD_PATH);
   createBullBoard({
-    queues: (Object.values(QUEUE_NAMES) as QueueName[]).map((name) => new BullMQAdapter(deps.queues[name])),
+    queues: queues.map((q) => new BullMQAdapter(q)),
     serverAdapter,
     options: { uiBasePath: UI_DIR, uiConfig: { boardTitle: 'Kassa queues' } },
   });
-  return serverAdapter.registerPlugin();
+  const board = new Hono().route(QUEUE_DASHBOARD_PATH, serverAdapter.registerPlugin());
+  board.notFound(() => {
+    const res = new Response(null, { status: 404 });
+    UNMATCHED.add(res);
+    return res;
+  });
+  board.onError((err) => {
+    throw err; // to the API's error handler (app.ts)
+  });
+  return board;
 }
+
+/** bull-board's "no such route" answers: the API's own 404 (route_not_found) is sent instead. */
+const UNMATCHED = new WeakSet<Response>();
+
 
 export function registerAdminRoutes(app: OpenAPIHono<AppEnv>, deps: Deps): void {
   const token = deps.config.adminToken;
@@ -147,5 +166,16 @@ export function registerAdminRoutes(app: OpenAPIHono<AppEnv>, deps: Deps): void 
   });
   // The UI links to its base with a trailing slash; routes are strict, so send that back to the base.
   app.get(`${QUEUE_DASHBOARD_PATH}/`, (c) => c.redirect(QUEUE_DASHBOARD_PATH + new URL(c.req.url).search));
-  app.route(QUEUE_DASHBOARD_PATH, queueDashboard(deps));
+  let board: Promise<Hono> | undefined;
+  const dashboard = async (c: Context<AppEnv>, next: () => Promise<void>) => {
+    board ??= queueDashboard(deps).catch((err: unknown) => {
+      board = undefined; // try again on the next request
+      throw err;
+    });
+    const res = await (await board).fetch(c.req.raw, c.env);
+    if (!UNMATCHED.has(res)) return res;
+    await next();
+  };
+  app.all(QUEUE_DASHBOARD_PATH, dashboard);
+  app.all(`${QUEUE_DASHBOARD_PATH}/*`, dashboard);
 }
