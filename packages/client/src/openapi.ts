@@ -667,6 +667,7 @@ export interface paths {
                          *                   "method": "BTC",
                          *                   "chain": "bitcoin",
                          *                   "network": "regtest",
+                         *                   "network_name": "Bitcoin regtest",
                          *                   "chain_id": 0,
                          *                   "asset": "BTC",
                          *                   "token": "token",
@@ -876,6 +877,7 @@ export interface paths {
                          *               "method": "BTC",
                          *               "chain": "bitcoin",
                          *               "network": "regtest",
+                         *               "network_name": "Bitcoin regtest",
                          *               "chain_id": 0,
                          *               "asset": "BTC",
                          *               "token": "token",
@@ -1132,6 +1134,7 @@ export interface paths {
                          *               "method": "BTC",
                          *               "chain": "bitcoin",
                          *               "network": "regtest",
+                         *               "network_name": "Bitcoin regtest",
                          *               "chain_id": 0,
                          *               "asset": "BTC",
                          *               "token": "token",
@@ -1565,6 +1568,7 @@ export interface paths {
                          *               "method": "BTC",
                          *               "chain": "bitcoin",
                          *               "network": "regtest",
+                         *               "network_name": "Bitcoin regtest",
                          *               "chain_id": 0,
                          *               "asset": "BTC",
                          *               "token": "token",
@@ -1758,6 +1762,7 @@ export interface paths {
                          *           "method": "BTC",
                          *           "chain": "bitcoin",
                          *           "network": "regtest",
+                         *           "network_name": "Bitcoin regtest",
                          *           "chain_id": 0,
                          *           "asset": "BTC",
                          *           "token": "token",
@@ -1993,6 +1998,7 @@ export interface paths {
                          *           "method": "BTC",
                          *           "chain": "bitcoin",
                          *           "network": "regtest",
+                         *           "network_name": "Bitcoin regtest",
                          *           "chain_id": 0,
                          *           "asset": "BTC",
                          *           "token": "token",
@@ -2205,6 +2211,7 @@ export interface paths {
                          *           "method": "BTC",
                          *           "chain": "bitcoin",
                          *           "network": "regtest",
+                         *           "network_name": "Bitcoin regtest",
                          *           "chain_id": 0,
                          *           "asset": "BTC",
                          *           "token": "token",
@@ -2445,6 +2452,7 @@ export interface paths {
                          *           "method": "BTC",
                          *           "chain": "bitcoin",
                          *           "network": "regtest",
+                         *           "network_name": "Bitcoin regtest",
                          *           "chain_id": 0,
                          *           "asset": "BTC",
                          *           "token": "token",
@@ -4330,6 +4338,7 @@ export interface paths {
                          *           "method": "BTC",
                          *           "chain": "bitcoin",
                          *           "network": "regtest",
+                         *           "network_name": "Bitcoin regtest",
                          *           "chain_id": 0,
                          *           "asset": "BTC",
                          *           "token": "token",
@@ -7334,6 +7343,11 @@ export interface components {
             method: string;
             /** @example regtest */
             network: string;
+            /**
+             * @description The network's name to show a payer: "Base", "Arbitrum One", "Bitcoin" (docs/configuration.md, chain presets).
+             * @example Bitcoin regtest
+             */
+            network_name: string;
             /** @example bitcoin:bcrt1q…?amount=0.00041667 */
             payment_uri: string;
             /**
@@ -7449,6 +7463,11 @@ export interface components {
                 method: string;
                 /** @example regtest */
                 network: string;
+                /**
+                 * @description The network's name to show a payer: "Base", "Arbitrum One", "Bitcoin" (docs/configuration.md, chain presets).
+                 * @example Bitcoin regtest
+                 */
+                network_name: string;
                 /** @example bitcoin:bcrt1q…?amount=0.00041667&label=Ticket%20shop */
                 payment_uri: string;
                 token?: string;
