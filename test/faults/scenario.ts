@@ -8,7 +8,7 @@
  */
 import { parseGwei, type Hex } from 'viem';
 import { startCluster, type Cluster } from './cluster.ts';
-import { sleep } from './procs.ts';
+import { sleep, waitFor } from './procs.ts';
 import { bitcoinPayer, evmPayer, parseUnits, prng, strangerFlusher, type Prng } from './workload.ts';
 import { checkInvariants, type ContractSend, type TipSample } from './invariants.ts';
 
@@ -350,12 +350,23 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
     // Quiesce: everything up, mine confirmations, wait for the workers and the webhooks.
     log('  quiesce');
     c.devnet.resume(); c.hardhat.resume(); c.receiver.setMode('up');
-    for (const w of c.workers) if (!w.alive()) await w.restart();
+    // A Kassa process that is down now exited on its own (the fault loop restarts what it kills):
+    // a violation, named with its last error line; it is restarted so the other invariants still run.
+    const crashed: string[] = [];
+    for (const p of [c.api, ...c.workers]) {
+      if (p.alive()) continue;
+      const last = p.tail(4000).split('\n').filter((l) => /Error|error/.test(l)).slice(-2).join(' | ');
+      crashed.push(`${p.name} exited on its own during the workload (${p.logFile}): ${last || 'no error line'}`);
+      await p.restart();
+    }
+    if (!c.api.alive() || crashed.some((x) => x.startsWith('api '))) {
+      await waitFor('API /health after restart', 180_000, async () => (await fetch(`${c.apiUrl}/health`, { signal: AbortSignal.timeout(2000) })).status > 0);
+    }
     // After the last payment: strangers flush a few deposit addresses once more.
     for (let i = rnd.int(1, 3); i > 0; i--) await flushByStranger(rnd, 'after_payments');
     await btc.mine(7);
     for (let i = 0; i < 4; i++) await evm.rpc('evm_mine');
-    const v = await checkInvariants(c, { nativeSent, contractSent, quiesceMs: 120_000, log, tipSamples, stats });
+    const v = [...crashed, ...await checkInvariants(c, { nativeSent, contractSent, quiesceMs: 120_000, log, tipSamples, stats })];
     return { seed: o.seed, ok: v.length === 0, violations: v, stats, logDir: c.dir, ms: Date.now() - t0 };
   } finally {
     stop = true;
