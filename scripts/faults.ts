@@ -1,7 +1,9 @@
 /**
  * `npm run test:faults -- --seed N --seeds K [--seconds S] [--no-faults]`: runs K fault-injection
  * scenarios (seeds N, N+1, …; N random when omitted) against real processes and exits non-zero
- * on the first violated invariant, printing the seed to replay it.
+ * on the first violated invariant, printing the seed to replay it. On a loaded machine, give the
+ * processes more time with KASSA_FAULTS_START_MS (start-up) and KASSA_FAULTS_QUIESCE_MS (catch-up
+ * after the workload before the invariants must hold).
  */
 import { randomInt } from 'node:crypto';
 import { runScenario } from '../test/faults/scenario.ts';

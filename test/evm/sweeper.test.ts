@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseEther, type Address } from 'viem';
-import { ethSenderAbi, ethSenderBytecode, testUSDCAbi } from '../../src/chains/evm/artifacts.ts';
+import { ethSenderAbi, ethSenderBytecode, forwarderFactoryAbi, testUSDCAbi } from '../../src/chains/evm/artifacts.ts';
+import { invoiceSaltFor } from '../../src/chains/evm/forwarder.ts';
 import { createEvmClient } from '../../src/chains/evm/client.ts';
 import { createSweeper } from '../../src/chains/evm/sweeper.ts';
 import { createAssetRegistry } from '../../src/money/assets.ts';
@@ -76,6 +77,52 @@ describe('EVM sweeper', () => {
     const [again] = await sweeper.sweepSettled(10);
     expect(again).toMatchObject({ invoiceId: inv.invoiceId, nativeAmount: parseEther('0.002') });
     expect(await ethOf(treasury)).toBe(parseEther('0.012'));
+  });
+
+  it('sends no transaction when a stranger already flushed the forwarder empty; sweeps again after a new payment', async () => {
+    const settlement = createSettlementService({
+      chains: env.chains, assets: createAssetRegistry(env.chains), logger: ctx.deps.logger, queuePrefix: ctx.config.queuePrefix, publicUrl: 'http://kassa.test',
+    });
+    const merchantId = (await ctx.deps.merchants.create(ctx.deps.sql, { name: 'Flushed shop' })).id;
+    const w = createEvmWatcher({
+      chain: EVM_CHAIN, config: env.cfg, client: createEvmClient(env.cfg, { retryCount: 0 }), sql: ctx.deps.sql, settlement,
+      queuePrefix: ctx.config.queuePrefix, logger: ctx.deps.logger,
+    });
+    await w.runOnce();
+    const treasury = randomAddress();
+    const inv = await insertEvmInvoice(ctx.deps.sql, env, { merchantId, treasury, usdCents: 1000n, confirmations: 1 });
+    await mined(env.f, wallet(env.f, 1).sendTransaction({ to: inv.address, value: parseEther('0.01') })); // $10
+    await w.runOnce();
+    expect((await ctx.deps.sql<{ status: string }[]>`select status from invoices where id = ${inv.invoiceId}`)[0]!.status).toBe('settled');
+
+    // A stranger (not Kassa's key) flushes the forwarder to the treasury first.
+    await mined(env.f, wallet(env.f, 5).writeContract({
+      address: env.f.contracts.factory, abi: forwarderFactoryAbi, functionName: 'deployAndFlush',
+      args: [treasury, invoiceSaltFor(inv.invoiceId), [env.usdc, env.usdt]], gas: 1_000_000n,
+    }));
+    expect(await ethOf(inv.address)).toBe(0n);
+    expect(await ethOf(treasury)).toBe(parseEther('0.01'));
+
+    const key = wallet(env.f, 8);
+    const sweeper = createSweeper({
+      chain: EVM_CHAIN, cfg: env.cfg, walletClient: key, publicClient: env.f.publicClient, sql: ctx.deps.sql, logger: ctx.deps.logger,
+    });
+    const nonce = () => env.f.publicClient.getTransactionCount({ address: key.account.address });
+    const before = await nonce();
+    expect(await sweeper.sweepInvoice(inv.invoiceId)).toBeNull();
+    expect(await sweeper.sweepSettled(50)).toEqual([]);
+    expect(await nonce()).toBe(before); // no transaction, no gas
+    const rows = await ctx.deps.sql<{ status: string; tx_hash: string | null; native_amount: bigint }[]>`
+      select status, tx_hash, native_amount from evm_sweeps where invoice_id = ${inv.invoiceId}`;
+    expect(rows).toEqual([{ status: 'confirmed', tx_hash: null, native_amount: 0n }]); // the check, once: sweepSettled skipped it
+
+    // A payment after the check: the next sweepSettled moves it.
+    await mined(env.f, wallet(env.f, 0).writeContract({ address: env.usdc, abi: testUSDCAbi, functionName: 'transfer', args: [inv.address, 3_000_000n] }));
+    await w.runOnce();
+    const [res] = await sweeper.sweepSettled(50);
+    expect(res).toMatchObject({ invoiceId: inv.invoiceId, status: 'confirmed', nativeAmount: 0n, tokenAmounts: { [env.usdc.toLowerCase()]: 3_000_000n } });
+    expect(await nonce()).toBe(before + 1);
+    expect(await usdcOf(treasury)).toBe(3_000_000n);
   });
 
   it('refuses to sweep an invoice that is not settled', async () => {

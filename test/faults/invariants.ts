@@ -2,6 +2,12 @@
  * The invariants checked after a scenario quiesces, each failing with the offending ids:
  * 1. every on-chain payment to a deposit address is recorded exactly once (chain truth: the devnet's
  *    best chain blocks; eth_getLogs + our native transfers in the canonical chain + balances);
+ *    native coin (docs/evm.md, "Flushes, whoever calls them"): every wei that reached an EVM deposit
+ *    address — plain transfers and internal transfers from a contract — is credited exactly once,
+ *    whoever flushed it: Σ live native payments of the address = its balance + Σ its Flushed logs in
+ *    the best chain (and the harness's own tally of what it sent there agrees);
+ * 1e. every forwarder Flushed log of a deposit address in the best chain is in evm_outflows once
+ *    (chain, txid, log index; same amount and block), and no row is kept for a block reorged out;
  * 2. each invoice's state equals the state recomputed from its payments (state-machine evaluate);
  * 3. the ledger balances per txn and asset; available + pending equal the live payments;
  * 4. every state change has its event; every event reached the receiver with a valid signature;
@@ -21,10 +27,13 @@ import type { Hex } from 'viem';
 import type { Cluster } from './cluster.ts';
 import { evaluate, TRANSITIONS, type PaymentFacts } from '../../src/settlement/state-machine.ts';
 import type { InvoiceStatus } from '../../src/invoices/status.ts';
-import { bitcoinBlockOutputs, ERC20 } from './workload.ts';
+import { bitcoinBlockOutputs, ERC20, FLUSHED_EVENT } from './workload.ts';
 import { sleep } from './procs.ts';
 import { reportAddsUp, type ReportJson } from './report-invariant.ts';
 import { currencyValueOf } from '../../src/money/rate.ts';
+
+/** Native coin the harness sent to `to` through a contract (an internal transfer). */
+export interface ContractSend { hash: Hex; to: string }
 
 /** A tip height the watcher had recorded (chain_state), sampled by the harness at `at`. */
 export interface TipSample { chain: string; height: number; at: Date }
@@ -34,14 +43,16 @@ interface PayRow {
   amount: bigint; status: PaymentFacts['status']; block_height: bigint | null; block_hash: string | null; block_time: Date | null; first_seen_at: Date; ledger_state: string; late: boolean;
 }
 
-export async function checkInvariants(c: Cluster, o: { nativeSent: Hex[]; quiesceMs: number; log: (l: string) => void; tipSamples?: TipSample[] }): Promise<string[]> {
+export async function checkInvariants(c: Cluster, o: {
+  nativeSent: Hex[]; contractSent?: ContractSend[]; quiesceMs: number; log: (l: string) => void; tipSamples?: TipSample[]; stats?: Record<string, number>;
+}): Promise<string[]> {
   const deadline = Date.now() + o.quiesceMs;
   let v: string[] = [];
   let round = 0;
   for (;;) {
     round++;
     try {
-      v = await checkOnce(c, o.nativeSent, o.tipSamples ?? []);
+      v = await checkOnce(c, o.nativeSent, o.contractSent ?? [], o.tipSamples ?? [], o.stats ?? {});
     } catch (err) {
       v = [`check failed: ${(err as Error).message}`];
     }
@@ -52,7 +63,7 @@ export async function checkInvariants(c: Cluster, o: { nativeSent: Hex[]; quiesc
   return v;
 }
 
-async function checkOnce(c: Cluster, nativeSent: Hex[], tipSamples: TipSample[]): Promise<string[]> {
+async function checkOnce(c: Cluster, nativeSent: Hex[], contractSent: ContractSend[], tipSamples: TipSample[], stats: Record<string, number>): Promise<string[]> {
   const v: string[] = [];
   const sql = c.sql;
   const pc = c.evm.publicClient;
@@ -128,13 +139,56 @@ async function checkOnce(c: Cluster, nativeSent: Hex[], tipSamples: TipSample[])
     else if (p.amount !== t.wei || Number(p.block_height) !== t.height) v.push(`native payment ${p.id} ${k}: db ${p.amount}@${p.block_height}, chain ${t.wei}@${t.height}`);
   }
   for (const [k, p] of nativeDb) if (!nativeTruth.has(k)) v.push(`native payment ${p.id} ${k} is confirmed in the db but not in the canonical chain`);
+  // Internal transfers: the harness's contract sends that succeeded in the canonical chain.
+  const add = (m: Map<string, bigint>, k: string, x: bigint) => m.set(k, (m.get(k) ?? 0n) + x);
+  const sentTo = new Map<string, bigint>();
+  for (const t of nativeTruth.values()) add(sentTo, t.to, t.wei);
+  for (const s of contractSent) {
+    const r = await pc.getTransactionReceipt({ hash: s.hash }).catch(() => null);
+    if (!r || r.status !== 'success') continue;
+    const b = await pc.getBlock({ blockNumber: r.blockNumber });
+    if (b.hash !== r.blockHash) continue;
+    add(sentTo, s.to, (await pc.getTransaction({ hash: s.hash })).value);
+  }
+  // Flushes by anyone: the forwarders' Flushed logs in the canonical chain.
+  const flushLogs = (await pc.getLogs({ event: FLUSHED_EVENT, fromBlock: BigInt(c.start.ethereum), toBlock: BigInt(evmTip) }))
+    .filter((l) => evmDeposit.has(l.address.toLowerCase()));
+  const flushed = new Map<string, bigint>();
+  for (const l of flushLogs) add(flushed, l.address.toLowerCase(), l.args.amount!);
+  stats['flushed_logs'] = flushLogs.length;
+  stats['flushed_addresses'] = flushed.size;
   const nativeByAddr = new Map<string, bigint>();
-  for (const p of payments) if (p.chain === 'ethereum' && p.output_index < 0 && live(p)) nativeByAddr.set(p.address.toLowerCase(), (nativeByAddr.get(p.address.toLowerCase()) ?? 0n) + p.amount);
+  for (const p of payments) if (p.chain === 'ethereum' && p.output_index < 0 && live(p)) add(nativeByAddr, p.address.toLowerCase(), p.amount);
+  const reachedBy = new Map<string, bigint>();
   for (const a of evmDeposit) {
     const bal = await pc.getBalance({ address: a as Hex });
+    const out = flushed.get(a) ?? 0n;
+    const reached = bal + out; // on-chain balance = all inflows − all flushes
+    reachedBy.set(a, reached);
     const rec = nativeByAddr.get(a) ?? 0n;
-    if (bal !== rec) v.push(`deposit ${a}: on-chain balance ${bal} wei, live native payments ${rec} wei`);
+    if (reached !== rec) v.push(`deposit ${a}: ${reached} wei reached it (balance ${bal} + flushed ${out}), live native payments ${rec} wei`);
+    const sent = sentTo.get(a) ?? 0n;
+    if (sent !== reached) v.push(`harness: deposit ${a}: the harness sent ${sent} wei (plain + via contract) in the canonical chain, the chain shows ${reached} wei`);
   }
+
+  // --- 1e. every canonical flush of a deposit address is in evm_outflows once; none of another branch
+  const outRows = await sql<{ chain: string; txid: string; log_index: number; address: string; amount: bigint; block_number: bigint; block_hash: string }[]>`
+    select chain, txid, log_index, address, amount, block_number, block_hash from evm_outflows`;
+  const outSeen = new Map<string, number>();
+  for (const o of outRows) { const k = `${o.chain}:${o.txid.toLowerCase()}:${o.log_index}`; outSeen.set(k, (outSeen.get(k) ?? 0) + 1); }
+  for (const [k, n] of outSeen) if (n > 1) v.push(`flush ${k} is in evm_outflows ${n} times`);
+  const outDb = new Map(outRows.filter((o) => o.chain === 'ethereum').map((o) => [`${o.txid.toLowerCase()}:${o.log_index}`, o]));
+  const flushKeys = new Set<string>();
+  for (const l of flushLogs) {
+    const k = `${l.transactionHash.toLowerCase()}:${l.logIndex}`;
+    flushKeys.add(k);
+    const o = outDb.get(k);
+    if (!o) v.push(`flush ${k} (${l.args.amount} wei out of ${l.address.toLowerCase()}, block ${l.blockNumber}) is not in evm_outflows`);
+    else if (o.amount !== l.args.amount || Number(o.block_number) !== Number(l.blockNumber) || o.block_hash.toLowerCase() !== l.blockHash.toLowerCase() || o.address.toLowerCase() !== l.address.toLowerCase()) {
+      v.push(`flush ${k}: evm_outflows ${o.amount}@${o.block_number}/${o.block_hash} from ${o.address}, chain ${l.args.amount}@${l.blockNumber}/${l.blockHash} from ${l.address.toLowerCase()}`);
+    }
+  }
+  for (const [k, o] of outDb) if (!flushKeys.has(k)) v.push(`evm_outflows ${k} (${o.amount} wei, block ${o.block_number} ${o.block_hash}) is not a flush in the canonical chain (its block was reorged out?)`);
   for (const p of payments) if (p.status === 'pending') v.push(`payment ${p.id} (${p.chain} ${p.txid}:${p.output_index}) still pending after quiesce`);
 
   // --- 1d. exactly once
@@ -242,7 +296,7 @@ async function checkOnce(c: Cluster, nativeSent: Hex[], tipSamples: TipSample[])
       const p = tokDb.get(k);
       add(p?.method ?? 'token?', t.amount);
     }
-    for (const a of evmDeposit) add('ETH-ethereum', await pc.getBalance({ address: a as Hex }));
+    for (const a of evmDeposit) add('ETH-ethereum', reachedBy.get(a) ?? 0n);
     const perAsset = (rep.body.totals?.per_asset ?? []) as { method: string; received: string }[];
     const dec: Record<string, number> = { BTC: 8, 'ETH-ethereum': 18, 'USDC-ethereum': 6, 'USDT-ethereum': 6 };
     for (const m of new Set([...truth.keys(), ...perAsset.map((p) => p.method)])) {

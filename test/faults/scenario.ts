@@ -1,14 +1,16 @@
 /**
  * One seeded fault-injection scenario against a real multi-process deployment (see cluster.ts):
  * a randomized payment workload with reorgs and replacements, blocks whose timestamps are hours
- * early or late (a miner's clock), repeated staff marks, faults injected at random points, then
- * quiesce and check the invariants against chain truth (see invariants.ts).
+ * early or late (a miner's clock), repeated staff marks, native coin sent by a contract (internal
+ * transfers), strangers flushing EVM deposit addresses (between payments, in the same block as one,
+ * just before a reorg, while a worker is down, after the last payment), faults injected at random
+ * points, then quiesce and check the invariants against chain truth (see invariants.ts).
  */
-import type { Hex } from 'viem';
+import { parseGwei, type Hex } from 'viem';
 import { startCluster, type Cluster } from './cluster.ts';
-import { sleep } from './procs.ts';
-import { bitcoinPayer, evmPayer, parseUnits, prng, type Prng } from './workload.ts';
-import { checkInvariants, type TipSample } from './invariants.ts';
+import { sleep, waitFor } from './procs.ts';
+import { bitcoinPayer, evmPayer, parseUnits, prng, strangerFlusher, type Prng } from './workload.ts';
+import { checkInvariants, type ContractSend, type TipSample } from './invariants.ts';
 
 export interface ScenarioOptions {
   seed: number;
@@ -31,7 +33,16 @@ interface InvoiceInfo {
   id: string;
   methods: { method: string; address: string; amount_due: string; decimals: number }[];
   partialOn: string | null;
+  /** The ETH deposit address (kept when the invoice leaves the workload: strangers may still flush it). */
+  eth: string | null;
 }
+
+/**
+ * How long the deployment may take to catch up after the workload before the invariants must hold
+ * (KASSA_FAULTS_QUIESCE_MS, default 120 s; on 2 cores shared with other jobs a restarted worker alone
+ * can take over a minute to start).
+ */
+const QUIESCE_MS = Number(process.env.KASSA_FAULTS_QUIESCE_MS ?? 120_000);
 
 const DECIMALS: Record<string, number> = { BTC: 8, 'ETH-ethereum': 18, 'USDC-ethereum': 6, 'USDT-ethereum': 6 };
 
@@ -46,6 +57,8 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
   const btc = bitcoinPayer(c.btc);
   const evm = evmPayer(c.evm.url, c.evm.publicClient);
   const nativeSent: Hex[] = [];
+  const contractSent: ContractSend[] = [];
+  const stranger = strangerFlusher(c.evm.url, c.evm.publicClient, c.evm.factory, [c.evm.usdc, c.evm.usdt]);
   const btcSent: string[] = [];
   const evmRaw: Hex[] = [];
   const invoices: InvoiceInfo[] = [];
@@ -56,8 +69,35 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
   try {
     await evm.fund(c.evm.usdc, 500_000_000_000n);
     await evm.fund(c.evm.usdt, 500_000_000_000n);
+    const sender = await evm.deploySender();
 
-    const pay = async (inv: InvoiceInfo, method: string, units: bigint) => {
+    /** Native coin to an EVM deposit address: a plain transfer, or (internal) from a contract. */
+    const sendEth = async (to: Hex, wei: bigint, viaContract: boolean, fees: { maxPriorityFeePerGas?: bigint } = {}) => {
+      if (viaContract) {
+        const r = await evm.sendViaContract(sender, to, wei, fees);
+        contractSent.push({ hash: r.hash, to: to.toLowerCase() });
+        count('pay_eth_via_contract');
+        return r;
+      }
+      const r = await evm.sendNative(to, wei, fees);
+      nativeSent.push(r.hash);
+      return r;
+    };
+    /** A stranger (no Kassa key) flushes an invoice's forwarder to the treasury bound into its address. */
+    const treasuryOf = async (invoiceId: string) =>
+      (await c.sql<{ treasury: string }[]>`select derivation->>'treasury' as treasury from deposit_addresses where invoice_id = ${invoiceId} and chain = 'ethereum'`)[0]?.treasury as Hex | undefined;
+    const flushByStranger = async (r: Prng, why: string, invoice?: InvoiceInfo, fees: { maxPriorityFeePerGas?: bigint } = {}) => {
+      const withEth = invoices.filter((i) => i.eth);
+      const inv = invoice ?? (withEth.length ? r.pick(withEth) : undefined);
+      if (!inv?.eth) return null;
+      const treasury = await treasuryOf(inv.id);
+      if (!treasury) { count('stranger_flush_no_treasury'); return null; }
+      const hash = await stranger.flush(r.int(0, 4), treasury, inv.id, fees);
+      count(`stranger_flush_${why}`);
+      return hash;
+    };
+
+    const pay = async (inv: InvoiceInfo, method: string, units: bigint, viaContract = false) => {
       const m = inv.methods.find((x) => x.method === method)!;
       if (method === 'BTC') {
         if (paused.bitcoin) return;
@@ -65,9 +105,8 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
       } else {
         if (paused.ethereum) return;
         const r = method === 'ETH-ethereum'
-          ? await evm.sendNative(m.address as Hex, units)
+          ? await sendEth(m.address as Hex, units, viaContract)
           : await evm.sendToken(method === 'USDC-ethereum' ? c.evm.usdc : c.evm.usdt, m.address as Hex, units);
-        if (method === 'ETH-ethereum') nativeSent.push(r.hash);
         evmRaw.push(r.raw);
       }
       count(`pay:${method}`);
@@ -75,7 +114,7 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
     const due = (inv: InvoiceInfo, method: string) => parseUnits(inv.methods.find((x) => x.method === method)!.amount_due, DECIMALS[method]!);
 
     const step = async (r: Prng) => {
-      const action = r.weighted({ create: 4, exact: 4, partial: 2, topup: 2, over: 1.5, late: 1, dup: 1, replace: 1, mine: 2, btcReorg: 0.7, evmSnap: 0.7, skewedBlock: 1, marks: 0.7 });
+      const action = r.weighted({ create: 4, exact: 4, partial: 2, topup: 2, over: 1.5, late: 1, dup: 1, replace: 1, mine: 2, btcReorg: 0.7, evmSnap: 0.7, skewedBlock: 1, marks: 0.7, flush: 1.5, flushSameBlock: 0.6 });
       const open = invoices.filter((i) => i.methods.length > 0);
       switch (action) {
         case 'create': {
@@ -84,10 +123,8 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
             speed_policy: r.pick(['high', 'medium', 'medium', 'low_medium']),
           });
           if (res.status !== 201) { count(`api_error:${res.status}`); return; }
-          invoices.push({
-            id: res.body.id, partialOn: null,
-            methods: res.body.payment_methods.map((m: any) => ({ method: m.method, address: m.address, amount_due: m.amount_due, decimals: DECIMALS[m.method] ?? 0 })),
-          });
+          const methods = res.body.payment_methods.map((m: any) => ({ method: m.method, address: m.address, amount_due: m.amount_due, decimals: DECIMALS[m.method] ?? 0 }));
+          invoices.push({ id: res.body.id, partialOn: null, methods, eth: methods.find((m: { method: string }) => m.method === 'ETH-ethereum')?.address ?? null });
           count('invoices');
           return;
         }
@@ -102,7 +139,7 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
           }
           const units = action === 'over' ? d + d / BigInt(r.int(5, 20)) : action === 'partial' ? (d * BigInt(r.int(30, 70))) / 100n : d;
           if (action === 'partial') inv.partialOn = method;
-          await pay(inv, method, units > 0n ? units : 1n);
+          await pay(inv, method, units > 0n ? units : 1n, method === 'ETH-ethereum' && r.chance(0.35));
           return;
         }
         case 'topup': {
@@ -110,7 +147,7 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
           if (!inv) return;
           const method = inv.partialOn!;
           inv.partialOn = null;
-          await pay(inv, method, due(inv, method) / 2n + 1n);
+          await pay(inv, method, due(inv, method) / 2n + 1n, method === 'ETH-ethereum' && r.chance(0.5));
           count('topup');
           return;
         }
@@ -190,6 +227,37 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
           if (paused.ethereum || snapshot) return;
           const id = (await evm.rpc('evm_snapshot')) as string;
           snapshot = { id, height: Number(await c.evm.publicClient.getBlockNumber()), depth: r.int(1, 6) };
+          // A flush on the branch about to be dropped: its Flushed log must leave evm_outflows.
+          if (r.chance(0.5)) await flushByStranger(r, 'before_reorg');
+          return;
+        }
+        case 'flush': {
+          if (paused.ethereum) return;
+          await flushByStranger(r, 'between_payments');
+          return;
+        }
+        case 'flushSameBlock': {
+          // A payment and a stranger's flush in one block, in a random order (priority fees fix the
+          // order inside the block): plain or from a contract, before or after the flush.
+          const withEth = open.filter((i) => i.eth);
+          if (paused.ethereum || withEth.length === 0) return;
+          const inv = r.pick(withEth);
+          const wei = (due(inv, 'ETH-ethereum') * BigInt(r.int(20, 60))) / 100n + 1n;
+          const viaContract = r.chance(0.6);
+          const payFirst = r.chance(0.5);
+          const [payFee, flushFee] = payFirst ? [parseGwei('3'), parseGwei('2')] : [parseGwei('2'), parseGwei('3')];
+          await evm.rpc('evm_setAutomine', [false]);
+          try {
+            await sendEth(inv.eth as Hex, wei, viaContract, { maxPriorityFeePerGas: payFee });
+            await flushByStranger(r, 'same_block', inv, { maxPriorityFeePerGas: flushFee });
+            await evm.rpc('evm_mine');
+          } finally {
+            // Never leave the node without automine (a paused node answers late): retry.
+            for (let i = 0; ; i++) {
+              try { await evm.rpc('evm_setAutomine', [true]); break; } catch (err) { if (i >= 5) throw err; await sleep(1_000); }
+            }
+          }
+          count('pay:ETH-ethereum');
           return;
         }
       }
@@ -220,6 +288,9 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
               const w = frnd.pick(c.workers);
               log(`  fault: kill -9 ${w.name} (pid ${w.pid})`);
               await w.kill9();
+              if (frnd.chance(0.5) && !paused.ethereum) {
+                await flushByStranger(frnd, 'worker_down').catch((err) => log(`  stranger flush failed: ${(err as Error).message.split('\n')[0]}`));
+              }
               await sleep(frnd.int(300, 3_000));
               await w.restart();
               break;
@@ -286,10 +357,23 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
     // Quiesce: everything up, mine confirmations, wait for the workers and the webhooks.
     log('  quiesce');
     c.devnet.resume(); c.hardhat.resume(); c.receiver.setMode('up');
-    for (const w of c.workers) if (!w.alive()) await w.restart();
+    // A Kassa process that is down now exited on its own (the fault loop restarts what it kills):
+    // a violation, named with its last error line; it is restarted so the other invariants still run.
+    const crashed: string[] = [];
+    for (const p of [c.api, ...c.workers]) {
+      if (p.alive()) continue;
+      const last = p.tail(4000).split('\n').filter((l) => /Error|error/.test(l)).slice(-2).join(' | ');
+      crashed.push(`${p.name} exited on its own during the workload (${p.logFile}): ${last || 'no error line'}`);
+      await p.restart();
+    }
+    if (!c.api.alive() || crashed.some((x) => x.startsWith('api '))) {
+      await waitFor('API /health after restart', 180_000, async () => (await fetch(`${c.apiUrl}/health`, { signal: AbortSignal.timeout(2000) })).status > 0);
+    }
+    // After the last payment: strangers flush a few deposit addresses once more.
+    for (let i = rnd.int(1, 3); i > 0; i--) await flushByStranger(rnd, 'after_payments');
     await btc.mine(7);
     for (let i = 0; i < 4; i++) await evm.rpc('evm_mine');
-    const v = await checkInvariants(c, { nativeSent, quiesceMs: 120_000, log, tipSamples });
+    const v = [...crashed, ...await checkInvariants(c, { nativeSent, contractSent, quiesceMs: QUIESCE_MS, log, tipSamples, stats })];
     return { seed: o.seed, ok: v.length === 0, violations: v, stats, logDir: c.dir, ms: Date.now() - t0 };
   } finally {
     stop = true;

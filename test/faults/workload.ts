@@ -4,6 +4,8 @@ import { createWalletClient, encodeFunctionData, http, parseAbi, type Hex, type 
 import { privateKeyToAccount } from 'viem/accounts';
 import { hardhat } from 'viem/chains';
 import type { BitcoinRpcClient } from '../../src/chains/bitcoin/rpc.ts';
+import { ethSenderAbi, ethSenderBytecode, forwarderAbi, forwarderFactoryAbi } from '../../src/chains/evm/artifacts.ts';
+import { invoiceSaltFor } from '../../src/chains/evm/forwarder.ts';
 import { HARDHAT_ACCOUNTS } from '../support/hardhat.ts';
 
 /** mulberry32: small, fast, good enough for choosing actions; the same seed gives the same choices. */
@@ -90,9 +92,10 @@ export function evmPayer(url: string, publicClient: PublicClient) {
     queue = p.catch(() => {});
     return p;
   };
-  async function sendRaw(to: Hex, value: bigint, data?: Hex): Promise<{ hash: Hex; raw: Hex }> {
+  type Fees = { maxPriorityFeePerGas?: bigint };
+  async function sendRaw(to: Hex, value: bigint, data?: Hex, gas?: bigint, fees: Fees = {}): Promise<{ hash: Hex; raw: Hex }> {
     return serial(async () => {
-      const req = await wallet.prepareTransactionRequest({ to, value, ...(data ? { data } : {}), account, chain });
+      const req = await wallet.prepareTransactionRequest({ to, value, ...(data ? { data } : {}), ...(gas ? { gas } : {}), ...fees, account, chain });
       const raw = await wallet.signTransaction(req as never);
       const hash = await publicClient.sendRawTransaction({ serializedTransaction: raw });
       return { hash, raw };
@@ -105,9 +108,51 @@ export function evmPayer(url: string, publicClient: PublicClient) {
       const hash = await deployer.writeContract({ address: token, abi: ERC20, functionName: 'transfer', args: [account.address, amount], account: deployer.account, chain });
       await publicClient.waitForTransactionReceipt({ hash });
     },
-    sendNative: (to: Hex, wei: bigint) => sendRaw(to, wei),
+    sendNative: (to: Hex, wei: bigint, fees: Fees = {}) => sendRaw(to, wei, undefined, undefined, fees),
+    /** Deploys the EthSender test contract (a contract that pays with an internal transfer). */
+    async deploySender(): Promise<Hex> {
+      const hash = await deployer.deployContract({ abi: ethSenderAbi, bytecode: ethSenderBytecode, account: deployer.account, chain });
+      return (await publicClient.waitForTransactionReceipt({ hash })).contractAddress!;
+    },
+    /** Native coin sent by a contract (`sender.sendViaCall(to)`): an internal transfer, no transaction to `to`. */
+    sendViaContract: (sender: Hex, to: Hex, wei: bigint, fees: Fees = {}) =>
+      sendRaw(sender, wei, encodeFunctionData({ abi: ethSenderAbi, functionName: 'sendViaCall', args: [to] }), 200_000n, fees),
     sendToken: (token: Hex, to: Hex, units: bigint) => sendRaw(token, 0n, encodeFunctionData({ abi: ERC20, functionName: 'transfer', args: [to, units] })),
     rebroadcast: (raw: Hex) => serial(() => publicClient.sendRawTransaction({ serializedTransaction: raw })),
     rpc: (method: string, params: unknown[] = []) => publicClient.request({ method: method as never, params: params as never }) as Promise<unknown>,
   };
 }
+
+/** The hardhat accounts a stranger flushes from: none is Kassa's (0 deploys, 1 is the test treasury, 2 pays). */
+export const STRANGER_ACCOUNTS = [5, 6, 7, 8, 9] as const;
+
+/**
+ * A stranger who flushes deposit addresses: anyone may call `factory.deployAndFlush(treasury,
+ * keccak256(invoice id), tokens)` (docs/evm.md, "Flushes, whoever calls them"). Sends are serialized
+ * (the workload and the fault loop both flush) with an explicit gas limit, so no estimate is needed
+ * and a send works with automine off; returns the transaction hash without waiting for a block.
+ */
+export function strangerFlusher(url: string, publicClient: PublicClient, factory: Hex, tokens: Hex[]) {
+  const chain = { ...hardhat, rpcUrls: { default: { http: [url] } } };
+  const wallets = STRANGER_ACCOUNTS.map((i) => {
+    const account = privateKeyToAccount(HARDHAT_ACCOUNTS[i]!.privateKey);
+    return { account, wallet: createWalletClient({ account, chain, transport: http(url, { timeout: 15_000, retryCount: 0 }) }) };
+  });
+  let queue: Promise<unknown> = Promise.resolve();
+  return {
+    flush(who: number, treasury: Hex, invoiceId: string, fees: { maxPriorityFeePerGas?: bigint } = {}): Promise<Hex> {
+      const { account, wallet } = wallets[who % wallets.length]!;
+      const run = queue.then(async () => {
+        const data = encodeFunctionData({ abi: forwarderFactoryAbi, functionName: 'deployAndFlush', args: [treasury, invoiceSaltFor(invoiceId), tokens] });
+        const req = await wallet.prepareTransactionRequest({ to: factory, data, value: 0n, gas: 1_000_000n, ...fees, account, chain });
+        const raw = await wallet.signTransaction(req as never);
+        return publicClient.sendRawTransaction({ serializedTransaction: raw });
+      });
+      queue = run.catch(() => {});
+      return run;
+    },
+  };
+}
+
+/** `Flushed(treasury, amount)` of the forwarders (Kassa's contracts), the event every native flush emits. */
+export const FLUSHED_EVENT = forwarderAbi.find((x) => x.type === 'event' && x.name === 'Flushed')!;

@@ -7,8 +7,13 @@
  * Sends are serialized per sweeper (one key): the nonce is tracked locally from
  * `eth_getTransactionCount(pending)` and re-read after a nonce error. Every transaction is
  * recorded in `evm_sweeps` (status, block, amounts read from Flushed/TokensFlushed events).
+ *
+ * Anyone may flush a forwarder (docs/evm.md, "Flushes, whoever calls them"), so before sending,
+ * the forwarder's native and token balances are read: when all are zero (a stranger or the
+ * merchant already flushed it) no transaction is sent (no gas spent for nothing) and the check is
+ * recorded as a sweep without a transaction (see `recordEmpty`).
  */
-import { decodeEventLog, getAddress, type Address, type Hex, type PublicClient } from 'viem';
+import { decodeEventLog, erc20Abi, getAddress, type Address, type Hex, type PublicClient } from 'viem';
 import type { EvmChainConfig } from '../../config.ts';
 import type { Sql } from '../../db/client.ts';
 import type { Logger } from '../../logger.ts';
@@ -121,6 +126,7 @@ export function createSweeper(o: SweeperOptions): Sweeper {
     }
 
     return serialized(async () => {
+      if (await isEmpty(invoiceId, forwarder, treasury)) return null;
       const hash = await send(treasury, invoiceSalt);
       const [row] = await sql<{ id: bigint }[]>`
         insert into evm_sweeps (invoice_id, chain, forwarder, treasury, tx_hash, status)
@@ -153,6 +159,28 @@ export function createSweeper(o: SweeperOptions): Sweeper {
         invoiceId, forwarder, treasury, txHash: hash, status, blockNumber: Number(receipt.blockNumber), nativeAmount, tokenAmounts,
       } satisfies SweepResult;
     });
+  }
+
+  /**
+   * True when the forwarder holds no native coin and none of the configured tokens (read at one
+   * block), e.g. after someone else flushed it. The check is then recorded as a `confirmed` sweep
+   * with no transaction (`tx_hash` null, amounts 0), stamped with the database time taken before the
+   * balances were read: `sweepSettled` skips the invoice until a payment recorded after that time.
+   */
+  async function isEmpty(invoiceId: string, forwarder: Address, treasury: Address): Promise<boolean> {
+    const [now] = await sql<{ checked_at: Date }[]>`select now() as checked_at`;
+    const checkedAt = now!.checked_at;
+    const blockNumber = await publicClient.getBlockNumber();
+    const [native, ...tokenBalances] = await Promise.all([
+      publicClient.getBalance({ address: forwarder, blockNumber }),
+      ...tokens.map((token) => publicClient.readContract({ address: token, abi: erc20Abi, functionName: 'balanceOf', args: [forwarder], blockNumber })),
+    ]);
+    if (native > 0n || tokenBalances.some((b) => b > 0n)) return false;
+    await sql`
+      insert into evm_sweeps (invoice_id, chain, forwarder, treasury, tx_hash, status, block_number, created_at, updated_at)
+      values (${invoiceId}, ${chain}, ${forwarder.toLowerCase()}, ${treasury.toLowerCase()}, null, 'confirmed', ${Number(blockNumber)}, ${checkedAt}, ${checkedAt})`;
+    log.info({ invoice_id: invoiceId, forwarder, block: Number(blockNumber) }, 'nothing to sweep: the forwarder is already empty');
+    return true;
   }
 
   async function sweepSettled(limit = 50): Promise<SweepResult[]> {
