@@ -147,6 +147,30 @@ describe('EVM: a stranger flushes the deposit address', () => {
     expect(await invoice(inv.invoiceId)).toEqual({ status: 'settled', exception: null });
   });
 
+  it('first flush of an address in the same block as the contract payment it empties → credited in that pass', async () => {
+    const treasury = randomAddress();
+    const inv = await newInvoice(treasury);
+    await w.runOnce();
+    await rpc('evm_setAutomine', [false]);
+    let hashes: Hex[];
+    try {
+      hashes = [
+        await payFromContract(inv.address, parseEther('0.005'), { maxPriorityFeePerGas: parseGwei('3') }),
+        await strangerFlush(treasury, inv.invoiceId, { maxPriorityFeePerGas: parseGwei('2') }),
+      ];
+      await rpc('evm_mine');
+    } finally {
+      await rpc('evm_setAutomine', [true]);
+    }
+    const receipts = await Promise.all(hashes.map((hash) => env.f.publicClient.waitForTransactionReceipt({ hash })));
+    expect(flushedAmount(receipts[1]!, inv.address)).toBe(parseEther('0.005'));
+    expect(await balance(inv.address)).toBe(0n); // nothing left: only the flush shows the coin arrived
+
+    await w.runOnce(); // no later block: the pass that records the flush must credit the coin
+    expect(await credited(inv.invoiceId)).toBe(parseEther('0.005'));
+    expect(await invoice(inv.invoiceId)).toEqual({ status: 'settled', exception: null });
+  });
+
   it('a flush orphaned by a reorg is forgotten; its re-mined twin counts once', async () => {
     const treasury = randomAddress();
     const inv = await newInvoice(treasury);

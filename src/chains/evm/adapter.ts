@@ -297,6 +297,10 @@ export function createEvmAdapter(o: EvmAdapterOptions): ChainAdapter {
     const lastRef = refs[refs.length - 1]!;
     // At most `balance_check_per_block` addresses per block, round-robin over the open ones.
     const onChain = last && watched.size > 0 ? await balances(rotation.next(watched), lastRef.height) : new Map<string, bigint>();
+    // Before the commit, not after: the balance check of this very range must look at an address
+    // whose first flush is in it (coin that arrived unseen and was flushed leaves a zero balance).
+    // Harmless if the commit fails: the credit is computed from the rows the transaction sees.
+    for (const f of outflows) flushedAddresses.add(f.address);
 
     return {
       blocks: refs,
@@ -311,7 +315,6 @@ export function createEvmAdapter(o: EvmAdapterOptions): ChainAdapter {
         return credits;
       },
       committed: () => {
-        for (const f of outflows) flushedAddresses.add(f.address);
         if (outflows.length > 0) log.info({ from, to, flushes: outflows.length }, 'flushes out of deposit addresses recorded');
       },
     };
