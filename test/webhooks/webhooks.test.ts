@@ -521,7 +521,7 @@ const INVOICE_SHAPE = {
   created_at: 'string', currency: 'string', description: 'null', exception: 'null', expires_at: 'string', id: 'string', locale: 'string',
   marked: 'null', metadata: {}, monitoring_until: 'string', object: 'string', order_id: 'null', payment_methods: [{
     address: 'string', amount: 'string', amount_due: 'string', amount_paid: 'string', asset: 'string', chain: 'string',
-    confirmations_required: 'number', method: 'string', network: 'string', payment_uri: 'string', rate: 'string',
+    confirmations_required: 'number', method: 'string', network: 'string', network_name: 'string', payment_uri: 'string', rate: 'string',
   }],
   payment_tolerance_percent: 'string', redirect_url: 'null', settled_at: 'null', speed_policy: 'string', status: 'string',
 };
