@@ -28,7 +28,8 @@ const href = (params: Record<string, string | undefined>) => {
   return `?${q.toString()}`;
 };
 
-const Shell: FC<PropsWithChildren<{ locale: Locale; title: string; bodyClass?: string; script?: boolean }>> = ({ locale, title, bodyClass, script, children }) => (
+/** The document around every customer-facing page (checkout, refund claim): same head, stylesheet and policies. */
+export const Shell: FC<PropsWithChildren<{ locale: Locale; title: string; bodyClass?: string; script?: boolean }>> = ({ locale, title, bodyClass, script, children }) => (
   <html lang={locale}>
     <head>
       <meta charset="utf-8" />

@@ -7,12 +7,12 @@
  */
 import type { OpenAPIHono } from '@hono/zod-openapi';
 import type { Context, MiddlewareHandler } from 'hono';
-import type { FC, PropsWithChildren } from 'hono/jsx';
+import type { FC } from 'hono/jsx';
 import type { Deps } from '../deps.ts';
 import type { AppEnv } from '../api/env.ts';
 import { isKassaError } from '../errors.ts';
 import { CHECKOUT_CSP, securityHeaders } from '../checkout/security.ts';
-import { ASSET_VERSION } from '../checkout/assets.ts';
+import { Shell } from '../checkout/page.tsx';
 import { fmt, LOCALE_NAMES, LOCALES, pickLocale, type Locale } from '../checkout/i18n.ts';
 import { readableAmount } from '../money/amount.ts';
 import type { RefundService } from './service.ts';
@@ -86,21 +86,6 @@ export const REFUND_MESSAGES: Record<Locale, RefundMessages> = { en, 'zh-CN': zh
 export const CLAIM_CSP = CHECKOUT_CSP.replace("form-action 'none'", "form-action 'self'");
 
 type View = NonNullable<Awaited<ReturnType<RefundService['byToken']>>>;
-
-const Shell: FC<PropsWithChildren<{ locale: Locale; title: string }>> = ({ locale, title, children }) => (
-  <html lang={locale}>
-    <head>
-      <meta charset="utf-8" />
-      <meta name="viewport" content="width=device-width, initial-scale=1" />
-      <meta name="referrer" content="no-referrer" />
-      <meta name="robots" content="noindex, nofollow" />
-      <title>{title}</title>
-      <link rel="icon" href="data:," />
-      <link rel="stylesheet" href={`/pay/static/checkout.css?v=${ASSET_VERSION}`} />
-    </head>
-    <body>{children}</body>
-  </html>
-);
 
 const LangSwitcher: FC<{ locale: Locale; t: RefundMessages }> = ({ locale, t }) => (
   <nav class="lang" aria-label={t.language}>
