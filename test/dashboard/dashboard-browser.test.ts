@@ -174,29 +174,31 @@ describe('dashboard: sign-in', () => {
   });
 
   it('locks the account after 5 wrong passwords: the right password is refused for 15 minutes', async () => {
-    await user(shopA, 'locked@shop-a.test', 'viewer');
+    // A fresh address per attempt: a retry must not trip over the first attempt's user and lockout.
+    const email = `locked-${Date.now()}@shop-a.test`;
+    await user(shopA, email, 'viewer');
     for (let i = 0; i < 5; i++) {
-      const { page, context } = await login('locked@shop-a.test', 'wrong password ' + i);
+      const { page, context } = await login(email, 'wrong password ' + i);
       expect(await page.locator('#error').innerText()).toMatch(i < 4 ? /e-mail address or password is wrong/ : /locked for 15 minutes/);
       await context.close();
     }
-    const { page, context } = await login('locked@shop-a.test');
+    const { page, context } = await login(email);
     expect(page.url()).toBe(`${server.url}/dashboard/login`);
     expect(await page.locator('#error').innerText()).toContain('locked for 15 minutes');
     await context.close();
-    const attempts = await ctx.deps.sql<{ result: string }[]>`select result from dashboard_login_attempts where email = 'locked@shop-a.test' order by id`;
+    const attempts = await ctx.deps.sql<{ result: string }[]>`select result from dashboard_login_attempts where email = ${email} order by id`;
     expect(attempts.map((a) => a.result)).toEqual(['bad_password', 'bad_password', 'bad_password', 'bad_password', 'bad_password', 'locked']);
-    expect((await auditRows(shopA.merchant.id, 'login.failed')).filter((r) => r.details.email === 'locked@shop-a.test')).toHaveLength(5);
+    expect((await auditRows(shopA.merchant.id, 'login.failed')).filter((r) => r.details.email === email)).toHaveLength(5);
     // An unknown e-mail gets the same answers (no account enumeration).
     const unknown = await login('nobody@shop-a.test', 'whatever it is');
     expect(await unknown.page.locator('#error').innerText()).toMatch(/e-mail address or password is wrong/);
     await unknown.context.close();
     // After the window the account opens again.
-    await ctx.deps.sql`update dashboard_login_attempts set created_at = created_at - interval '16 minutes' where email = 'locked@shop-a.test'`;
-    const again = await login('locked@shop-a.test');
+    await ctx.deps.sql`update dashboard_login_attempts set created_at = created_at - interval '16 minutes' where email = ${email}`;
+    const again = await login(email);
     await again.page.waitForURL(`${server.url}/dashboard`);
     await again.context.close();
-  });
+  }, 120_000); // nine browser sign-ins, each a deliberate scrypt check: slow on a loaded 2-core machine
 
   it('TOTP: enrol with the QR page and a code, get 10 recovery codes once; sign-in then needs a code or a recovery code', async () => {
     const id = await user(shopA, 'twofa@shop-a.test', 'finance');
