@@ -6,11 +6,13 @@
 import type { Command } from './util.ts';
 import { config } from './context.ts';
 import { closeOnSignals, startApiServer } from '../server.ts';
+import { guardUnhandledRejections } from '../process-guards.ts';
 
 export const commands: Record<string, Command> = {
   serve: {
     async run() {
       const server = await startApiServer(config());
+      guardUnhandledRejections(server.deps.logger);
       closeOnSignals(server, server.deps.logger);
     },
   },
@@ -19,6 +21,7 @@ export const commands: Record<string, Command> = {
     async run() {
       const { startWorkerProcess } = await import('../worker-process.ts');
       const workers = await startWorkerProcess(config());
+      guardUnhandledRejections(workers.deps.logger);
       closeOnSignals(workers, workers.deps.logger);
     },
   },
