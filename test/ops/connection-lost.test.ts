@@ -21,7 +21,8 @@ describe('isConnectionLost', () => {
     const victim = postgres(db.url, { max: 1, onnotice: () => {} });
     const admin = postgres(db.url, { max: 1, onnotice: () => {} });
     try {
-      const [{ pid }] = await victim<{ pid: number }[]>`select pg_backend_pid() as pid`;
+      const [row] = await victim<{ pid: number }[]>`select pg_backend_pid() as pid`;
+      const pid = row!.pid;
       const running = victim`select pg_sleep(30)`.then(() => null, (e: unknown) => e);
       await new Promise((r) => setTimeout(r, 200));
       await admin`select pg_terminate_backend(${pid})`;
