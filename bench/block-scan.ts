@@ -4,7 +4,7 @@
  *   node --expose-gc --import tsx bench/block-scan.ts     (heap figure needs --expose-gc)
  *   npx tsx bench/block-scan.ts                           (heap figure = typed arrays' byteLength)
  *
- * Scans ../shared/bench-data/block928831.raw (1.8 MB, 915 txs, 9,990 outputs) against 1,000,000
+ * Scans test/fixtures/blocks/block928831.raw (1.8 MB, 915 txs, 9,990 outputs) against 1,000,000
  * watched scripts (random P2WPKH-like 22-byte scripts plus a few real scripts planted from the
  * block), with Kassa's scanner and with the naive bitcoinjs-lib path, in the same run. Prints
  * medians; the LAST line is the machine-readable summary.
@@ -37,7 +37,7 @@ function memNow(): number {
   return m.heapUsed + m.arrayBuffers;
 }
 
-const blockUrl = new URL('../../shared/bench-data/block928831.raw', import.meta.url);
+const blockUrl = new URL('../test/fixtures/blocks/block928831.raw', import.meta.url);
 const blockPath = fileURLToPath(blockUrl);
 if (!existsSync(blockPath)) {
   console.error(`missing ${blockPath}: the benchmark needs the real Bitcoin blocks beside the checkout (docs/architecture.md §9, "Test data")`);

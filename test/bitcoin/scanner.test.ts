@@ -5,8 +5,8 @@ import * as bitcoin from 'bitcoinjs-lib';
 import { KassaError } from '../../src/errors.ts';
 import { parseBlockHeader, scanBlock, scanTransaction, WatchedScripts } from '../../src/chains/bitcoin/scanner.ts';
 
-// Real Bitcoin blocks, kept beside the checkout rather than in it (docs/architecture.md §9, "Test data").
-const DATA = new URL('../../../shared/bench-data/', import.meta.url);
+// Real Bitcoin blocks in test/fixtures/blocks (docs/architecture.md §9, "Test data").
+const DATA = new URL('../fixtures/blocks/', import.meta.url);
 const BLOCKS = [
   { name: 'block426884', txs: 409, outputs: 798 },
   { name: 'block928831', txs: 915, outputs: 9990 },
