@@ -14,8 +14,11 @@ ENV NODE_ENV=production \
 WORKDIR /app
 
 # Dependencies first (cached until the lockfile changes). No runtime dependency needs an install script.
+# --ignore-scripts skips Kassa's own postinstall too, so the postgres.js fix (docs/operations.md,
+# "Database connection loss") is applied explicitly.
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
+COPY scripts/patch-dependencies.mjs ./scripts/patch-dependencies.mjs
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && node scripts/patch-dependencies.mjs && npm cache clean --force
 
 COPY tsconfig.json ./
 COPY bin ./bin
