@@ -69,8 +69,9 @@ const SLOW = { high: 0, medium: 2, low_medium: 5, low: 12 };
 const TWO_SECONDS = { high: 0, medium: 15, low_medium: 30, low: 90 };
 const QUARTER_SECOND = { high: 0, medium: 120, low_medium: 240, low: 960 };
 
-// Sweep defaults. Ethereum: a first sweep (~90k gas) at ~10 gwei costs ~0.0009 ETH (~$3), so a
-// stablecoin balance under $5 waits for more and the key warns below 0.05 ETH (~50 sweeps). The
+// Sweep defaults (docs/evm.md, "What a sweep costs"). Ethereum: a first sweep (~120k gas) at 3–10
+// gwei costs 0.00036–0.0012 ETH (~$1–4), so a stablecoin balance under $5 waits for more and the key
+// warns below 0.05 ETH (~40 sweeps at 10 gwei). The
 // L2s and Polygon: a sweep costs well under a cent, so anything from $0.10 is swept; the key warns
 // below 0.002 ETH / 5 POL (thousands of sweeps at typical prices).
 const ETHEREUM_SWEEP = { token_minimums: { USDC: '5000000', USDT: '5000000' }, low_balance: '50000000000000000' };
