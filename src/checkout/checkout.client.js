@@ -293,6 +293,8 @@
   var networks = JSON.parse(root.getAttribute('data-networks') || '{}');
   var wallets = [];
   var busy = false;
+  // "<method> <amount due>" of the last payment sent from a wallet on this page.
+  var sentFor = null;
   // Listeners waiting for a wallet to announce itself again (see stillThere).
   var heard = [];
 
@@ -373,7 +375,10 @@
     if (!box || !wallets) return;
     var m = methodOf(inv);
     var v = viewOf(inv);
-    var show = wallets.length > 0 && !!m && !!networks[m.chain] && (v === 'waiting' || v === 'partial') && !!planFor(m, '0x') && /[1-9]/.test(m.amount_due);
+    // Not again for the amount just sent (a second click would pay twice); a new amount due (the
+    // rest of a partial payment, another method) offers it again.
+    var show = wallets.length > 0 && !!m && !!networks[m.chain] && (v === 'waiting' || v === 'partial') && !!planFor(m, '0x') && /[1-9]/.test(m.amount_due)
+      && sentFor !== m.method + ' ' + m.amount_due;
     setHidden(box, !show);
     if (!show) return;
     var labelsWanted = wallets.map(function (w) { return fmt(t.pay_with_wallet, { wallet: w.name }); });
@@ -497,6 +502,7 @@
       })
       .then(function (hash) {
         if (!/^0x[0-9a-fA-F]{64}$/.test(String(hash))) throw { kassa: 'failed', message: 'no transaction hash' };
+        sentFor = m.method + ' ' + m.amount_due;
         sent(hash, net);
         fetchOnce();
       })

@@ -146,6 +146,9 @@ describe('checkout: pay with a browser wallet (EIP-6963)', () => {
     expect(tx.value).toBe(dueUnits(eth));
     expect(await f.publicClient.getBalance({ address: eth.address as Address })).toBe(dueUnits(eth));
     expect(await walletCalls(page)).toEqual(['eth_requestAccounts', 'eth_chainId', 'eth_getBalance', 'eth_sendTransaction']);
+    // Sent: the button is not offered again for the same amount (a second click would pay twice).
+    await expect.poll(() => page.getByRole('button', { name: 'Pay with Test Wallet' }).count()).toBe(0);
+    expect(await page.locator('#wallet-status').isVisible()).toBe(true);
     expect(errors).toEqual([]);
     await context.close();
   });
