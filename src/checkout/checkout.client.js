@@ -342,7 +342,6 @@
   // the customer is told how to pay without it.
   function dropWallet(w, hadFocus) {
     var box = $('browser-wallets');
-    // The pressed button had focus (a disabled button drops it to <body> while the wallet works).
     hadFocus = hadFocus && (!document.activeElement || document.activeElement === document.body || (box && box.contains(document.activeElement)));
     wallets = wallets.filter(function (x) { return x !== w; });
     var buttons = box ? box.querySelectorAll('button') : [];
@@ -394,7 +393,9 @@
       });
       buttons = box.querySelectorAll('button');
     }
-    for (var k = 0; k < buttons.length; k++) { setText(buttons[k], labelsWanted[k]); buttons[k].disabled = busy; }
+    // aria-disabled, not disabled, while the wallet works: a disabled button would drop the
+    // keyboard focus to <body>; pay() ignores presses while busy.
+    for (var k = 0; k < buttons.length; k++) { setText(buttons[k], labelsWanted[k]); buttons[k].setAttribute('aria-disabled', busy ? 'true' : 'false'); }
   }
 
   function say(text, error) {
@@ -504,6 +505,12 @@
         if (!/^0x[0-9a-fA-F]{64}$/.test(String(hash))) throw { kassa: 'failed', message: 'no transaction hash' };
         sentFor = m.method + ' ' + m.amount_due;
         sent(hash, net);
+        // The pressed button goes away: focus moves to the message with the hash, not to <body>.
+        if (focused && box.contains(document.activeElement)) {
+          var st = $('wallet-status');
+          st.setAttribute('tabindex', '-1');
+          st.focus();
+        }
         fetchOnce();
       })
       .catch(function (err) {
