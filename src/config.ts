@@ -133,6 +133,27 @@ const confirmationsSchema = z.strictObject({
   low: z.number().int().min(0),
 });
 
+const baseUnits = z.string().regex(/^(0|[1-9][0-9]{0,77})$/, 'a whole number of base units, as a decimal string');
+
+// The sweeper's policy (docs/evm.md, "Sweep policy"); a preset fills in its defaults.
+const sweepPolicySchema = z.strictObject({
+  // Native coin is worth sweeping when the forwarder's balance is at least this many times the
+  // sweep's gas cost at the current gas price.
+  min_gas_multiple: z.number().int().min(0).max(1000).default(3),
+  // Per token symbol: the smallest balance (base units) worth a sweep. Unlisted tokens: any balance.
+  token_minimums: z.record(z.string().regex(/^[A-Z0-9]{2,10}$/), baseUnits).default({}),
+  // Deployed forwarders flushed per transaction (ForwarderFactory.flushMany).
+  batch_size: z.number().int().min(1).max(100).default(20),
+  // The sweeper key's native balance (base units) below which /health and /metrics warn.
+  low_balance: baseUnits.default('10000000000000000'),
+  // A forwarder skipped as dust is looked at again after this long (or after a new payment).
+  recheck_minutes: z.number().int().min(1).max(10_080).default(10),
+});
+
+export type SweepPolicyConfig = z.infer<typeof sweepPolicySchema>;
+/** The sweep policy of an EVM chain without preset and without a `sweep` entry. */
+export const DEFAULT_SWEEP_POLICY: SweepPolicyConfig = sweepPolicySchema.parse({});
+
 const evmChainSchema = z.strictObject({
   type: z.literal('evm'),
   // Built-in preset this entry starts from (src/chains/evm/presets.ts; `kassa chains presets`).
@@ -159,6 +180,8 @@ const evmChainSchema = z.strictObject({
   // block, round-robin (src/chains/evm/balance-rotation.ts; docs/evm.md). Default 10,000.
   balance_check_per_block: positiveInt.optional(),
   sweeper_private_key: z.string().regex(/^0x[0-9a-fA-F]{64}$/).optional(),
+  // Absent: DEFAULT_SWEEP_POLICY (a preset always fills it in).
+  sweep: sweepPolicySchema.optional(),
   explorer_tx_url: z.string().optional(),
   // A public RPC endpoint a customer's wallet may add (wallet_addEthereumChain on the checkout);
   // never the private rpc_url. Default: the preset's public endpoint.

@@ -8,6 +8,7 @@
  */
 import type { Job } from 'bullmq';
 import type { Deps } from '../src/deps.ts';
+import type { Logger } from '../src/logger.ts';
 import type { ProcessorSpec } from '../src/queues/runner.ts';
 import { QUEUE_NAMES } from '../src/queues/index.ts';
 import { enqueueDueInvoices, recomputeInvoice } from '../src/settlement/deadlines.ts';
@@ -15,7 +16,8 @@ import { refillAddressPools } from '../src/chains/bitcoin/address-pool.ts';
 import { createChainAdapter } from '../src/chains/registry.ts';
 import { createChainSync } from '../src/chains/sync/engine.ts';
 import { createEvmClient } from '../src/chains/evm/client.ts';
-import { createSweeper } from '../src/chains/evm/sweeper.ts';
+import { createSweeper, type Sweeper } from '../src/chains/evm/sweeper.ts';
+import { reportSweeperHealth } from '../src/chains/health.ts';
 import { createWalletClient, http, type Hex } from 'viem';
 import { privateKeyToAccount } from 'viem/accounts';
 import { reverifyPayments } from '../src/settlement/reverify.ts';
@@ -39,11 +41,39 @@ export interface ProcessorOptions {
   watchdogMs?: number;
 }
 
+/**
+ * One sweep run on `chain`, then the sweeper key's balance and the dust count reported for /health
+ * and /metrics (src/chains/health.ts). A failed run is reported too (as the check's error).
+ */
+export async function runSweeper(deps: Deps, chain: string, sweeper: Sweeper, log: Logger): Promise<Record<string, unknown>> {
+  let error: string | null = null;
+  let out: Record<string, unknown> = {};
+  try {
+    const run = await sweeper.sweepRun(50);
+    out = { swept: run.swept.length, transactions: run.transactions, dust: run.dust.length };
+  } catch (err) {
+    error = err instanceof Error ? err.message.split('\n')[0]! : String(err);
+    log.warn({ chain, err: error }, 'sweep run failed');
+  }
+  try {
+    const key = await sweeper.keyState();
+    if (key.low) log.warn({ chain, address: key.address, balance: key.balance.toString(), low_balance: key.lowBalance.toString() }, 'the sweeper key is low on gas');
+    await reportSweeperHealth(deps.redis, deps.config.queuePrefix, chain, {
+      address: key.address, balance: key.balance.toString(), low_balance: key.lowBalance.toString(), low: key.low,
+      dust_forwarders: sweeper.dustPending(), error,
+    });
+    return { ...out, key_balance: key.balance.toString(), low: key.low };
+  } catch (err) {
+    log.warn({ chain, err: err instanceof Error ? err.message.split('\n')[0] : String(err) }, 'could not read the sweeper key balance');
+    return out;
+  }
+}
+
 export function buildProcessors(deps: Deps, opts: ProcessorOptions = {}): ProcessorSet {
   const abort = new AbortController();
   const loops: Promise<void>[] = [];
   // Sweepers exist only for chains whose config has a gas-only sweeper key.
-  const sweepers = new Map<string, ReturnType<typeof createSweeper>>();
+  const sweepers = new Map<string, Sweeper>();
   for (const [chain, cfg] of Object.entries(deps.config.chains)) {
     if (cfg.type !== 'evm' || !cfg.sweeper_private_key) continue;
     const client = createEvmClient(cfg);
@@ -80,9 +110,9 @@ export function buildProcessors(deps: Deps, opts: ProcessorOptions = {}): Proces
           return results;
         }
         if (job.name === 'sweep-settled') {
-          let swept = 0;
-          for (const sweeper of sweepers.values()) swept += (await sweeper.sweepSettled(50)).length;
-          return swept;
+          const results: Record<string, unknown> = {};
+          for (const [chain, sweeper] of sweepers) results[chain] = await runSweeper(deps, chain, sweeper, log);
+          return results;
         }
         log.warn({ name: job.name }, 'unknown maintenance job');
         return null;

@@ -28,7 +28,7 @@ import { coreHealthChecks, registerHealthRoute, type HealthCheck } from './route
 import { DOCS_HTML, DOCS_JS } from './docs-page.ts';
 import { registerPublicRoutes } from './routes/public.ts';
 import { registerCheckoutRoutes } from '../checkout/routes.tsx';
-import { chainHealthChecks } from '../chains/health.ts';
+import { chainHealthChecks, sweeperChains, sweeperHealthChecks } from '../chains/health.ts';
 import { registerDashboardRoutes } from '../dashboard/routes.tsx';
 import { metricsFor } from '../metrics/index.ts';
 import { httpMetrics } from '../metrics/instrument.ts';
@@ -97,6 +97,7 @@ export function createApp(deps: Deps, opts: AppOptions = {}): OpenAPIHono<AppEnv
   registerHealthRoute(app, [
     ...coreHealthChecks(deps),
     ...chainHealthChecks(deps.redis, deps.config.queuePrefix, Object.keys(deps.config.chains)),
+    ...sweeperHealthChecks(deps.redis, deps.config.queuePrefix, sweeperChains(deps.config.chains)),
     ...(opts.healthChecks ?? []),
   ]);
   registerMetricsRoute(app, deps, metricsFor(deps));

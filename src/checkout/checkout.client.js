@@ -293,18 +293,62 @@
   var networks = JSON.parse(root.getAttribute('data-networks') || '{}');
   var wallets = [];
   var busy = false;
+  // "<method> <amount due>" of the last payment sent from a wallet on this page.
+  var sentFor = null;
+  // Listeners waiting for a wallet to announce itself again (see stillThere).
+  var heard = [];
 
   function pad64(hex) { return ('0000000000000000000000000000000000000000000000000000000000000000' + hex).slice(-64); }
   function addWallet(name, provider, uuid) {
     if (!provider || typeof provider.request !== 'function') return;
     for (var k = 0; k < wallets.length; k++) if (wallets[k].provider === provider || (uuid && wallets[k].uuid === uuid)) return;
-    wallets.push({ name: String(name || t.browser_wallet).slice(0, 40), provider: provider, uuid: uuid });
+    var w = { name: String(name || t.browser_wallet).slice(0, 40), provider: provider, uuid: uuid };
+    // A wallet that goes away mid-flow (extension disabled or removed) may never answer the request
+    // it holds: its EIP-1193 'disconnect' event ends the flow instead of leaving the page waiting
+    // ('connect' again makes it usable again).
+    function arm() {
+      w.lost = new Promise(function (resolve, reject) { w.gone = reject; });
+      w.lost.catch(function () {});
+    }
+    arm();
+    try {
+      if (typeof provider.on === 'function') {
+        provider.on('disconnect', function () { w.gone({ kassa: 'gone' }); });
+        provider.on('connect', arm);
+      }
+    } catch (e) { /* a provider without events */ }
+    wallets.push(w);
     renderWallets();
   }
   window.addEventListener('eip6963:announceProvider', function (e) {
     var d = e.detail || {};
+    for (var k = 0; k < heard.length; k++) heard[k](d.info && d.info.uuid);
     addWallet(d.info && d.info.name, d.provider, d.info && d.info.uuid);
   });
+  // Whether wallet w is still installed: an EIP-6963 wallet answers a new request for providers
+  // within 400 ms; the legacy one is still window.ethereum.
+  function stillThere(w) {
+    if (typeof w.provider.request !== 'function') return Promise.resolve(false);
+    if (!w.uuid) return Promise.resolve(window.ethereum === w.provider);
+    return new Promise(function (resolve) {
+      var done = false;
+      function on(uuid) { if (uuid === w.uuid && !done) { done = true; resolve(true); } }
+      heard.push(on);
+      window.dispatchEvent(new Event('eip6963:requestProvider'));
+      setTimeout(function () { heard.splice(heard.indexOf(on), 1); if (!done) resolve(false); }, 400);
+    });
+  }
+  // The wallet went away: its button goes (focus moves to the amount, which is still there) and
+  // the customer is told how to pay without it.
+  function dropWallet(w, hadFocus) {
+    var box = $('browser-wallets');
+    hadFocus = hadFocus && (!document.activeElement || document.activeElement === document.body || (box && box.contains(document.activeElement)));
+    wallets = wallets.filter(function (x) { return x !== w; });
+    var buttons = box ? box.querySelectorAll('button') : [];
+    for (var k = buttons.length - 1; k >= 0; k--) box.removeChild(buttons[k]);
+    renderWallets();
+    if (hadFocus && $('amount')) $('amount').focus();
+  }
   window.dispatchEvent(new Event('eip6963:requestProvider'));
   setTimeout(function () { if (!wallets.length && window.ethereum) addWallet(t.browser_wallet, window.ethereum); }, 300);
 
@@ -330,7 +374,10 @@
     if (!box || !wallets) return;
     var m = methodOf(inv);
     var v = viewOf(inv);
-    var show = wallets.length > 0 && !!m && !!networks[m.chain] && (v === 'waiting' || v === 'partial') && !!planFor(m, '0x') && /[1-9]/.test(m.amount_due);
+    // Not again for the amount just sent (a second click would pay twice); a new amount due (the
+    // rest of a partial payment, another method) offers it again.
+    var show = wallets.length > 0 && !!m && !!networks[m.chain] && (v === 'waiting' || v === 'partial') && !!planFor(m, '0x') && /[1-9]/.test(m.amount_due)
+      && sentFor !== m.method + ' ' + m.amount_due;
     setHidden(box, !show);
     if (!show) return;
     var labelsWanted = wallets.map(function (w) { return fmt(t.pay_with_wallet, { wallet: w.name }); });
@@ -346,7 +393,9 @@
       });
       buttons = box.querySelectorAll('button');
     }
-    for (var k = 0; k < buttons.length; k++) { setText(buttons[k], labelsWanted[k]); buttons[k].disabled = busy; }
+    // aria-disabled, not disabled, while the wallet works: a disabled button would drop the
+    // keyboard focus to <body>; pay() ignores presses while busy.
+    for (var k = 0; k < buttons.length; k++) { setText(buttons[k], labelsWanted[k]); buttons[k].setAttribute('aria-disabled', busy ? 'true' : 'false'); }
   }
 
   function say(text, error) {
@@ -378,73 +427,103 @@
     var inner = err.data && err.data.originalError;
     return inner && typeof inner.code === 'number' ? inner.code : undefined;
   }
+  // Errors wallets raise when their extension was disabled, removed or restarted under the page.
+  var GONE = /disconnected|extension context invalidated|page reload required|receiving end does not exist|port closed|provider (is )?(not available|unavailable|gone)/i;
+  function isGone(err) {
+    var code = codeOf(err);
+    return (err && err.kassa === 'gone') || code === 4900 || err instanceof TypeError || GONE.test(String((err && err.message) || ''));
+  }
   function errorText(err, vars) {
     if (err && err.kassa) return err.kassa === 'failed' ? fmt(t.wallet_failed, { message: err.message }) : fmt(t['wallet_' + err.kassa], vars);
     var code = codeOf(err);
     var msg = String((err && err.message) || err || '');
     if (code === 4001 || code === 4100) return t.wallet_rejected;
     if (code === -32002) return t.wallet_busy;
-    if (code === 4900 || code === 4901 || err instanceof TypeError) return t.wallet_gone;
+    if (isGone(err) || code === 4901) return fmt(t.wallet_gone, vars);
     if (/insufficient funds|exceeds balance/i.test(msg)) return fmt(t.wallet_insufficient, vars);
     return fmt(t.wallet_failed, { message: msg.slice(0, 200) });
   }
-  function request(p, method, params) { return Promise.resolve().then(function () { return p.request({ method: method, params: params }); }); }
+  // One call to the wallet; it fails as 'gone' as soon as the wallet disconnects, even if the call never answers.
+  function request(w, method, params) {
+    return Promise.race([w.lost, Promise.resolve().then(function () { return w.provider.request({ method: method, params: params }); })]);
+  }
   function sameChain(id, want) { return typeof id === 'string' && parseInt(id, 16) === want; }
-  function switchChain(p, net) {
+  function switchChain(w, net) {
     var id = '0x' + net.chain_id.toString(16);
-    return request(p, 'wallet_switchEthereumChain', [{ chainId: id }]).catch(function (err) {
+    return request(w, 'wallet_switchEthereumChain', [{ chainId: id }]).catch(function (err) {
       if (codeOf(err) !== 4902) throw err;
       if (!net.rpc_urls.length) throw { kassa: 'wrong_chain' };
-      return request(p, 'wallet_addEthereumChain', [{
+      return request(w, 'wallet_addEthereumChain', [{
         chainId: id, chainName: net.name, rpcUrls: net.rpc_urls, blockExplorerUrls: net.explorer_urls.length ? net.explorer_urls : undefined,
         nativeCurrency: { name: net.native_symbol, symbol: net.native_symbol, decimals: 18 },
       }]);
     });
   }
   // Whether `from` holds the amount (the wallet checks the fee itself); a wallet that cannot answer is given the benefit of the doubt.
-  function enough(p, plan, from) {
+  function enough(w, plan, from) {
     var q = plan.token
-      ? request(p, 'eth_call', [{ to: plan.token, data: '0x70a08231' + pad64(from.slice(2).toLowerCase()) }, 'latest'])
-      : request(p, 'eth_getBalance', [from, 'latest']);
-    return q.then(function (hex) { return !/^0x[0-9a-fA-F]+$/.test(hex) || BigInt(hex) >= plan.units; }, function () { return true; });
+      ? request(w, 'eth_call', [{ to: plan.token, data: '0x70a08231' + pad64(from.slice(2).toLowerCase()) }, 'latest'])
+      : request(w, 'eth_getBalance', [from, 'latest']);
+    return q.then(function (hex) { return !/^0x[0-9a-fA-F]+$/.test(hex) || BigInt(hex) >= plan.units; }, function (err) {
+      if (isGone(err)) throw err;
+      return true;
+    });
   }
   function pay(w) {
     var m = methodOf(inv);
     var net = m && networks[m.chain];
     if (busy || !net) return;
-    var p = w.provider;
     var vars = { wallet: w.name, network: net.name, amount: m.amount_due, asset: m.asset };
+    var box = $('browser-wallets');
+    var focused = !!box && box.contains(document.activeElement);
     var from;
     busy = true;
     renderWallets();
     say(fmt(t.wallet_connecting, vars));
-    request(p, 'eth_requestAccounts', [])
+    request(w, 'eth_requestAccounts', [])
       .then(function (accounts) {
         from = accounts && accounts[0];
         if (!/^0x[0-9a-fA-F]{40}$/.test(String(from))) throw { code: 4100 };
-        return request(p, 'eth_chainId', []);
+        return request(w, 'eth_chainId', []);
       })
       .then(function (id) {
         if (sameChain(id, net.chain_id)) return id;
         say(fmt(t.wallet_switching, vars));
-        return switchChain(p, net).then(function () { return request(p, 'eth_chainId', []); });
+        return switchChain(w, net).then(function () { return request(w, 'eth_chainId', []); });
       })
       .then(function (id) {
         if (!sameChain(id, net.chain_id)) throw { kassa: 'wrong_chain' };
         var plan = planFor(methodOf(inv), from);
         if (!plan) throw { kassa: 'failed', message: 'no amount due' };
-        return enough(p, plan, from).then(function (ok) {
+        return enough(w, plan, from).then(function (ok) {
           if (!ok) throw { kassa: 'insufficient' };
           say(fmt(t.wallet_confirm, vars));
-          return request(p, 'eth_sendTransaction', [plan.tx]);
+          return request(w, 'eth_sendTransaction', [plan.tx]);
         });
       })
       .then(function (hash) {
         if (!/^0x[0-9a-fA-F]{64}$/.test(String(hash))) throw { kassa: 'failed', message: 'no transaction hash' };
+        sentFor = m.method + ' ' + m.amount_due;
         sent(hash, net);
+        // The pressed button goes away: focus moves to the message with the hash, not to <body>.
+        if (focused && box.contains(document.activeElement)) {
+          var st = $('wallet-status');
+          st.setAttribute('tabindex', '-1');
+          st.focus();
+        }
         fetchOnce();
       })
-      .catch(function (err) { say(errorText(err, vars), true); })
+      .catch(function (err) {
+        // A user's refusal is an answer from a wallet that is there; anything else may mean the
+        // wallet went away (extension disabled, announcement withdrawn): then it is dropped.
+        var code = codeOf(err);
+        if (code === 4001 || code === -32002 || (err && err.kassa && err.kassa !== 'gone')) return say(errorText(err, vars), true);
+        return (isGone(err) ? Promise.resolve(false) : stillThere(w)).then(function (there) {
+          if (there) return say(errorText(err, vars), true);
+          say(fmt(t.wallet_gone, vars), true);
+          dropWallet(w, focused);
+        });
+      })
       .then(function () { busy = false; renderWallets(); });
   }
 

@@ -19,8 +19,9 @@ import type { Sql } from '../db/client.ts';
 import type { Config } from '../config.ts';
 import type { Queues, QueueName } from '../queues/index.ts';
 import { QUEUE_NAMES } from '../queues/index.ts';
-import { readChainHealth } from '../chains/health.ts';
+import { readChainHealth, readSweeperHealth, sweeperChains } from '../chains/health.ts';
 import { INVOICE_STATUSES } from '../invoices/status.ts';
+import { formatAmount } from '../money/amount.ts';
 
 /** What the settlement service reports (src/settlement/service.ts, optional `metrics` dependency). */
 export interface SettlementObserver {
@@ -150,6 +151,7 @@ interface Snapshot {
   webhooks: { status: string; n: number }[] | null;
   chains: { chain: string; up: number; tip: number | null; lag: number | null; age: number | null }[];
   queues: { queue: string; counts: Record<string, number> }[];
+  sweepers: { chain: string; balance: bigint; low: number; dust: number; age: number }[];
   errors: Set<string>;
 }
 
@@ -168,7 +170,7 @@ async function loadSnapshot(src: StateSources): Promise<Snapshot> {
       return fallback;
     }
   };
-  const [invoices, payments, webhooks, chains, queues] = await Promise.all([
+  const [invoices, payments, webhooks, chains, queues, sweepers] = await Promise.all([
     attempt('postgres', async () =>
       (await src.sql<{ status: string; n: string }[]>`select status, count(*) as n from invoices group by status`).map((r) => ({ status: r.status, n: Number(r.n) })), []),
     attempt('postgres', async () =>
@@ -191,8 +193,14 @@ async function loadSnapshot(src: StateSources): Promise<Snapshot> {
       Promise.all((Object.values(QUEUE_NAMES) as QueueName[]).map(async (queue) => ({
         queue, counts: await src.queues[queue].getJobCounts(...JOB_STATES),
       }))), []),
+    attempt('redis', async () =>
+      (await Promise.all(sweeperChains(src.config.chains).map(async (chain) => {
+        const h = await readSweeperHealth(src.redis, src.config.queuePrefix, chain);
+        if (!h) return null;
+        return { chain, balance: BigInt(h.balance), low: h.low ? 1 : 0, dust: h.dust_forwarders, age: (Date.now() - Date.parse(h.updated_at)) / 1000 };
+      }))).filter((x) => x !== null), []),
   ]);
-  return { invoices, payments, webhooks, chains, queues, errors };
+  return { invoices, payments, webhooks, chains, queues, sweepers, errors };
 }
 
 /**
@@ -267,6 +275,38 @@ export function registerStateMetrics(metrics: KassaMetrics, src: StateSources, o
       const s = await snapshot();
       this.reset();
       for (const c of s.chains) if (c.age !== null) this.set({ chain: c.chain }, c.age);
+    },
+  });
+  new Gauge({
+    name: 'kassa_sweeper_balance', help: "The sweeper key's native balance (ETH, POL; from the worker's last sweep run). A display value: the low-balance test is made on base units.", labelNames: ['chain'] as const, registers,
+    async collect() {
+      const s = await snapshot();
+      this.reset();
+      for (const w of s.sweepers) this.set({ chain: w.chain }, Number(formatAmount(w.balance, 18)));
+    },
+  });
+  new Gauge({
+    name: 'kassa_sweeper_balance_low', help: "1 when the sweeper key's native balance is below the chain's sweep.low_balance, else 0.", labelNames: ['chain'] as const, registers,
+    async collect() {
+      const s = await snapshot();
+      this.reset();
+      for (const w of s.sweepers) this.set({ chain: w.chain }, w.low);
+    },
+  });
+  new Gauge({
+    name: 'kassa_sweeper_dust_forwarders', help: 'Forwarders the sweeper leaves alone because they hold less than their sweep would cost.', labelNames: ['chain'] as const, registers,
+    async collect() {
+      const s = await snapshot();
+      this.reset();
+      for (const w of s.sweepers) this.set({ chain: w.chain }, w.dust);
+    },
+  });
+  new Gauge({
+    name: 'kassa_sweeper_report_age_seconds', help: "Seconds since the worker's last sweep run reported.", labelNames: ['chain'] as const, registers,
+    async collect() {
+      const s = await snapshot();
+      this.reset();
+      for (const w of s.sweepers) this.set({ chain: w.chain }, w.age);
     },
   });
   new Gauge({

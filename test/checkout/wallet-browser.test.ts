@@ -138,7 +138,8 @@ describe('checkout: pay with a browser wallet (EIP-6963)', () => {
     const eth = inv.payment_methods.find((m) => m.method === 'ETH-ethereum')!;
     const { page, context, errors } = await openPage(`/pay/${inv.id}?method=ETH-ethereum`, {});
     const button = page.getByRole('button', { name: 'Pay with Test Wallet' });
-    await button.click();
+    await button.focus();
+    await page.keyboard.press('Enter');
     const hash = await sentHash(page);
     expect(await page.locator('#wallet-status a').getAttribute('href')).toBe(EXPLORER.replace('{txid}', hash));
     const tx = await f.publicClient.getTransaction({ hash });
@@ -146,6 +147,10 @@ describe('checkout: pay with a browser wallet (EIP-6963)', () => {
     expect(tx.value).toBe(dueUnits(eth));
     expect(await f.publicClient.getBalance({ address: eth.address as Address })).toBe(dueUnits(eth));
     expect(await walletCalls(page)).toEqual(['eth_requestAccounts', 'eth_chainId', 'eth_getBalance', 'eth_sendTransaction']);
+    // Sent: the button is not offered again for the same amount (a second click would pay twice).
+    await expect.poll(() => page.getByRole('button', { name: 'Pay with Test Wallet' }).count()).toBe(0);
+    expect(await page.locator('#wallet-status').isVisible()).toBe(true);
+    expect(await page.evaluate('document.activeElement && document.activeElement.id')).toBe('wallet-status'); // not <body>
     expect(errors).toEqual([]);
     await context.close();
   });
@@ -197,9 +202,13 @@ describe('checkout: pay with a browser wallet (EIP-6963)', () => {
     const eth = inv.payment_methods.find((m) => m.method === 'ETH-ethereum')!;
     for (const [lang, name, said] of [['en', 'Pay with Test Wallet', 'You cancelled in your wallet. Nothing was sent.'], ['zh-CN', '使用 Test Wallet 支付', '您在钱包中取消了操作，没有发送任何资金。']] as const) {
       const { page, context, errors } = await openPage(`/pay/${inv.id}?method=ETH-ethereum&lang=${lang}`, { reject: true });
-      await page.getByRole('button', { name }).click();
+      await page.getByRole('button', { name }).focus();
+      await page.keyboard.press('Enter');
       await expect.poll(() => page.locator('#wallet-status').innerText()).toBe(said);
       expect(await page.getByRole('button', { name }).isEnabled()).toBe(true);
+      expect(await page.getByRole('button', { name }).getAttribute('aria-disabled')).toBe('false');
+      // A keyboard user is still on the button to try again (it was never disabled, so focus stayed).
+      expect(await page.evaluate('document.activeElement && document.activeElement.className')).toBe('button wallet-button');
       expect(errors).toEqual([]);
       await context.close();
     }

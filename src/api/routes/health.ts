@@ -8,6 +8,8 @@ export interface HealthCheck {
   name: string;
   /** Resolves with details when healthy; throws (or resolves {ok:false}) when not. */
   check(): Promise<{ ok: boolean; detail?: unknown }>;
+  /** Default true. A failing non-critical check makes the status "degraded" but the response stays 200. */
+  critical?: boolean;
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
@@ -31,13 +33,16 @@ const HealthSchema = z
   })
   .openapi('Health');
 
-/** GET /health: 200 when every check passes, 503 otherwise (with each check's state). */
+/**
+ * GET /health: "ok" when every check passes, else "degraded" (with each check's state); 503 when a
+ * critical check fails, 200 otherwise.
+ */
 export function registerHealthRoute(app: OpenAPIHono<AppEnv>, checks: HealthCheck[]): void {
   app.openapi(
     createRoute({
       method: 'get', path: '/health', tags: ['Operations'], summary: 'Health of the API and its dependencies',
       responses: {
-        200: { description: 'Healthy', content: { 'application/json': { schema: HealthSchema } } },
+        200: { description: 'Healthy, or degraded only by a non-critical check (a sweeper key low on gas)', content: { 'application/json': { schema: HealthSchema } } },
         503: { description: 'A dependency is down', content: { 'application/json': { schema: HealthSchema } } },
       },
     }),
@@ -46,14 +51,16 @@ export function registerHealthRoute(app: OpenAPIHono<AppEnv>, checks: HealthChec
         checks.map(async (h) => {
           try {
             const r = await withTimeout(h.check(), 2000, h.name);
-            return [h.name, { ok: r.ok, ...(r.detail !== undefined ? { detail: r.detail } : {}) }] as const;
+            return [h, { ok: r.ok, ...(r.detail !== undefined ? { detail: r.detail } : {}) }] as const;
           } catch (err) {
-            return [h.name, { ok: false, error: (err as Error).message }] as const;
+            return [h, { ok: false, error: (err as Error).message }] as const;
           }
         }),
       );
       const ok = results.every(([, r]) => r.ok);
-      return c.json({ status: ok ? ('ok' as const) : ('degraded' as const), checks: Object.fromEntries(results) }, ok ? 200 : 503);
+      const serving = results.every(([h, r]) => r.ok || h.critical === false);
+      const checksOut = Object.fromEntries(results.map(([h, r]) => [h.name, r]));
+      return c.json({ status: ok ? ('ok' as const) : ('degraded' as const), checks: checksOut }, serving ? 200 : 503);
     },
   );
 }

@@ -11,10 +11,16 @@
  * Anyone may flush a forwarder (docs/evm.md, "Flushes, whoever calls them"), so before sending,
  * the forwarder's native and token balances are read: when all are zero (a stranger or the
  * merchant already flushed it) no transaction is sent (no gas spent for nothing) and the check is
- * recorded as a sweep without a transaction (see `recordEmpty`).
+ * recorded as a sweep without a transaction (see `isEmpty`).
+ *
+ * `sweepRun` (the worker's job, every minute) applies the chain's sweep policy (docs/evm.md, "Sweep
+ * policy"): a forwarder holding less than it is worth sweeping at the current gas price is skipped
+ * as dust (reported, looked at again after `recheck_minutes` or a new payment); forwarders that are
+ * already deployed are flushed `batch_size` at a time with `ForwarderFactory.flushMany`, one
+ * transaction per batch; a forwarder not yet deployed needs its own `deployAndFlush`.
  */
 import { decodeEventLog, erc20Abi, getAddress, type Address, type Hex, type PublicClient } from 'viem';
-import type { EvmChainConfig } from '../../config.ts';
+import { DEFAULT_SWEEP_POLICY, type EvmChainConfig } from '../../config.ts';
 import type { Sql } from '../../db/client.ts';
 import type { Logger } from '../../logger.ts';
 import { KassaError, UpstreamError, notFound } from '../../errors.ts';
@@ -32,13 +38,50 @@ export interface SweepResult {
   nativeAmount: bigint;
   /** token (lowercase) → amount. */
   tokenAmounts: Record<string, bigint>;
+  /** Forwarders flushed by the same transaction (1 unless batched). */
+  batchSize: number;
+}
+
+/** A forwarder the policy left alone this run: what it holds is worth less than the sweep. */
+export interface DustSkip {
+  invoiceId: string;
+  forwarder: Address;
+  native: bigint;
+  /** token (lowercase) → balance. */
+  tokens: Record<string, bigint>;
+  /** Estimated cost of sweeping it now: gas price × estimated gas, native base units. */
+  gasCost: bigint;
+}
+
+export interface SweepRun {
+  swept: SweepResult[];
+  dust: DustSkip[];
+  /** Sweep transactions sent this run. */
+  transactions: number;
+}
+
+/** The sweeper key's native balance against the chain's `sweep.low_balance`. */
+export interface SweeperKeyState {
+  address: Address;
+  balance: bigint;
+  lowBalance: bigint;
+  low: boolean;
 }
 
 export interface Sweeper {
-  /** Sweeps one settled invoice's forwarder on this chain. Null when there is nothing to sweep. */
+  /** Sweeps one settled invoice's forwarder on this chain, whatever it holds (no dust policy). Null when it is empty. */
   sweepInvoice(invoiceId: string, opts?: { force?: boolean }): Promise<SweepResult | null>;
-  /** Sweeps up to `limit` settled invoices with confirmed payments on this chain and no confirmed sweep yet. */
+  /** `sweepRun(limit).swept`. */
   sweepSettled(limit?: number): Promise<SweepResult[]>;
+  /**
+   * Up to `limit` settled invoices with confirmed payments on this chain and no sweep since their
+   * last payment: skips the empty ones and the dust, batches the deployed forwarders, sweeps the rest.
+   */
+  sweepRun(limit?: number): Promise<SweepRun>;
+  /** Forwarders currently skipped as dust (until their recheck time or a new payment). */
+  dustPending(): number;
+  /** Reads the sweeper key's native balance. */
+  keyState(): Promise<SweeperKeyState>;
 }
 
 export interface SweeperOptions {
@@ -52,7 +95,53 @@ export interface SweeperOptions {
   attempts?: number;
 }
 
+/** The chain's sweep policy, with token minimums keyed by token address (lowercase). */
+export interface SweepPolicy {
+  minGasMultiple: bigint;
+  tokenMinimums: Map<string, bigint>;
+  batchSize: number;
+  lowBalance: bigint;
+  recheckMs: number;
+}
+
+export function sweepPolicyOf(cfg: EvmChainConfig): SweepPolicy {
+  const sweep = cfg.sweep ?? DEFAULT_SWEEP_POLICY;
+  const tokenMinimums = new Map<string, bigint>();
+  for (const t of cfg.tokens) {
+    const min = sweep.token_minimums[t.symbol];
+    if (min !== undefined) tokenMinimums.set(t.address.toLowerCase(), BigInt(min));
+  }
+  return {
+    minGasMultiple: BigInt(sweep.min_gas_multiple), tokenMinimums, batchSize: sweep.batch_size,
+    lowBalance: BigInt(sweep.low_balance), recheckMs: sweep.recheck_minutes * 60_000,
+  };
+}
+
+/**
+ * The sweep rule (docs/evm.md, "Sweep policy"): a forwarder is worth sweeping when its native
+ * balance is at least `min_gas_multiple` × the sweep's gas cost (gas price × estimated gas), or when
+ * it holds a non-zero balance of some token at or above that token's minimum (no minimum: any).
+ */
+export function worthSweeping(b: { native: bigint; tokens: Map<string, bigint> }, gasCost: bigint, policy: SweepPolicy): boolean {
+  if (b.native > 0n && b.native >= policy.minGasMultiple * gasCost) return true;
+  for (const [token, balance] of b.tokens) {
+    if (balance > 0n && balance >= (policy.tokenMinimums.get(token) ?? 0n)) return true;
+  }
+  return false;
+}
+
 const NONCE_ERROR = /nonce|replacement transaction underpriced|already known/i;
+
+interface Target {
+  invoiceId: string;
+  forwarder: Address;
+  treasury: Address;
+  invoiceSalt: Hex;
+}
+
+type Call =
+  | { functionName: 'deployAndFlush'; args: readonly [Address, Hex, readonly Address[]] }
+  | { functionName: 'flushMany'; args: readonly [readonly Address[], readonly Address[]] };
 
 export function createSweeper(o: SweeperOptions): Sweeper {
   const { chain, cfg, walletClient, publicClient, sql } = o;
@@ -63,8 +152,12 @@ export function createSweeper(o: SweeperOptions): Sweeper {
   }
   const factory = getAddress(cfg.factory);
   const tokens = cfg.tokens.map((t) => getAddress(t.address));
+  const policy = sweepPolicyOf(cfg);
+  let implementation: Address | null = cfg.implementation ? getAddress(cfg.implementation) : null;
   let nonce: number | null = null;
   let queue: Promise<unknown> = Promise.resolve();
+  /** Invoices skipped as dust → when (database time) and until when. */
+  const dust = new Map<string, { checkedAt: Date; until: number }>();
 
   /** Serializes everything that uses the key's nonce. */
   function serialized<T>(fn: () => Promise<T>): Promise<T> {
@@ -77,16 +170,15 @@ export function createSweeper(o: SweeperOptions): Sweeper {
     return publicClient.getTransactionCount({ address: account.address, blockTag: 'pending' });
   }
 
-  async function send(treasury: Address, invoiceSalt: Hex): Promise<Hex> {
+  async function send(call: Call): Promise<Hex> {
     const attempts = o.attempts ?? 3;
     let lastErr: unknown;
     for (let i = 0; i < attempts; i++) {
       try {
         if (nonce === null) nonce = await pendingNonce();
         const hash = await walletClient.writeContract({
-          address: factory, abi: forwarderFactoryAbi, functionName: 'deployAndFlush', args: [treasury, invoiceSalt, tokens],
-          account, chain: walletClient.chain ?? null, nonce,
-        });
+          address: factory, abi: forwarderFactoryAbi, ...call, account, chain: walletClient.chain ?? null, nonce,
+        } as Parameters<typeof walletClient.writeContract>[0]);
         nonce++;
         return hash;
       } catch (err) {
@@ -102,12 +194,13 @@ export function createSweeper(o: SweeperOptions): Sweeper {
     throw new UpstreamError('evm_sweep_send_failed', `${chain}: could not send the sweep transaction: ${msg}`, { cause: lastErr });
   }
 
-  async function sweepInvoice(invoiceId: string, opts: { force?: boolean } = {}): Promise<SweepResult | null> {
+  /** The invoice's forwarder and the treasury bound into it; refuses unless settled (or forced). */
+  async function target(invoiceId: string, force: boolean): Promise<Target> {
     const [dep] = await sql<{ address: string; derivation: { treasury?: string } | null; status: string; merchant_id: string }[]>`
       select d.address, d.derivation, i.status, i.merchant_id from deposit_addresses d join invoices i on i.id = d.invoice_id
       where d.invoice_id = ${invoiceId} and d.chain = ${chain}`;
     if (!dep) throw notFound('EVM deposit address for invoice', invoiceId, 'invoice');
-    if (dep.status !== 'settled' && !opts.force) {
+    if (dep.status !== 'settled' && !force) {
       throw new KassaError('invoice_not_settled', `Invoice ${invoiceId} is ${dep.status}; only settled invoices are swept (use force to sweep anyway).`, { status: 409, retryable: false });
     }
     // The treasury bound into the address: recorded at creation, else the merchant's current one.
@@ -119,71 +212,102 @@ export function createSweeper(o: SweeperOptions): Sweeper {
     if (!treasuryRaw) throw new KassaError('treasury_unknown', `No treasury is known for invoice ${invoiceId} on ${chain}.`, { status: 409, retryable: false });
     const treasury = getAddress(treasuryRaw);
     const invoiceSalt = invoiceSaltFor(invoiceId);
-    const forwarder = predictForwarderAddress({ factory, implementation: getAddress(cfg.implementation ?? (await publicClient.readContract({ address: factory, abi: forwarderFactoryAbi, functionName: 'IMPLEMENTATION' }))), treasury, invoiceSalt });
+    implementation ??= getAddress(await publicClient.readContract({ address: factory, abi: forwarderFactoryAbi, functionName: 'IMPLEMENTATION' }));
+    const forwarder = predictForwarderAddress({ factory, implementation, treasury, invoiceSalt });
     if (forwarder.toLowerCase() !== dep.address.toLowerCase()) {
       throw new KassaError('sweep_address_mismatch',
         `Invoice ${invoiceId}: the deposit address ${dep.address} is not the forwarder of treasury ${treasury} (${forwarder}); not sweeping.`, { status: 409, retryable: false });
     }
-
-    return serialized(async () => {
-      if (await isEmpty(invoiceId, forwarder, treasury)) return null;
-      const hash = await send(treasury, invoiceSalt);
-      const [row] = await sql<{ id: bigint }[]>`
-        insert into evm_sweeps (invoice_id, chain, forwarder, treasury, tx_hash, status)
-        values (${invoiceId}, ${chain}, ${forwarder.toLowerCase()}, ${treasury.toLowerCase()}, ${hash}, 'sent') returning id`;
-      log.info({ invoice_id: invoiceId, forwarder, tx_hash: hash }, 'sweep sent');
-      const receipt = await publicClient.waitForTransactionReceipt({ hash, timeout: 120_000 });
-      let nativeAmount = 0n;
-      const tokenAmounts: Record<string, bigint> = {};
-      for (const l of receipt.logs) {
-        if (l.address.toLowerCase() !== forwarder.toLowerCase()) continue;
-        try {
-          const ev = decodeEventLog({ abi: forwarderAbi, data: l.data, topics: l.topics });
-          if (ev.eventName === 'Flushed') nativeAmount += ev.args.amount;
-          else if (ev.eventName === 'TokensFlushed') {
-            const t = ev.args.token.toLowerCase();
-            tokenAmounts[t] = (tokenAmounts[t] ?? 0n) + ev.args.amount;
-          }
-        } catch {
-          // not an event of the forwarder ABI
-        }
-      }
-      const status = receipt.status === 'success' ? 'confirmed' : 'failed';
-      await sql`
-        update evm_sweeps set status = ${status}, block_number = ${Number(receipt.blockNumber)}, block_hash = ${receipt.blockHash.toLowerCase()},
-          native_amount = ${nativeAmount}, token_amounts = ${sql.json(Object.fromEntries(Object.entries(tokenAmounts).map(([k, v]) => [k, v.toString()])))},
-          error = ${status === 'failed' ? 'transaction reverted' : null}, updated_at = now()
-        where id = ${row!.id}`;
-      log.info({ invoice_id: invoiceId, tx_hash: hash, status, native_amount: nativeAmount.toString(), tokens: Object.keys(tokenAmounts).length }, 'sweep mined');
-      return {
-        invoiceId, forwarder, treasury, txHash: hash, status, blockNumber: Number(receipt.blockNumber), nativeAmount, tokenAmounts,
-      } satisfies SweepResult;
-    });
+    return { invoiceId, forwarder, treasury, invoiceSalt };
   }
 
-  /**
-   * True when the forwarder holds no native coin and none of the configured tokens (read at one
-   * block), e.g. after someone else flushed it. The check is then recorded as a `confirmed` sweep
-   * with no transaction (`tx_hash` null, amounts 0), stamped with the database time taken before the
-   * balances were read: `sweepSettled` skips the invoice until a payment recorded after that time.
-   */
-  async function isEmpty(invoiceId: string, forwarder: Address, treasury: Address): Promise<boolean> {
+  /** Native and token balances of the forwarder at one block, with the database time taken before reading them. */
+  async function balances(forwarder: Address): Promise<{ native: bigint; tokens: Map<string, bigint>; blockNumber: bigint; checkedAt: Date }> {
     const [now] = await sql<{ checked_at: Date }[]>`select now() as checked_at`;
-    const checkedAt = now!.checked_at;
     const blockNumber = await publicClient.getBlockNumber();
     const [native, ...tokenBalances] = await Promise.all([
       publicClient.getBalance({ address: forwarder, blockNumber }),
       ...tokens.map((token) => publicClient.readContract({ address: token, abi: erc20Abi, functionName: 'balanceOf', args: [forwarder], blockNumber })),
     ]);
-    if (native > 0n || tokenBalances.some((b) => b > 0n)) return false;
-    await sql`
-      insert into evm_sweeps (invoice_id, chain, forwarder, treasury, tx_hash, status, block_number, created_at, updated_at)
-      values (${invoiceId}, ${chain}, ${forwarder.toLowerCase()}, ${treasury.toLowerCase()}, null, 'confirmed', ${Number(blockNumber)}, ${checkedAt}, ${checkedAt})`;
-    log.info({ invoice_id: invoiceId, forwarder, block: Number(blockNumber) }, 'nothing to sweep: the forwarder is already empty');
-    return true;
+    return { native, tokens: new Map(tokens.map((t, i) => [t.toLowerCase(), tokenBalances[i]!])), blockNumber, checkedAt: now!.checked_at };
   }
 
-  async function sweepSettled(limit = 50): Promise<SweepResult[]> {
+  /**
+   * Records an empty forwarder (e.g. someone else flushed it) as a `confirmed` sweep with no
+   * transaction (`tx_hash` null, amounts 0), stamped with the database time taken before the
+   * balances were read: `sweepRun` skips the invoice until a payment recorded after that time.
+   */
+  async function recordEmpty(t: Target, blockNumber: bigint, checkedAt: Date): Promise<void> {
+    await sql`
+      insert into evm_sweeps (invoice_id, chain, forwarder, treasury, tx_hash, status, block_number, created_at, updated_at)
+      values (${t.invoiceId}, ${chain}, ${t.forwarder.toLowerCase()}, ${t.treasury.toLowerCase()}, null, 'confirmed', ${Number(blockNumber)}, ${checkedAt}, ${checkedAt})`;
+    log.info({ invoice_id: t.invoiceId, forwarder: t.forwarder, block: Number(blockNumber) }, 'nothing to sweep: the forwarder is already empty');
+  }
+
+  /** Sends one transaction for `targets` (one `deployAndFlush`, or `flushMany` for several deployed forwarders), records and waits for it. */
+  async function sweepTargets(targets: Target[]): Promise<SweepResult[]> {
+    const call: Call = targets.length === 1
+      ? { functionName: 'deployAndFlush', args: [targets[0]!.treasury, targets[0]!.invoiceSalt, tokens] }
+      : { functionName: 'flushMany', args: [targets.map((t) => t.forwarder), tokens] };
+    const hash = await send(call);
+    const ids = new Map<string, bigint>();
+    for (const t of targets) {
+      const [row] = await sql<{ id: bigint }[]>`
+        insert into evm_sweeps (invoice_id, chain, forwarder, treasury, tx_hash, status)
+        values (${t.invoiceId}, ${chain}, ${t.forwarder.toLowerCase()}, ${t.treasury.toLowerCase()}, ${hash}, 'sent') returning id`;
+      ids.set(t.invoiceId, row!.id);
+    }
+    log.info({ invoices: targets.map((t) => t.invoiceId), tx_hash: hash, call: call.functionName }, 'sweep sent');
+    const receipt = await publicClient.waitForTransactionReceipt({ hash, timeout: 120_000 });
+    const moved = new Map<string, { native: bigint; tokens: Record<string, bigint> }>(targets.map((t) => [t.forwarder.toLowerCase(), { native: 0n, tokens: {} }]));
+    for (const l of receipt.logs) {
+      const m = moved.get(l.address.toLowerCase());
+      if (!m) continue;
+      try {
+        const ev = decodeEventLog({ abi: forwarderAbi, data: l.data, topics: l.topics });
+        if (ev.eventName === 'Flushed') m.native += ev.args.amount;
+        else if (ev.eventName === 'TokensFlushed') {
+          const tk = ev.args.token.toLowerCase();
+          m.tokens[tk] = (m.tokens[tk] ?? 0n) + ev.args.amount;
+        }
+      } catch {
+        // not an event of the forwarder ABI
+      }
+    }
+    const status = receipt.status === 'success' ? 'confirmed' : 'failed';
+    const out: SweepResult[] = [];
+    for (const t of targets) {
+      const m = moved.get(t.forwarder.toLowerCase())!;
+      await sql`
+        update evm_sweeps set status = ${status}, block_number = ${Number(receipt.blockNumber)}, block_hash = ${receipt.blockHash.toLowerCase()},
+          native_amount = ${m.native}, token_amounts = ${sql.json(Object.fromEntries(Object.entries(m.tokens).map(([k, v]) => [k, v.toString()])))},
+          error = ${status === 'failed' ? 'transaction reverted' : null}, updated_at = now()
+        where id = ${ids.get(t.invoiceId)!}`;
+      out.push({
+        invoiceId: t.invoiceId, forwarder: t.forwarder, treasury: t.treasury, txHash: hash, status, blockNumber: Number(receipt.blockNumber),
+        nativeAmount: m.native, tokenAmounts: m.tokens, batchSize: targets.length,
+      });
+    }
+    log.info({ invoices: targets.length, tx_hash: hash, status, gas_used: receipt.gasUsed.toString() }, 'sweep mined');
+    return out;
+  }
+
+  async function sweepInvoice(invoiceId: string, opts: { force?: boolean } = {}): Promise<SweepResult | null> {
+    const t = await target(invoiceId, Boolean(opts.force));
+    return serialized(async () => {
+      const b = await balances(t.forwarder);
+      if (b.native === 0n && [...b.tokens.values()].every((x) => x === 0n)) {
+        await recordEmpty(t, b.blockNumber, b.checkedAt);
+        return null;
+      }
+      return (await sweepTargets([t]))[0]!;
+    });
+  }
+
+  async function sweepRun(limit = 50): Promise<SweepRun> {
+    const nowMs = Date.now();
+    for (const [id, d] of dust) if (d.until <= nowMs) dust.delete(id);
+    const skipped = [...dust].map(([id, d]) => ({ id, at: d.checkedAt.toISOString() }));
     const rows = await sql<{ invoice_id: string }[]>`
       select i.id as invoice_id from invoices i
       where i.status = 'settled'
@@ -192,19 +316,95 @@ export function createSweeper(o: SweeperOptions): Sweeper {
           select 1 from evm_sweeps s where s.invoice_id = i.id and s.chain = ${chain}
             and (s.status = 'confirmed' and s.updated_at >= (select max(p.updated_at) from payments p where p.invoice_id = i.id and p.chain = ${chain})
                  or s.status = 'sent' and s.created_at > now() - interval '30 minutes'))
+        -- skipped as dust, and no payment since
+        and not exists (
+          select 1 from jsonb_to_recordset(${sql.json(skipped)}::jsonb) as k(id text, at timestamptz)
+          where k.id = i.id and k.at >= (select max(p.updated_at) from payments p where p.invoice_id = i.id and p.chain = ${chain}))
       order by i.settled_at nulls last, i.seq
       limit ${limit}`;
-    const out: SweepResult[] = [];
-    for (const r of rows) {
-      try {
-        const res = await sweepInvoice(r.invoice_id);
-        if (res) out.push(res);
-      } catch (err) {
-        log.warn({ invoice_id: r.invoice_id, err: err instanceof Error ? err.message.split('\n')[0] : String(err) }, 'sweep failed');
+    const run: SweepRun = { swept: [], dust: [], transactions: 0 };
+    const warn = (invoiceId: string, err: unknown) =>
+      log.warn({ invoice_id: invoiceId, err: err instanceof Error ? err.message.split('\n')[0] : String(err) }, 'sweep failed');
+    await serialized(async () => {
+      const gasPrice = await publicClient.getGasPrice();
+      const deployed: Target[] = [];
+      const fresh: Target[] = [];
+      for (const r of rows) {
+        try {
+          const t = await target(r.invoice_id, false);
+          const b = await balances(t.forwarder);
+          if (b.native === 0n && [...b.tokens.values()].every((x) => x === 0n)) {
+            await recordEmpty(t, b.blockNumber, b.checkedAt);
+            continue;
+          }
+          // What sweeping this forwarder alone would cost now (a batch costs less per forwarder).
+          const gas = await publicClient.estimateContractGas({
+            address: factory, abi: forwarderFactoryAbi, functionName: 'deployAndFlush', args: [t.treasury, t.invoiceSalt, tokens], account,
+          });
+          const gasCost = gasPrice * gas;
+          if (!worthSweeping(b, gasCost, policy)) {
+            dust.set(t.invoiceId, { checkedAt: b.checkedAt, until: Date.now() + policy.recheckMs });
+            const skip: DustSkip = { invoiceId: t.invoiceId, forwarder: t.forwarder, native: b.native, tokens: Object.fromEntries(b.tokens), gasCost };
+            run.dust.push(skip);
+            log.info({
+              invoice_id: t.invoiceId, forwarder: t.forwarder, native: b.native.toString(), gas_cost: gasCost.toString(),
+              tokens: Object.fromEntries([...b.tokens].filter(([, v]) => v > 0n).map(([k, v]) => [k, v.toString()])),
+            }, 'not swept: worth less than the sweep (dust)');
+            continue;
+          }
+          dust.delete(t.invoiceId);
+          const code = await publicClient.getCode({ address: t.forwarder });
+          (code && code !== '0x' ? deployed : fresh).push(t);
+        } catch (err) {
+          warn(r.invoice_id, err);
+        }
       }
-    }
-    return out;
+      for (const t of fresh) {
+        try {
+          run.transactions++;
+          run.swept.push(...(await sweepTargets([t])));
+        } catch (err) {
+          warn(t.invoiceId, err);
+        }
+      }
+      for (let i = 0; i < deployed.length; i += policy.batchSize) {
+        const batch = deployed.slice(i, i + policy.batchSize);
+        try {
+          run.transactions++;
+          run.swept.push(...(await sweepTargets(batch)));
+        } catch (err) {
+          if (batch.length === 1) {
+            warn(batch[0]!.invoiceId, err);
+            continue;
+          }
+          // One forwarder that cannot be flushed fails the whole batch: try them one by one.
+          log.warn({ invoices: batch.length, err: err instanceof Error ? err.message.split('\n')[0] : String(err) }, 'batch sweep failed; sweeping one by one');
+          for (const t of batch) {
+            try {
+              run.transactions++;
+              run.swept.push(...(await sweepTargets([t])));
+            } catch (e) {
+              warn(t.invoiceId, e);
+            }
+          }
+        }
+      }
+    });
+    return run;
   }
 
-  return { sweepInvoice, sweepSettled };
+  async function keyState(): Promise<SweeperKeyState> {
+    const balance = await publicClient.getBalance({ address: account.address });
+    return { address: account.address, balance, lowBalance: policy.lowBalance, low: balance < policy.lowBalance };
+  }
+
+  return {
+    sweepInvoice,
+    sweepRun,
+    async sweepSettled(limit = 50) {
+      return (await sweepRun(limit)).swept;
+    },
+    dustPending: () => dust.size,
+    keyState,
+  };
 }
