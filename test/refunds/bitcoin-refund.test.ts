@@ -197,18 +197,18 @@ describe('bitcoin refund of an overpayment, end to end', () => {
     // of that block moves it back; the block returning completes it again.
     const refunds = refundServiceFor(ctx.deps);
     const statusNow = async () => (await api('GET', `/v1/refunds/${refundId}`)).body.status;
-    expect(await refunds.track('bitcoin')).toEqual({ completed: 0, reorged: 0, resent: 0 });
+    expect(await refunds.track('bitcoin')).toEqual({ completed: 0, reorged: 0, resent: 0, failed: 0 });
     expect(await statusNow()).toBe('broadcast');
     const [block] = await dn.wallet.mine(1);
     const utxo = await dn.rpc.call<{ value: number } | null>('gettxout', [txid, 0, true]);
     expect(utxo?.value).toBe(0.0005); // the customer's wallet sees the money
-    expect(await refunds.track('bitcoin')).toEqual({ completed: 1, reorged: 0, resent: 0 });
+    expect(await refunds.track('bitcoin')).toEqual({ completed: 1, reorged: 0, resent: 0, failed: 0 });
     expect(await statusNow()).toBe('completed');
     await dn.wallet.invalidateBlock(block!);
-    expect(await refunds.track('bitcoin')).toEqual({ completed: 0, reorged: 1, resent: 0 });
+    expect(await refunds.track('bitcoin')).toEqual({ completed: 0, reorged: 1, resent: 0, failed: 0 });
     expect(await statusNow()).toBe('broadcast');
     await dn.wallet.reconsiderBlock(block!);
-    expect(await refunds.track('bitcoin')).toEqual({ completed: 1, reorged: 0, resent: 0 });
+    expect(await refunds.track('bitcoin')).toEqual({ completed: 1, reorged: 0, resent: 0, failed: 0 });
     expect((await api('GET', `/v1/refunds/${refundId}`)).body).toMatchObject({ status: 'completed', txid });
 
     // Every move wrote its event (outbox) with the refund as it stood; the last one equals GET.
@@ -313,7 +313,8 @@ describe('refund invariants', () => {
     await bad({ amount: 'full', colour: 'red' }, 'parameter_unknown', 'colour');
     await bad({}, 'parameter_missing', 'amount');
     const evm = await api('POST', `/v1/invoices/${inv.id}/refunds`, { amount: '1', method: 'ETH-ethereum' });
-    expect(evm.body.error).toMatchObject({ code: 'refund_method_unsupported', param: 'method' });
+    expect(evm.status).toBe(422);
+    expect(evm.body.error).toMatchObject({ code: 'method_not_paid', param: 'method' });
     expect((await api('POST', `/v1/invoices/${inv.id}/refunds`, { amount: 'full', fee: '0.001' })).body.error).toMatchObject({ code: 'fee_too_large', param: 'fee' });
     expect((await api('POST', '/v1/refunds/ref_nope/approve', { fee_rate: 'fast' })).status).toBe(404);
 
