@@ -21,6 +21,7 @@ import { writeChainsFile } from '../support/merchant.ts';
 import { expectLedgerBalancedIn } from '../support/ledger.ts';
 import { createRefundService, refundServiceFor } from '../../src/refunds/service.ts';
 import { UpstreamError } from '../../src/errors.ts';
+import { expectReportAddsUp } from './report-sums.ts';
 
 const network = bitcoinNetwork('regtest');
 // The merchant's own wallet, known only to this test: Kassa gets the account tpub with its key origin.
@@ -35,6 +36,7 @@ let app: ReturnType<typeof createApp>;
 let w: BitcoinWatcher;
 let secret: string;
 let merchantId: string;
+const startedAt = new Date();
 
 async function sync(): Promise<void> {
   for (let i = 0; i < 100; i++) if (!(await w.runOnce()).more) return;
@@ -341,5 +343,25 @@ describe('refund invariants', () => {
     expect((await app.request('/v1/public/refund_claims/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA')).status).toBe(404);
     const view = await (await app.request(`/v1/public/refund_claims/${token}`)).json();
     expect(view).toMatchObject({ object: 'refund_claim', status: 'awaiting_destination', asset: 'BTC', network: 'regtest', amount: '0.00016666' });
+  });
+});
+
+describe('bitcoin refunds in the reconciliation report', () => {
+  it('a refund row and its network fee row; net = received − refunded adds up in JSON, CSV and the ledger', async () => {
+    const q = `/v1/reports/reconciliation?from=${startedAt.toISOString()}&to=${new Date(Date.now() + 60_000).toISOString()}`;
+    const { json, rows } = await expectReportAddsUp(
+      async (format) => (await app.request(`${q}&format=${format}`, req(secret, 'GET'))).text(), ctx.deps.sql, merchantId);
+    // The overpaid invoice of the first test: $90 received, 0.0005 BTC ($30.00) sent back plus the network fee.
+    const first = json.invoices[0];
+    expect(first).toMatchObject({ received: '90.00', refunds: [{ status: 'completed', amount: '0.00050000', value: '30.00', rate: '60000.00' }] });
+    const fee = first.refunds[0];
+    expect(fee.network_fee).not.toBe('0.00000000');
+    const mine = rows.filter((r) => r.invoice_id === first.invoice_id && r.row_type!.startsWith('refund'));
+    expect(mine.map((r) => [r.row_type, r.amount, r.value])).toEqual([
+      ['refund', '-0.00050000', '-30.00'],
+      ['refund_network_fee', `-${fee.network_fee}`, `-${fee.network_fee_value}`],
+    ]);
+    // Only refunds whose money left the wallet are rows: the broadcast one of the third invoice, not the cancelled or unclaimed ones.
+    expect(json.invoices.flatMap((i: { refunds: { status: string }[] }) => i.refunds.map((f) => f.status))).toEqual(['completed', 'broadcast']);
   });
 });

@@ -21,6 +21,7 @@ import { createEvmWatcher, type EvmWatcher } from '../support/watchers.ts';
 import { createTestContext, req, type TestContext } from '../support/db.ts';
 import { createPayableMerchant, TEST_TREASURY, writeChainsFile } from '../support/merchant.ts';
 import { expectLedgerBalancedIn } from '../support/ledger.ts';
+import { expectReportAddsUp } from './report-sums.ts';
 
 let f: ContractsFixture;
 let ctx: TestContext;
@@ -29,6 +30,7 @@ let w: EvmWatcher;
 let secret: string;
 let merchantId: string;
 let testClient: ReturnType<typeof createTestClient>;
+let startedAt: Date;
 
 const customerWallet = () => wallet(f, 0); // holds the test tokens and pays the invoices
 const treasury = () => wallet(f, 1); // TEST_TREASURY: the merchant's own wallet
@@ -83,6 +85,7 @@ const refundLedger = (invoiceId: string) => ctx.deps.sql<{ kind: string; account
   select kind, account, amount from ledger_entries where invoice_id = ${invoiceId} and kind like 'refund%' order by id`;
 
 beforeAll(async () => {
+  startedAt = new Date();
   f = await setupContractsFixture();
   ctx = await createTestContext({
     KASSA_CONFIG: writeChainsFile({ evmRpcUrl: f.node.url, factory: f.contracts.factory, implementation: f.contracts.implementation, usdc: f.contracts.testUsdc, usdt: f.contracts.testUsdt }),
@@ -285,5 +288,28 @@ describe('EVM refund in the native coin (ETH)', () => {
     expect(await refundLedger(invoiceId)).toHaveLength(2);
     const events = await ctx.deps.sql<{ type: string }[]>`select type from events where invoice_id = ${invoiceId} and type like 'refund.%' order by seq`;
     expect(events.map((e) => e.type)).toEqual(['refund.created', 'refund.claimed', 'refund.approved', 'refund.broadcast', 'refund.broadcast', 'refund.completed']);
+  });
+});
+
+describe('refunds in the reconciliation report', () => {
+  it('refund rows in JSON and CSV: net = received + not counted − refunded, per invoice, currency and asset; the ledger agrees', async () => {
+    const q = `/v1/reports/reconciliation?from=${startedAt.toISOString()}&to=${new Date(Date.now() + 60_000).toISOString()}`;
+    const { json, rows } = await expectReportAddsUp(
+      async (format) => (await app.request(`${q}&format=${format}`, req(secret, 'GET'))).text(), ctx.deps.sql, merchantId);
+    // Refunds that left the wallet are rows; cancelled and failed ones are not.
+    const byNet = json.invoices.map((i: { expected: string; received: string; refunded: string; net_received: string; refunds: { status: string; method: string }[] }) =>
+      [i.expected, i.received, i.refunded, i.net_received, i.refunds.map((f) => `${f.method} ${f.status}`)]);
+    expect(byNet).toEqual([
+      ['10.00', '15.00', '5.00', '10.00', ['USDC-ethereum completed']],
+      ['30.00', '30.00', '9.99', '20.01', ['ETH-ethereum completed']], // 0.003333333333333333 ETH at 3000 is 9.999…, rounded down
+      ['10.00', '10.00', '0.00', '10.00', []], // its refund failed (reverted)
+      ['30.00', '30.00', '3.00', '27.00', ['ETH-ethereum completed']],
+    ]);
+    expect(json.totals.per_currency).toEqual([{ currency: 'USD', invoices: 4, expected: '80.00', received: '85.00', difference: '5.00', refunded: '17.99', net_received: '67.01' }]);
+    const usdc = json.totals.per_asset.find((a: { method: string }) => a.method === 'USDC-ethereum');
+    expect(usdc).toMatchObject({ received: '25.000000', refunds: 1, refunded: '5.000000', net_received: '20.000000' });
+    const refundRow = rows.find((r) => r.row_type === 'refund' && r.method === 'USDC-ethereum')!;
+    expect(refundRow).toMatchObject({ amount: '-5.000000', value: '-5.00', rate: '1', payment_id: '', counted: '', refund_status: 'completed' });
+    expect(rows.filter((r) => r.row_type === 'refund_network_fee')).toEqual([]); // the merchant's wallet paid the gas
   });
 });
