@@ -72,7 +72,14 @@ export async function refundAsMerchant(
     ensureEcc();
     const account = bip32().fromSeed(Buffer.from(wallet.seed, 'hex'), bitcoin.networks.regtest).derivePath(wallet.path);
     const psbt = bitcoin.Psbt.fromBase64(approved.bitcoin.psbt, { network: bitcoin.networks.regtest });
-    psbt.signAllInputsHD(account); // the PSBT names the account key's fingerprint and m/0/<index>
+    // The demo merchant's key source is a bare tpub, so each input names the account key's own
+    // fingerprint and the path m/<branch>/<index> from it (docs/refunds.md): derive that child of
+    // the account key and sign with it (signAllInputsHD wants the master key).
+    psbt.data.inputs.forEach((input, i) => {
+      const d = input.bip32Derivation?.find((x) => Buffer.from(x.masterFingerprint).equals(Buffer.from(account.fingerprint)));
+      if (!d) throw new KassaError('sandbox_scenario_failed', `input ${i} of the refund PSBT is not the demo merchant's`, { retryable: false });
+      psbt.signInput(i, account.derivePath(d.path.replace(/^m\//, '')));
+    });
     sent = await ctx.api<Refund>('POST', `/v1/refunds/${created.id}/signed_psbt`, { psbt: psbt.toBase64() });
     step(`sign the PSBT with the merchant's wallet and upload it: broadcast ${sent.txid}`);
   } else {
