@@ -600,7 +600,14 @@ export function createRefundService(deps: {
      * `getrawtransaction` when the customer already spent it (Core needs txindex=1 for that case).
      */
     async track(chain: string): Promise<{ completed: number; reorged: number; resent: number; failed: number }> {
-      if (deps.chains[chain]?.type === 'evm') return trackEvm(chain);
+      if (deps.chains[chain]?.type === 'evm') {
+        // A node that does not answer delays this chain's refunds to the next pass, not the other chains'.
+        return trackEvm(chain).catch((err: unknown) => {
+          if (!(err instanceof UpstreamError)) throw err;
+          deps.logger.warn({ chain, err: err.message }, 'refund tracking skipped this pass: the node did not answer');
+          return { completed: 0, reorged: 0, resent: 0, failed: 0 };
+        });
+      }
       const out = { completed: 0, reorged: 0, resent: 0, failed: 0 };
       if (deps.chains[chain]?.type !== 'bitcoin') return out;
       const rows = await sql<(RefundRow & { required: number | null })[]>`

@@ -322,6 +322,10 @@ describe('refund invariants', () => {
 
     const mine = (await api('POST', `/v1/invoices/${inv.id}/refunds`, { amount: '10.00' })).body;
     expect((await api('POST', `/v1/refunds/${mine.id}/approve`, { fee_rate: '2' })).body.error.code).toBe('refund_state_invalid');
+    // A Bitcoin refund is sent by uploading the signed PSBT, not by reporting a hash.
+    const byHash = await api('POST', `/v1/refunds/${mine.id}/transaction`, { txid: `0x${'ab'.repeat(32)}` });
+    expect(byHash.status).toBe(422);
+    expect(byHash.body.error).toMatchObject({ code: 'refund_txid_unsupported', param: 'txid' });
     const other = await createMerchantWithKey(ctx.deps, { name: 'Other shop' });
     expect((await api('GET', `/v1/refunds/${mine.id}`, undefined, other.secret)).status).toBe(404);
     expect((await api('POST', `/v1/refunds/${mine.id}/cancel`, undefined, other.secret)).status).toBe(404);

@@ -63,6 +63,10 @@ async function approvedRefund(invoiceId: string, body: Record<string, unknown>, 
   const token = new URL(created.body.claim_url).pathname.split('/').pop()!;
   const claim = await app.request(`/v1/public/refund_claims/${token}`, req(undefined, 'POST', { destination }));
   expect(claim.status, await claim.clone().text()).toBe(200);
+  // fee_rate is for Bitcoin: on an EVM chain the wallet sets the gas price.
+  const withFeeRate = await api('POST', `/v1/refunds/${created.body.id}/approve`, { fee_rate: '2' });
+  expect(withFeeRate.status).toBe(400);
+  expect(withFeeRate.body.error).toMatchObject({ code: 'parameter_invalid', param: 'fee_rate' });
   const approved = await api('POST', `/v1/refunds/${created.body.id}/approve`, {});
   expect(approved.status, JSON.stringify(approved.body)).toBe(200);
   return approved.body;
