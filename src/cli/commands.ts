@@ -192,7 +192,7 @@ export const commands: Record<string, Command> = {
       if (typeof values.csv === 'string') writeFileSync(values.csv, reconciliationCsv(report));
       const lines = [
         `Reconciliation ${report.from} – ${report.to}: ${report.invoices.length} invoice(s)`,
-        ...report.totals.per_currency.map((c) => `  ${c.currency}: expected ${c.expected}, received ${c.received}, difference ${c.difference}`),
+        ...report.totals.per_currency.map((c) => `  ${c.currency}: expected ${c.expected}, received ${c.received}, difference ${c.difference}${/^[0.]+$/.test(c.refunded) ? '' : `, refunded ${c.refunded}, net received ${c.net_received}`}`),
         ...report.totals.per_asset.map((a) => `  ${a.method}: ${a.payments} payment(s), received ${a.received} ${a.asset}, not counted ${a.not_counted}`),
         `  unmatched payments: ${report.unmatched.length}; verification mismatches: ${report.mismatches.length}`,
         ...(typeof values.csv === 'string' ? [`  CSV written to ${values.csv}`] : []),

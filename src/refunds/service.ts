@@ -10,7 +10,8 @@ import * as bitcoin from 'bitcoinjs-lib';
 import type { BitcoinChainConfig, ChainConfig } from '../config.ts';
 import type { Db, Sql, TxSql } from '../db/client.ts';
 import type { Deps } from '../deps.ts';
-import { conflict, invalidParam, KassaError, notFound, unprocessable } from '../errors.ts';
+import { conflict, invalidParam, KassaError, notFound, unprocessable, UpstreamError } from '../errors.ts';
+import { TransactionNotFoundError, TransactionReceiptNotFoundError, type Hex } from 'viem';
 import { newId, randomBase62 } from '../ids.ts';
 import type { Logger } from '../logger.ts';
 import { formatAmount, parseAmount } from '../money/amount.ts';
@@ -27,7 +28,9 @@ import { checkDestination } from './destination.ts';
 import { moveRefund, REFUND_TRANSITIONS, RESERVING_STATUSES, type RefundStatus } from './state-machine.ts';
 import { writeEvent, type EventType } from '../invoices/events.ts';
 import { buildRefundPsbt, feeRateFromNode, finalizeSignedPsbt, formatFeeRate, parseFeeRate, type RefundInput } from './bitcoin.ts';
+import { buildEvmRefundTx, checkEvmRefundTx, evmRefundLink, type EvmRefundTarget, type EvmRefundTx, type SeenReceipt, type SeenTx } from './evm.ts';
 import { bookRefundSent } from './ledger.ts';
+import { createEvmClient, type EvmClient } from '../chains/evm/client.ts';
 
 export interface RefundRow {
   id: string;
@@ -64,6 +67,10 @@ export interface RefundRow {
   failed_at: Date | null;
   failure_reason: string | null;
   created_at: Date;
+  evm_tx: EvmRefundTx | null;
+  sender: string | null;
+  evm_nonce: bigint | null;
+  block_number: bigint | null;
 }
 
 export interface CreateRefundInput {
@@ -110,6 +117,22 @@ export function createRefundService(deps: {
   bitcoinRpc?: (chain: string) => BitcoinRpcClient;
 }) {
   const { sql } = deps;
+  const evmClients = new Map<string, EvmClient>();
+
+  function evmFor(chain: string): EvmClient {
+    const cfg = deps.chains[chain];
+    if (cfg?.type !== 'evm') throw new Error(`chain ${chain} is not an EVM chain`);
+    let c = evmClients.get(chain);
+    if (!c) evmClients.set(chain, (c = createEvmClient(cfg)));
+    return c;
+  }
+
+  /** What the refund must pay on its EVM chain (the check's target). */
+  function evmTarget(r: Pick<RefundRow, 'chain' | 'method' | 'destination' | 'amount'>): EvmRefundTarget {
+    const cfg = deps.chains[r.chain];
+    if (cfg?.type !== 'evm') throw new Error(`chain ${r.chain} is not an EVM chain`);
+    return { chainId: cfg.chain_id, token: deps.assets.method(r.method)?.token, destination: r.destination!, amount: r.amount };
+  }
 
   function rpcFor(chain: string): BitcoinRpcClient {
     if (deps.bitcoinRpc) return deps.bitcoinRpc(chain);
@@ -154,6 +177,14 @@ export function createRefundService(deps: {
       destination: r.destination,
       bitcoin: r.chain && deps.chains[r.chain]?.type === 'bitcoin'
         ? { psbt: r.status === 'awaiting_signature' ? r.psbt : null, fee_rate: r.fee_rate, network_fee: fmt(r.network_fee) }
+        : null,
+      evm: r.chain && deps.chains[r.chain]?.type === 'evm'
+        ? {
+          transaction: r.evm_tx,
+          link: r.evm_tx && r.destination ? evmRefundLink(evmTarget(r)) : null,
+          sender: r.sender,
+          block_number: r.block_number === null ? null : Number(r.block_number),
+        }
         : null,
       txid: r.txid,
       failure_reason: r.failure_reason,
@@ -266,8 +297,9 @@ export function createRefundService(deps: {
       }
       const asset = deps.assets.method(method);
       if (!asset) throw invalidParam('method', `Unknown payment method "${method}".`, 'method_invalid');
-      const chain = deps.chains[asset.chain]!;
-      if (chain.type !== 'bitcoin') throw unprocessable('refund_method_unsupported', `Refunds on ${asset.chain} are not built yet: only Bitcoin refunds are (docs/refunds.md).`, 'method');
+      if (!paidWith.some((p) => p.method === method)) {
+        throw unprocessable('method_not_paid', `Invoice ${invoiceId} received no confirmed payment in ${method}${paidWith.length ? ` (it was paid with ${paidWith.map((p) => p.method).join(' and ')})` : ''}: a refund pays back in what was received.`, 'method');
+      }
 
       let kind: Terms['kind'];
       let requested: Terms['requested'] = null;
@@ -415,6 +447,7 @@ export function createRefundService(deps: {
           ? `Refund ${id} has no destination yet: the customer has not claimed it (claim_url).`
           : `Refund ${id} is ${r.status}; only a refund awaiting approval can be approved.`);
       }
+      if (deps.chains[r.chain]?.type === 'evm') return approveEvm(merchantId, r, opts);
       const cfg = deps.chains[r.chain] as BitcoinChainConfig;
       const network = bitcoinNetwork(cfg.network);
       const rpc = rpcFor(r.chain);
@@ -499,6 +532,66 @@ export function createRefundService(deps: {
     },
 
     /**
+     * The merchant reports the hash of the transaction their wallet sent for an EVM refund. Kassa
+     * reads it from the refund's chain and checks it (`checkEvmRefundTx`: right chain, asset,
+     * destination and amount; not reverted); a transaction that fails the check is refused with a
+     * 422 naming `txid` and changes nothing. One that passes is recorded (→ broadcast, ledger) in
+     * one transaction; the tracker completes it at the invoice's confirmation policy. Reporting the
+     * same hash again changes nothing; another hash is accepted only as a replacement of the
+     * recorded one (same sender and nonce, the recorded one not mined), so at most one can pay.
+     */
+    async submitTransaction(merchantId: string, id: string, rawTxid: unknown) {
+      if (typeof rawTxid !== 'string' || !/^0x[0-9a-fA-F]{64}$/.test(rawTxid)) {
+        throw invalidParam('txid', 'txid must be a transaction hash: 0x followed by 64 hexadecimal characters.', 'txid_invalid');
+      }
+      const txid = rawTxid.toLowerCase() as Hex;
+      const r = await loadRefund(sql, merchantId, id);
+      if (deps.chains[r.chain]?.type !== 'evm') {
+        throw unprocessable('refund_txid_unsupported', 'A Bitcoin refund is sent by uploading the signed PSBT (POST /v1/refunds/{id}/signed_psbt): Kassa broadcasts it itself.', 'txid');
+      }
+      if (r.status !== 'awaiting_signature' && r.status !== 'broadcast' && r.status !== 'completed') {
+        throw conflict('refund_state_invalid', `Refund ${id} is ${r.status}; a transaction is accepted only after approval (awaiting_signature).`);
+      }
+      if (r.txid === txid) return present(r); // reported again: nothing changes
+      if (r.status === 'completed') throw conflict('refund_already_broadcast', `Refund ${id} was already paid by ${r.txid}.`, 'txid');
+      const used = await sql<{ id: string }[]>`select id from refunds where chain = ${r.chain} and txid = ${txid}`;
+      if (used.length) throw conflict('transaction_already_used', `Transaction ${txid} is already recorded for refund ${used[0]!.id}: one transaction pays one refund.`, 'txid');
+
+      const seen = await seenOnChain(r.chain, txid);
+      if (!seen) throw unprocessable('transaction_not_found', `The ${r.chain} node does not know transaction ${txid}: check the network, and report it once your wallet has sent it.`, 'txid');
+      const check = checkEvmRefundTx(evmTarget(r), seen.tx, seen.receipt, (v) => `${formatAmount(v, r.decimals)} ${r.asset}`);
+      if (!check.ok) throw unprocessable(check.code, check.message, 'txid');
+      if (r.status === 'broadcast') {
+        // A replacement (speed-up or cancel-and-resend in the wallet): same sender and nonce, so only one of the two can ever be mined.
+        const recorded = await seenOnChain(r.chain, r.txid as Hex);
+        if (recorded?.receipt || r.sender?.toLowerCase() !== check.sender.toLowerCase() || BigInt(check.nonce) !== r.evm_nonce) {
+          throw conflict('refund_already_broadcast', `Refund ${id} is already paid by ${r.txid}${recorded?.receipt ? ' (mined)' : ''}; another transaction is accepted only as its replacement (same sender and nonce).`, 'txid');
+        }
+      }
+      try {
+        await sql.begin(async (tx) => {
+          await lockInvoice(tx, merchantId, r.invoice_id);
+          const cur = await loadRefund(tx, merchantId, id, true);
+          const recorded = { txid, sender: check.sender, evm_nonce: BigInt(check.nonce), block_number: seen.receipt?.blockNumber ?? null };
+          if (cur.status === 'awaiting_signature') {
+            await move(tx, id, 'awaiting_signature', 'broadcast', { ...recorded, broadcast_at: new Date() });
+            await bookRefundSent(tx, { ...cur, network_fee: 0n });
+          } else if (cur.status === 'broadcast' && cur.txid === r.txid) {
+            await tx`update refunds set txid = ${txid}, block_number = ${recorded.block_number}, updated_at = now() where id = ${id} and status = 'broadcast'`;
+            await emit(tx, id, 'refund.broadcast');
+          } else if (cur.txid !== txid) {
+            throw conflict('refund_state_invalid', `Refund ${id} changed while this transaction was checked (now ${cur.status}); read it again.`);
+          }
+        });
+      } catch (err) {
+        if ((err as { code?: string }).code === '23505') throw conflict('transaction_already_used', `Transaction ${txid} is already recorded for another refund: one transaction pays one refund.`, 'txid');
+        throw err;
+      }
+      deps.logger.info({ refund_id: id, txid, mined: check.mined }, 'refund transaction reported and checked');
+      return present(await loadRefund(sql, merchantId, id));
+    },
+
+    /**
      * Follows the Bitcoin refunds of `chain` that were broadcast (and those completed within the
      * last day, for reorgs): `broadcast` → `completed` once the transaction has the confirmations
      * the invoice's method requires, `completed` → `broadcast` when a reorg takes it below that, and
@@ -506,8 +599,16 @@ export function createRefundService(deps: {
      * Confirmations come from `gettxout` on the refund output (output 0), or from
      * `getrawtransaction` when the customer already spent it (Core needs txindex=1 for that case).
      */
-    async track(chain: string): Promise<{ completed: number; reorged: number; resent: number }> {
-      const out = { completed: 0, reorged: 0, resent: 0 };
+    async track(chain: string): Promise<{ completed: number; reorged: number; resent: number; failed: number }> {
+      if (deps.chains[chain]?.type === 'evm') {
+        // A node that does not answer delays this chain's refunds to the next pass, not the other chains'.
+        return trackEvm(chain).catch((err: unknown) => {
+          if (!(err instanceof UpstreamError)) throw err;
+          deps.logger.warn({ chain, err: err.message }, 'refund tracking skipped this pass: the node did not answer');
+          return { completed: 0, reorged: 0, resent: 0, failed: 0 };
+        });
+      }
+      const out = { completed: 0, reorged: 0, resent: 0, failed: 0 };
       if (deps.chains[chain]?.type !== 'bitcoin') return out;
       const rows = await sql<(RefundRow & { required: number | null })[]>`
         select r.*, m.confirmations_required as required from refunds r
@@ -544,6 +645,97 @@ export function createRefundService(deps: {
       return out;
     },
   };
+
+  /**
+   * EVM approval: the exact transaction the merchant's wallet sends (to, value or ERC-20 transfer
+   * calldata, chain id), → awaiting_signature. Kassa signs nothing.
+   */
+  async function approveEvm(merchantId: string, r: RefundRow, opts: { fee_rate?: string | undefined }) {
+    if (opts.fee_rate !== undefined) throw invalidParam('fee_rate', 'fee_rate applies to Bitcoin refunds only: on an EVM chain your wallet sets the gas price.', 'parameter_invalid');
+    const [settings] = await sql<{ treasury: string }[]>`select treasury from merchant_evm_settings where merchant_id = ${merchantId} and chain = ${r.chain}`;
+    const row = await sql.begin(async (tx) => {
+      await lockInvoice(tx, merchantId, r.invoice_id);
+      const cur = await loadRefund(tx, merchantId, r.id, true);
+      if (cur.status !== 'awaiting_approval') throw conflict('refund_state_invalid', `Refund ${r.id} is ${cur.status}; only a refund awaiting approval can be approved.`);
+      const busy = await tx`select id from refunds where invoice_id = ${r.invoice_id} and status = 'awaiting_signature'`;
+      if (busy.length) throw conflict('refund_awaiting_signature_exists', `Refund ${busy[0]!.id as string} of this invoice is already awaiting a signature: broadcast or cancel it first.`);
+      const evmTx = buildEvmRefundTx({ ...evmTarget(cur), from: settings?.treasury ?? null });
+      try {
+        await move(tx, r.id, 'awaiting_approval', 'awaiting_signature', { approved_at: new Date(), evm_tx: tx.json(evmTx as never) });
+      } catch (err) {
+        if ((err as { code?: string }).code === '23505') throw conflict('refund_awaiting_signature_exists', 'Another refund of this invoice is already awaiting a signature: broadcast or cancel it first.');
+        throw err;
+      }
+      return loadRefund(tx, merchantId, r.id);
+    });
+    deps.logger.info({ refund_id: r.id, to: row.evm_tx?.to }, 'refund approved, EVM transaction prepared');
+    return present(row);
+  }
+
+  /** The transaction and (once mined) its receipt from the refund's chain; null when the node does not know it. */
+  async function seenOnChain(chain: string, hash: Hex): Promise<{ tx: SeenTx; receipt: SeenReceipt | null } | null> {
+    const c = evmFor(chain).public;
+    let tx: SeenTx;
+    try {
+      const t = await c.getTransaction({ hash });
+      tx = { hash: t.hash, from: t.from, to: t.to, value: t.value, input: t.input, nonce: t.nonce, chainId: t.chainId };
+    } catch (err) {
+      if (err instanceof TransactionNotFoundError) return null;
+      throw upstream(chain, err);
+    }
+    try {
+      const rc = await c.getTransactionReceipt({ hash });
+      return { tx, receipt: { status: rc.status, blockNumber: rc.blockNumber, logs: rc.logs } };
+    } catch (err) {
+      if (err instanceof TransactionReceiptNotFoundError) return { tx, receipt: null };
+      throw upstream(chain, err);
+    }
+  }
+
+  function upstream(chain: string, err: unknown): UpstreamError {
+    return new UpstreamError('evm_node_unreachable', `The ${chain} node did not answer (${(err as Error).message.split('\n')[0]}). Try again.`);
+  }
+
+  /**
+   * Follows the EVM refunds of `chain` that were broadcast (and those completed within the last
+   * day, for reorgs) by their receipts, checking each again with `checkEvmRefundTx`.
+   */
+  async function trackEvm(chain: string): Promise<{ completed: number; reorged: number; resent: number; failed: number }> {
+    const out = { completed: 0, reorged: 0, resent: 0, failed: 0 };
+    const rows = await sql<(RefundRow & { required: number | null })[]>`
+      select r.*, m.confirmations_required as required from refunds r
+      left join invoice_payment_methods m on m.invoice_id = r.invoice_id and m.method = r.method
+      where r.chain = ${chain} and (r.status = 'broadcast' or (r.status = 'completed' and r.completed_at > now() - interval '1 day'))
+      order by r.seq limit 500`;
+    if (rows.length === 0) return out;
+    const tip = await evmFor(chain).public.getBlockNumber().catch((err: unknown) => { throw upstream(chain, err); });
+    for (const r of rows) {
+      const required = BigInt(Math.max(1, r.required ?? 1));
+      const seen = await seenOnChain(chain, r.txid as Hex);
+      const check = seen ? checkEvmRefundTx(evmTarget(r), seen.tx, seen.receipt, (v) => `${formatAmount(v, r.decimals)} ${r.asset}`) : null;
+      const mined = seen?.receipt ?? null;
+      const confirmations = mined ? tip - mined.blockNumber + 1n : 0n;
+      if (check && !check.ok) {
+        // Mined, but not what it was accepted as (reverted, or the transfer differs): the refund failed.
+        await sql.begin(async (tx) => {
+          await tx`select id from invoices where id = ${r.invoice_id} for update`;
+          if (r.status === 'completed') await move(tx, r.id, 'completed', 'broadcast', { completed_at: null });
+          if (await move(tx, r.id, 'broadcast', 'failed', { failed_at: new Date(), failure_reason: check.message.slice(0, 500) })) {
+            await bookRefundSent(tx, { ...r, network_fee: 0n }, { reverse: true });
+            out.failed++;
+          }
+        });
+        deps.logger.warn({ refund_id: r.id, txid: r.txid, code: check.code }, 'refund transaction failed its check on chain');
+      } else if (r.status === 'broadcast') {
+        if (mined && confirmations >= required && await sql.begin((tx) => move(tx, r.id, 'broadcast', 'completed', { completed_at: new Date(), block_number: mined.blockNumber }))) out.completed++;
+        else if (!seen) deps.logger.warn({ refund_id: r.id, txid: r.txid }, 'the node does not know the refund transaction: send it again from your wallet, or report its replacement');
+      } else if (confirmations < required && await sql.begin((tx) => move(tx, r.id, 'completed', 'broadcast', { completed_at: null, block_number: mined?.blockNumber ?? null }))) {
+        out.reorged++;
+      }
+    }
+    if (out.completed || out.reorged || out.failed) deps.logger.info({ chain, ...out }, 'refunds tracked');
+    return out;
+  }
 
   async function nodeFeeRate(rpc: BitcoinRpcClient): Promise<bigint> {
     let answer: { feerate?: number; errors?: string[] };

@@ -37,7 +37,50 @@ export interface ReconciliationInvoice {
   difference: string;
   /** Value (at the locked rates) of live payments in offered assets that do not count (e.g. late). */
   not_counted: string;
+  /** Value of the invoice's sent refunds: SUM of `value` + `network_fee_value` over `refunds`. */
+  refunded: string;
+  /** received + not_counted − refunded (docs/reconciliation.md, "Refunds"). */
+  net_received: string;
   payments: ReportPayment[];
+  refunds: ReportRefund[];
+}
+
+/** A refund that left the merchant's wallet (`broadcast` or `completed`), as a report row. */
+export interface ReportRefund {
+  refund_id: string;
+  status: string;
+  chain: string;
+  method: string;
+  asset: string;
+  txid: string;
+  /** What the customer received, in the asset. */
+  amount: string;
+  /** Network fee paid from the invoice's own outputs (Bitcoin), in the asset; "0" on EVM chains. */
+  network_fee: string;
+  /** The rate the invoice locked for this method; null when the method was not offered. */
+  rate: string | null;
+  /** Value of `amount` at `rate` in the invoice currency (rounded down); null without a rate. */
+  value: string | null;
+  /** Value of `network_fee` at `rate` (rounded down); null without a rate. */
+  network_fee_value: string | null;
+}
+
+interface RefundRow {
+  id: string; invoice_id: string; status: string; chain: string; method: string; asset: string; decimals: number;
+  txid: string; amount: bigint; network_fee: bigint; rate: string | null;
+}
+
+/** Refund statuses whose money left the wallet: the ones the report subtracts (and the ledger books). */
+export const REPORTED_REFUND_STATUSES = ['broadcast', 'completed'] as const;
+
+/**
+ * The one rule for a refund's value in the invoice currency (docs/reconciliation.md, "Refunds"):
+ * the amount sent and the network fee, each valued at the rate the invoice locked for the refunded
+ * method (the rate that valued the payments it gives back) and rounded down; null without a rate.
+ */
+export function refundedValue(r: Pick<RefundRow, 'amount' | 'network_fee' | 'decimals' | 'rate'>, currencyDecimals: number): { sent: bigint; fee: bigint } | null {
+  if (r.rate === null) return null;
+  return { sent: currencyValueOf(r.amount, r.decimals, r.rate, currencyDecimals), fee: currencyValueOf(r.network_fee, r.decimals, r.rate, currencyDecimals) };
 }
 
 type UnmatchedReason = 'late' | 'asset_not_offered' | 'reorged' | 'replaced' | 'marked_invalid';
@@ -50,9 +93,12 @@ export interface ReconciliationReport {
   invoices: ReconciliationInvoice[];
   totals: {
     /** Sums over the report's invoices; `received` = SUM of `value` over their counted payments. */
-    per_currency: { currency: string; invoices: number; expected: string; received: string; difference: string }[];
-    /** Sums of on-chain amounts of the report's payments by method: live, counted, live but not counted. */
-    per_asset: { method: string; asset: string; chain: string; payments: number; received: string; counted: string; not_counted: string }[];
+    per_currency: { currency: string; invoices: number; expected: string; received: string; difference: string; refunded: string; net_received: string }[];
+    /**
+     * Sums of on-chain amounts of the report's payments by method: live, counted, live but not
+     * counted; and of its sent refunds (amount + network fee), and received − refunded.
+     */
+    per_asset: { method: string; asset: string; chain: string; payments: number; received: string; counted: string; not_counted: string; refunds: number; refunded: string; net_received: string }[];
   };
   /**
    * Payments that do not count toward a price: those of the report's invoices, then those first
@@ -89,8 +135,16 @@ export async function reconciliationReport(
   const byInvoice = new Map<string, typeof inPeriod>();
   for (const p of inPeriod) byInvoice.set(p.invoice_id, [...(byInvoice.get(p.invoice_id) ?? []), p]);
 
-  const perCurrency = new Map<string, { decimals: number; invoices: number; expected: bigint; received: bigint }>();
-  const perAsset = new Map<string, { method: string; asset: string; chain: string; decimals: number; payments: number; received: bigint; counted: bigint }>();
+  const refundRows = ids.length === 0 ? [] : await db<RefundRow[]>`
+    select r.id, r.invoice_id, r.status, r.chain, r.method, r.asset, r.decimals, r.txid, r.amount, coalesce(r.network_fee, 0) as network_fee, m.rate
+    from refunds r left join invoice_payment_methods m on m.invoice_id = r.invoice_id and m.method = r.method
+    where r.merchant_id = ${merchantId} and r.invoice_id = any(${ids}) and r.status = any(${REPORTED_REFUND_STATUSES as unknown as string[]})
+    order by r.seq`;
+  const refundsOf = new Map<string, RefundRow[]>();
+  for (const r of refundRows) refundsOf.set(r.invoice_id, [...(refundsOf.get(r.invoice_id) ?? []), r]);
+
+  const perCurrency = new Map<string, { decimals: number; invoices: number; expected: bigint; received: bigint; refunded: bigint; net: bigint }>();
+  const perAsset = new Map<string, { method: string; asset: string; chain: string; decimals: number; payments: number; received: bigint; counted: bigint; refunds: number; refunded: bigint }>();
   const unmatched: ReconciliationReport['unmatched'] = [];
   const report: ReconciliationInvoice[] = invoices.map((inv) => {
     let received = 0n;
@@ -103,7 +157,7 @@ export async function reconciliationReport(
       const value = p.rate ? currencyValueOf(p.amount, decimals, p.rate, inv.currency_decimals) : 0n;
       if (counted) received += value;
       else if (live && p.rate) notCounted += value;
-      const a = perAsset.get(p.method) ?? { method: p.method, asset: p.asset, chain: p.chain, decimals, payments: 0, received: 0n, counted: 0n };
+      const a = perAsset.get(p.method) ?? { method: p.method, asset: p.asset, chain: p.chain, decimals, payments: 0, received: 0n, counted: 0n, refunds: 0, refunded: 0n };
       if (live) {
         a.payments += 1;
         a.received += p.amount;
@@ -117,10 +171,28 @@ export async function reconciliationReport(
         counted, verified_at: null, mismatch: p.mismatch,
       };
     });
-    const c = perCurrency.get(inv.currency) ?? { decimals: inv.currency_decimals, invoices: 0, expected: 0n, received: 0n };
+    let refunded = 0n;
+    const refunds = (refundsOf.get(inv.id) ?? []).map((r): ReportRefund => {
+      const v = refundedValue(r, inv.currency_decimals);
+      if (v) refunded += v.sent + v.fee;
+      const a = perAsset.get(r.method) ?? { method: r.method, asset: r.asset, chain: r.chain, decimals: r.decimals, payments: 0, received: 0n, counted: 0n, refunds: 0, refunded: 0n };
+      a.refunds += 1;
+      a.refunded += r.amount + r.network_fee;
+      perAsset.set(r.method, a);
+      return {
+        refund_id: r.id, status: r.status, chain: r.chain, method: r.method, asset: r.asset, txid: r.txid,
+        amount: formatAmount(r.amount, r.decimals), network_fee: formatAmount(r.network_fee, r.decimals), rate: r.rate,
+        value: v ? formatAmount(v.sent, inv.currency_decimals) : null,
+        network_fee_value: v ? formatAmount(v.fee, inv.currency_decimals) : null,
+      };
+    });
+    const net = received + notCounted - refunded;
+    const c = perCurrency.get(inv.currency) ?? { decimals: inv.currency_decimals, invoices: 0, expected: 0n, received: 0n, refunded: 0n, net: 0n };
     c.invoices += 1;
     c.expected += inv.amount;
     c.received += received;
+    c.refunded += refunded;
+    c.net += net;
     perCurrency.set(inv.currency, c);
     return {
       invoice_id: inv.id,
@@ -133,7 +205,10 @@ export async function reconciliationReport(
       received: formatAmount(received, inv.currency_decimals),
       difference: formatAmount(received - inv.amount, inv.currency_decimals),
       not_counted: formatAmount(notCounted, inv.currency_decimals),
+      refunded: formatAmount(refunded, inv.currency_decimals),
+      net_received: formatAmount(net, inv.currency_decimals),
       payments,
+      refunds,
     };
   });
 
@@ -164,11 +239,13 @@ export async function reconciliationReport(
         currency, invoices: c.invoices,
         expected: formatAmount(c.expected, c.decimals), received: formatAmount(c.received, c.decimals),
         difference: formatAmount(c.received - c.expected, c.decimals),
+        refunded: formatAmount(c.refunded, c.decimals), net_received: formatAmount(c.net, c.decimals),
       })),
       per_asset: [...perAsset.values()].map((a) => ({
         method: a.method, asset: a.asset, chain: a.chain, payments: a.payments,
         received: formatAmount(a.received, a.decimals), counted: formatAmount(a.counted, a.decimals),
         not_counted: formatAmount(a.received - a.counted, a.decimals),
+        refunds: a.refunds, refunded: formatAmount(a.refunded, a.decimals), net_received: formatAmount(a.received - a.refunded, a.decimals),
       })),
     },
     unmatched,
@@ -180,33 +257,49 @@ export const CSV_COLUMNS = [
   'invoice_id', 'order_id', 'invoice_created_at', 'invoice_status', 'invoice_exception', 'invoice_currency',
   'invoice_expected', 'invoice_received', 'invoice_difference', 'invoice_not_counted', 'payment_id', 'chain', 'method', 'asset', 'txid',
   'output_index', 'block_height', 'block_time', 'confirmations', 'payment_status', 'late', 'counted', 'amount', 'rate', 'value',
-  'mismatch',
+  'mismatch', 'row_type', 'refund_id', 'refund_status', 'invoice_refunded', 'invoice_net_received',
 ] as const;
 
 /** Columns holding plain decimal numbers (written as numbers; every other column is text). */
 export const CSV_NUMERIC_COLUMNS: ReadonlySet<string> = new Set([
   'invoice_expected', 'invoice_received', 'invoice_not_counted', 'invoice_difference', 'output_index', 'block_height', 'confirmations', 'amount', 'rate', 'value',
+  'invoice_refunded', 'invoice_net_received',
 ]);
 
 /** A text cell (see src/csv.ts). */
 export const csvField = (v: unknown): string => csvCell(v, 'text');
 
+const negate = (d: string | null) => (d === null ? null : d.startsWith('-') ? d.slice(1) : /^[0.]+$/.test(d) ? d : `-${d}`);
+
 /**
- * One row per payment (an invoice without payments gets one row with empty payment columns).
- * `value` is filled only on counted rows, so a SUM of the `value` column per `invoice_currency`
- * equals `totals.per_currency[].received`.
+ * One row per payment (an invoice without payments gets one row with empty payment columns), then
+ * per sent refund one `refund` row (the amount sent) and, when it paid one, a `refund_network_fee`
+ * row, both with negative `amount` and `value` (money out). `value` is filled only on counted
+ * payment rows and on refund rows with a locked rate, so per `invoice_currency` the SUM of `value`
+ * over `payment` rows is `totals.per_currency[].received` and over `refund*` rows it is
+ * −`refunded`; per `method` the SUM of `amount` over live payment rows and refund rows is
+ * `totals.per_asset[].net_received`.
  */
 export function reconciliationCsv(r: ReconciliationReport): string {
   const lines = [CSV_COLUMNS.join(',')];
   for (const inv of r.invoices) {
     const base = [inv.invoice_id, inv.order_id, inv.created_at, inv.status, inv.exception, inv.currency, inv.expected, inv.received, inv.difference, inv.not_counted];
-    const payments = inv.payments.length ? inv.payments : [null];
+    const tail = (type: string, id: string | null, status: string | null) => [type, id, status, inv.refunded, inv.net_received];
+    const payments = inv.payments.length || inv.refunds.length ? inv.payments : [null];
     for (const p of payments) {
       const cols = p
         ? [p.id, p.chain, p.method, p.asset, p.txid, p.output_index, p.block_height, p.block_time, p.confirmations, p.status, p.late, p.counted, p.amount, p.rate, p.value, p.mismatch]
         : Array(16).fill('');
-      lines.push(csvLine(CSV_COLUMNS, [...base, ...cols], CSV_NUMERIC_COLUMNS));
+      lines.push(csvLine(CSV_COLUMNS, [...base, ...cols, ...tail(p ? 'payment' : '', null, null)], CSV_NUMERIC_COLUMNS));
+    }
+    for (const f of inv.refunds) {
+      const row = (type: string, amount: string, value: string | null) => [
+        ...base, '', f.chain, f.method, f.asset, f.txid, '', '', '', '', '', '', '', negate(amount), f.rate, negate(value), '', ...tail(type, f.refund_id, f.status),
+      ];
+      lines.push(csvLine(CSV_COLUMNS, row('refund', f.amount, f.value), CSV_NUMERIC_COLUMNS));
+      if (!/^[0.]+$/.test(f.network_fee)) lines.push(csvLine(CSV_COLUMNS, row('refund_network_fee', f.network_fee, f.network_fee_value), CSV_NUMERIC_COLUMNS));
     }
   }
   return lines.join('\r\n') + '\r\n';
 }
+

@@ -131,7 +131,7 @@ function banner(o: { apiUrl: string; publicUrl: string; state: SandboxState; run
     'Then pay it and mine a block:',
     '  npx kassa sandbox pay <invoice_id> [--method BTC|ETH-ethereum|USDC-ethereum|USDT-ethereum] [--partial 50 | --over 10 | --amount 0.001]',
     '  npx kassa sandbox mine [--chain bitcoin|ethereum] [--blocks 1]',
-    'Or run a whole scenario: npx kassa sandbox scenario paid   (partial-then-topup, overpaid, expired, late, reorg)',
+    'Or run a whole scenario: npx kassa sandbox scenario paid   (partial-then-topup, overpaid, expired, late, reorg, overpaid-refund, partial-refund)',
     'Reorg a chain: npx kassa sandbox reorg --chain bitcoin|ethereum --depth 2',
     '',
     'Chain data lives in memory and is gone after a restart; the demo merchant and its key are kept.',

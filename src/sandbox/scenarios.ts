@@ -7,6 +7,12 @@
  *
  * The result is `ok` only when the path (and the expected exception) match.
  *
+ * `overpaid-refund` (pays 20% too much, refunds `"overpaid"`) and `partial-refund` (pays in full,
+ * refunds 10.00 of the 25.00 USD) then run a refund the whole way (src/sandbox/refund.ts): create,
+ * the customer's claim, approve, signed by the sandbox's copy of the demo merchant's keys, one block,
+ * and the worker's tracker completes it; the refund's path (from its events) must be
+ * awaiting_destination → awaiting_approval → awaiting_signature → broadcast → completed.
+ *
  * `reorg` works on both chains, with the same expected path (new → processing → settled →
  * invalid): on Bitcoin (the default, `--method BTC`) it invalidates the payment's block and
  * double-spends the payment before mining a longer chain; on the EVM chain (`--method
@@ -24,8 +30,9 @@ import { sandboxPaths } from './files.ts';
 import { evmTip, mine, pay, reorg, type Invoice, type SandboxChain, type SandboxContext } from './actions.ts';
 import type { WebhookLogEntry } from './receiver.ts';
 import type { InvoiceException, InvoiceStatus } from '../invoices/status.ts';
+import { REFUND_EXPECTED_PATH, REFUND_STATE_OF, refundAsMerchant, type RefundRun } from './refund.ts';
 
-export const SCENARIOS = ['paid', 'partial-then-topup', 'overpaid', 'expired', 'late', 'reorg'] as const;
+export const SCENARIOS = ['paid', 'partial-then-topup', 'overpaid', 'expired', 'late', 'reorg', 'overpaid-refund', 'partial-refund'] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
 
 export interface ScenarioResult {
@@ -42,6 +49,8 @@ export interface ScenarioResult {
   webhooks: string[];
   webhooks_note: string | null;
   steps: string[];
+  /** The refund scenarios: the refund and its path through its states (from its events). */
+  refund: (RefundRun & { status: string; path: string[]; expected_path: string[] }) | null;
   ok: boolean;
 }
 
@@ -66,6 +75,8 @@ const EXPECT: Record<ScenarioName, Expectation> = {
   expired: { path: ['new', 'expired'], exception: null },
   late: { path: ['new', 'expired'], exception: 'paid_late' },
   reorg: { path: ['new', 'processing', 'settled', 'invalid'], exception: null },
+  'overpaid-refund': { path: ['new', 'processing', 'settled'], exception: 'paid_over' },
+  'partial-refund': { path: ['new', 'processing', 'settled'], exception: null },
 };
 
 export function isScenario(name: string): name is ScenarioName {
@@ -120,6 +131,22 @@ export async function runScenario(
   };
 
   let invoice: Invoice;
+  let refund: RefundRun | null = null;
+  /** Refund, then one block, then wait for the worker's track-refunds job to complete it. */
+  const refundStep = async (body: Record<string, unknown>) => {
+    refund = await refundAsMerchant(ctx, invoice.id, method, body, step);
+    await mineStep();
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const r = await ctx.api<{ status: string }>('GET', `/v1/refunds/${refund.id}`);
+      if (r.status === 'completed' || r.status === 'failed') {
+        step(`  … refund ${r.status}: ${refund.amount} ${refund.asset} to ${refund.destination} (tx ${refund.txid})`);
+        break;
+      }
+      if (Date.now() > deadline) throw new KassaError('sandbox_timeout', `timed out waiting for refund ${refund.id} to complete (it is ${r.status}; is the worker running?)`, { retryable: false });
+      await new Promise((res) => setTimeout(res, 500));
+    }
+  };
   try {
     invoice = await ctx.api<Invoice>('POST', '/v1/invoices', {
       amount: '25.00', currency: 'USD', payment_methods: [method], speed_policy: 'medium',
@@ -143,6 +170,20 @@ export async function runScenario(
         await waitUntil('top-up detected', (i) => i.status !== 'new');
         await mineStep();
         await waitUntil('settled', (i) => i.status === 'settled');
+        break;
+      case 'overpaid-refund':
+        await payStep({ over: '20' });
+        await waitUntil('payment detected', (i) => i.status !== 'new');
+        await mineStep();
+        await waitUntil('settled', (i) => i.status === 'settled');
+        await refundStep({ amount: 'overpaid', reason: 'sandbox scenario: the customer paid 20% too much' });
+        break;
+      case 'partial-refund':
+        await payStep({});
+        await waitUntil('payment detected', (i) => i.status !== 'new');
+        await mineStep();
+        await waitUntil('settled', (i) => i.status === 'settled');
+        await refundStep({ amount: '10.00', reason: 'sandbox scenario: one item of the order returned' });
         break;
       case 'overpaid':
         await payStep({ over: '20' });
@@ -183,6 +224,15 @@ export async function runScenario(
     const final = await get();
     const events = await sql<{ type: string }[]>`select type from events where invoice_id = ${invoice.id} order by seq`;
     const path = events.map((e) => STATE_OF[e.type]).filter((s): s is InvoiceStatus => s !== undefined);
+    const ran = refund as RefundRun | null;
+    const refundResult = ran
+      ? {
+        ...ran,
+        status: (await ctx.api<{ status: string }>('GET', `/v1/refunds/${ran.id}`)).status,
+        path: events.map((e) => REFUND_STATE_OF[e.type]).filter((x): x is string => x !== undefined),
+        expected_path: REFUND_EXPECTED_PATH,
+      }
+      : null;
 
     // Webhooks: wait (up to 15 s) for the receiver to have verified the event of the final state.
     const lastEvent = [...events].reverse().find((e) => STATE_OF[e.type])?.type;
@@ -205,10 +255,11 @@ export async function runScenario(
     const ok =
       JSON.stringify(path) === JSON.stringify(exp.path) &&
       final.exception === exp.exception &&
-      (exp.observed ?? []).every((x) => observed.has(x));
+      (exp.observed ?? []).every((x) => observed.has(x)) &&
+      (refundResult === null || JSON.stringify(refundResult.path) === JSON.stringify(refundResult.expected_path));
     return {
       scenario: name, invoice: invoice.id, method, path, expected_path: exp.path, exception: final.exception,
-      expected_exception: exp.exception, observed_exceptions: [...observed], webhooks, webhooks_note: note, steps, ok,
+      expected_exception: exp.exception, observed_exceptions: [...observed], webhooks, webhooks_note: note, steps, refund: refundResult, ok,
     };
   } finally {
     await sql.end({ timeout: 5 });
@@ -235,6 +286,11 @@ export function formatScenario(r: ScenarioResult): string {
     `  path:      ${r.path.join(' → ')}${r.exception ? `  [${r.exception}]` : ''}`,
     `  expected:  ${r.expected_path.join(' → ')}${r.expected_exception ? `  [${r.expected_exception}]` : ''}`,
     ...(r.observed_exceptions.length ? [`  seen:      ${r.observed_exceptions.join(', ')}`] : []),
+    ...(r.refund ? [
+      `  refund:    ${r.refund.id}, ${r.refund.amount} ${r.refund.asset} to ${r.refund.destination}, tx ${r.refund.txid}`,
+      `  its path:  ${r.refund.path.join(' → ')}`,
+      `  expected:  ${r.refund.expected_path.join(' → ')}`,
+    ] : []),
     `  webhooks:  ${r.webhooks.length ? r.webhooks.join(', ') : '(none)'}${r.webhooks_note ? `\n  note:      ${r.webhooks_note}` : ''}`,
     r.ok ? 'OK' : 'FAILED: the path does not match the expectation',
   ].join('\n');

@@ -21,6 +21,7 @@ import { writeChainsFile } from '../support/merchant.ts';
 import { expectLedgerBalancedIn } from '../support/ledger.ts';
 import { createRefundService, refundServiceFor } from '../../src/refunds/service.ts';
 import { UpstreamError } from '../../src/errors.ts';
+import { expectReportAddsUp } from './report-sums.ts';
 
 const network = bitcoinNetwork('regtest');
 // The merchant's own wallet, known only to this test: Kassa gets the account tpub with its key origin.
@@ -35,6 +36,7 @@ let app: ReturnType<typeof createApp>;
 let w: BitcoinWatcher;
 let secret: string;
 let merchantId: string;
+const startedAt = new Date();
 
 async function sync(): Promise<void> {
   for (let i = 0; i < 100; i++) if (!(await w.runOnce()).more) return;
@@ -197,18 +199,18 @@ describe('bitcoin refund of an overpayment, end to end', () => {
     // of that block moves it back; the block returning completes it again.
     const refunds = refundServiceFor(ctx.deps);
     const statusNow = async () => (await api('GET', `/v1/refunds/${refundId}`)).body.status;
-    expect(await refunds.track('bitcoin')).toEqual({ completed: 0, reorged: 0, resent: 0 });
+    expect(await refunds.track('bitcoin')).toEqual({ completed: 0, reorged: 0, resent: 0, failed: 0 });
     expect(await statusNow()).toBe('broadcast');
     const [block] = await dn.wallet.mine(1);
     const utxo = await dn.rpc.call<{ value: number } | null>('gettxout', [txid, 0, true]);
     expect(utxo?.value).toBe(0.0005); // the customer's wallet sees the money
-    expect(await refunds.track('bitcoin')).toEqual({ completed: 1, reorged: 0, resent: 0 });
+    expect(await refunds.track('bitcoin')).toEqual({ completed: 1, reorged: 0, resent: 0, failed: 0 });
     expect(await statusNow()).toBe('completed');
     await dn.wallet.invalidateBlock(block!);
-    expect(await refunds.track('bitcoin')).toEqual({ completed: 0, reorged: 1, resent: 0 });
+    expect(await refunds.track('bitcoin')).toEqual({ completed: 0, reorged: 1, resent: 0, failed: 0 });
     expect(await statusNow()).toBe('broadcast');
     await dn.wallet.reconsiderBlock(block!);
-    expect(await refunds.track('bitcoin')).toEqual({ completed: 1, reorged: 0, resent: 0 });
+    expect(await refunds.track('bitcoin')).toEqual({ completed: 1, reorged: 0, resent: 0, failed: 0 });
     expect((await api('GET', `/v1/refunds/${refundId}`)).body).toMatchObject({ status: 'completed', txid });
 
     // Every move wrote its event (outbox) with the refund as it stood; the last one equals GET.
@@ -313,12 +315,17 @@ describe('refund invariants', () => {
     await bad({ amount: 'full', colour: 'red' }, 'parameter_unknown', 'colour');
     await bad({}, 'parameter_missing', 'amount');
     const evm = await api('POST', `/v1/invoices/${inv.id}/refunds`, { amount: '1', method: 'ETH-ethereum' });
-    expect(evm.body.error).toMatchObject({ code: 'refund_method_unsupported', param: 'method' });
+    expect(evm.status).toBe(422);
+    expect(evm.body.error).toMatchObject({ code: 'method_not_paid', param: 'method' });
     expect((await api('POST', `/v1/invoices/${inv.id}/refunds`, { amount: 'full', fee: '0.001' })).body.error).toMatchObject({ code: 'fee_too_large', param: 'fee' });
     expect((await api('POST', '/v1/refunds/ref_nope/approve', { fee_rate: 'fast' })).status).toBe(404);
 
     const mine = (await api('POST', `/v1/invoices/${inv.id}/refunds`, { amount: '10.00' })).body;
     expect((await api('POST', `/v1/refunds/${mine.id}/approve`, { fee_rate: '2' })).body.error.code).toBe('refund_state_invalid');
+    // A Bitcoin refund is sent by uploading the signed PSBT, not by reporting a hash.
+    const byHash = await api('POST', `/v1/refunds/${mine.id}/transaction`, { txid: `0x${'ab'.repeat(32)}` });
+    expect(byHash.status).toBe(422);
+    expect(byHash.body.error).toMatchObject({ code: 'refund_txid_unsupported', param: 'txid' });
     const other = await createMerchantWithKey(ctx.deps, { name: 'Other shop' });
     expect((await api('GET', `/v1/refunds/${mine.id}`, undefined, other.secret)).status).toBe(404);
     expect((await api('POST', `/v1/refunds/${mine.id}/cancel`, undefined, other.secret)).status).toBe(404);
@@ -340,5 +347,25 @@ describe('refund invariants', () => {
     expect((await app.request('/v1/public/refund_claims/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA')).status).toBe(404);
     const view = await (await app.request(`/v1/public/refund_claims/${token}`)).json();
     expect(view).toMatchObject({ object: 'refund_claim', status: 'awaiting_destination', asset: 'BTC', network: 'regtest', amount: '0.00016666' });
+  });
+});
+
+describe('bitcoin refunds in the reconciliation report', () => {
+  it('a refund row and its network fee row; net = received − refunded adds up in JSON, CSV and the ledger', async () => {
+    const q = `/v1/reports/reconciliation?from=${startedAt.toISOString()}&to=${new Date(Date.now() + 60_000).toISOString()}`;
+    const { json, rows } = await expectReportAddsUp(
+      async (format) => (await app.request(`${q}&format=${format}`, req(secret, 'GET'))).text(), ctx.deps.sql, merchantId);
+    // The overpaid invoice of the first test: $90 received, 0.0005 BTC ($30.00) sent back plus the network fee.
+    const first = json.invoices[0];
+    expect(first).toMatchObject({ received: '90.00', refunds: [{ status: 'completed', amount: '0.00050000', value: '30.00', rate: '60000.00' }] });
+    const fee = first.refunds[0];
+    expect(fee.network_fee).not.toBe('0.00000000');
+    const mine = rows.filter((r) => r.invoice_id === first.invoice_id && r.row_type!.startsWith('refund'));
+    expect(mine.map((r) => [r.row_type, r.amount, r.value])).toEqual([
+      ['refund', '-0.00050000', '-30.00'],
+      ['refund_network_fee', `-${fee.network_fee}`, `-${fee.network_fee_value}`],
+    ]);
+    // Only refunds whose money left the wallet are rows: the broadcast one of the third invoice, not the cancelled or unclaimed ones.
+    expect(json.invoices.flatMap((i: { refunds: { status: string }[] }) => i.refunds.map((f) => f.status))).toEqual(['completed', 'broadcast']);
   });
 });

@@ -11,8 +11,9 @@
  * - /health 200 (PostgreSQL, Redis and both chain watchers), an invoice created with the printed
  *   demo key, paid with `kassa sandbox pay`, a block mined with `kassa sandbox mine`, the invoice
  *   settled and `invoice.settled` verified by the built-in webhook receiver (its log);
- * - every named scenario (`kassa sandbox scenario <name> --json`) with its state path, plus `paid`
- *   and `reorg` with `--method ETH-ethereum`, and `kassa sandbox reorg --chain ethereum --depth 2`
+ * - every named scenario (`kassa sandbox scenario <name> --json`) with its state path (and, for
+ *   `overpaid-refund` and `partial-refund`, the refund's), plus `paid` and `reorg` with
+ *   `--method ETH-ethereum` and `partial-refund` with `--method USDC-ethereum`, and `kassa sandbox reorg --chain ethereum --depth 2`
  *   (a hardhat snapshot revert) replacing exactly 2 blocks with 3;
  * - SIGINT (a terminal's Ctrl-C reaches the whole process group) stops everything: no process of
  *   the group is left.
@@ -183,11 +184,23 @@ describe('npm run dev (sandbox) from a clean clone', () => {
     expired: { path: ['new', 'expired'], exception: null },
     late: { path: ['new', 'expired'], exception: 'paid_late' },
     reorg: { path: ['new', 'processing', 'settled', 'invalid'], exception: null },
+    'overpaid-refund': { path: ['new', 'processing', 'settled'], exception: 'paid_over' },
+    'partial-refund': { path: ['new', 'processing', 'settled'], exception: null },
   };
+  const refundPath = ['awaiting_destination', 'awaiting_approval', 'awaiting_signature', 'broadcast', 'completed'];
   for (const [name, exp] of Object.entries(expected)) {
     it(`scenario ${name}: ${exp.path.join(' → ')}${exp.exception ? ` [${exp.exception}]` : ''}`, async () => {
-      const r = JSON.parse(await kassa('sandbox', 'scenario', name, '--json')) as { ok: boolean; path: string[]; exception: string | null; webhooks: string[]; observed_exceptions: string[] };
+      const r = JSON.parse(await kassa('sandbox', 'scenario', name, '--json')) as {
+        ok: boolean; path: string[]; exception: string | null; webhooks: string[]; observed_exceptions: string[];
+        refund: { status: string; path: string[]; amount: string; asset: string } | null;
+      };
       expect(r.path).toEqual(exp.path);
+      // The refund scenarios: the refund went the whole way, signed by the sandbox as the merchant's wallet.
+      if (name.endsWith('-refund')) {
+        expect(r.refund, JSON.stringify(r)).toMatchObject({ status: 'completed', path: refundPath, asset: 'BTC' });
+        // overpaid: 20% over 25.00 USD is 5.00 USD; partial: 10.00 of 25.00 USD (0.00016666 BTC at 60,000, rounded down).
+        expect(r.refund!.amount).toBe(name === 'overpaid-refund' ? '0.00008333' : '0.00016666');
+      } else expect(r.refund).toBeNull();
       expect(r.exception).toBe(exp.exception);
       expect(r.ok).toBe(true);
       if (name === 'partial-then-topup') expect(r.observed_exceptions).toContain('paid_partial');
@@ -201,6 +214,13 @@ describe('npm run dev (sandbox) from a clean clone', () => {
     expect(r.path).toEqual(['new', 'processing', 'settled']);
     expect(r.ok).toBe(true);
   }, 60_000);
+
+  it('scenario partial-refund --method USDC-ethereum: the treasury sends the ERC-20 refund and Kassa checks it on chain', async () => {
+    const r = JSON.parse(await kassa('sandbox', 'scenario', 'partial-refund', '--method', 'USDC-ethereum', '--json')) as { ok: boolean; path: string[]; refund: { status: string; path: string[]; amount: string } | null };
+    expect(r.path).toEqual(['new', 'processing', 'settled']);
+    expect(r.refund, JSON.stringify(r)).toMatchObject({ status: 'completed', path: refundPath, amount: '10.000000' });
+    expect(r.ok).toBe(true);
+  }, 90_000);
 
   it('scenario reorg --method ETH-ethereum: a hardhat snapshot revert drops the payment (new → processing → settled → invalid)', async () => {
     const r = JSON.parse(await kassa('sandbox', 'scenario', 'reorg', '--method', 'ETH-ethereum', '--json')) as { ok: boolean; path: string[]; exception: string | null; webhooks: string[] };

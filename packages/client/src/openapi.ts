@@ -2877,6 +2877,7 @@ export interface paths {
                          *           "claim_url": "https://pay.example/refund/Xk2…",
                          *           "destination": "bcrt1q…",
                          *           "bitcoin": null,
+                         *           "evm": null,
                          *           "txid": null,
                          *           "failure_reason": null,
                          *           "created_at": "2026-01-15T10:00:00.000Z",
@@ -3080,6 +3081,7 @@ export interface paths {
                          *       "claim_url": "https://pay.example/refund/Xk2…",
                          *       "destination": "bcrt1q…",
                          *       "bitcoin": null,
+                         *       "evm": null,
                          *       "txid": null,
                          *       "failure_reason": null,
                          *       "created_at": "2026-01-15T10:00:00.000Z",
@@ -4785,6 +4787,7 @@ export interface paths {
                          *           "claim_url": "https://pay.example/refund/Xk2…",
                          *           "destination": "bcrt1q…",
                          *           "bitcoin": null,
+                         *           "evm": null,
                          *           "txid": null,
                          *           "failure_reason": null,
                          *           "created_at": "2026-01-15T10:00:00.000Z",
@@ -4962,6 +4965,7 @@ export interface paths {
                          *       "claim_url": "https://pay.example/refund/Xk2…",
                          *       "destination": "bcrt1q…",
                          *       "bitcoin": null,
+                         *       "evm": null,
                          *       "txid": null,
                          *       "failure_reason": null,
                          *       "created_at": "2026-01-15T10:00:00.000Z",
@@ -5115,8 +5119,8 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Approve a claimed refund: Kassa prepares the unsigned PSBT
-         * @description Moves the refund to `awaiting_signature` with `bitcoin.psbt`: sign it in your wallet and upload it to /signed_psbt. At most one refund per invoice awaits a signature.
+         * Approve a claimed refund: Kassa prepares the transaction for your wallet
+         * @description Moves the refund to `awaiting_signature`. Bitcoin: with `bitcoin.psbt`, the unsigned PSBT: sign it in your wallet and upload it to /signed_psbt. EVM: with `evm.transaction` (and `evm.link`): send it from your wallet and report its hash to /transaction. At most one refund per invoice awaits a signature.
          *
          *     Requires an API key with the scope `refunds:write`.
          */
@@ -5172,6 +5176,7 @@ export interface paths {
                          *       "claim_url": "https://pay.example/refund/Xk2…",
                          *       "destination": "bcrt1q…",
                          *       "bitcoin": null,
+                         *       "evm": null,
                          *       "txid": null,
                          *       "failure_reason": null,
                          *       "created_at": "2026-01-15T10:00:00.000Z",
@@ -5409,6 +5414,7 @@ export interface paths {
                          *       "claim_url": "https://pay.example/refund/Xk2…",
                          *       "destination": "bcrt1q…",
                          *       "bitcoin": null,
+                         *       "evm": null,
                          *       "txid": null,
                          *       "failure_reason": null,
                          *       "created_at": "2026-01-15T10:00:00.000Z",
@@ -5637,6 +5643,256 @@ export interface paths {
                          *       "claim_url": "https://pay.example/refund/Xk2…",
                          *       "destination": "bcrt1q…",
                          *       "bitcoin": null,
+                         *       "evm": null,
+                         *       "txid": null,
+                         *       "failure_reason": null,
+                         *       "created_at": "2026-01-15T10:00:00.000Z",
+                         *       "claimed_at": "2026-01-15T10:00:00.000Z",
+                         *       "approved_at": "2026-01-15T10:00:00.000Z",
+                         *       "broadcast_at": "2026-01-15T10:00:00.000Z",
+                         *       "completed_at": "2026-01-15T10:00:00.000Z",
+                         *       "cancelled_at": "2026-01-15T10:00:00.000Z"
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Refund"];
+                    };
+                };
+                /** @description Invalid request: `param` names the field. */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Missing, invalid or revoked API key. */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description The API key lacks a scope. */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description No such object (or it belongs to another merchant). */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Conflict, e.g. an Idempotency-Key reused with a different request. */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description The request is well-formed but cannot be carried out. */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Rate limited; see Retry-After. */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Unexpected error (no internals are exposed). */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/refunds/{id}/transaction": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Report the transaction your wallet sent for an EVM refund
+         * @description Kassa reads the transaction from the refund's chain and accepts it only when it pays exactly the refund's amount of the refund's asset to the customer's address on that chain; otherwise a 422 names `txid` and nothing changes. The refund becomes `broadcast`, then `completed` at the invoice's confirmation policy. Reporting the same hash again changes nothing; another hash is accepted only as a replacement (same sender and nonce) of one not mined yet.
+         *
+         *     Requires an API key with the scope `refunds:write`.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: {
+                    /** @description Makes retries safe: the first response is stored for 24 h and replayed. */
+                    "idempotency-key"?: string;
+                };
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    /**
+                     * @example {
+                     *       "txid": "0x5c50…"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["RefundTransaction"];
+                };
+            };
+            responses: {
+                /** @description OK */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "id": "ref_8Pq…",
+                         *       "object": "refund",
+                         *       "invoice_id": "inv_3kT…",
+                         *       "status": "awaiting_destination",
+                         *       "method": "BTC",
+                         *       "chain": "bitcoin",
+                         *       "asset": "BTC",
+                         *       "amount": "0.00020000",
+                         *       "fee": "0.00000000",
+                         *       "requested": {
+                         *         "kind": "full",
+                         *         "amount": null,
+                         *         "currency": null
+                         *       },
+                         *       "rate_basis": "rate_then",
+                         *       "rate": "60000.00",
+                         *       "rate_locked_at": "2026-01-15T10:00:00.000Z",
+                         *       "reason": null,
+                         *       "claim_url": "https://pay.example/refund/Xk2…",
+                         *       "destination": "bcrt1q…",
+                         *       "bitcoin": null,
+                         *       "evm": null,
                          *       "txid": null,
                          *       "failure_reason": null,
                          *       "created_at": "2026-01-15T10:00:00.000Z",
@@ -7530,6 +7786,36 @@ export interface components {
              * @example bcrt1q…
              */
             destination: string | null;
+            evm: {
+                /** @description The block holding it, as last seen. */
+                block_number: number | null;
+                /**
+                 * @description The same transaction as an EIP-681 link (amount in base units).
+                 * @example ethereum:0xA0b8…@1/transfer?address=0x…&uint256=5000000
+                 */
+                link: string | null;
+                /** @description The account that sent the reported transaction. */
+                sender: string | null;
+                /** @description The exact transaction to send from your wallet (eth_sendTransaction), once approved. */
+                transaction: {
+                    /** @example 1 */
+                    chain_id: number;
+                    /**
+                     * @description "0x" (native coin) or the ERC-20 transfer(customer, amount) call.
+                     * @example 0xa9059cbb…
+                     */
+                    data: string;
+                    /** @description Your treasury on this chain, when set: the wallet expected to send it. Kassa checks what the transaction pays, not who sends it. */
+                    from: string | null;
+                    /** @description The customer (native coin) or the token contract (ERC-20). */
+                    to: string;
+                    /**
+                     * @description Wei, decimal string ("0" for a token).
+                     * @example 0
+                     */
+                    value: string;
+                } | null;
+            } | null;
             failure_reason: string | null;
             /**
              * @description Deducted from the refund, in the asset.
@@ -7567,7 +7853,7 @@ export interface components {
         };
         RefundApprove: {
             /**
-             * @description Network fee rate in sat/vB; default: the node's estimatesmartfee for 6 blocks.
+             * @description Bitcoin only: network fee rate in sat/vB; default: the node's estimatesmartfee for 6 blocks.
              * @example 2
              */
             fee_rate?: string;
@@ -7606,7 +7892,7 @@ export interface components {
             /** @description Deducted from the refund, in the asset (decimal string). */
             fee?: string;
             /**
-             * @description Payment method refunded (BTC). Default: the one the customer paid with.
+             * @description Payment method refunded (BTC, ETH-ethereum, USDC-base). Default: the one the customer paid with.
              * @example BTC
              */
             method?: string;
@@ -7628,6 +7914,13 @@ export interface components {
         RefundSignedPsbt: {
             /** @description The signed PSBT, base64. */
             psbt: string;
+        };
+        RefundTransaction: {
+            /**
+             * @description The hash of the transaction your wallet sent.
+             * @example 0x5c50…
+             */
+            txid: string;
         };
         WebhookAttempt: {
             attempt: number;

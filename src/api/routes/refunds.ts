@@ -44,6 +44,18 @@ export const RefundSchema = z
       fee_rate: z.string().nullable().openapi({ description: 'sat/vB', example: '2' }),
       network_fee: z.string().nullable().openapi({ description: 'BTC, paid from the invoice outputs (change)', example: '0.00000282' }),
     }).nullable(),
+    evm: z.object({
+      transaction: z.object({
+        chain_id: z.number().int().openapi({ example: 1 }),
+        from: z.string().nullable().openapi({ description: 'Your treasury on this chain, when set: the wallet expected to send it. Kassa checks what the transaction pays, not who sends it.' }),
+        to: z.string().openapi({ description: 'The customer (native coin) or the token contract (ERC-20).' }),
+        value: z.string().openapi({ description: 'Wei, decimal string ("0" for a token).', example: '0' }),
+        data: z.string().openapi({ description: '"0x" (native coin) or the ERC-20 transfer(customer, amount) call.', example: '0xa9059cbb…' }),
+      }).nullable().openapi({ description: 'The exact transaction to send from your wallet (eth_sendTransaction), once approved.' }),
+      link: z.string().nullable().openapi({ description: 'The same transaction as an EIP-681 link (amount in base units).', example: 'ethereum:0xA0b8…@1/transfer?address=0x…&uint256=5000000' }),
+      sender: z.string().nullable().openapi({ description: 'The account that sent the reported transaction.' }),
+      block_number: z.number().int().nullable().openapi({ description: 'The block holding it, as last seen.' }),
+    }).nullable(),
     txid: z.string().nullable(),
     failure_reason: z.string().nullable(),
     created_at: z.string(),
@@ -63,7 +75,7 @@ const CreateSchema = z
       example: 'overpaid',
     }),
     amount_currency: z.string().max(10).optional().openapi({ description: 'For a decimal amount: the invoice currency (default) or the asset.' }),
-    method: z.string().max(60).optional().openapi({ description: 'Payment method refunded (BTC). Default: the one the customer paid with.', example: 'BTC' }),
+    method: z.string().max(60).optional().openapi({ description: 'Payment method refunded (BTC, ETH-ethereum, USDC-base). Default: the one the customer paid with.', example: 'BTC' }),
     rate_basis: z.enum(['rate_then', 'current', 'fixed']).optional().openapi({ description: 'How an amount in the invoice currency becomes the asset: the invoice\'s locked rate (default), the rate when the customer claims, or `rate`.' }),
     rate: z.string().max(60).optional().openapi({ description: 'With rate_basis "fixed": price of one unit of the asset in the invoice currency.' }),
     fee: z.string().max(60).optional().openapi({ description: 'Deducted from the refund, in the asset (decimal string).' }),
@@ -73,11 +85,12 @@ const CreateSchema = z
 
 const ApproveSchema = z
   .strictObject({
-    fee_rate: z.string().max(20).optional().openapi({ description: 'Network fee rate in sat/vB; default: the node\'s estimatesmartfee for 6 blocks.', example: '2' }),
+    fee_rate: z.string().max(20).optional().openapi({ description: 'Bitcoin only: network fee rate in sat/vB; default: the node\'s estimatesmartfee for 6 blocks.', example: '2' }),
   })
   .openapi('RefundApprove');
 
 const SignedSchema = z.strictObject({ psbt: z.string().max(400_000).openapi({ description: 'The signed PSBT, base64.' }) }).openapi('RefundSignedPsbt');
+const TransactionSchema = z.strictObject({ txid: z.string().max(100).openapi({ description: 'The hash of the transaction your wallet sent.', example: '0x5c50…' }) }).openapi('RefundTransaction');
 const ClaimSchema = z.strictObject({ destination: z.string().max(200).openapi({ description: 'The customer\'s own address on the refund\'s chain and network.', example: 'bcrt1q…' }) }).openapi('RefundClaim');
 
 const IdParam = z.object({ id: z.string().max(100).openapi({ param: { name: 'id', in: 'path' }, example: 'ref_8Pq…' }) });
@@ -176,8 +189,8 @@ export function registerRefundRoutes(app: OpenAPIHono<AppEnv>, deps: Deps, opts:
 
   app.openapi(
     createRoute({
-      method: 'post', path: '/v1/refunds/{id}/approve', tags: ['Refunds'], summary: 'Approve a claimed refund: Kassa prepares the unsigned PSBT',
-      description: 'Moves the refund to `awaiting_signature` with `bitcoin.psbt`: sign it in your wallet and upload it to /signed_psbt. At most one refund per invoice awaits a signature.',
+      method: 'post', path: '/v1/refunds/{id}/approve', tags: ['Refunds'], summary: 'Approve a claimed refund: Kassa prepares the transaction for your wallet',
+      description: 'Moves the refund to `awaiting_signature`. Bitcoin: with `bitcoin.psbt`, the unsigned PSBT: sign it in your wallet and upload it to /signed_psbt. EVM: with `evm.transaction` (and `evm.link`): send it from your wallet and report its hash to /transaction. At most one refund per invoice awaits a signature.',
       middleware: [requireScope('refunds:write'), idempotency(deps)] as const,
       request: { params: IdParam, headers: idempotencyHeader, body: { required: false, content: { 'application/json': { schema: ApproveSchema } } } },
       responses: { 200: jsonOk(RefundSchema), ...commonErrors, ...notFoundError, ...conflictError, ...unprocessableError },
@@ -197,6 +210,17 @@ export function registerRefundRoutes(app: OpenAPIHono<AppEnv>, deps: Deps, opts:
       responses: { 200: jsonOk(RefundSchema), ...commonErrors, ...notFoundError, ...conflictError, ...unprocessableError },
     }),
     async (c) => c.json(await refunds.submitSignedPsbt(c.get('auth').merchant.id, c.req.valid('param').id, c.req.valid('json').psbt), 200),
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'post', path: '/v1/refunds/{id}/transaction', tags: ['Refunds'], summary: 'Report the transaction your wallet sent for an EVM refund',
+      description: 'Kassa reads the transaction from the refund\'s chain and accepts it only when it pays exactly the refund\'s amount of the refund\'s asset to the customer\'s address on that chain; otherwise a 422 names `txid` and nothing changes. The refund becomes `broadcast`, then `completed` at the invoice\'s confirmation policy. Reporting the same hash again changes nothing; another hash is accepted only as a replacement (same sender and nonce) of one not mined yet.',
+      middleware: [requireScope('refunds:write'), idempotency(deps)] as const,
+      request: { params: IdParam, headers: idempotencyHeader, body: jsonBody(TransactionSchema) },
+      responses: { 200: jsonOk(RefundSchema), ...commonErrors, ...notFoundError, ...conflictError, ...unprocessableError },
+    }),
+    async (c) => c.json(await refunds.submitTransaction(c.get('auth').merchant.id, c.req.valid('param').id, c.req.valid('json').txid), 200),
   );
 
   // The customer's side: no API key, found by the unguessable claim token, rate limited per client address.
