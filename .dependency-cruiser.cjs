@@ -1,7 +1,6 @@
 /**
- * Import rules (docs/architecture.md §3, §8). Checked by `npm test` (test/unit/dependencies.test.ts
- * runs `depcruise` with this file); known violations that are being removed are listed in
- * .dependency-cruiser-known-violations.json, so the check stays green and fails on any new one.
+ * Import rules (docs/architecture.md §3, §8). Checked by `npm run check:imports` and by `npm test`
+ * (test/unit/dependencies.test.ts); any violation fails both.
  */
 /** @type {import('dependency-cruiser').IConfiguration} */
 module.exports = {

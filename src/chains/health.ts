@@ -1,9 +1,9 @@
 /**
  * Chain watcher health, shared through Redis so `/health` on any API process sees every watcher.
- * A watcher reports after each pass; a report older than `staleAfterMs` counts as unhealthy.
+ * A watcher reports after each pass; /health reads the reports (`chainHealthChecks` in
+ * src/api/routes/health.ts), and a report older than its `staleAfterMs` counts as unhealthy.
  */
 import type { Redis } from 'ioredis';
-import type { HealthCheck } from '../api/routes/health.ts';
 
 export interface ChainHealth {
   state: 'ok' | 'error';
@@ -24,16 +24,4 @@ export async function reportChainHealth(redis: Redis, prefix: string, chain: str
 export async function readChainHealth(redis: Redis, prefix: string, chain: string): Promise<ChainHealth | null> {
   const raw = await redis.get(key(prefix, chain));
   return raw ? (JSON.parse(raw) as ChainHealth) : null;
-}
-
-export function chainHealthChecks(redis: Redis, prefix: string, chains: string[], staleAfterMs = 60_000): HealthCheck[] {
-  return chains.map((chain) => ({
-    name: `chain:${chain}`,
-    async check() {
-      const h = await readChainHealth(redis, prefix, chain);
-      if (!h) return { ok: false, detail: { state: 'unknown', error: 'no watcher has reported yet (is `kassa worker` running?)' } };
-      const stale = Date.now() - Date.parse(h.updated_at) > staleAfterMs;
-      return { ok: h.state === 'ok' && !stale, detail: stale ? { ...h, state: 'stale' } : h };
-    },
-  }));
 }

@@ -2,6 +2,7 @@ import type { OpenAPIHono } from '@hono/zod-openapi';
 import { createRoute, z } from '@hono/zod-openapi';
 import type { Redis } from 'ioredis';
 import type { Sql } from '../../db/client.ts';
+import { readChainHealth } from '../../chains/health.ts';
 import type { AppEnv } from '../env.ts';
 
 export interface HealthCheck {
@@ -22,6 +23,19 @@ export function coreHealthChecks(deps: { sql: Sql; redis: Redis }): HealthCheck[
     { name: 'postgres', check: async () => { await deps.sql`select 1`; return { ok: true }; } },
     { name: 'redis', check: async () => ({ ok: (await deps.redis.ping()) === 'PONG' }) },
   ];
+}
+
+/** One check per chain: its watcher's last report (src/chains/health.ts), unhealthy when older than `staleAfterMs`. */
+export function chainHealthChecks(redis: Redis, prefix: string, chains: string[], staleAfterMs = 60_000): HealthCheck[] {
+  return chains.map((chain) => ({
+    name: `chain:${chain}`,
+    async check() {
+      const h = await readChainHealth(redis, prefix, chain);
+      if (!h) return { ok: false, detail: { state: 'unknown', error: 'no watcher has reported yet (is `kassa worker` running?)' } };
+      const stale = Date.now() - Date.parse(h.updated_at) > staleAfterMs;
+      return { ok: h.state === 'ok' && !stale, detail: stale ? { ...h, state: 'stale' } : h };
+    },
+  }));
 }
 
 const HealthSchema = z
