@@ -18,8 +18,8 @@ module.exports = {
       comment:
         'Production code never imports the sandbox or the devnet (they are development tools). The CLI commands that start them ' +
         '(src/cli/dev.ts, devnet.ts, sandbox.ts) are loaded only when such a command runs.',
-      from: { path: '^src/', pathNot: ['^src/sandbox/', '^src/chains/devnet/', '^src/cli/(dev|devnet|sandbox)\\.ts$'] },
-      to: { path: ['^src/sandbox/', '^src/chains/devnet/'] },
+      from: { path: '^src/', pathNot: ['^src/sandbox/', '^src/sandbox/devnet/', '^src/cli/(dev|devnet|sandbox)\\.ts$'] },
+      to: { path: ['^src/sandbox/', '^src/sandbox/devnet/'] },
     },
     {
       name: 'api-not-to-workers',
