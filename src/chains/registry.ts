@@ -17,14 +17,16 @@ export interface AdapterDeps {
   logger: Logger;
 }
 
-type Family<T extends ChainConfig['type']> = (chain: string, cfg: Extract<ChainConfig, { type: T }>, deps: AdapterDeps) => ChainAdapter;
-
-const families: { [T in ChainConfig['type']]: Family<T> } = {
-  bitcoin: (chain, cfg, deps) => createBitcoinAdapter({ chain, config: cfg, client: createBitcoinNodeClient(cfg, chain), logger: deps.logger }),
-  evm: (chain, cfg, deps) => createEvmAdapter({ chain, config: cfg, client: createEvmClient(cfg), sql: deps.sql, logger: deps.logger }),
-};
-
-/** The adapter of a configured chain, talking to the node its config names. */
+/**
+ * The adapter of a configured chain, talking to the node its config names. The one place that maps
+ * a chain's `type` to its family; the switch lets the compiler check that each family gets its own
+ * config type, and that every type has a family (a missing case leaves a path without a return).
+ */
 export function createChainAdapter(chain: string, cfg: ChainConfig, deps: AdapterDeps): ChainAdapter {
-  return (families[cfg.type] as Family<ChainConfig['type']>)(chain, cfg as never, deps);
+  switch (cfg.type) {
+    case 'bitcoin':
+      return createBitcoinAdapter({ chain, config: cfg, client: createBitcoinNodeClient(cfg, chain), logger: deps.logger });
+    case 'evm':
+      return createEvmAdapter({ chain, config: cfg, client: createEvmClient(cfg), sql: deps.sql, logger: deps.logger });
+  }
 }
