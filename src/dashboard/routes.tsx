@@ -26,7 +26,7 @@ import { qrDataUri } from '../checkout/qr.ts';
 import { parseAmount } from '../money/amount.ts';
 import { SPEED_POLICIES, type SpeedPolicy } from '../merchants/service.ts';
 import { isScope, type Scope } from '../merchants/scopes.ts';
-import { listPayments, presentPayment, type PaymentView } from '../invoices/payments.ts';
+import { listPayments, paymentSeq, presentPayment, type PaymentView } from '../invoices/payments.ts';
 import { reconciliationCsv, reconciliationReport } from '../reports/reconciliation.ts';
 import { getBitcoinPaymentMethod } from '../chains/bitcoin/payment-method.ts';
 import { getEvmPaymentMethod } from '../chains/evm/payment-method.ts';
@@ -457,11 +457,7 @@ export function registerDashboardRoutes(app: OpenAPIHono<AppEnv>, deps: Deps, op
 
   d.get('/payments', requirePermission('invoices:read'), async (c) => {
     const merchantId = mid(c);
-    const seqOf = async (id: string | undefined) => {
-      if (!id) return undefined;
-      const [r] = await deps.sql<{ seq: bigint }[]>`select seq from payments where id = ${id} and merchant_id = ${merchantId}`;
-      return r?.seq;
-    };
+    const seqOf = async (id: string | undefined) => (id ? paymentSeq(deps.sql, merchantId, id) : undefined);
     const afterSeq = await seqOf(c.req.query('after'));
     const beforeSeq = afterSeq === undefined ? await seqOf(c.req.query('before')) : undefined;
     const { data, hasMore } = await listPayments(deps.sql, merchantId, {}, {
