@@ -373,17 +373,8 @@ export function registerDashboardRoutes(app: OpenAPIHono<AppEnv>, deps: Deps, op
   };
   const decimalsOf = (m: string) => deps.assets.method(m)?.decimals ?? 0;
   const toDashboardPayment = (p: PaymentView): DashboardPayment => ({ ...presentPayment(p, decimalsOf), explorer_url: explorerUrl(p.chain, p.txid) });
-  const allMethods = () => {
-    const out: string[] = [];
-    for (const [chain, cfg] of Object.entries(deps.config.chains)) {
-      if (cfg.type === 'bitcoin') out.push('BTC');
-      else {
-        out.push(`${cfg.native_symbol}-${chain}`);
-        for (const t of cfg.tokens) out.push(`${t.symbol}-${chain}`);
-      }
-    }
-    return out.filter((m) => deps.assets.method(m));
-  };
+  // Every payment method of the deployment, in the chains file's order (the asset registry's list).
+  const allMethods = () => deps.assets.methods().map((a) => a.method);
 
   d.get('/invoices', requirePermission('invoices:read'), async (c) => {
     const q = c.req.query();
