@@ -1,7 +1,6 @@
 /**
- * Import rules (docs/architecture.md §3, §8). Checked by `npm test` (test/unit/dependencies.test.ts
- * runs `depcruise` with this file); known violations that are being removed are listed in
- * .dependency-cruiser-known-violations.json, so the check stays green and fails on any new one.
+ * Import rules (docs/architecture.md §3, §8). Checked by `npm run check:imports` and by `npm test`
+ * (test/unit/dependencies.test.ts); any violation fails both.
  */
 /** @type {import('dependency-cruiser').IConfiguration} */
 module.exports = {
@@ -14,13 +13,21 @@ module.exports = {
       to: { circular: true },
     },
     {
-      name: 'production-not-to-sandbox-devnet',
+      name: 'production-not-to-sandbox',
       severity: 'error',
       comment:
-        'Production code never imports the sandbox or the devnet (they are development tools). The CLI commands that start them ' +
-        '(src/cli/dev.ts, devnet.ts, sandbox.ts) are loaded only when such a command runs.',
-      from: { path: '^src/', pathNot: ['^src/sandbox/', '^src/chains/devnet/', '^src/cli/(dev|devnet|sandbox)\\.ts$'] },
-      to: { path: ['^src/sandbox/', '^src/chains/devnet/'] },
+        'Production code (src/, workers/) never imports src/sandbox/: the sandbox, the Bitcoin devnet (src/sandbox/devnet/) and the ' +
+        'test tokens with their contract artifacts are development tools. Only the CLI commands that start them (src/cli/dev.ts, ' +
+        'devnet.ts, sandbox.ts) import them, loaded only when such a command runs; `kassa evm deploy --test-tokens` has its own rule.',
+      from: { path: ['^src/', '^workers/'], pathNot: ['^src/sandbox/', '^src/cli/(dev|devnet|sandbox|evm)\\.ts$'] },
+      to: { path: '^src/sandbox/' },
+    },
+    {
+      name: 'cli-evm-only-test-tokens',
+      severity: 'error',
+      comment: '`kassa evm deploy --test-tokens` loads the test tokens (src/sandbox/test-tokens.ts) and nothing else of the sandbox.',
+      from: { path: '^src/cli/evm\\.ts$' },
+      to: { path: '^src/sandbox/', pathNot: '^src/sandbox/test-tokens\\.ts$' },
     },
     {
       name: 'api-not-to-workers',
@@ -55,7 +62,7 @@ module.exports = {
     {
       name: 'src-not-to-test',
       severity: 'error',
-      comment: 'Nothing in src/ or workers/ imports test code.',
+      comment: 'Nothing in src/ or workers/ imports test code (test/support/ holds the harness and the test-only contract artifacts).',
       from: { path: ['^src/', '^workers/'] },
       to: { path: '^test/' },
     },

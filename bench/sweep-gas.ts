@@ -8,7 +8,8 @@
  * thousand gas more per token transfer, which the docs add on top of these figures.
  */
 import { keccak256, parseEther, toHex, type Address, type Hex } from 'viem';
-import { forwarderFactoryAbi, testUSDCAbi } from '../src/chains/evm/artifacts.ts';
+import { forwarderFactoryAbi } from '../src/chains/evm/artifacts.ts';
+import { testUSDCAbi } from '../src/sandbox/contract-artifacts.ts';
 import { mined, randomAddress, setupContractsFixture, wallet } from '../test/contracts/fixture.ts';
 
 const f = await setupContractsFixture();

@@ -1,6 +1,7 @@
 /**
  * `npm run build:contracts`: compiles contracts/**\/*.sol and writes contracts/artifacts/*.json and
- * src/chains/evm/artifacts.ts (see contracts/compile.ts). Removes JSON artifacts of contracts that
+ * the TypeScript artifact modules (src/chains/evm/artifacts.ts, src/sandbox/contract-artifacts.ts,
+ * test/support/contract-artifacts.ts; see contracts/compile.ts). Removes JSON artifacts of contracts that
  * no longer exist.
  */
 import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';

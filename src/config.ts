@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { isIP } from 'node:net';
 import { z } from 'zod';
-import { applyEvmPreset, evmPreset, presetForChainId } from './chains/evm/presets.ts';
+import { applyEvmPreset } from './chains/evm/presets.ts';
 
 export class ConfigError extends Error {
   constructor(message: string) {
@@ -209,22 +209,6 @@ const chainsFileSchema = z.strictObject({
     });
   }
 });
-
-const BITCOIN_NAMES: Record<BitcoinChainConfig['network'], string> = {
-  mainnet: 'Bitcoin', testnet: 'Bitcoin testnet', signet: 'Bitcoin signet', regtest: 'Bitcoin regtest',
-};
-
-/**
- * The network's real name, as the checkout and the API show it: an EVM chain's `name`, else its
- * preset's name, else the name of the preset with its chain id ("Base" for 8453), else the chain
- * key and id ("Ethereum (chain 31337)"); Bitcoin: "Bitcoin", "Bitcoin testnet", …
- */
-export function networkName(key: string, cfg: ChainConfig | undefined): string {
-  if (!cfg) return key;
-  if (cfg.type === 'bitcoin') return BITCOIN_NAMES[cfg.network];
-  const named = cfg.name ?? (cfg.preset ? evmPreset(cfg.preset)?.name : undefined) ?? presetForChainId(cfg.chain_id)?.name;
-  return named ?? `${key.charAt(0).toUpperCase()}${key.slice(1)} (chain ${cfg.chain_id})`;
-}
 
 export type BitcoinChainConfig = z.infer<typeof bitcoinChainSchema>;
 export type EvmChainConfig = z.infer<typeof evmChainSchema>;

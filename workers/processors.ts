@@ -13,13 +13,10 @@ import type { ProcessorSpec } from '../src/queues/runner.ts';
 import { QUEUE_NAMES } from '../src/queues/index.ts';
 import { enqueueDueInvoices, recomputeInvoice } from '../src/settlement/deadlines.ts';
 import { refillAddressPools } from '../src/chains/bitcoin/address-pool.ts';
-import { createChainAdapter } from '../src/chains/registry.ts';
+import { createChainAdapter, createChainSweeper } from '../src/chains/registry.ts';
 import { createChainSync } from '../src/chains/sync/engine.ts';
-import { createEvmClient } from '../src/chains/evm/client.ts';
-import { createSweeper, type Sweeper } from '../src/chains/evm/sweeper.ts';
+import type { Sweeper } from '../src/chains/evm/sweeper.ts';
 import { reportSweeperHealth } from '../src/chains/health.ts';
-import { createWalletClient, http, type Hex } from 'viem';
-import { privateKeyToAccount } from 'viem/accounts';
 import { reverifyPayments } from '../src/settlement/reverify.ts';
 import { buildWebhookProcessors } from './webhooks.ts';
 import { refundServiceFor } from '../src/refunds/service.ts';
@@ -72,16 +69,11 @@ export async function runSweeper(deps: Deps, chain: string, sweeper: Sweeper, lo
 export function buildProcessors(deps: Deps, opts: ProcessorOptions = {}): ProcessorSet {
   const abort = new AbortController();
   const loops: Promise<void>[] = [];
-  // Sweepers exist only for chains whose config has a gas-only sweeper key.
+  // Sweepers exist only for chains whose config has a gas-only sweeper key (src/chains/registry.ts).
   const sweepers = new Map<string, Sweeper>();
   for (const [chain, cfg] of Object.entries(deps.config.chains)) {
-    if (cfg.type !== 'evm' || !cfg.sweeper_private_key) continue;
-    const client = createEvmClient(cfg);
-    sweepers.set(chain, createSweeper({
-      chain, cfg,
-      walletClient: createWalletClient({ account: privateKeyToAccount(cfg.sweeper_private_key as Hex), chain: client.public.chain, transport: http(cfg.rpc_url) }),
-      publicClient: client.public, sql: deps.sql, logger: deps.logger.child({ chain, component: 'sweeper' }),
-    }));
+    const sweeper = createChainSweeper(chain, cfg, { sql: deps.sql, logger: deps.logger });
+    if (sweeper) sweepers.set(chain, sweeper);
   }
 
   const processors: ProcessorSpec<any>[] = [

@@ -1,9 +1,9 @@
 /**
  * Chain watcher health, shared through Redis so `/health` on any API process sees every watcher.
- * A watcher reports after each pass; a report older than `staleAfterMs` counts as unhealthy.
+ * A watcher reports after each pass; /health reads the reports (`chainHealthChecks` in
+ * src/api/routes/health.ts), and a report older than its `staleAfterMs` counts as unhealthy.
  */
 import type { Redis } from 'ioredis';
-import type { HealthCheck } from '../api/routes/health.ts';
 import type { ChainConfig } from '../config.ts';
 
 export interface ChainHealth {
@@ -27,17 +27,6 @@ export async function readChainHealth(redis: Redis, prefix: string, chain: strin
   return raw ? (JSON.parse(raw) as ChainHealth) : null;
 }
 
-export function chainHealthChecks(redis: Redis, prefix: string, chains: string[], staleAfterMs = 60_000): HealthCheck[] {
-  return chains.map((chain) => ({
-    name: `chain:${chain}`,
-    async check() {
-      const h = await readChainHealth(redis, prefix, chain);
-      if (!h) return { ok: false, detail: { state: 'unknown', error: 'no watcher has reported yet (is `kassa worker` running?)' } };
-      const stale = Date.now() - Date.parse(h.updated_at) > staleAfterMs;
-      return { ok: h.state === 'ok' && !stale, detail: stale ? { ...h, state: 'stale' } : h };
-    },
-  }));
-}
 
 /**
  * The sweeper key's state (the account paying the sweeps' gas), reported by the worker after each
@@ -67,25 +56,6 @@ export async function readSweeperHealth(redis: Redis, prefix: string, chain: str
   return raw ? (JSON.parse(raw) as SweeperHealth) : null;
 }
 
-/**
- * `sweeper:<chain>` for each chain with a sweeper key: not ok when the key's balance is below the
- * chain's `sweep.low_balance`, when the last run failed, or when no run reported for 5 minutes.
- * Not critical: it makes /health "degraded" but keeps it 200 (payments are still detected and
- * credited; only sweeps wait), so a load balancer does not take the API out for it.
- */
-export function sweeperHealthChecks(redis: Redis, prefix: string, chains: string[], staleAfterMs = 300_000): HealthCheck[] {
-  return chains.map((chain) => ({
-    name: `sweeper:${chain}`,
-    critical: false,
-    async check() {
-      const h = await readSweeperHealth(redis, prefix, chain);
-      if (!h) return { ok: false, detail: { state: 'unknown', error: 'no sweep run has reported yet (is `kassa worker` running?)' } };
-      const stale = Date.now() - Date.parse(h.updated_at) > staleAfterMs;
-      const state = stale ? 'stale' : h.error ? 'error' : h.low ? 'low_balance' : 'ok';
-      return { ok: state === 'ok', detail: { ...h, state } };
-    },
-  }));
-}
 
 /** The EVM chains with a sweeper key configured (the ones the worker sweeps). */
 export function sweeperChains(chains: Record<string, ChainConfig>): string[] {

@@ -16,7 +16,7 @@ export interface PublicPaymentMethod {
   method: string;
   chain: string;
   network: string;
-  /** The network's real name ("Base", "Arbitrum One", "Bitcoin"): src/config.ts networkName. */
+  /** The network's real name ("Base", "Arbitrum One", "Bitcoin"): src/chains/families.ts networkName. */
   network_name: string;
   chain_id?: number;
   asset: string;

@@ -4,7 +4,8 @@
  * wallet_addEthereumChain), the PUBLIC RPC endpoint a wallet may add (never the operator's own
  * rpc_url) and the explorer. Built from the chains config; only chains the invoice uses.
  */
-import { networkName, type ChainConfig } from '../config.ts';
+import type { ChainConfig } from '../config.ts';
+import { networkName } from '../chains/families.ts';
 import type { PublicInvoice } from './public-invoice.ts';
 
 export interface WalletNetwork {

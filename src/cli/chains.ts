@@ -103,7 +103,7 @@ export async function rewindChain(deps: RewindDeps, opts: RewindOptions): Promis
       throw new KassaError('rewind_above_cursor', `height ${height} is above Kassa's cursor for chain "${chain}" (height ${cursor.height}): pick a height at or below ${cursor.height}, below the fork.`, { status: 409, retryable: false });
     }
 
-    const node = deps.adapter ?? createChainAdapter(chain, cfg, { sql, logger: createLogger({ level: 'error', destination: process.stderr as never }) });
+    const node = deps.adapter ?? createChainAdapter(chain, cfg, { sql, logger: createLogger({ level: 'error', destination: process.stderr }) });
     const block = await node.blockAt(height);
     if (!block) {
       throw new KassaError('rewind_node_behind', `the node for chain "${chain}" (${node.nodeName}) has no block at height ${height}: is it synced? Pick a height the node has.`, { status: 409, retryable: false });
@@ -222,7 +222,7 @@ export const chainCommands: Record<string, Command> = {
       const rawHeight = values.height;
       if (typeof rawHeight !== 'string' || !/^\d+$/.test(rawHeight)) throw new UsageError('--height is required: a block height below the fork (see docs/operations.md)');
       const cfg = config();
-      const logger = createLogger({ level: 'error', destination: process.stderr as never });
+      const logger = createLogger({ level: 'error', destination: process.stderr });
       await prepareDatabase(cfg, logger);
       const deps = createDeps(cfg, { logger });
       try {

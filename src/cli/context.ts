@@ -18,7 +18,7 @@ import { createLogger, type Logger } from '../logger.ts';
 import { createSql, databaseName, redactUrl, type Sql } from '../db/client.ts';
 import { readMigrations } from '../db/migrate.ts';
 import { prepareDatabase } from '../db/prepare.ts';
-import { isAlive, readJson, sandboxPaths, type SandboxRuntime } from '../sandbox/files.ts';
+import { isAlive, readJson, sandboxPaths, type SandboxRuntime } from './sandbox-runtime.ts';
 
 /** The environment's configuration (no sandbox). */
 export function config(): Config {

@@ -1,6 +1,6 @@
 /** `kassa devnet bitcoin`: the local Bitcoin regtest devnet (the sandbox runs it as a child). */
 import type { Command } from './util.ts';
-import { main as devnetMain } from '../chains/devnet/bitcoin/main.ts';
+import { main as devnetMain } from '../sandbox/devnet/bitcoin/main.ts';
 
 export const commands: Record<string, Command> = {
   'devnet bitcoin': {

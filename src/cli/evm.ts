@@ -18,7 +18,7 @@ import { createDeps } from '../deps.ts';
 import { prepareDatabase } from '../db/prepare.ts';
 import type { EvmChainConfig } from '../config.ts';
 import { createEvmClient } from '../chains/evm/client.ts';
-import { deployKassaContracts } from '../chains/evm/deploy.ts';
+import { deployKassaContracts, type KassaContracts } from '../chains/evm/deploy.ts';
 import { createSweeper } from '../chains/evm/sweeper.ts';
 
 const keyOptions = { 'private-key': { type: 'string' }, 'key-file': { type: 'string' } } as const;
@@ -62,7 +62,10 @@ export const evmCommands: Record<string, Command> = {
       const { publicClient, walletClient } = wallet(cfg, privateKey(values));
       const chainId = await publicClient.getChainId();
       if (chainId !== cfg.chain_id) throw new UsageError(`the node at ${cfg.rpc_url} is chain id ${chainId}, the config says ${cfg.chain_id}`);
-      const c = await deployKassaContracts({ walletClient, publicClient, withTestTokens: Boolean(values['test-tokens']) });
+      // The test tokens are sandbox code (anybody can mint them): loaded only when asked for.
+      const c: KassaContracts & { testUsdc?: string; testUsdt?: string } = values['test-tokens']
+        ? await (await import('../sandbox/test-tokens.ts')).deployDevContracts({ walletClient, publicClient })
+        : await deployKassaContracts({ walletClient, publicClient });
       const result = {
         chain: key, chain_id: c.chainId, factory: c.factory, implementation: c.implementation,
         ...(c.testUsdc ? { tokens: [{ symbol: 'USDC', address: c.testUsdc, decimals: 6 }, { symbol: 'USDT', address: c.testUsdt!, decimals: 6 }] } : {}),

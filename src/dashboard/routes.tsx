@@ -26,7 +26,7 @@ import { qrDataUri } from '../checkout/qr.ts';
 import { parseAmount } from '../money/amount.ts';
 import { SPEED_POLICIES, type SpeedPolicy } from '../merchants/service.ts';
 import { isScope, type Scope } from '../merchants/scopes.ts';
-import { listPayments, presentPayment, type PaymentView } from '../invoices/payments.ts';
+import { listPayments, paymentSeq, presentPayment, type PaymentView } from '../invoices/payments.ts';
 import { reconciliationCsv, reconciliationReport } from '../reports/reconciliation.ts';
 import { getBitcoinPaymentMethod } from '../chains/bitcoin/payment-method.ts';
 import { getEvmPaymentMethod } from '../chains/evm/payment-method.ts';
@@ -373,17 +373,8 @@ export function registerDashboardRoutes(app: OpenAPIHono<AppEnv>, deps: Deps, op
   };
   const decimalsOf = (m: string) => deps.assets.method(m)?.decimals ?? 0;
   const toDashboardPayment = (p: PaymentView): DashboardPayment => ({ ...presentPayment(p, decimalsOf), explorer_url: explorerUrl(p.chain, p.txid) });
-  const allMethods = () => {
-    const out: string[] = [];
-    for (const [chain, cfg] of Object.entries(deps.config.chains)) {
-      if (cfg.type === 'bitcoin') out.push('BTC');
-      else {
-        out.push(`${cfg.native_symbol}-${chain}`);
-        for (const t of cfg.tokens) out.push(`${t.symbol}-${chain}`);
-      }
-    }
-    return out.filter((m) => deps.assets.method(m));
-  };
+  // Every payment method of the deployment, in the chains file's order (the asset registry's list).
+  const allMethods = () => deps.assets.methods().map((a) => a.method);
 
   d.get('/invoices', requirePermission('invoices:read'), async (c) => {
     const q = c.req.query();
@@ -457,11 +448,7 @@ export function registerDashboardRoutes(app: OpenAPIHono<AppEnv>, deps: Deps, op
 
   d.get('/payments', requirePermission('invoices:read'), async (c) => {
     const merchantId = mid(c);
-    const seqOf = async (id: string | undefined) => {
-      if (!id) return undefined;
-      const [r] = await deps.sql<{ seq: bigint }[]>`select seq from payments where id = ${id} and merchant_id = ${merchantId}`;
-      return r?.seq;
-    };
+    const seqOf = async (id: string | undefined) => (id ? paymentSeq(deps.sql, merchantId, id) : undefined);
     const afterSeq = await seqOf(c.req.query('after'));
     const beforeSeq = afterSeq === undefined ? await seqOf(c.req.query('before')) : undefined;
     const { data, hasMore } = await listPayments(deps.sql, merchantId, {}, {

@@ -93,3 +93,9 @@ export async function listPayments(
   if (page?.beforeSeq !== undefined) data.reverse();
   return { data, hasMore };
 }
+
+/** The list position (`seq`) of a merchant's payment, for a page cursor; undefined for another merchant's or an unknown id. */
+export async function paymentSeq(db: Db, merchantId: string, id: string): Promise<bigint | undefined> {
+  const [r] = await db<{ seq: bigint }[]>`select seq from payments where id = ${id} and merchant_id = ${merchantId}`;
+  return r?.seq;
+}

@@ -3,7 +3,9 @@
  * reader so the shape never drifts between them.
  */
 import type { Db } from '../db/client.ts';
-import { networkName, type ChainConfig } from '../config.ts';
+import type { ChainConfig } from '../config.ts';
+import { chainFamily, networkName } from '../chains/families.ts';
+import { bitcoinUri } from '../chains/bitcoin/family.ts';
 import { formatAmount } from '../money/amount.ts';
 import { currencyValueOf, payableAmountFor } from '../money/rate.ts';
 import { notFound } from '../errors.ts';
@@ -53,16 +55,12 @@ export interface MethodRow {
   paid: bigint;
 }
 
-export function paymentUri(m: Pick<MethodRow, 'chain' | 'asset' | 'token' | 'decimals' | 'address'>, chain: ChainConfig | undefined, due: bigint, label?: string): string {
-  if (chain?.type === 'evm') {
-    if (m.token) return `ethereum:${m.token}@${chain.chain_id}/transfer?address=${m.address}&uint256=${due}`;
-    return `ethereum:${m.address}@${chain.chain_id}?value=${due}`;
-  }
-  const params = new URLSearchParams();
-  if (due > 0n) params.set('amount', formatAmount(due, m.decimals, { trim: true }));
-  if (label) params.set('label', label);
-  const q = params.toString().replace(/\+/g, '%20');
-  return `bitcoin:${m.address}${q ? '?' + q : ''}`;
+/**
+ * The wallet link of a payment method (its family's: BIP 21, EIP-681). A method whose chain is no
+ * longer configured keeps the BIP 21 form it has always had.
+ */
+export function paymentUri(m: Pick<MethodRow, 'address' | 'token' | 'decimals'>, chain: ChainConfig | undefined, due: bigint, label?: string): string {
+  return chain ? chainFamily(chain).paymentUri(m, due, label) : bitcoinUri(m, due, label);
 }
 
 export function presentInvoice(inv: InvoiceRow, methods: MethodRow[], chains: Record<string, ChainConfig>, publicUrl: string) {
@@ -102,7 +100,7 @@ export function presentInvoice(inv: InvoiceRow, methods: MethodRow[], chains: Re
         chain: m.chain,
         network: chain ? chain.network : 'unknown',
         network_name: networkName(m.chain, chain),
-        ...(chain?.type === 'evm' ? { chain_id: chain.chain_id } : {}),
+        ...(chain ? chainFamily(chain).apiFields() : {}),
         asset: m.asset,
         ...(m.token ? { token: m.token } : {}),
         address: m.address,

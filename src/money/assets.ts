@@ -1,9 +1,11 @@
 /**
  * The asset registry: fiat currencies (ISO 4217 minor units) and crypto assets per chain.
- * Crypto assets come from the chains config (native coin and tokens of each chain).
+ * Crypto assets come from the chains config: each chain's family lists its payment methods
+ * (src/chains/families.ts; Bitcoin: BTC, EVM: the native coin and the configured tokens).
  */
 import { ConfigError, type ChainConfig } from '../config.ts';
 import { invalidParam } from '../errors.ts';
+import { chainFamily } from '../chains/families.ts';
 
 export interface FiatCurrency {
   kind: 'fiat';
@@ -45,24 +47,15 @@ export interface AssetRegistry {
 export function createAssetRegistry(chains: Record<string, ChainConfig>): AssetRegistry {
   const byMethod = new Map<string, CryptoAsset>();
   for (const [chain, cfg] of Object.entries(chains)) {
-    if (cfg.type === 'bitcoin') {
-      // One Bitcoin chain per deployment: its method id is plain "BTC". The chains file schema
-      // refuses a second one; this guards configs built in code, so "BTC" can never point at a
-      // chain other than the one the watcher and the payment method use (the first one).
-      const other = byMethod.get('BTC');
-      if (other) {
-        throw new ConfigError(`only one chain of type "bitcoin" is supported per deployment, but "${other.chain}" and "${chain}" both are. Remove all but one (run a separate Kassa for another Bitcoin network).`);
+    for (const m of chainFamily(cfg).paymentMethods(chain)) {
+      // A method id names one chain. Only "BTC" can be offered by two chains (one Bitcoin chain per
+      // deployment: the chains file schema refuses a second one; this guards configs built in code,
+      // so "BTC" can never point at a chain other than the one the watcher and the payment method use).
+      const other = byMethod.get(m.method);
+      if (other && other.chain !== chain) {
+        throw new ConfigError(`only one chain of type "${cfg.type}" is supported per deployment, but "${other.chain}" and "${chain}" both are. Remove all but one (run a separate Kassa for another network).`);
       }
-      byMethod.set('BTC', { kind: 'crypto', symbol: 'BTC', decimals: 8, chain, method: 'BTC' });
-    } else {
-      const native = cfg.native_symbol;
-      byMethod.set(`${native}-${chain}`, { kind: 'crypto', symbol: native, decimals: 18, chain, method: `${native}-${chain}` });
-      for (const t of cfg.tokens) {
-        byMethod.set(`${t.symbol}-${chain}`, {
-          kind: 'crypto', symbol: t.symbol, decimals: t.decimals, chain,
-          token: t.address.toLowerCase() as `0x${string}`, method: `${t.symbol}-${chain}`,
-        });
-      }
+      byMethod.set(m.method, { kind: 'crypto', symbol: m.symbol, decimals: m.decimals, chain, ...(m.token ? { token: m.token } : {}), method: m.method });
     }
   }
   const cryptoDecimals = new Map<string, number>(Object.entries(CRYPTO_DECIMALS));

@@ -37,9 +37,10 @@ import { erc20Abi, type Address, type Hex } from 'viem';
 import { KassaError } from '../errors.ts';
 import { formatAmount, parseAmount } from '../money/amount.ts';
 import { createBitcoinRpcClient, type BitcoinRpcClient } from '../chains/bitcoin/rpc.ts';
-import { testUSDCAbi, testUSDTAbi } from '../chains/evm/artifacts.ts';
+import { testUSDCAbi, testUSDTAbi } from './contract-artifacts.ts';
 import { loadChainsFile } from '../config.ts';
-import { readEvmSnapshots, readRuntime, readState, recordEvmSnapshots, sandboxPaths, writeEvmSnapshots, MAX_EVM_SNAPSHOTS, type EvmSnapshot, type SandboxRuntime, type SandboxState } from './files.ts';
+import { readEvmSnapshots, readRuntime, readState, recordEvmSnapshots, writeEvmSnapshots, MAX_EVM_SNAPSHOTS, type EvmSnapshot, type SandboxState } from './files.ts';
+import { sandboxPaths, type SandboxRuntime } from '../cli/sandbox-runtime.ts';
 import { evmBlock, evmClients, evmRpc, takeEvmSnapshot } from './hardhat.ts';
 
 export interface InvoiceMethod {

@@ -6,37 +6,16 @@
  * - `chains.json`  the chains file (KASSA_CONFIG) of the running sandbox: rewritten on every start.
  * - `state.json`   the demo merchant, its API key and webhook endpoint: created once, reused.
  * - `wallet.json`  the demo merchant's Bitcoin seed (random, generated once).
- * - `runtime.json` URLs and ports of the running sandbox (for `kassa sandbox …` commands).
+ * - `runtime.json` URLs and ports of the running sandbox (for `kassa sandbox …` commands; its
+ *   format and paths are in src/cli/sandbox-runtime.ts, which the administration commands read).
  * - `webhooks.log` one JSON line per webhook the built-in receiver verified (or rejected).
  * - `evm-snapshots.json` the last hardhat `evm_snapshot`s the sandbox took (for `kassa sandbox
  *   reorg --chain ethereum`), tied to one run of the sandbox (`runtime.json`'s `started_at`).
  */
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { KassaError } from '../errors.ts';
-
-export interface SandboxPaths {
-  dir: string;
-  chains: string;
-  state: string;
-  wallet: string;
-  runtime: string;
-  webhooksLog: string;
-  evmSnapshots: string;
-}
-
-export function sandboxPaths(dataDir: string): SandboxPaths {
-  const dir = path.resolve(dataDir, 'sandbox');
-  return {
-    dir,
-    chains: path.join(dir, 'chains.json'),
-    state: path.join(dir, 'state.json'),
-    wallet: path.join(dir, 'wallet.json'),
-    runtime: path.join(dir, 'runtime.json'),
-    webhooksLog: path.join(dir, 'webhooks.log'),
-    evmSnapshots: path.join(dir, 'evm-snapshots.json'),
-  };
-}
+import { isAlive, readJson, sandboxPaths, type SandboxRuntime } from '../cli/sandbox-runtime.ts';
 
 /** The demo merchant, created once and reused on later starts. */
 export interface SandboxState {
@@ -50,42 +29,12 @@ export interface SandboxState {
   database: string;
 }
 
-/** Where the running sandbox listens. */
-export interface SandboxRuntime {
-  pid: number;
-  started_at: string;
-  api_url: string;
-  /** The API's PUBLIC_URL (links in CLI output, e.g. dashboard setup links). */
-  public_url?: string;
-  database_url: string;
-  redis_url?: string;
-  bitcoin: { rpc_url: string; esplora_url: string; rpc_user: string; rpc_password: string };
-  ethereum: {
-    rpc_url: string;
-    chain_id: number;
-    factory: string;
-    implementation: string;
-    usdc: string;
-    usdt: string;
-    /** Hardhat account 0: deployed the contracts, holds the test tokens. */
-    deployer_private_key: string;
-    /** Hardhat account 2: pays ETH invoices. */
-    payer_private_key: string;
-  };
-  webhooks_url: string | null;
-}
-
 export function writePrivateJson(file: string, value: unknown): void {
   mkdirSync(path.dirname(file), { recursive: true });
   const tmp = `${file}.${process.pid}.tmp`;
   writeFileSync(tmp, JSON.stringify(value, null, 2) + '\n', { mode: 0o600 });
   chmodSync(tmp, 0o600);
   renameSync(tmp, file);
-}
-
-export function readJson<T>(file: string): T | null {
-  if (!existsSync(file)) return null;
-  return JSON.parse(readFileSync(file, 'utf8')) as T;
 }
 
 /** The running sandbox's runtime file, or a clear error when the sandbox is not running. */
@@ -147,11 +96,3 @@ export function recordEvmSnapshots(dataDir: string, runtime: SandboxRuntime, add
   writeEvmSnapshots(dataDir, runtime, [...readEvmSnapshots(dataDir, runtime), ...added]);
 }
 
-export function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { createPublicClient, createWalletClient, http, type Hex, type PublicClient } from 'viem';
 import { privateKeyToAccount, privateKeyToAddress } from 'viem/accounts';
 import { hardhat } from 'viem/chains';
-import { deployKassaContracts } from '../chains/evm/deploy.ts';
+import { deployDevContracts } from './test-tokens.ts';
 import type { EvmSnapshot } from './files.ts';
 import { spawnManaged, type ManagedChild } from './procs.ts';
 
@@ -118,6 +118,6 @@ export async function startSandboxEvm(port: number, env: NodeJS.ProcessEnv, time
     throw new Error(`the node on ${url} is chain id ${id}, expected ${SANDBOX_CHAIN_ID}`);
   }
   const { publicClient, walletClient } = evmClients(url, HARDHAT_ACCOUNTS[0]!.privateKey);
-  const c = await deployKassaContracts({ walletClient, publicClient, withTestTokens: true });
-  return { proc, url, factory: c.factory, implementation: c.implementation, usdc: c.testUsdc!, usdt: c.testUsdt! };
+  const c = await deployDevContracts({ walletClient, publicClient });
+  return { proc, url, factory: c.factory, implementation: c.implementation, usdc: c.testUsdc, usdt: c.testUsdt };
 }

@@ -16,7 +16,8 @@ import { parseBitcoinKeySource } from '../chains/bitcoin/descriptor.ts';
 import { setBitcoinKeySource } from '../chains/bitcoin/address-pool.ts';
 import { setEvmPaymentMethod } from '../chains/evm/payment-method.ts';
 import { databaseName } from '../db/client.ts';
-import { readJson, writePrivateJson, type SandboxPaths, type SandboxState } from './files.ts';
+import { writePrivateJson, type SandboxState } from './files.ts';
+import { readJson, type SandboxPaths } from '../cli/sandbox-runtime.ts';
 import { HARDHAT_ACCOUNTS } from './hardhat.ts';
 
 const bip32 = BIP32Factory(ecc);

@@ -12,8 +12,8 @@ import * as bitcoin from 'bitcoinjs-lib';
 import { erc20Abi, type Address, type Hex } from 'viem';
 import { KassaError } from '../errors.ts';
 import { bip32, ensureEcc } from '../chains/bitcoin/ecc.ts';
-import { testUSDCAbi, testUSDTAbi } from '../chains/evm/artifacts.ts';
-import { readJson, sandboxPaths } from './files.ts';
+import { testUSDCAbi, testUSDTAbi } from './contract-artifacts.ts';
+import { readJson, sandboxPaths } from '../cli/sandbox-runtime.ts';
 import { evmClients, HARDHAT_ACCOUNTS } from './hardhat.ts';
 import type { SandboxContext } from './actions.ts';
 

@@ -26,7 +26,7 @@
 import { readFileSync, existsSync } from 'node:fs';
 import { createSql } from '../db/client.ts';
 import { KassaError } from '../errors.ts';
-import { sandboxPaths } from './files.ts';
+import { sandboxPaths } from '../cli/sandbox-runtime.ts';
 import { evmTip, mine, pay, reorg, type Invoice, type SandboxChain, type SandboxContext } from './actions.ts';
 import type { WebhookLogEntry } from './receiver.ts';
 import type { InvoiceException, InvoiceStatus } from '../invoices/status.ts';

@@ -9,7 +9,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestContext, type TestContext } from '../support/db.ts';
 import { insertInvoice } from '../support/fixtures.ts';
-import type { ChainConfig, EvmChainConfig } from '../../src/config.ts';
+import { parseChainsFile, type ChainConfig } from '../../src/config.ts';
 import { createAssetRegistry } from '../../src/money/assets.ts';
 import { createSettlementService, type BlockRef, type Observation, type SettlementService } from '../../src/settlement/service.ts';
 import type { ChainAdapter, MempoolListing, RangeScan } from '../../src/chains/sync/adapter.ts';
@@ -150,12 +150,12 @@ let merchantId: string;
 
 beforeAll(async () => {
   ctx = await createTestContext();
-  // The memory chain is priced like an EVM chain's native coin ("MEM-memchain"); the engine and
-  // the adapter never read this config.
-  const chains: Record<string, ChainConfig> = {
-    ...ctx.config.chains,
-    [CHAIN]: { ...(ctx.config.chains.ethereum as EvmChainConfig), native_symbol: 'MEM', tokens: [] },
-  };
+  // The memory chain is priced like an EVM chain's native coin ("MEM-memchain"): a valid EVM chain
+  // entry, so the asset registry lists its method; the engine and the adapter never read it.
+  const mem = parseChainsFile({
+    chains: { [CHAIN]: { type: 'evm', network: 'local', chain_id: 1337, rpc_url: 'http://127.0.0.1:1', native_symbol: 'MEM', confirmations: { high: 0, medium: 1, low_medium: 2, low: 3 } } },
+  }).chains[CHAIN]!;
+  const chains: Record<string, ChainConfig> = { ...ctx.config.chains, [CHAIN]: mem };
   settlement = createSettlementService({
     chains, assets: createAssetRegistry(chains), logger: ctx.deps.logger, redis: ctx.deps.redis,
     queuePrefix: ctx.config.queuePrefix, publicUrl: 'http://kassa.test',

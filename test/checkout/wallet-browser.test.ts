@@ -10,7 +10,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import type { Address, Hex } from 'viem';
-import { testUSDCAbi } from '../../src/chains/evm/artifacts.ts';
+import { testUSDCAbi } from '../../src/sandbox/contract-artifacts.ts';
 import { closeInvoiceUpdates } from '../../src/checkout/updates.ts';
 import type { PublicInvoice } from '../../src/checkout/public-invoice.ts';
 import { createTestContext, type TestContext } from '../support/db.ts';

@@ -1,6 +1,6 @@
 /**
  * Shared setup for the contract tests: a hardhat node, viem clients for the dev accounts, the
- * Kassa contracts (factory + test tokens) deployed with deployKassaContracts, and small helpers.
+ * Kassa contracts (factory + test tokens) deployed with deployDevContracts, and small helpers.
  */
 import { randomBytes } from 'node:crypto';
 import {
@@ -19,7 +19,7 @@ import {
 } from 'viem';
 import { generatePrivateKey, privateKeyToAccount, privateKeyToAddress } from 'viem/accounts';
 import { hardhat } from 'viem/chains';
-import { deployKassaContracts, type KassaContracts } from '../../src/chains/evm/deploy.ts';
+import { deployDevContracts, type KassaDevContracts } from '../../src/sandbox/test-tokens.ts';
 import { startHardhatNode, type HardhatNode } from '../support/hardhat.ts';
 
 export interface ContractsFixture {
@@ -27,7 +27,7 @@ export interface ContractsFixture {
   publicClient: PublicClient;
   /** Wallet clients for dev accounts 0..9; [0] deployed the contracts and holds the test tokens. */
   wallets: TestWallet[];
-  contracts: Required<Pick<KassaContracts, 'testUsdc' | 'testUsdt'>> & KassaContracts;
+  contracts: KassaDevContracts;
 }
 
 const makeWallet = (url: string, privateKey: Hex) =>
@@ -43,14 +43,8 @@ export async function setupContractsFixture(): Promise<ContractsFixture> {
     const wallets = node.accounts.map((a) => makeWallet(node.url, a.privateKey));
     const deployer = wallets[0];
     if (!deployer) throw new Error('no dev accounts');
-    const contracts = await deployKassaContracts({ walletClient: deployer, publicClient, withTestTokens: true });
-    if (!contracts.testUsdc || !contracts.testUsdt) throw new Error('test tokens were not deployed');
-    return {
-      node,
-      publicClient,
-      wallets,
-      contracts: { ...contracts, testUsdc: contracts.testUsdc, testUsdt: contracts.testUsdt },
-    };
+    const contracts = await deployDevContracts({ walletClient: deployer, publicClient });
+    return { node, publicClient, wallets, contracts };
   } catch (err) {
     await node.stop();
     throw err;

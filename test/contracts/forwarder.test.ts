@@ -1,19 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseEther, parseEventLogs, getAddress, type Address, type Hex } from 'viem';
-import {
-  ethSenderAbi,
-  ethSenderBytecode,
-  falseTokenAbi,
-  falseTokenBytecode,
-  forwarderAbi,
-  forwarderFactoryAbi,
-  reentrantTreasuryAbi,
-  reentrantTreasuryBytecode,
-  rejectingReceiverAbi,
-  rejectingReceiverBytecode,
-  testUSDCAbi,
-  testUSDTAbi,
-} from '../../src/chains/evm/artifacts.ts';
+import { forwarderAbi, forwarderFactoryAbi } from '../../src/chains/evm/artifacts.ts';
+import { testUSDCAbi, testUSDTAbi } from '../../src/sandbox/contract-artifacts.ts';
+import { ethSenderAbi, ethSenderBytecode, falseTokenAbi, falseTokenBytecode, reentrantTreasuryAbi, reentrantTreasuryBytecode, rejectingReceiverAbi, rejectingReceiverBytecode } from '../support/contract-artifacts.ts';
 import {
   forwarderProxyInitCode,
   forwarderProxyRuntimeCode,
@@ -21,7 +10,7 @@ import {
   invoiceSaltFor,
   predictForwarderAddress,
 } from '../../src/chains/evm/forwarder.ts';
-import { DEFAULT_TEST_TOKEN_MINT } from '../../src/chains/evm/deploy.ts';
+import { DEFAULT_TEST_TOKEN_MINT } from '../../src/sandbox/test-tokens.ts';
 import { HARDHAT_ACCOUNTS } from '../support/hardhat.ts';
 import {
   mined,
@@ -115,7 +104,7 @@ describe('hardhat node helper', () => {
   });
 });
 
-describe('deployKassaContracts()', () => {
+describe('deployDevContracts()', () => {
   it('deploys the factory with its implementation and the test tokens, minting to the deployer', async () => {
     const { factory, implementation, testUsdc, testUsdt, chainId } = f.contracts;
     expect(chainId).toBe(31337);

@@ -3,7 +3,7 @@ import * as bitcoin from 'bitcoinjs-lib';
 import { startDevnetProcess, type DevnetProcess } from '../support/devnet.ts';
 import { BitcoinRpcError } from '../../src/chains/bitcoin/rpc.ts';
 import type { BlockHeaderVerbose } from '../../src/chains/bitcoin/types.ts';
-import { DevnetChain, type Coin } from '../../src/chains/devnet/bitcoin/chain.ts';
+import { DevnetChain, type Coin } from '../../src/sandbox/devnet/bitcoin/chain.ts';
 
 const regtest = bitcoin.networks.regtest;
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');

@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Address } from 'viem';
-import { testUSDCAbi, testUSDTAbi } from '../../src/chains/evm/artifacts.ts';
+import { testUSDCAbi, testUSDTAbi } from '../../src/sandbox/contract-artifacts.ts';
 import { createEvmClient } from '../../src/chains/evm/client.ts';
 import { CLOCK_MARGIN_SECONDS, firstScanHeight } from '../../src/chains/start-height.ts';
 import type { EvmChainConfig } from '../../src/config.ts';

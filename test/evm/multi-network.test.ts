@@ -12,8 +12,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createPublicClient, createWalletClient, defineChain, http, type Address } from 'viem';
 import { privateKeyToAccount } from 'viem/accounts';
-import { deployKassaContracts } from '../../src/chains/evm/deploy.ts';
-import { testUSDCAbi } from '../../src/chains/evm/artifacts.ts';
+import { deployDevContracts } from '../../src/sandbox/test-tokens.ts';
+import { testUSDCAbi } from '../../src/sandbox/contract-artifacts.ts';
 import { createEvmClient } from '../../src/chains/evm/client.ts';
 import { setEvmPaymentMethod } from '../../src/chains/evm/payment-method.ts';
 import type { EvmChainConfig } from '../../src/config.ts';
@@ -40,12 +40,12 @@ async function startNet(key: Net['key'], chainId: number): Promise<Net> {
   const chain = defineChain({ id: chainId, name: key, nativeCurrency: { name: 'Ether', symbol: 'ETH', decimals: 18 }, rpcUrls: { default: { http: [node.url] } } });
   const publicClient = createPublicClient({ chain, transport: http(node.url, { retryCount: 0 }), pollingInterval: 25 });
   const walletClient = createWalletClient({ chain, transport: http(node.url, { retryCount: 0 }), account: privateKeyToAccount(node.accounts[0]!.privateKey), pollingInterval: 25 });
-  const c = await deployKassaContracts({ walletClient, publicClient, withTestTokens: true });
+  const c = await deployDevContracts({ walletClient, publicClient });
   return {
     key, node,
-    contracts: { factory: c.factory, implementation: c.implementation, usdc: c.testUsdc! },
+    contracts: { factory: c.factory, implementation: c.implementation, usdc: c.testUsdc },
     async pay(to, amount) {
-      const hash = await walletClient.writeContract({ address: c.testUsdc!, abi: testUSDCAbi, functionName: 'transfer', args: [to, amount] });
+      const hash = await walletClient.writeContract({ address: c.testUsdc, abi: testUSDCAbi, functionName: 'transfer', args: [to, amount] });
       expect((await publicClient.waitForTransactionReceipt({ hash })).status).toBe('success');
     },
   };

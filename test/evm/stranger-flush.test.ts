@@ -7,7 +7,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeEventLog, parseEther, parseGwei, type Address, type Hex } from 'viem';
-import { ethSenderAbi, ethSenderBytecode, forwarderAbi, forwarderFactoryAbi } from '../../src/chains/evm/artifacts.ts';
+import { forwarderAbi, forwarderFactoryAbi } from '../../src/chains/evm/artifacts.ts';
+import { ethSenderAbi, ethSenderBytecode } from '../support/contract-artifacts.ts';
 import { createEvmClient } from '../../src/chains/evm/client.ts';
 import { invoiceSaltFor } from '../../src/chains/evm/forwarder.ts';
 import { createAssetRegistry } from '../../src/money/assets.ts';

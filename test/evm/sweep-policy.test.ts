@@ -11,7 +11,7 @@ import { parseEther, type Address } from 'viem';
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
 import { createWalletClient, http } from 'viem';
 import { hardhat } from 'viem/chains';
-import { testUSDCAbi } from '../../src/chains/evm/artifacts.ts';
+import { testUSDCAbi } from '../../src/sandbox/contract-artifacts.ts';
 import { createEvmClient } from '../../src/chains/evm/client.ts';
 import { createSweeper, sweepPolicyOf, worthSweeping, type Sweeper } from '../../src/chains/evm/sweeper.ts';
 import { reportChainHealth } from '../../src/chains/health.ts';

@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseEther, type Address } from 'viem';
-import { ethSenderAbi, ethSenderBytecode, forwarderFactoryAbi, testUSDCAbi } from '../../src/chains/evm/artifacts.ts';
+import { forwarderFactoryAbi } from '../../src/chains/evm/artifacts.ts';
+import { testUSDCAbi } from '../../src/sandbox/contract-artifacts.ts';
+import { ethSenderAbi, ethSenderBytecode } from '../support/contract-artifacts.ts';
 import { invoiceSaltFor } from '../../src/chains/evm/forwarder.ts';
 import { createEvmClient } from '../../src/chains/evm/client.ts';
 import { createSweeper } from '../../src/chains/evm/sweeper.ts';

@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseEther, type Address, type Hex } from 'viem';
-import { ethSenderAbi, ethSenderBytecode, forwarderFactoryAbi, testUSDCAbi, testUSDTAbi } from '../../src/chains/evm/artifacts.ts';
+import { forwarderFactoryAbi } from '../../src/chains/evm/artifacts.ts';
+import { testUSDCAbi, testUSDTAbi } from '../../src/sandbox/contract-artifacts.ts';
+import { ethSenderAbi, ethSenderBytecode } from '../support/contract-artifacts.ts';
 import { createEvmClient } from '../../src/chains/evm/client.ts';
 import { invoiceSaltFor } from '../../src/chains/evm/forwarder.ts';
 import { createAssetRegistry } from '../../src/money/assets.ts';

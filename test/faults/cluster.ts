@@ -19,7 +19,7 @@ import { createLogger } from '../../src/logger.ts';
 import { createSql, type Sql } from '../../src/db/client.ts';
 import { migrate } from '../../src/db/migrate.ts';
 import { randomBase62 } from '../../src/ids.ts';
-import { deployKassaContracts } from '../../src/chains/evm/deploy.ts';
+import { deployDevContracts } from '../../src/sandbox/test-tokens.ts';
 import { createBitcoinRpcClient, type BitcoinRpcClient } from '../../src/chains/bitcoin/rpc.ts';
 import { PG_SERVER } from '../support/db.ts';
 import { createPayableMerchant } from '../support/merchant.ts';
@@ -143,7 +143,7 @@ export async function startCluster(o: ClusterOptions = {}): Promise<Cluster> {
     const chain = { ...hardhat, rpcUrls: { default: { http: [evmUrl] } } };
     const publicClient = createPublicClient({ chain, transport: http(evmUrl) }) as PublicClient;
     const deployer = createWalletClient({ account: privateKeyToAccount(HARDHAT_ACCOUNTS[0]!.privateKey), chain, transport: http(evmUrl) });
-    const c = await deployKassaContracts({ walletClient: deployer, publicClient, withTestTokens: true });
+    const c = await deployDevContracts({ walletClient: deployer, publicClient });
     say(`hardhat ${evmUrl}: factory ${c.factory}, USDC ${c.testUsdc}, USDT ${c.testUsdt}`);
     const btcRpcUrl = btcInfo!.rpc_url;
     say(`bitcoin devnet ${btcRpcUrl}`);
@@ -244,7 +244,7 @@ export async function startCluster(o: ClusterOptions = {}): Promise<Cluster> {
       dir, dbName, dbUrl, sql, config, redisPort,
       get redis() { return redisProc; },
       devnet, hardhat: hh, api, workers, apiUrl, btc,
-      evm: { url: evmUrl, publicClient, factory: c.factory, implementation: c.implementation, usdc: c.testUsdc!, usdt: c.testUsdt! },
+      evm: { url: evmUrl, publicClient, factory: c.factory, implementation: c.implementation, usdc: c.testUsdc, usdt: c.testUsdt },
       merchant: { id: shop.merchant.id, secret: shop.secret },
       receiver, webhookSecret: ep.body.secret, start, api$,
       async restartRedis(flush, downMs) {

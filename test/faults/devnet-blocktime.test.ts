@@ -1,8 +1,8 @@
 /** The devnet's skewed block timestamps used by the fault harness (`devnet_setblocktimeoffset`). */
 import { describe, expect, it } from 'vitest';
 import * as bitcoin from 'bitcoinjs-lib';
-import { DevnetChain } from '../../src/chains/devnet/bitcoin/chain.ts';
-import { callDevnetMethod } from '../../src/chains/devnet/bitcoin/rpc-methods.ts';
+import { DevnetChain } from '../../src/sandbox/devnet/bitcoin/chain.ts';
+import { callDevnetMethod } from '../../src/sandbox/devnet/bitcoin/rpc-methods.ts';
 
 describe('devnet_setblocktimeoffset', () => {
   it('stamps new blocks hours early or late, then returns to increasing timestamps', () => {

@@ -4,7 +4,8 @@ import { createWalletClient, encodeFunctionData, http, parseAbi, type Hex, type 
 import { privateKeyToAccount } from 'viem/accounts';
 import { hardhat } from 'viem/chains';
 import type { BitcoinRpcClient } from '../../src/chains/bitcoin/rpc.ts';
-import { ethSenderAbi, ethSenderBytecode, forwarderAbi, forwarderFactoryAbi } from '../../src/chains/evm/artifacts.ts';
+import { forwarderAbi, forwarderFactoryAbi } from '../../src/chains/evm/artifacts.ts';
+import { ethSenderAbi, ethSenderBytecode } from '../support/contract-artifacts.ts';
 import { invoiceSaltFor } from '../../src/chains/evm/forwarder.ts';
 import { HARDHAT_ACCOUNTS } from '../support/hardhat.ts';
 

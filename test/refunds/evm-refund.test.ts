@@ -13,7 +13,7 @@ import { createTestClient, decodeFunctionData, encodeFunctionData, erc20Abi, htt
 import { hardhat } from 'viem/chains';
 import type { EvmChainConfig } from '../../src/config.ts';
 import { createEvmClient } from '../../src/chains/evm/client.ts';
-import { testUSDCAbi } from '../../src/chains/evm/artifacts.ts';
+import { testUSDCAbi } from '../../src/sandbox/contract-artifacts.ts';
 import { createApp } from '../../src/api/app.ts';
 import { refundServiceFor } from '../../src/refunds/service.ts';
 import { setupContractsFixture, randomAddress, wallet, mined, type ContractsFixture } from '../contracts/fixture.ts';

@@ -1,6 +1,6 @@
 /**
  * Test helpers for the Bitcoin regtest devnet: spawn it as a real child process
- * (`node --import tsx src/chains/devnet/bitcoin/main.ts --port 0`), wait for its JSON line,
+ * (`node --import tsx src/sandbox/devnet/bitcoin/main.ts --port 0`), wait for its JSON line,
  * and talk to it with Kassa's own RPC/Esplora clients. Wallet helpers call the devnet's
  * Core-compatible wallet RPCs (plus the devnet-only `devnet_*` test methods).
  */
@@ -38,7 +38,7 @@ export async function startDevnetProcess(opts: StartDevnetProcessOptions = {}): 
   const rpcPassword = opts.rpcPassword ?? 'kassa';
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', 'src/chains/devnet/bitcoin/main.ts', '--port', '0', '--rpcuser', rpcUser, '--rpcpassword', rpcPassword, ...(opts.args ?? [])],
+    ['--import', 'tsx', 'src/sandbox/devnet/bitcoin/main.ts', '--port', '0', '--rpcuser', rpcUser, '--rpcpassword', rpcPassword, ...(opts.args ?? [])],
     { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let stderr = '';

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { getAddress } from 'viem';
-import { networkName, parseChainsFile, type EvmChainConfig } from '../../src/config.ts';
+import { parseChainsFile, type EvmChainConfig } from '../../src/config.ts';
+import { networkName } from '../../src/chains/families.ts';
 import { EVM_PRESETS } from '../../src/chains/evm/presets.ts';
 
 describe('EVM chain presets', () => {

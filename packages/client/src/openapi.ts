@@ -24,7 +24,7 @@ export interface paths {
             };
             requestBody?: never;
             responses: {
-                /** @description Healthy */
+                /** @description Healthy, or degraded only by a non-critical check (a sweeper key low on gas) */
                 200: {
                     headers: {
                         [name: string]: unknown;

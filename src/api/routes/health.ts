@@ -2,6 +2,7 @@ import type { OpenAPIHono } from '@hono/zod-openapi';
 import { createRoute, z } from '@hono/zod-openapi';
 import type { Redis } from 'ioredis';
 import type { Sql } from '../../db/client.ts';
+import { readChainHealth, readSweeperHealth } from '../../chains/health.ts';
 import type { AppEnv } from '../env.ts';
 
 export interface HealthCheck {
@@ -24,6 +25,39 @@ export function coreHealthChecks(deps: { sql: Sql; redis: Redis }): HealthCheck[
     { name: 'postgres', check: async () => { await deps.sql`select 1`; return { ok: true }; } },
     { name: 'redis', check: async () => ({ ok: (await deps.redis.ping()) === 'PONG' }) },
   ];
+}
+
+/** One check per chain: its watcher's last report (src/chains/health.ts), unhealthy when older than `staleAfterMs`. */
+export function chainHealthChecks(redis: Redis, prefix: string, chains: string[], staleAfterMs = 60_000): HealthCheck[] {
+  return chains.map((chain) => ({
+    name: `chain:${chain}`,
+    async check() {
+      const h = await readChainHealth(redis, prefix, chain);
+      if (!h) return { ok: false, detail: { state: 'unknown', error: 'no watcher has reported yet (is `kassa worker` running?)' } };
+      const stale = Date.now() - Date.parse(h.updated_at) > staleAfterMs;
+      return { ok: h.state === 'ok' && !stale, detail: stale ? { ...h, state: 'stale' } : h };
+    },
+  }));
+}
+
+/**
+ * `sweeper:<chain>` for each chain with a sweeper key (src/chains/health.ts): not ok when the key's
+ * balance is below the chain's `sweep.low_balance`, when the last run failed, or when no run
+ * reported for 5 minutes. Not critical: it makes /health "degraded" but keeps it 200 (payments are
+ * still detected and credited; only sweeps wait), so a load balancer does not take the API out for it.
+ */
+export function sweeperHealthChecks(redis: Redis, prefix: string, chains: string[], staleAfterMs = 300_000): HealthCheck[] {
+  return chains.map((chain) => ({
+    name: `sweeper:${chain}`,
+    critical: false,
+    async check() {
+      const h = await readSweeperHealth(redis, prefix, chain);
+      if (!h) return { ok: false, detail: { state: 'unknown', error: 'no sweep run has reported yet (is `kassa worker` running?)' } };
+      const stale = Date.now() - Date.parse(h.updated_at) > staleAfterMs;
+      const state = stale ? 'stale' : h.error ? 'error' : h.low ? 'low_balance' : 'ok';
+      return { ok: state === 'ok', detail: { ...h, state } };
+    },
+  }));
 }
 
 const HealthSchema = z

@@ -1,6 +1,6 @@
 import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
 import type { Deps } from '../../deps.ts';
-import { listPayments, presentPayment } from '../../invoices/payments.ts';
+import { listPayments, paymentSeq, presentPayment } from '../../invoices/payments.ts';
 import { loadInvoice } from '../../invoices/present.ts';
 import type { AppEnv } from '../env.ts';
 import { requireScope } from '../middleware/auth.ts';
@@ -37,8 +37,7 @@ const IdParam = z.object({ id: z.string().max(100).openapi({ param: { name: 'id'
 
 export function registerPaymentRoutes(app: OpenAPIHono<AppEnv>, deps: Deps): void {
   const decimalsOf = (method: string) => deps.assets.method(method)?.decimals ?? 0;
-  const seqOf = async (merchantId: string, id: string) =>
-    (await deps.sql<{ seq: bigint }[]>`select seq from payments where id = ${id} and merchant_id = ${merchantId}`)[0]?.seq;
+  const seqOf = (merchantId: string, id: string) => paymentSeq(deps.sql, merchantId, id);
 
   app.openapi(
     createRoute({

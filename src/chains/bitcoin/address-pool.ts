@@ -112,11 +112,11 @@ export async function setBitcoinKeySource(tx: TxSql, merchantId: string, chain: 
   await tx`update bitcoin_key_sources set active = false where merchant_id = ${merchantId} and chain = ${chain} and active and id <> ${same?.id ?? -1n}`;
   const rows = same
     ? await tx<SourceRow[]>`
-        update bitcoin_key_sources set active = true, descriptor = ${source.descriptor}, source = ${tx.json(source as never)}
+        update bitcoin_key_sources set active = true, descriptor = ${source.descriptor}, source = ${tx.json(source)}
         where id = ${same.id} returning *`
     : await tx<SourceRow[]>`
         insert into bitcoin_key_sources (merchant_id, chain, descriptor, source)
-        values (${merchantId}, ${chain}, ${source.descriptor}, ${tx.json(source as never)}) returning *`;
+        values (${merchantId}, ${chain}, ${source.descriptor}, ${tx.json(source)}) returning *`;
   let row = rows[0]!;
   const [{ free } = { free: 0n }] = await tx<{ free: bigint }[]>`
     select count(*)::bigint as free from bitcoin_address_pool where source_id = ${row.id} and allocated_at is null`;

@@ -28,15 +28,18 @@ export interface BitcoinKeySourceInput {
   address_type?: BitcoinAddressType | undefined;
 }
 
-export interface BitcoinKeyOrigin {
+export type BitcoinKeyOrigin = {
   /** Master key fingerprint, 8 lowercase hex characters. */
   fingerprint: string;
   /** Derivation path from the master to the account key, e.g. `m/84h/0h/0h`. */
   path: string;
-}
+};
 
-/** Normalised, JSON-serialisable key source. Receive addresses are `<xpub>/0/<index>`. */
-export interface BitcoinKeySource {
+/**
+ * Normalised, JSON-serialisable key source. Receive addresses are `<xpub>/0/<index>`. A type alias
+ * (not an interface) so it is a `postgres.JSONValue` as it stands: stored with `tx.json(source)`.
+ */
+export type BitcoinKeySource = {
   network: BitcoinNetworkName;
   address_type: BitcoinAddressType;
   /** Account-level extended public key in standard form (`xpub…` on mainnet, `tpub…` otherwise). */
@@ -44,7 +47,7 @@ export interface BitcoinKeySource {
   origin: BitcoinKeyOrigin | null;
   /** Canonical receive descriptor with checksum, e.g. `wpkh([73c5da0a/84h/0h/0h]xpub…/0/*)#…`. */
   descriptor: string;
-}
+};
 
 // ---------------------------------------------------------------------------------------------
 // BIP-380 checksum

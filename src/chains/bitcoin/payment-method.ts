@@ -2,24 +2,19 @@
  * The merchant's Bitcoin payment method: storing their public key material (descriptor or
  * xpub/ypub/zpub/tpub/upub/vpub) and showing what Kassa will derive from it.
  *
- * `PUT /v1/merchant/payment_methods/bitcoin` (scope settings:write). The network comes from the
- * deployment's Bitcoin chain (the one chain with type "bitcoin"). The response shows the canonical
- * descriptor and the first three receive addresses (`/0/0`, `/0/1`, `/0/2`) so the merchant can
- * compare them with their wallet before taking payments. Only public key material is ever
+ * The route is `PUT /v1/merchant/payment_methods/bitcoin` (src/api/routes/payment-methods.ts). The
+ * network comes from the deployment's Bitcoin chain (the one chain with type "bitcoin"). The view
+ * shows the canonical descriptor and the first three receive addresses (`/0/0`, `/0/1`, `/0/2`) so
+ * the merchant can compare them with their wallet before taking payments. Only public key material is ever
  * accepted (private keys are rejected by `parseBitcoinKeySource`), and nothing is logged but ids.
  */
-import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
 import type { Config, BitcoinChainConfig } from '../../config.ts';
 import type { Db, Sql, TxSql } from '../../db/client.ts';
-import type { Deps } from '../../deps.ts';
 import { conflict, unprocessable } from '../../errors.ts';
-import type { AppEnv } from '../../api/env.ts';
-import { requireScope } from '../../api/middleware/auth.ts';
-import { commonErrors, conflictError, jsonBody, jsonOk, unprocessableError } from '../../api/schemas.ts';
 import { getBitcoinKeySource, setBitcoinKeySource } from './address-pool.ts';
 import { parseBitcoinKeySource, type BitcoinKeySourceInput } from './descriptor.ts';
 import { deriveAddresses } from './derive.ts';
-import { BITCOIN_ADDRESS_TYPES, type BitcoinNetworkName } from './networks.ts';
+import type { BitcoinNetworkName } from './networks.ts';
 
 /** The deployment's Bitcoin chain (key and config), or null when none is configured. */
 export function configuredBitcoinChain(config: Pick<Config, 'chains'>): { chain: string; cfg: BitcoinChainConfig } | null {
@@ -117,52 +112,4 @@ export async function getBitcoinPaymentMethod(db: Db, config: Pick<Config, 'chai
   if (!found) return null;
   const stored = await getBitcoinKeySource(db, merchantId, found.chain);
   return stored ? view(found.chain, stored) : null;
-}
-
-export const BitcoinPaymentMethodSchema = z
-  .object({
-    object: z.literal('payment_method'),
-    method: z.literal('BTC'),
-    chain: z.string().openapi({ example: 'bitcoin' }),
-    network: z.enum(['mainnet', 'testnet', 'signet', 'regtest']),
-    descriptor: z.string().openapi({ description: 'Canonical receive descriptor with checksum.', example: 'wpkh([73c5da0a/84h/0h/0h]xpub6C…/0/*)#…' }),
-    address_type: z.enum(BITCOIN_ADDRESS_TYPES as [string, ...string[]]),
-    first_addresses: z
-      .array(z.object({ index: z.number().int(), address: z.string() }))
-      .openapi({ description: 'The first three receive addresses: check that your wallet shows the same ones.' }),
-    updated_at: z.string(),
-  })
-  .openapi('BitcoinPaymentMethod');
-
-const PutSchema = z
-  .strictObject({
-    descriptor: z.string().max(1000).optional().openapi({ description: 'A public output descriptor: wpkh(KEY/0/*), tr(KEY/0/*) or sh(wpkh(KEY/0/*)), optionally with a key origin and checksum.' }),
-    xpub: z.string().max(200).optional().openapi({ description: 'An extended public key (xpub/ypub/zpub on mainnet, tpub/upub/vpub on test networks).' }),
-    address_type: z.enum(BITCOIN_ADDRESS_TYPES as [string, ...string[]]).optional().openapi({ description: 'Script type; implied by ypub/zpub/upub/vpub, default p2wpkh.' }),
-  })
-  .openapi('BitcoinPaymentMethodUpdate');
-
-export function registerBitcoinPaymentMethodRoutes(app: OpenAPIHono<AppEnv>, deps: Deps): void {
-  app.openapi(
-    createRoute({
-      method: 'put', path: '/v1/merchant/payment_methods/bitcoin', tags: ['Merchant'],
-      summary: 'Set the Bitcoin payment method (public descriptor or xpub)',
-      description: 'Replaces the key Kassa derives deposit addresses from. Addresses already given to invoices stay valid. Never send a private key: it is rejected. A key another merchant account on this Kassa uses is refused (409 bitcoin_key_in_use): both would get the same deposit addresses.',
-      middleware: [requireScope('settings:write')] as const,
-      request: { body: jsonBody(PutSchema) },
-      responses: { 200: jsonOk(BitcoinPaymentMethodSchema), ...commonErrors, ...conflictError, ...unprocessableError },
-    }),
-    async (c) => {
-      const body = c.req.valid('json');
-      const merchantId = c.get('auth').merchant.id;
-      const input: BitcoinKeySourceInput = {
-        descriptor: body.descriptor,
-        xpub: body.xpub,
-        address_type: body.address_type as BitcoinKeySourceInput['address_type'],
-      };
-      const result = await setBitcoinPaymentMethod(deps.sql, deps.config, merchantId, input);
-      c.get('log').info({ merchant_id: merchantId, chain: result.chain, address_type: result.address_type }, 'bitcoin payment method set');
-      return c.json(result, 200);
-    },
-  );
 }

@@ -1,17 +1,11 @@
 /**
  * Deploys Kassa's EVM contracts: the `ForwarderFactory` (which deploys its `Forwarder`
- * implementation in its constructor) and, for local chains / the sandbox, the test tokens.
+ * implementation in its constructor). The test tokens of local chains are deployed by
+ * src/sandbox/test-tokens.ts.
  */
 import { getAddress, type Abi, type Account, type Address, type Chain, type Hex, type PublicClient, type Transport, type WalletClient } from 'viem';
 import { KassaError } from '../../errors.ts';
-import {
-  forwarderFactoryAbi,
-  forwarderFactoryBytecode,
-  testUSDCAbi,
-  testUSDCBytecode,
-  testUSDTAbi,
-  testUSDTBytecode,
-} from './artifacts.ts';
+import { forwarderFactoryAbi, forwarderFactoryBytecode } from './artifacts.ts';
 
 /** A wallet client with an account attached (a local private-key account or a node-managed one). */
 export type AccountWalletClient = WalletClient<Transport, Chain | undefined, Account>;
@@ -19,13 +13,6 @@ export type AccountWalletClient = WalletClient<Transport, Chain | undefined, Acc
 export interface DeployKassaContractsParams {
   walletClient: AccountWalletClient;
   publicClient: PublicClient;
-  /**
-   * Also deploy TestUSDC and TestUSDT (6 decimals, public `mint`) and mint `testTokenMint` of
-   * each to the deployer. For local chains and the sandbox only: anybody can mint them.
-   */
-  withTestTokens?: boolean;
-  /** Base units minted to the deployer per test token. Default 1,000,000 tokens (1e12 units). */
-  testTokenMint?: bigint;
 }
 
 export interface KassaContracts {
@@ -34,17 +21,12 @@ export interface KassaContracts {
   factory: Address;
   /** The factory's `Forwarder` implementation (`IMPLEMENTATION()`), needed for offline prediction. */
   implementation: Address;
-  /** TestUSDC / TestUSDT addresses, when `withTestTokens`. */
-  testUsdc?: Address;
-  testUsdt?: Address;
   /** Deployment transaction hashes (factory first). */
   txHashes: Hex[];
 }
 
-/** 1,000,000 tokens with 6 decimals. */
-export const DEFAULT_TEST_TOKEN_MINT = 1_000_000_000_000n;
-
-async function waitSuccess(publicClient: PublicClient, hash: Hex, what: string): Promise<Address | null> {
+/** Waits for the receipt of `hash`; a reverted transaction is `evm_deploy_failed`. Returns the created contract's address, if any. */
+export async function waitSuccess(publicClient: PublicClient, hash: Hex, what: string): Promise<Address | null> {
   const receipt = await publicClient.waitForTransactionReceipt({ hash });
   if (receipt.status !== 'success') {
     throw new KassaError('evm_deploy_failed', `${what} transaction ${hash} reverted.`, { retryable: false });
@@ -52,7 +34,8 @@ async function waitSuccess(publicClient: PublicClient, hash: Hex, what: string):
   return receipt.contractAddress ?? null;
 }
 
-async function deployOne(
+/** Deploys one contract and waits for it; its transaction hash is appended to `txHashes`. */
+export async function deployOne(
   p: DeployKassaContractsParams,
   name: string,
   abi: Abi,
@@ -76,8 +59,7 @@ async function deployOne(
 }
 
 /**
- * Deploys the factory (and optionally the test tokens, minting some to the deployer) one
- * transaction at a time, waiting for each receipt.
+ * Deploys the factory, waiting for its receipt.
  * RPC: eth_chainId, eth_sendTransaction / eth_sendRawTransaction (via the wallet client),
  * eth_getTransactionReceipt (polling), eth_call (`IMPLEMENTATION()`).
  */
@@ -90,29 +72,5 @@ export async function deployKassaContracts(p: DeployKassaContractsParams): Promi
     abi: forwarderFactoryAbi,
     functionName: 'IMPLEMENTATION',
   });
-  const result: KassaContracts = { chainId, factory, implementation, txHashes };
-  if (p.withTestTokens) {
-    const mint = p.testTokenMint ?? DEFAULT_TEST_TOKEN_MINT;
-    const to = p.walletClient.account.address;
-    result.testUsdc = await deployOne(p, 'TestUSDC', testUSDCAbi, testUSDCBytecode, txHashes);
-    result.testUsdt = await deployOne(p, 'TestUSDT', testUSDTAbi, testUSDTBytecode, txHashes);
-    if (mint > 0n) {
-      for (const [name, address, abi] of [
-        ['TestUSDC', result.testUsdc, testUSDCAbi],
-        ['TestUSDT', result.testUsdt, testUSDTAbi],
-      ] as const) {
-        const hash = await p.walletClient.writeContract({
-          address,
-          abi,
-          functionName: 'mint',
-          args: [to, mint],
-          account: p.walletClient.account,
-          chain: p.walletClient.chain ?? null,
-        });
-        txHashes.push(hash);
-        await waitSuccess(p.publicClient, hash, `${name} mint`);
-      }
-    }
-  }
-  return result;
+  return { chainId, factory, implementation, txHashes };
 }

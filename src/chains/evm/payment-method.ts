@@ -2,17 +2,12 @@
  * The merchant's EVM payment method per chain: a treasury address and the enabled assets, and the
  * per-invoice deposit address (a CREATE2 forwarder predicted offline, see forwarder.ts).
  *
- *   PUT /v1/merchant/payment_methods/evm/{chain}   { "treasury": "0x…", "assets": ["ETH", "USDC"] }
+ * The route, `PUT /v1/merchant/payment_methods/evm/{chain}`, is in src/api/routes/payment-methods.ts.
  */
-import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
 import { getAddress, type Address } from 'viem';
 import type { Db } from '../../db/client.ts';
-import type { Deps } from '../../deps.ts';
 import type { ChainConfig, EvmChainConfig } from '../../config.ts';
 import { KassaError, invalidParam, unprocessable } from '../../errors.ts';
-import type { AppEnv } from '../../api/env.ts';
-import { requireScope } from '../../api/middleware/auth.ts';
-import { commonErrors, jsonBody, jsonOk, notFoundError } from '../../api/schemas.ts';
 import { invoiceSaltFor, predictForwarderAddress } from './forwarder.ts';
 
 export const ZERO_ADDRESS = '0x0000000000000000000000000000000000000000';
@@ -143,62 +138,4 @@ export async function evmDepositAddress(
   const implementation = getAddress(p.cfg.implementation);
   const address = predictForwarderAddress({ factory, implementation, treasury: settings.treasury, invoiceSalt: invoiceSaltFor(p.invoiceId) });
   return { address, assets: settings.assets, treasury: settings.treasury, derivation: { treasury: settings.treasury, factory, implementation } };
-}
-
-// ---------------------------------------------------------------------------------------------
-// Route
-
-const EvmPaymentMethodSchema = z
-  .object({
-    object: z.literal('evm_payment_method'),
-    chain: z.string().openapi({ example: 'ethereum' }),
-    treasury: z.string().openapi({ example: '0x52908400098527886E0F7030069857D2E4169EE7', description: 'Checksummed (EIP-55).' }),
-    assets: z.array(z.string()).openapi({ example: ['ETH', 'USDC'] }),
-    updated_at: z.string(),
-  })
-  .openapi('EvmPaymentMethod');
-
-const PutSchema = z
-  .strictObject({
-    treasury: z.string().max(100).openapi({
-      description: 'Where every deposit on this chain can be paid out to, and only there. EIP-55 checksummed, or all lowercase. Not the zero address. A contract treasury must accept plain ETH transfers.',
-      example: '0x52908400098527886E0F7030069857D2E4169EE7',
-    }),
-    assets: z.array(z.string().max(20)).max(50).optional().openapi({
-      description: 'Asset symbols to accept on this chain (native coin and/or configured tokens). Default: all of them.',
-      example: ['ETH', 'USDC'],
-    }),
-  })
-  .openapi('EvmPaymentMethodUpdate');
-
-const ChainParam = z.object({ chain: z.string().max(40).openapi({ param: { name: 'chain', in: 'path' }, example: 'ethereum' }) });
-
-export const evmPaymentMethodToApi = (m: EvmPaymentMethod) => ({
-  object: 'evm_payment_method' as const,
-  chain: m.chain,
-  treasury: m.treasury,
-  assets: m.assets,
-  updated_at: m.updatedAt.toISOString(),
-});
-
-export function registerEvmPaymentMethodRoutes(app: OpenAPIHono<AppEnv>, deps: Deps): void {
-  app.openapi(
-    createRoute({
-      method: 'put', path: '/v1/merchant/payment_methods/evm/{chain}', tags: ['Merchant'],
-      summary: 'Set the treasury and accepted assets for an EVM chain',
-      middleware: [requireScope('settings:write')] as const,
-      request: { params: ChainParam, body: jsonBody(PutSchema) },
-      responses: { 200: jsonOk(EvmPaymentMethodSchema), ...commonErrors, ...notFoundError },
-    }),
-    async (c) => {
-      const { chain } = c.req.valid('param');
-      const body = c.req.valid('json');
-      const cfg = evmChainConfig(deps.config.chains, chain);
-      const treasury = parseTreasury(body.treasury);
-      const assets = parseEvmAssets(cfg, body.assets);
-      const m = await setEvmPaymentMethod(deps.sql, c.get('auth').merchant.id, chain, { treasury, assets });
-      c.get('log').info({ chain, assets }, 'evm payment method updated');
-      return c.json(evmPaymentMethodToApi(m), 200);
-    },
-  );
 }

@@ -325,6 +325,7 @@ export function createSweeper(o: SweeperOptions): Sweeper {
     const run: SweepRun = { swept: [], dust: [], transactions: 0 };
     const warn = (invoiceId: string, err: unknown) =>
       log.warn({ invoice_id: invoiceId, err: err instanceof Error ? err.message.split('\n')[0] : String(err) }, 'sweep failed');
+    if (rows.length === 0) return run; // nothing to sweep: no node request
     await serialized(async () => {
       const gasPrice = await publicClient.getGasPrice();
       const deployed: Target[] = [];

@@ -1,7 +1,7 @@
 /**
  * Executable entry of the Bitcoin regtest devnet:
  *
- *   node --import tsx src/chains/devnet/bitcoin/main.ts [--port N] [--host H] [--rpcuser U]
+ *   node --import tsx src/sandbox/devnet/bitcoin/main.ts [--port N] [--host H] [--rpcuser U]
  *        [--rpcpassword P] [--seed HEX] [--premine N] [--fullrbf]
  *
  * Prints one JSON line when listening:
