@@ -19,6 +19,7 @@ import { createSweeper } from '../src/chains/evm/sweeper.ts';
 import { createWalletClient, http, type Hex } from 'viem';
 import { privateKeyToAccount } from 'viem/accounts';
 import { reverifyPayments } from '../src/settlement/reverify.ts';
+import { pruneTipObservations } from '../src/settlement/tip-records.ts';
 import { buildWebhookProcessors } from './webhooks.ts';
 import { refundServiceFor } from '../src/refunds/service.ts';
 
@@ -71,6 +72,8 @@ export function buildProcessors(deps: Deps, opts: ProcessorOptions = {}): Proces
           for (const [chain, cfg] of Object.entries(deps.config.chains)) {
             results[chain] = await reverifyPayments(vdeps, chain, createChainAdapter(chain, cfg, { sql: deps.sql, logger: log }));
           }
+          // Tip records no on-time decision can still use (src/settlement/tip-records.ts).
+          results['pruned_tip_records'] = await pruneTipObservations(deps.sql);
           return results;
         }
         if (job.name === 'track-refunds') {
