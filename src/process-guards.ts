@@ -34,7 +34,8 @@ export function guardUnhandledRejections(logger: Logger): void {
   process.on('unhandledRejection', (reason) => {
     const err = reason instanceof Error ? reason : new Error(String(reason));
     if (isConnectionLost(reason)) {
-      logger.error({ err: err.message, code: (reason as { code: string }).code }, 'a connection was lost under a pending operation; it is retried by its loop or queue');
+      // The stack names the operation nobody awaited (postgres.js rejects with its call site).
+      logger.error({ err: err.message, code: (reason as { code: string }).code, stack: err.stack }, 'a connection was lost under a pending operation; it is retried by its loop or queue');
       return;
     }
     logger.fatal({ err: err.message, stack: err.stack }, 'unhandled promise rejection: exiting');
