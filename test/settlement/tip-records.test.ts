@@ -10,6 +10,9 @@ import { createPayableMerchant, writeChainsFile } from '../support/merchant.ts';
 import { recordedHeightAt } from '../../src/settlement/service.ts';
 import { sentOnTime } from '../../src/settlement/state-machine.ts';
 import { pruneTipObservations } from '../../src/settlement/tip-records.ts';
+import { buildProcessors } from '../../workers/processors.ts';
+import { QUEUE_NAMES } from '../../src/queues/index.ts';
+import type { Job } from 'bullmq';
 
 let ctx: TestContext;
 let shop: Awaited<ReturnType<typeof createPayableMerchant>>;
@@ -137,5 +140,16 @@ describe('pruning the tip records', () => {
 
     // Pruning again deletes nothing more.
     expect(await pruneTipObservations(ctx.deps.sql)).toEqual({ bitcoin: 0, ethereum: 0, litecoin: 0 });
+  });
+
+  it('runs with the periodic re-verification job (reverify-payments)', async () => {
+    // Old records below the window again; no payment is due for re-verification (no node is asked).
+    for (let h = 5; h <= 9; h++) await record('bitcoin', h, at(h));
+    await ctx.deps.sql`update payments set verified_at = now()`;
+    const set = buildProcessors(ctx.deps, { watchers: false });
+    const maintenance = set.processors.find((p) => p.queue === QUEUE_NAMES.maintenance)!;
+    const result = await maintenance.process({}, { name: 'reverify-payments' } as Job, ctx.deps.logger) as { pruned_tip_records: Record<string, number> };
+    expect(result.pruned_tip_records).toEqual({ bitcoin: 5, ethereum: 0, litecoin: 0 });
+    expect((await ctx.deps.sql`select 1 from chain_tip_observations where chain = 'bitcoin' and height between 5 and 9`).length).toBe(0);
   });
 });
