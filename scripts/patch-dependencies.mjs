@@ -12,6 +12,15 @@
 //   without forgetting it, so a later write on that connection is never flushed. The fix: a flush
 //   with no socket settles the connection's queries with CONNECTION_CLOSED (the error every caller
 //   already handles) instead of throwing, and teardown forgets the cancelled flush.
+//
+// postgres 3.4.9 (porsager/postgres #279, #1192, #1205, #1223):
+//   on every new connection the client first looks up the array types (`fetch_types`, on by
+//   default) in an async function whose promise ReadyForQuery drops. When PostgreSQL terminates the
+//   connection during that lookup (pg_terminate_backend, a restart, a fail-over), the lookup's error
+//   (57P01) becomes an unhandled promise rejection, which exits a Node.js process. The error already
+//   reaches the query that opened the connection; the fix catches the dropped promise. (The fault
+//   harness's worker died of it; Kassa's processes had survived it only through their
+//   unhandled-rejection guard, src/process-guards.ts.)
 import { readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -19,10 +28,12 @@ import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const MARK = '/* kassa-patch: postgres-null-socket */';
+const MARK_TYPES = '/* kassa-patch: postgres-fetch-types-rejection */';
 
 const patches = [
   {
     pkg: 'postgres',
+    mark: MARK,
     versions: ['3.4.9'],
     files: ['src/connection.js', 'cjs/src/connection.js', 'cf/src/connection.js'],
     edits: [
@@ -42,6 +53,20 @@ const patches = [
         find: '    clearImmediate(nextWriteTimer)\n',
         replace: `    clearImmediate(nextWriteTimer)\n    chunk = nextWriteTimer = null ${MARK}\n`,
         count: 2,
+      },
+    ],
+  },
+  {
+    pkg: 'postgres',
+    mark: MARK_TYPES,
+    versions: ['3.4.9'],
+    files: ['src/connection.js', 'cjs/src/connection.js', 'cf/src/connection.js'],
+    edits: [
+      {
+        find: '        return fetchArrayTypes()\n',
+        // The error reaches the waiting query through errored(); only the dropped promise is caught.
+        replace: `        return fetchArrayTypes().catch(() => { /* reported to the waiting query */ }) ${MARK_TYPES}\n`,
+        count: 1,
       },
     ],
   },
@@ -70,7 +95,7 @@ for (const patch of patches) {
   if (!patch.versions.includes(version)) {
     fail(
       `${patch.pkg} is ${version}, but the patch was written for ${patch.versions.join(', ')}. ` +
-        'Check whether the new version fixes the null-socket write (see the comment at the top of ' +
+        'Check whether the new version fixes what the patch fixes (see the comments at the top of ' +
         'scripts/patch-dependencies.mjs), then update or remove the patch.',
     );
   }
@@ -78,7 +103,7 @@ for (const patch of patches) {
     const path = join(pkgDir, file);
     if (!existsSync(path)) continue;
     let text = readFileSync(path, 'utf8');
-    if (text.includes(MARK)) continue; // already patched
+    if (text.includes(patch.mark)) continue; // already patched
     for (const edit of patch.edits) {
       const found = text.split(edit.find).length - 1;
       if (found !== edit.count) {

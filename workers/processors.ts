@@ -18,6 +18,7 @@ import { createChainSync } from '../src/chains/sync/engine.ts';
 import type { Sweeper } from '../src/chains/evm/sweeper.ts';
 import { reportSweeperHealth } from '../src/chains/health.ts';
 import { reverifyPayments } from '../src/settlement/reverify.ts';
+import { pruneTipObservations } from '../src/settlement/tip-records.ts';
 import { buildWebhookProcessors } from './webhooks.ts';
 import { refundServiceFor } from '../src/refunds/service.ts';
 
@@ -89,7 +90,10 @@ export function buildProcessors(deps: Deps, opts: ProcessorOptions = {}): Proces
         if (job.name === 'refill-address-pools') return refillAddressPools(deps.sql, { minFree: 50, batch: 200, logger: log });
         if (job.name === 'reverify-payments') {
           const vdeps = { sql: deps.sql, logger: log, chains: deps.config.chains, publicUrl: deps.config.publicUrl };
-          const results: Record<string, unknown> = {};
+          // First (a node that is down fails the re-verification below, not this): the tip records
+          // no on-time decision can still use (src/settlement/tip-records.ts).
+          const pruned = await pruneTipObservations(deps.sql);
+          const results: Record<string, unknown> = { pruned_tip_records: pruned };
           for (const [chain, cfg] of Object.entries(deps.config.chains)) {
             results[chain] = await reverifyPayments(vdeps, chain, createChainAdapter(chain, cfg, { sql: deps.sql, logger: log }));
           }

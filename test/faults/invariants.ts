@@ -277,7 +277,13 @@ async function checkOnce(c: Cluster, nativeSent: Hex[], contractSent: ContractSe
   const detected = new Set(events.filter((e) => e.type === 'invoice.payment_detected').map((e) => e.payment_id));
   for (const p of payments) if (!detected.has(p.id)) v.push(`payment ${p.id} has no invoice.payment_detected event`);
   const delivered = new Set(c.receiver.deliveries.filter((d) => d.valid).map((d) => d.eventId));
-  for (const e of events) if (!delivered.has(e.id)) v.push(`event ${e.id} (${e.type}, ${e.invoice_id}) never reached the receiver${e.relayed_at ? '' : ' (not relayed)'}`);
+  const undelivered = events.filter((e) => !delivered.has(e.id));
+  // Where each one stands (to tell a lost job from a hung worker or a retry schedule running late).
+  const rows = undelivered.length === 0 ? [] : await sql<{ event_id: string; id: string; status: string; attempt_count: number; locked_until: Date | null; next_attempt_at: Date | null }[]>`
+    select event_id, id, status, attempt_count, locked_until, next_attempt_at from webhook_deliveries where event_id in ${sql(undelivered.map((e) => e.id))}`;
+  const stateOf = (id: string) => rows.filter((r) => r.event_id === id).map((r) =>
+    `${r.id} ${r.status}, ${r.attempt_count} attempts, locked until ${r.locked_until?.toISOString() ?? '-'}, next ${r.next_attempt_at?.toISOString() ?? '-'}`).join('; ') || 'no delivery row';
+  for (const e of undelivered) v.push(`event ${e.id} (${e.type}, ${e.invoice_id}) never reached the receiver${e.relayed_at ? '' : ' (not relayed)'} [${stateOf(e.id)}]`);
   const bad = c.receiver.deliveries.filter((d) => !d.valid);
   for (const d of bad) v.push(`delivery ${d.webhookId} had an invalid signature: ${d.error}`);
   const failed = await sql<{ id: string; event_id: string }[]>`select id, event_id from webhook_deliveries where status = 'failed'`;

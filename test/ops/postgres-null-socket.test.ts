@@ -32,3 +32,27 @@ describe('a query on a connection PostgreSQL terminated', () => {
     expect(result.stdout).toContain('survived');
   });
 });
+
+/**
+ * scripts/patch-dependencies.mjs, second postgres.js patch (upstream porsager/postgres #1192, #1223):
+ * a connection terminated while the client looks up the array types on connecting left a dropped
+ * promise rejected with 57P01, an unhandled rejection that exits the process (the fault harness's
+ * worker died of it; src/process-guards.ts had been keeping Kassa's processes alive through it).
+ * The child has no rejection handler: without the patch it exits 1 within a few seconds.
+ */
+describe('a connection terminated while it looks up the array types', () => {
+  it('rejects the waiting queries only: no unhandled rejection', async () => {
+    const script = fileURLToPath(new URL('../fixtures/postgres-fetch-types.mjs', import.meta.url));
+    const result = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+      execFile(process.execPath, [script, db.url, '8'], { timeout: 40_000 }, (err, stdout, stderr) => {
+        resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
+      });
+    });
+    expect(result.stderr).not.toContain('terminating connection due to administrator command');
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain('survived');
+    // The scenario happened: some connections were terminated during the lookup.
+    const during = Number(/terminated during the type lookup (\d+)/.exec(result.stdout)?.[1] ?? 0);
+    expect(during).toBeGreaterThan(0);
+  }, 60_000);
+});
