@@ -51,6 +51,17 @@ export function compression(): MiddlewareHandler {
     const type = res.headers.get('Content-Type') ?? '';
     if (!COMPRESSIBLE.test(type)) return;
     const encoding = pickEncoding(c.req.header('Accept-Encoding'));
+    if (!encoding) {
+      // Nothing to compress for this client: the response stays as it is, only marked as varying.
+      // Reading and rebuilding it turns the server's light response into a full WHATWG one (a
+      // stream, a copy), which showed in the POST /v1/invoices profile (bench/RESULTS.md).
+      try {
+        addVary(res.headers, 'Accept-Encoding');
+        return;
+      } catch {
+        // immutable headers: rebuilt below
+      }
+    }
     const headers = new Headers(res.headers);
     addVary(headers, 'Accept-Encoding');
     const body = Buffer.from(await res.arrayBuffer());
