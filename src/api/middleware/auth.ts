@@ -17,13 +17,26 @@ export const AUTH_FAILURES_PER_MINUTE = 30;
  */
 export function requireApiKey(deps: Pick<Deps, 'sql' | 'apiKeys' | 'redis'> & { config: Pick<Deps['config'], 'queuePrefix'> }): MiddlewareHandler<AppEnv> {
   const keyOf = (ip: string, window: number) => `${deps.config.queuePrefix}:authfail:${ip}:${window}`;
+  // Requests from one IP share a GET that is still in flight instead of sending their own (under
+  // load that is one read per IP per Redis round trip, not one per request). Their answer can miss a
+  // failure counted during that round trip; the check and the count were never atomic (concurrent
+  // guesses all read the count before any of them adds to it), so the limit is the same.
+  const reads = new Map<string, Promise<string | null>>();
+  const failuresOf = (key: string): Promise<string | null> => {
+    let p = reads.get(key);
+    if (!p) {
+      p = deps.redis.get(key).finally(() => reads.delete(key));
+      reads.set(key, p);
+    }
+    return p;
+  };
   return async (c, next) => {
     const ip = clientIp(c);
     const now = Date.now();
     const window = Math.floor(now / 60_000);
     let failures = 0;
     try {
-      failures = Number((await deps.redis.get(keyOf(ip, window))) ?? 0);
+      failures = Number((await failuresOf(keyOf(ip, window))) ?? 0);
     } catch (err) {
       c.get('log')?.warn({ err: (err as Error).message }, 'auth failure limiter unavailable');
     }
