@@ -10,6 +10,10 @@
  * (BENCH_RATE, 200/s by default; 0 skips it) for BENCH_SECONDS, latency measured from each
  * request's due time.
  *
+ * Before the runs, 100 invoices are created one at a time and the PostgreSQL statements / round
+ * trips and Redis commands per invoice printed (bench/round-trips.ts): figures that do not depend on
+ * the machine's load. BENCH_WIRE=1 also counts them during the Kassa run.
+ *
  * Last line: invoices_rps=<n> baseline_rps=<n> ratio=<r> p99_ms=<n> errors=<n> open_rate=<n> open_p99_ms=<n> open_errors=<n>
  * (ratio: the saturation ratio, Kassa's closed-loop req/s over the bare INSERT endpoint's.)
  */
