@@ -10,6 +10,10 @@
  * (BENCH_RATE, 200/s by default; 0 skips it) for BENCH_SECONDS, latency measured from each
  * request's due time.
  *
+ * Before the runs, 100 invoices are created one at a time and the PostgreSQL statements / round
+ * trips and Redis commands per invoice printed (bench/round-trips.ts): figures that do not depend on
+ * the machine's load. BENCH_WIRE=1 also counts them during the Kassa run.
+ *
  * Last line: invoices_rps=<n> baseline_rps=<n> ratio=<r> p99_ms=<n> errors=<n> open_rate=<n> open_p99_ms=<n> open_errors=<n>
  * (ratio: the saturation ratio, Kassa's closed-loop req/s over the bare INSERT endpoint's.)
  */
@@ -35,6 +39,7 @@ import { parseBitcoinKeySource } from '../src/chains/bitcoin/descriptor.ts';
 import { setBitcoinKeySource, refillAddressPools } from '../src/chains/bitcoin/address-pool.ts';
 import { setEvmPaymentMethod } from '../src/chains/evm/payment-method.ts';
 import { randomBase62 } from '../src/ids.ts';
+import { countWire } from './round-trips.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const RATE = Number(process.env.BENCH_RATE ?? 200);
@@ -125,6 +130,23 @@ async function dbCpuMs(): Promise<number> {
   }
   return ticks * 10; // USER_HZ = 100
 }
+// Statements and round trips per invoice, one request at a time (load-independent): what the
+// PostgreSQL and Redis sockets of this process carry while 100 invoices are created in a row.
+{
+  const post = () => fetch(`${api.url}/v1/invoices`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${secret}`, 'idempotency-key': randomBase62(20) },
+    body: JSON.stringify({ amount: '25.00', currency: 'USD', order_id: randomBase62(12), payment_methods: ['BTC', 'USDC-ethereum'] }),
+  }).then(async (r) => { if (r.status !== 201) throw new Error(`POST /v1/invoices answered ${r.status}: ${await r.text()}`); });
+  for (let i = 0; i < 20; i++) await post(); // warm-up: connections open, statements prepared
+  const N = 100;
+  const wire = countWire(Number(new URL(config.databaseUrl).port || 5432), Number(new URL(config.redisUrl).port || 6379));
+  for (let i = 0; i < N; i++) await post();
+  const w = wire.stop();
+  const per = (x: number) => (x / N).toFixed(2);
+  console.log(`per invoice, sequential (${N} requests): postgres statements=${per(w.pgStatements)} round_trips=${per(w.pgRoundTrips)}; redis commands=${per(w.redisCommands)}`);
+}
+
 let cpu0 = process.cpuUsage();
 let db0 = await dbCpuMs();
 const baseline = await load(`http://127.0.0.1:${barePort}/bare`);
@@ -142,7 +164,10 @@ if (profile) {
 }
 cpu0 = process.cpuUsage();
 db0 = await dbCpuMs();
+// BENCH_WIRE=1 also counts the socket writes of the Kassa run (costs a little CPU while measured).
+const kassaWire = process.env.BENCH_WIRE === '1' ? countWire(Number(new URL(config.databaseUrl).port || 5432), Number(new URL(config.redisUrl).port || 6379)) : null;
 const kassa = await load(`${api.url}/v1/invoices`, secret);
+const kw = kassaWire?.stop();
 const kassaCpu = cpuMs(cpu0) / kassa.total;
 const kassaDb = (await dbCpuMs() - db0) / kassa.total;
 if (session && profile) {
@@ -152,6 +177,10 @@ if (session && profile) {
   }));
 }
 console.log(`kassa:    ${JSON.stringify(kassa)}`);
+if (kw) {
+  const per = (x: number) => (x / kassa.total).toFixed(2);
+  console.log(`per invoice, under load (socket writes coalesce): postgres statements=${per(kw.pgStatements)} round_trips=${per(kw.pgRoundTrips)} writes=${per(kw.pgWrites)}; redis commands=${per(kw.redisCommands)} writes=${per(kw.redisWrites)}`);
+}
 const open = RATE > 0 ? await openLoop(`${api.url}/v1/invoices`, secret) : null;
 if (open) console.log(`open loop at ${RATE}/s: ${JSON.stringify(open)}`);
 const [{ n }] = (await deps.sql<{ n: number }[]>`select count(*)::int as n from invoices`) as unknown as [{ n: number }];

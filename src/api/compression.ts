@@ -46,11 +46,23 @@ export function compression(): MiddlewareHandler {
     // Only the public pages and the API (the dashboard's headers are set by its own router).
     if (c.req.path === '/dashboard' || c.req.path.startsWith('/dashboard/')) return;
     const res = c.res;
-    if (c.req.method === 'HEAD' || !res.body || res.status === 204 || res.status === 304) return;
+    if (c.req.method === 'HEAD' || res.status === 204 || res.status === 304) return;
     if (res.headers.has('Content-Encoding')) return;
     const type = res.headers.get('Content-Type') ?? '';
     if (!COMPRESSIBLE.test(type)) return;
     const encoding = pickEncoding(c.req.header('Accept-Encoding'));
+    if (!encoding) {
+      // Nothing to compress for this client: the response stays as it is, only marked as varying.
+      // Reading it (even asking for `res.body`) turns the Node server's light response into a full
+      // WHATWG one (a stream, a copy), which showed in the POST /v1/invoices profile.
+      try {
+        addVary(res.headers, 'Accept-Encoding');
+        return;
+      } catch {
+        // immutable headers: rebuilt below
+      }
+    }
+    if (!res.body) return;
     const headers = new Headers(res.headers);
     addVary(headers, 'Accept-Encoding');
     const body = Buffer.from(await res.arrayBuffer());

@@ -68,6 +68,12 @@ export interface CreateInvoiceOptions {
    * way (or replays its stored answer) and creates again with only `idempotencyKey`.
    */
   idempotency?: IdempotencyClaim | undefined;
+  /**
+   * A boolean SQL expression the statement that creates the invoice evaluates first: when false,
+   * nothing is written (no pool address is taken either) and `PreconditionFailed` is thrown. The
+   * API passes the check that a cached API-key authentication still holds.
+   */
+  precondition?: ((db: Db) => postgres.Fragment) | undefined;
 }
 
 /**
@@ -80,6 +86,13 @@ export interface InvoiceRecompute {
   recompute(tx: TxSql, invoiceIds: Iterable<string>): Promise<Set<string>>;
   /** Tells live-status listeners (checkout page) about changed invoices, after the commit. */
   publishChanges(ids: Iterable<string>): Promise<void>;
+}
+
+/** See `CreateInvoiceOptions.precondition`: it did not hold, and nothing was written. */
+export class PreconditionFailed extends Error {
+  constructor() {
+    super('the precondition of the invoice statement did not hold');
+  }
 }
 
 /** See `CreateInvoiceOptions.idempotency`. */
@@ -232,11 +245,11 @@ export function createInvoiceService(deps: {
     let json: JsonText<InvoiceObject>;
     try {
       json =
-        (await insertInvoice(sql, merchant, input, plan, prepared, idempotencyKey, opts.idempotency, 'pool')) ??
+        (await insertInvoice(sql, merchant, input, plan, prepared, idempotencyKey, opts, 'pool')) ??
         (await sql.begin(async (tx) => {
           const address = await allocateBitcoinAddress(tx, merchant.id, prepared.btcChain!);
           if (!address) throw unprocessable('no_payment_methods', 'Bitcoin is not set up for this merchant.');
-          return (await insertInvoice(tx, merchant, input, plan, prepared, idempotencyKey, opts.idempotency, address))!;
+          return (await insertInvoice(tx, merchant, input, plan, prepared, idempotencyKey, opts, address))!;
         }));
     } catch (err) {
       if (isDepositAddressCollision(err)) throw depositAddressConflict();
@@ -312,11 +325,16 @@ export function createInvoiceService(deps: {
    * the pool has none), or an address already allocated in the transaction `db` belongs to.
    */
   async function insertInvoice(
-    db: Db, merchant: Merchant, input: CreateInvoiceInput, plan: Plan, p: PreparedInsert, idempotencyKey: string | null, idem: IdempotencyClaim | undefined,
+    db: Db, merchant: Merchant, input: CreateInvoiceInput, plan: Plan, p: PreparedInsert, idempotencyKey: string | null, opts: CreateInvoiceOptions,
     btcAddress: 'pool' | AllocatedBitcoinAddress,
   ): Promise<JsonText<InvoiceObject> | null> {
     const { id } = plan;
     const { btcChain } = p;
+    const idem = opts.idempotency;
+    // The precondition, evaluated once (a CTE referenced twice is materialized): it gates the pool
+    // address and the invoice, and everything else is written from the invoice's row.
+    const chk = opts.precondition ? db`chk as (select ${opts.precondition(db)} as ok),` : db``;
+    const gate = opts.precondition ? db`and (select ok from chk)` : db``;
     // Date.prototype.toISOString's format; the times are whole milliseconds (date_trunc below).
     let body = db`
       replace(replace(replace(${p.template}::text,
@@ -336,7 +354,7 @@ export function createInvoiceService(deps: {
             and (p.source_id, p.derivation_index) = (
               select f.source_id, f.derivation_index from bitcoin_address_pool f
               where f.source_id = (select id from bitcoin_key_sources where merchant_id = ${merchant.id} and chain = ${btcChain} and active)
-                and f.allocated_at is null
+                and f.allocated_at is null ${gate}
               order by f.derivation_index limit 1
               for update skip locked)
           returning p.address, p.script,
@@ -345,8 +363,9 @@ export function createInvoiceService(deps: {
         btc as (
           select ${btcAddress.address}::text as address, ${Buffer.from(btcAddress.script)}::bytea as script,
                  ${db.json(btcAddress.derivation as unknown as postgres.JSONValue)}::jsonb as derivation),`;
-    const rows = await db<{ body: string }[]>`
+    const rows = await db<{ body: string | null; ok?: boolean }[]>`
       with t as (select date_trunc('milliseconds', now()) as at),
+      ${chk}
       ${btc}
       inv as (
         insert into invoices (id, merchant_id, amount, currency, currency_decimals, order_id, description, metadata, buyer_email, locale,
@@ -355,7 +374,7 @@ export function createInvoiceService(deps: {
                ${db.json(input.metadata ?? {})}, ${input.buyer_email ?? null}, ${input.locale ?? 'en'}, ${input.redirect_url ?? null}, ${plan.speed},
                ${merchant.paymentToleranceBps}, ${idempotencyKey}, t.at, t.at, t.at + make_interval(secs => ${plan.expiresIn}),
                t.at + make_interval(secs => ${plan.expiresIn + merchant.monitoringWindowSeconds})
-        from t ${btcChain === undefined ? db`` : db`where exists (select from btc)`}
+        from t where true ${btcChain === undefined ? db`` : db`and exists (select from btc)`} ${gate}
         returning created_at, expires_at, monitoring_until),
       out as (
         select ${body} as body, ${btcChain === undefined ? db`null::text as address` : db`btc.address, btc.script, btc.derivation`}
@@ -379,7 +398,8 @@ export function createInvoiceService(deps: {
       ik as (
         insert into idempotency_keys (merchant_id, key, request_hash, method, path, status_code, response_plain, api_key_id)
         select ${merchant.id}, ${idem.key}, ${idem.requestHash}, ${idem.method}, ${idem.path}, 201, out.body, ${idem.apiKeyId} from out)` : db``}
-      select body from out`;
+      select (select body from out) as body ${opts.precondition ? db`, (select ok from chk) as ok` : db``}`;
+    if (rows[0]?.ok === false) throw new PreconditionFailed();
     // The body is `p.template` (JSON.stringify of the invoice object) with the database's values filled in.
     return (rows[0]?.body ?? null) as JsonText<InvoiceObject> | null;
   }

@@ -5,6 +5,7 @@
  * fast hash is appropriate (no password stretching needed).
  */
 import crypto from 'node:crypto';
+import type postgres from 'postgres';
 import type { Db } from '../db/client.ts';
 import { newId, randomBase62 } from '../ids.ts';
 import { KassaError, notFound } from '../errors.ts';
@@ -69,21 +70,65 @@ export interface Authenticated {
   merchant: Merchant;
   /** The merchant's payment settings, read in the same query (invoice creation needs no other read). */
   paymentSettings: MerchantPaymentSettings;
+  /** md5 of the key's id, scopes, its merchant's row and payment settings, as read (see `stillCurrent`). */
+  fingerprint: string;
+  /**
+   * True when this answer came from the process's cache (`authenticate` with `fromCache`), not
+   * from the database: the caller must not act on it unless `stillCurrent` holds in the statement
+   * that acts, nor refuse anything because of it before reading the key again.
+   */
+  fromCache: boolean;
 }
+
+/** How long a cached authentication is used before the key is read again (see `authenticate`). */
+export const AUTH_CACHE_TTL_MS = 60_000;
+const AUTH_CACHE_MAX = 10_000;
 
 export interface ApiKeyService {
   create(db: Db, input: { merchantId: string; name?: string; scopes: Scope[] }): Promise<{ key: ApiKey; secret: string }>;
   list(db: Db, merchantId: string, page: { limit: number; afterSeq?: bigint; beforeSeq?: bigint }): Promise<{ data: ApiKey[]; hasMore: boolean }>;
   seqOf(db: Db, merchantId: string, id: string): Promise<bigint | undefined>;
   revoke(db: Db, merchantId: string, id: string): Promise<ApiKey>;
-  /** Resolves a presented secret. Throws 401 (missing, malformed, unknown, revoked). */
-  authenticate(db: Db, presented: string | undefined): Promise<Authenticated>;
+  /**
+   * Resolves a presented secret. Throws 401 (missing, malformed, unknown, revoked). With
+   * `fromCache`, a key this process authenticated less than AUTH_CACHE_TTL_MS ago is answered from
+   * memory (the secret is still hashed and compared) with `fromCache` set: only for a caller that
+   * checks `stillCurrent` in the statement that acts on it. Without it the database is read (and
+   * the cache refreshed).
+   */
+  authenticate(db: Db, presented: string | undefined, opts?: { fromCache?: boolean }): Promise<Authenticated>;
+  /**
+   * A boolean SQL expression: true while the key of an authentication is unrevoked and its scopes,
+   * merchant row and payment settings are what they were when it was read (same `fingerprint`). A statement gated on
+   * it acts exactly as if the key had been read from the database in that statement.
+   */
+  stillCurrent(db: Db, auth: Pick<Authenticated, 'key' | 'fingerprint'>): postgres.Fragment;
+}
+
+/**
+ * The relations `k` (api_keys), `m` (its merchant) and `s` (the payment settings) and the
+ * fingerprint over what an authentication answers; the same text in `authenticate` and
+ * `stillCurrent`, so the two agree on what "unchanged" means.
+ */
+function authRelations(db: Db) {
+  return db`api_keys k join merchants m on m.id = k.merchant_id cross join lateral (select ${paymentSettingsColumns(db)}) s`;
+}
+function authFingerprint(db: Db) {
+  return db`md5(jsonb_build_array(k.id, k.merchant_id, k.scopes, to_jsonb(m.*), s.payment_bitcoin, s.payment_evm)::text)`;
 }
 
 /** `last_used_at` is kept to this resolution. */
 const LAST_USED_RESOLUTION_MS = 60_000;
 
+interface CacheEntry {
+  secretHash: Buffer;
+  auth: Authenticated;
+  at: number;
+}
+
 export function createApiKeyService(): ApiKeyService {
+  /** Lookup → the last authentication read from the database for it (unrevoked keys only). */
+  const cache = new Map<string, CacheEntry>();
   /** Key id → when this service last wrote its `last_used_at` (bounded: cleared when it grows large). */
   const lastTouched = new Map<string, number>();
   function touchedRecently(keyId: string, now: number): boolean {
@@ -92,6 +137,17 @@ export function createApiKeyService(): ApiKeyService {
     if (lastTouched.size >= 10_000) lastTouched.clear();
     lastTouched.set(keyId, now);
     return false;
+  }
+
+  /**
+   * Keeps `last_used_at` to LAST_USED_RESOLUTION_MS: written at most once a minute per key and
+   * process (the guard keeps requests that read the same stale value at once from all writing it).
+   */
+  async function touch(db: Db, key: ApiKey, now: number): Promise<void> {
+    if (touchedRecently(key.id, now)) return;
+    await db`
+      update api_keys set last_used_at = now()
+      where id = ${key.id} and (last_used_at is null or last_used_at < now() - make_interval(secs => ${LAST_USED_RESOLUTION_MS / 1000}))`;
   }
 
   return {
@@ -130,40 +186,57 @@ export function createApiKeyService(): ApiKeyService {
         where id = ${id} and merchant_id = ${merchantId}
         returning id, merchant_id, name, lookup, scopes, created_at, last_used_at, revoked_at`;
       if (!row) throw notFound('API key', id, 'id');
+      cache.delete(row.lookup);
       return fromRow(row);
     },
 
-    async authenticate(db, presented) {
+    async authenticate(db, presented, opts = {}) {
       if (!presented) {
         throw authError('api_key_missing', 'No API key provided. Send it as "Authorization: Bearer kassa_sk_…".');
       }
       const m = KEY_RE.exec(presented);
       if (!m) throw authError('api_key_invalid', 'The API key is not valid.');
-      const [row] = await db<(ApiKeyRow & PaymentSettingsRow & { secret_hash: Buffer; merchant: MerchantRow })[]>`
-        select k.id, k.merchant_id, k.name, k.lookup, k.scopes, k.created_at, k.last_used_at, k.revoked_at,
-               k.secret_hash, to_jsonb(m.*) as merchant, ${paymentSettingsColumns(db)}
-        from api_keys k join merchants m on m.id = k.merchant_id
-        where k.lookup = ${m[1]!}`;
-      // Hash and compare even when the lookup misses, so timing does not reveal which part was wrong.
+      const lookup = m[1]!;
       const presentedHash = hashSecret(presented);
+      const now = Date.now();
+      if (opts.fromCache) {
+        const hit = cache.get(lookup);
+        if (hit && now - hit.at < AUTH_CACHE_TTL_MS && crypto.timingSafeEqual(presentedHash, hit.secretHash)) {
+          await touch(db, hit.auth.key, now);
+          return hit.auth;
+        }
+      }
+      const [row] = await db<(ApiKeyRow & PaymentSettingsRow & { secret_hash: Buffer; merchant: MerchantRow; fingerprint: string })[]>`
+        select k.id, k.merchant_id, k.name, k.lookup, k.scopes, k.created_at, k.last_used_at, k.revoked_at,
+               k.secret_hash, to_jsonb(m.*) as merchant, s.payment_bitcoin, s.payment_evm, ${authFingerprint(db)} as fingerprint
+        from ${authRelations(db)}
+        where k.lookup = ${lookup}`;
+      // Hash and compare even when the lookup misses, so timing does not reveal which part was wrong.
       const stored = row?.secret_hash ?? Buffer.alloc(32);
       const equal = crypto.timingSafeEqual(presentedHash, stored);
       if (!row || !equal) throw authError('api_key_invalid', 'The API key is not valid.');
-      if (row.revoked_at) throw authError('api_key_revoked', 'This API key has been revoked.');
-      const now = Date.now();
-      if ((!row.last_used_at || now - row.last_used_at.getTime() > LAST_USED_RESOLUTION_MS) && !touchedRecently(row.id, now)) {
-        // Coarse (once a minute) so authentication does not write on every request; the process-local
-        // guard keeps the requests that read the same stale value at once from all writing it.
-        await db`
-          update api_keys set last_used_at = now()
-          where id = ${row.id} and (last_used_at is null or last_used_at < now() - make_interval(secs => ${LAST_USED_RESOLUTION_MS / 1000}))`;
+      if (row.revoked_at) {
+        cache.delete(lookup);
+        throw authError('api_key_revoked', 'This API key has been revoked.');
       }
+      const key = fromRow(row);
+      if (!row.last_used_at || now - row.last_used_at.getTime() > LAST_USED_RESOLUTION_MS) await touch(db, key, now);
       const mer = row.merchant;
-      return {
-        key: fromRow(row),
+      const auth: Authenticated = {
+        key,
         merchant: merchantFromRow({ ...mer, created_at: new Date(mer.created_at), updated_at: new Date(mer.updated_at) }),
         paymentSettings: paymentSettingsFromRow(row),
+        fingerprint: row.fingerprint,
+        fromCache: false,
       };
+      if (cache.size >= AUTH_CACHE_MAX) cache.clear();
+      cache.set(lookup, { secretHash: row.secret_hash, auth: { ...auth, fromCache: true }, at: now });
+      return auth;
+    },
+
+    stillCurrent(db, auth) {
+      return db`exists (select from ${authRelations(db)}
+                        where k.id = ${auth.key.id} and k.revoked_at is null and ${authFingerprint(db)} = ${auth.fingerprint})`;
     },
   };
 }

@@ -1,11 +1,14 @@
 import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
 import type { Deps } from '../../deps.ts';
 import { SPEED_POLICIES } from '../../merchants/service.ts';
-import { invalidParam } from '../../errors.ts';
+import { invalidParam, isKassaError } from '../../errors.ts';
 import type { AppEnv } from '../env.ts';
-import { requireScope } from '../middleware/auth.ts';
+import { reauthenticate, requireScope } from '../middleware/auth.ts';
 import { atomicIdempotency, atomicIdempotencyOf, claimOrReplay, idempotency } from '../middleware/idempotency.ts';
-import { IdempotencyClaimNeeded } from '../../invoices/service.ts';
+import { IdempotencyClaimNeeded, PreconditionFailed, type CreateInvoiceOptions } from '../../invoices/service.ts';
+import type { Authenticated } from '../../merchants/api-keys.ts';
+import type { Scope } from '../../merchants/scopes.ts';
+import type { Db } from '../../db/client.ts';
 import { INVOICE_EXCEPTIONS, INVOICE_STATUSES } from '../../invoices/status.ts';
 import { listQueryShape, listSchema, resolvePage } from '../pagination.ts';
 import { commonErrors, conflictError, idempotencyHeader, isoTime, jsonBody, jsonOk, jsonText, notFoundError, unprocessableError, type JsonText } from '../schemas.ts';
@@ -97,11 +100,13 @@ const MarkSchema = z
   })
   .openapi('InvoiceMark');
 
+const CREATE_SCOPES: readonly Scope[] = ['invoices:write'];
+
 export function registerInvoiceRoutes(app: OpenAPIHono<AppEnv>, deps: Deps): void {
   app.openapi(
     createRoute({
       method: 'post', path: '/v1/invoices', tags: ['Invoices'], summary: 'Create an invoice',
-      middleware: [requireScope('invoices:write'), atomicIdempotency(deps)] as const,
+      middleware: [requireScope(...CREATE_SCOPES), atomicIdempotency(deps)] as const,
       request: { headers: idempotencyHeader, body: jsonBody(CreateSchema) },
       responses: {
         201: jsonOk(InvoiceSchema, 'Created'), ...commonErrors, ...conflictError, ...unprocessableError,
@@ -109,15 +114,43 @@ export function registerInvoiceRoutes(app: OpenAPIHono<AppEnv>, deps: Deps): voi
       },
     }),
     async (c) => {
-      const { merchant, paymentSettings } = c.get('auth');
       const body = c.req.valid('json');
       // The invoice as JSON text: exactly what was stored for an Idempotency-Key replay.
       const created = (json: JsonText<InvoiceObject>) => jsonText(c, json, 201);
       const idem = atomicIdempotencyOf(c);
-      if (!idem) return created(await deps.invoices.createJson(merchant, body, { paymentSettings }));
+      // The API key may have been authenticated from the process's cache (src/api/middleware/auth.ts):
+      // then the statement that creates the invoice first checks that the key is still unrevoked and
+      // its merchant's settings unchanged (it writes nothing otherwise), and a refusal made from the
+      // cached settings (4xx) stands only if they are still the database's. Otherwise the key is read
+      // again and the invoice planned anew from what the database says now.
+      const create = async (opts: Omit<CreateInvoiceOptions, 'paymentSettings' | 'precondition'>) => {
+        const auth = c.get('auth');
+        const { merchant, paymentSettings } = auth;
+        if (!auth.fromCache) return deps.invoices.createJson(merchant, body, { ...opts, paymentSettings });
+        try {
+          return await deps.invoices.createJson(merchant, body, { ...opts, paymentSettings, precondition: (db: Db) => deps.apiKeys.stillCurrent(db, auth) });
+        } catch (err) {
+          // Thrown only after the check passed in the statement: the decision was made on current data.
+          if (err instanceof IdempotencyClaimNeeded) throw err;
+          if (!(err instanceof PreconditionFailed) && !(isKassaError(err) && err.status < 500)) throw err;
+          let fresh: Authenticated;
+          try {
+            fresh = await reauthenticate(c, CREATE_SCOPES);
+          } catch (authErr) {
+            // Revoked (401) or no longer allowed (403): answered as the authentication would have
+            // been, without storing the answer under the Idempotency-Key.
+            if (idem) idem.outcome = 'done';
+            throw authErr;
+          }
+          if (!(err instanceof PreconditionFailed) && fresh.fingerprint === auth.fingerprint) throw err;
+        }
+        const fresh = c.get('auth');
+        return deps.invoices.createJson(fresh.merchant, body, { ...opts, paymentSettings: fresh.paymentSettings });
+      };
+      if (!idem) return created(await create({}));
       // The usual case: the key is claimed and the response stored by the statement that writes the invoice.
       try {
-        const json = await deps.invoices.createJson(merchant, body, { paymentSettings, idempotency: idem.request });
+        const json = await create({ idempotency: idem.request });
         idem.outcome = 'done';
         return created(json);
       } catch (err) {
@@ -131,7 +164,7 @@ export function registerInvoiceRoutes(app: OpenAPIHono<AppEnv>, deps: Deps): voi
         return replay as never;
       }
       idem.outcome = 'claimed';
-      return created(await deps.invoices.createJson(merchant, body, { paymentSettings, idempotencyKey: idem.request.key }));
+      return created(await create({ idempotencyKey: idem.request.key }));
     },
   );
 
