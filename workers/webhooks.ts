@@ -50,11 +50,15 @@ export function buildWebhookProcessors(deps: Deps, opts: WebhookWorkerOptions = 
     queue: QUEUE_NAMES.outboxRelay,
     concurrency: 1,
     process: async () => pipeline.relay.relayOnce(),
+    timeoutMs: 2 * 60_000,
   };
   const deliverySpec: ProcessorSpec<typeof QUEUE_NAMES.webhookDelivery> = {
     queue: QUEUE_NAMES.webhookDelivery,
     concurrency: Math.max(10, opts.deliveryConcurrency ?? 20),
     process: async (payload) => deliverer.deliver(payload.deliveryId),
+    // One HTTP attempt plus its bookkeeping; a stuck job is failed (and removed), and the relay
+    // re-creates it from the delivery row.
+    timeoutMs: 2 * 60_000,
   };
   const emailSpec: ProcessorSpec<typeof QUEUE_NAMES.email> = {
     queue: QUEUE_NAMES.email,

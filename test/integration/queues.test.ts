@@ -23,6 +23,35 @@ afterAll(async () => {
 });
 
 describe('worker runner', () => {
+  it('fails a job that outlives its time limit, so it is retried instead of holding its slot for ever', async () => {
+    let calls = 0;
+    const runner = startWorkers({
+      connection, prefix, logger,
+      processors: [{
+        queue: QUEUE_NAMES.settlement,
+        timeoutMs: 300,
+        // The first attempt never settles (a query lost by the database client); the retry works.
+        process: async () => { calls++; if (calls === 1) await new Promise(() => {}); return 'done'; },
+      }],
+    });
+    try {
+      const job = await queue.add('hangs', { invoiceId: 'inv_hang' }, { removeOnComplete: false, attempts: 2, backoff: { type: 'fixed', delay: 10 } });
+      const deadline = Date.now() + 10_000;
+      let state = await job.getState();
+      while (state !== 'completed' && state !== 'failed' && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 50));
+        state = await job.getState();
+      }
+      expect(state).toBe('completed');
+      expect(calls).toBe(2);
+      const done = await queue.getJob(job.id!);
+      expect(done?.attemptsMade).toBe(2);
+      expect(done?.returnvalue).toBe('done');
+    } finally {
+      await runner.close();
+    }
+  });
+
   it('uses a Redis Cluster hash-tag prefix so all keys of a queue share a slot', async () => {
     await queue.add('probe', { invoiceId: 'inv_probe' });
     const keys = await connection.keys(`${prefix}:*`);
