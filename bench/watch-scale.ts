@@ -23,14 +23,18 @@
  *     heap_mb = V8 heap + array buffers after a full GC, engine alive (whole bench process).
  *   a detail line: wall and RPC p99, HTTP round trips per pass (and per block), Kassa's own time per
  *   phase of the pass (p50/p99), the balance check's node time on EVM, the load average.
+ *   Each chain family runs in its own process (its own database and node), so heap_mb is one engine's
+ *   process; BENCH_CHAINS=bitcoin or =evm runs one.
  *   BENCH_CPU_PROFILE=<dir> writes a CPU profile of the steady-state passes per (N, chain).
  *   on Bitcoin, first: open=<N> mode=full_reload … what every pass cost before the incremental
  *   watched set (load every open address, rebuild the script set). BENCH_FULL_RELOAD=0 skips it.
  */
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import os from 'node:os';
+import { fileURLToPath } from 'node:url';
 import postgres from 'postgres';
 import { encodeFunctionData, erc20Abi, type Address, type Hex } from 'viem';
 import { createSql, type Sql } from '../src/db/client.ts';
@@ -84,6 +88,17 @@ const load = () => os.loadavg().map((x) => x.toFixed(2)).join(' ');
 const now = () => performance.now();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const say = (s: string) => console.error(`[${new Date().toISOString().slice(11, 19)}] ${s}`);
+
+// One process per chain family: heap_mb is the whole process, and a second engine in the same
+// process would carry the first one's watched set (postgres.js caches the stack trace of a query
+// template's first call, with the closures on it, for the life of the process).
+if (CHAINS.length > 1) {
+  for (const chain of CHAINS) {
+    const child = spawnSync(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url)], { stdio: 'inherit', env: { ...process.env, BENCH_CHAINS: chain } });
+    if (child.status !== 0) process.exit(child.status ?? 1);
+  }
+  process.exit(0);
+}
 
 if (!globalThis.gc) say('warning: run with node --expose-gc (npm run bench:watch-scale does) for heap figures after a full GC');
 
