@@ -79,6 +79,31 @@ describe('incremental watched set', () => {
     }
   });
 
+  it('a transaction left open elsewhere does not make every refresh read the same rows again', async () => {
+    const chain = `c_${randomBase62(6)}`;
+    const w = createWatchedSet({ sql: ctx.deps.sql, chain });
+    await w.refresh();
+    // An open transaction with an xid (a backup, an idle session) holds every snapshot's xmin back.
+    const idle = await ctx.deps.sql.reserve();
+    try {
+      await idle`begin`;
+      await idle`select pg_current_xact_id()`;
+      const added = [];
+      for (let i = 0; i < 5; i++) added.push(await insertInvoice(ctx.deps.sql, chain, 3600));
+      const first = await w.refresh();
+      expect(first.added.map((r) => r.address).sort()).toEqual(added.sort());
+      const read = w.stats.rowsRead;
+      for (let i = 0; i < 3; i++) expect((await w.refresh()).added).toEqual([]);
+      expect(w.stats.rowsRead - read).toBe(0); // the previous snapshot showed them: not read again
+      const late = await insertInvoice(ctx.deps.sql, chain, 3600);
+      expect((await w.refresh()).added.map((r) => r.address)).toEqual([late]);
+      expect(contents(w)).toEqual(await oracle(chain));
+    } finally {
+      await idle`rollback`;
+      idle.release();
+    }
+  });
+
   it('drops an address when its monitoring window ends, and when the window is shortened', async () => {
     const chain = `c_${randomBase62(6)}`;
     const short = await insertInvoice(ctx.deps.sql, chain, 1);

@@ -164,6 +164,51 @@ describe('bitcoin devnet: chain and wallet', () => {
   });
 });
 
+describe('bitcoin devnet: background mempool (devnet_backgroundmempool)', () => {
+  afterEach(async () => {
+    await dn.rpc.call('devnet_backgroundmempool', [0, 0]);
+  });
+
+  it('fills the mempool with well-formed transactions that are listed and served but never mined', async () => {
+    const before = await dn.rpc.call<string[]>('getrawmempool');
+    const r = await dn.rpc.call<{ size: number }>('devnet_backgroundmempool', [2_000]);
+    expect(r.size).toBe(2_000);
+    const listed = await dn.rpc.call<string[]>('getrawmempool');
+    expect(listed).toHaveLength(before.length + 2_000);
+    expect((await dn.rpc.call<{ size: number }>('getmempoolinfo')).size).toBe(listed.length);
+    const bg = listed.filter((t) => !before.includes(t));
+    for (const txid of [bg[0]!, bg[1_999]!]) {
+      const raw = await dn.rpc.getRawTransactionRaw(txid);
+      const tx = bitcoin.Transaction.fromBuffer(Buffer.from(raw));
+      expect(tx.getId()).toBe(txid); // txid = hash256 of the serialization without witness
+      expect(raw.length).toBe(223);
+      expect(tx.ins).toHaveLength(1);
+      expect(tx.outs.map((o) => o.script.length)).toEqual([22, 22]);
+      expect(Buffer.from(await dn.esplora.getRawTransactionRaw(txid))).toEqual(Buffer.from(raw));
+    }
+    expect(await dn.esplora.getRawMempool()).toHaveLength(listed.length);
+    // Mining takes the ordinary mempool only; the background stays at its target.
+    const [hash] = await dn.wallet.mine(1);
+    const block = bitcoin.Block.fromHex(await dn.rpc.call<string>('getblock', [hash, 0]));
+    expect(block.transactions!.map((t) => t.getId()).some((t) => bg.includes(t))).toBe(false);
+    expect(await dn.rpc.call<string[]>('getrawmempool')).toHaveLength(2_000);
+  });
+
+  it('adds rate_per_second new transactions per second; a block trims the oldest back to the target', async () => {
+    await dn.rpc.call('devnet_backgroundmempool', [500, 20]);
+    const first = await dn.rpc.call<string[]>('getrawmempool');
+    await new Promise((r) => setTimeout(r, 1_100));
+    const later = await dn.rpc.call<string[]>('getrawmempool');
+    const added = later.filter((t) => !first.includes(t));
+    expect(added.length).toBeGreaterThanOrEqual(15);
+    expect(added.length).toBeLessThanOrEqual(40);
+    await dn.rpc.call('devnet_backgroundmempool', [500, 0]); // stop arrivals; trims to 500 now
+    const trimmed = await dn.rpc.call<string[]>('getrawmempool');
+    expect(trimmed).toHaveLength(500);
+    expect(trimmed.slice(-added.length)).toEqual(added); // the newest stay, the oldest left
+  });
+});
+
 describe('bitcoin devnet: sendrawtransaction validation (Core error codes)', () => {
   it('accepts a re-broadcast of a mempool tx, rejects a mined one with -27 and a spent input with -25', async () => {
     const txid = await dn.wallet.sendToAddress(await dn.wallet.getNewAddress(), 0.3);

@@ -6,6 +6,7 @@
  *
  * State lives only in memory: everything is lost when the process stops.
  */
+import { createHash, randomFillSync } from 'node:crypto';
 import * as bitcoin from 'bitcoinjs-lib';
 import * as ecc from '@bitcoinerlab/secp256k1';
 import { DevnetWallet, REGTEST, type WalletKey } from './wallet.ts';
@@ -162,6 +163,16 @@ export class DevnetChain {
   blockTimeOffset = 0;
   private readonly fullRbf: boolean;
   readonly startedAt: number;
+  /**
+   * Devnet-only background mempool (`devnet_backgroundmempool`, benchmarks): txid → raw bytes of
+   * synthetic transactions that fill the mempool to mainnet size. They are listed by
+   * `getrawmempool` (not verbose) and Esplora's `/mempool/txids`, served by `getrawtransaction` and
+   * `/tx/:txid/hex|raw`, never validated and never mined (a fee below what the miner takes); each
+   * mined block drops the oldest beyond the target, as a block empties part of a real mempool.
+   */
+  readonly background = new Map<string, Uint8Array>();
+  private backgroundTarget = 0;
+  private backgroundTimer: NodeJS.Timeout | null = null;
 
   constructor(opts: DevnetChainOptions = {}) {
     this.wallet = new DevnetWallet(opts.seed);
@@ -431,7 +442,82 @@ export class DevnetChain {
     const entry = this.addBlock(block);
     this.connect(entry);
     for (const m of entries) this.removeFromMempool(m.txid);
+    this.trimBackground();
     return entry;
+  }
+
+  // ---------------------------------------------------------------- background mempool (devnet-only)
+
+  /**
+   * Fills the background mempool to `target` transactions now, then adds `ratePerSecond` new ones
+   * per second (0: none) until called again; mined blocks trim it back to `target`. (0, 0) empties it.
+   */
+  setBackgroundMempool(target: number, ratePerSecond: number): void {
+    if (!Number.isSafeInteger(target) || target < 0 || target > 5_000_000) throw new RpcError(RPC.INVALID_PARAMETER, 'target must be an integer in 0..5000000');
+    if (!Number.isFinite(ratePerSecond) || ratePerSecond < 0 || ratePerSecond > 10_000) throw new RpcError(RPC.INVALID_PARAMETER, 'rate must be in 0..10000 per second');
+    this.stopBackground();
+    this.backgroundTarget = target;
+    if (this.background.size < target) this.addBackground(target - this.background.size);
+    else this.trimBackground();
+    if (ratePerSecond > 0) {
+      const start = Date.now();
+      let added = 0;
+      this.backgroundTimer = setInterval(() => {
+        const due = Math.floor(((Date.now() - start) * ratePerSecond) / 1000) - added;
+        if (due > 0) {
+          this.addBackground(due);
+          added += due;
+        }
+      }, 50);
+      this.backgroundTimer.unref();
+    }
+  }
+
+  stopBackground(): void {
+    if (this.backgroundTimer) clearInterval(this.backgroundTimer);
+    this.backgroundTimer = null;
+  }
+
+  /** Drops the oldest background transactions beyond the target (a block took them). */
+  private trimBackground(): void {
+    let excess = this.background.size - this.backgroundTarget;
+    for (const txid of this.background.keys()) {
+      if (excess-- <= 0) break;
+      this.background.delete(txid);
+    }
+  }
+
+  /**
+   * Adds `n` synthetic transactions shaped like a typical payment (version 2, one P2WPKH input
+   * with a 72-byte signature and a 33-byte key in its witness, two P2WPKH outputs: 223 bytes),
+   * random bytes where a real one has hashes, keys and signatures; txid = hash256 of the
+   * serialization without witness.
+   */
+  private addBackground(n: number): void {
+    const SIZE = 223;
+    const buf = Buffer.alloc(n * SIZE);
+    randomFillSync(buf);
+    for (let i = 0; i < n; i++) {
+      const raw = buf.subarray(i * SIZE, (i + 1) * SIZE);
+      raw.writeUInt32LE(2, 0); // version
+      raw[4] = 0x00; raw[5] = 0x01; // segwit marker, flag
+      raw[6] = 1; // one input: prevout (32 random bytes) at 7..38, index at 39..42
+      raw.writeUInt32LE(0, 39);
+      raw[43] = 0; // empty scriptSig
+      raw.writeUInt32LE(MAX_BIP125_RBF_SEQUENCE, 44);
+      raw[48] = 2; // two outputs
+      for (const o of [49, 80]) {
+        raw.writeBigUInt64LE(BigInt(10_000 + (raw[o]! << 8) + raw[o + 1]!), o); // value
+        raw[o + 8] = 22; raw[o + 9] = 0x00; raw[o + 10] = 0x14; // P2WPKH script, 20-byte hash random
+      }
+      raw[111] = 2; // witness items
+      raw[112] = 72; raw[113] = 0x30; raw[114] = 0x45; // DER-shaped signature (random body)
+      raw[185] = 33; raw[186] = 0x02; // compressed key
+      raw.writeUInt32LE(0, 219); // locktime
+      const h1 = createHash('sha256').update(raw.subarray(0, 4)).update(raw.subarray(6, 111)).update(raw.subarray(219)).digest();
+      const txid = createHash('sha256').update(h1).digest().reverse().toString('hex');
+      this.background.set(txid, raw);
+    }
   }
 
   // ---------------------------------------------------------------- mempool

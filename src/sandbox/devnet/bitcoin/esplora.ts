@@ -87,12 +87,15 @@ export function handleEsplora(chain: DevnetChain, method: string, path: string, 
     if (!HASH.test(b)) return text('Invalid hex string', 400);
     const txid = b.toLowerCase();
     if (c === 'status') return json(txStatus(chain, txid));
+    const bg = chain.background.get(txid);
+    if (bg && c === 'hex') return text(toHex(bg));
+    if (bg && c === 'raw') return binary(bg);
     const found = chain.findTx(txid);
     if (!found) return text('Transaction not found', 404);
     if (c === 'hex') return text(toHex(found.tx.toBuffer()));
     if (c === 'raw') return binary(found.tx.toBuffer());
   }
-  if (a === 'mempool' && b === 'txids' && parts.length === 2) return json([...chain.mempool.keys()]);
+  if (a === 'mempool' && b === 'txids' && parts.length === 2) return json([...chain.mempool.keys(), ...chain.background.keys()]);
   if (a === 'mempool' && parts.length === 1) {
     const entries = [...chain.mempool.values()];
     return json({

@@ -326,7 +326,8 @@ def('getchaintips', [], 0, '', (_p, c) => {
 });
 
 def('getrawmempool', ['verbose', 'mempool_sequence'], 0, '( verbose mempool_sequence )', (p, c) => {
-  if (!p.bool(0, false)) return [...c.mempool.keys()];
+  if (!p.bool(0, false)) return [...c.mempool.keys(), ...c.background.keys()];
+  // Verbose: the ordinary mempool only (background transactions have no fee or ancestry data).
   const out: Record<string, unknown> = {};
   for (const id of c.mempool.keys()) out[id] = mempoolEntryJson(c, id);
   return out;
@@ -340,10 +341,12 @@ def('getmempoolentry', ['txid'], 1, '"txid"', (p, c) => {
 
 def('getmempoolinfo', [], 0, '', (_p, c) => {
   const entries = [...c.mempool.values()];
+  let backgroundBytes = 0;
+  for (const raw of c.background.values()) backgroundBytes += raw.length;
   return {
     loaded: true,
-    size: entries.length,
-    bytes: entries.reduce((a, m) => a + m.vsize, 0),
+    size: entries.length + c.background.size,
+    bytes: entries.reduce((a, m) => a + m.vsize, 0) + backgroundBytes,
     usage: entries.reduce((a, m) => a + m.weight, 0),
     total_fee: btc(entries.reduce((a, m) => a + m.fee, 0n)),
     maxmempool: 300_000_000,
@@ -368,6 +371,10 @@ def('getrawtransaction', ['txid', 'verbosity', 'blockhash'], 1, '"txid" ( verbos
     const i = block.txids.indexOf(txid);
     if (i < 0) throw new RpcError(RPC.INVALID_ADDRESS_OR_KEY, 'No such transaction found in the provided block. Use gettransaction for wallet transactions.');
     tx = block.txs[i];
+  } else if (c.background.has(txid)) {
+    const raw = c.background.get(txid)!;
+    if (verbosity <= 0) return toHex(raw);
+    tx = bitcoin.Transaction.fromBuffer(raw);
   } else {
     const found = c.findTx(txid);
     if (!found) throw new RpcError(RPC.INVALID_ADDRESS_OR_KEY, 'No such mempool or blockchain transaction. Use gettransaction for wallet transactions.');
@@ -511,6 +518,13 @@ def('devnet_setblocktimeoffset', ['seconds'], 1, 'seconds  (devnet-only)', (p, c
   if (!Number.isSafeInteger(seconds) || Math.abs(seconds) > 10 * 365 * 86_400) throw new RpcError(RPC.INVALID_PARAMETER, 'seconds must be an integer within ten years');
   c.blockTimeOffset = seconds;
   return null;
+});
+
+def('devnet_backgroundmempool', ['target', 'rate_per_second'], 1, 'target ( rate_per_second )  (devnet-only)', (p, c) => {
+  const target = p.int(0);
+  const rate = p.has(1) ? Number(p.values[1]) : 0;
+  c.setBackgroundMempool(target, rate);
+  return { size: c.background.size, target, rate_per_second: rate };
 });
 
 def('getnetworkinfo', [], 0, '', () => ({

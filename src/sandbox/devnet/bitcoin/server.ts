@@ -172,6 +172,7 @@ export async function startBitcoinDevnet(opts: BitcoinDevnetOptions = {}): Promi
     chain,
     stop: () =>
       new Promise<void>((resolve, reject) => {
+        chain.stopBackground();
         server.closeAllConnections();
         server.close((err) => (err ? reject(err) : resolve()));
       }),

@@ -99,7 +99,11 @@ export function toJson(value: unknown): string {
   if (typeof value === 'bigint') return value.toString();
   if (typeof value === 'number') return Number.isFinite(value) ? JSON.stringify(value) : 'null';
   if (typeof value === 'string' || typeof value === 'boolean') return JSON.stringify(value);
-  if (Array.isArray(value)) return `[${value.map((v) => toJson(v)).join(',')}]`;
+  if (Array.isArray(value)) {
+    // A list of strings (txids, hashes: getrawmempool of a mainnet-size mempool) in one native call.
+    if (value.every((v) => typeof v === 'string')) return JSON.stringify(value);
+    return `[${value.map((v) => toJson(v)).join(',')}]`;
+  }
   if (typeof value === 'object') {
     const parts: string[] = [];
     for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
