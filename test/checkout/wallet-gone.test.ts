@@ -6,17 +6,16 @@
  * and, depending on the case, its request throws the way a disabled extension's does, fails with a
  * generic error, or never answers while the provider emits EIP-1193 `disconnect`.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser } from 'playwright-core';
 import type { Address } from 'viem';
-import { closeInvoiceUpdates } from '../../src/checkout/updates.ts';
 import type { PublicInvoice } from '../../src/checkout/public-invoice.ts';
-import { createTestContext, type TestContext } from '../support/db.ts';
-import { createPayableMerchant, writeChainsFile } from '../support/merchant.ts';
-import { launchBrowser, startTestServer, type TestServer } from '../support/browser.ts';
+import type { TestContext } from '../support/db.ts';
+import type { createPayableMerchant } from '../support/merchant.ts';
+import type { TestServer } from '../support/browser.ts';
+import { startWalletCheckout, type WalletCheckout } from '../support/wallet-checkout.ts';
 import { axeViolations } from '../support/axe.ts';
-import { setupContractsFixture, type ContractsFixture } from '../contracts/fixture.ts';
+import type { ContractsFixture } from '../contracts/fixture.ts';
 
 let f: ContractsFixture;
 let ctx: TestContext;
@@ -24,31 +23,18 @@ let server: TestServer;
 let browser: Browser;
 let shop: Awaited<ReturnType<typeof createPayableMerchant>>;
 
+let w: WalletCheckout;
+
 beforeAll(async () => {
-  f = await setupContractsFixture();
-  const file = writeChainsFile({ evmRpcUrl: f.node.url, factory: f.contracts.factory, implementation: f.contracts.implementation, usdc: f.contracts.testUsdc, usdt: f.contracts.testUsdt });
-  const json = JSON.parse(readFileSync(file, 'utf8'));
-  Object.assign(json.chains.ethereum, { name: 'Devnet' });
-  writeFileSync(file, JSON.stringify(json));
-  ctx = await createTestContext({ KASSA_CONFIG: file });
-  shop = await createPayableMerchant(ctx.deps, { name: 'Corner Café', bitcoin: false });
-  server = await startTestServer(ctx.deps);
-  browser = await launchBrowser();
+  w = await startWalletCheckout({ name: 'Devnet' });
+  ({ f, ctx, server, browser, shop } = w);
 }, 120_000);
 
 afterAll(async () => {
-  await browser?.close();
-  await server?.close();
-  if (ctx) await closeInvoiceUpdates(ctx.deps);
-  await ctx?.close();
-  await f?.node.stop();
+  await w?.close();
 });
 
-async function invoice() {
-  const merchant = await ctx.deps.merchants.get(ctx.deps.sql, shop.merchant.id);
-  const inv = await ctx.deps.invoices.create(merchant, { amount: '25.00', currency: 'USD' } as never);
-  return (await (await fetch(`${server.url}/v1/public/invoices/${inv.id}`)).json()) as PublicInvoice;
-}
+const invoice = () => w.invoice();
 
 /**
  * How the wallet vanishes when asked to send:
