@@ -12,7 +12,7 @@
  * contracts and an injected EIP-6963 test wallet that forwards to it (as in
  * test/checkout/wallet-browser.test.ts), so the hash shown is of a real transaction.
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createTestContext, type TestContext } from '../test/support/db.ts';
@@ -20,7 +20,7 @@ import { createPayableMerchant, writeChainsFile } from '../test/support/merchant
 import { launchBrowser, startTestServer, waitForImage } from '../test/support/browser.ts';
 import { closeInvoiceUpdates } from '../src/checkout/updates.ts';
 import type { InvoiceObject } from '../src/invoices/present.ts';
-import { setupContractsFixture } from '../test/contracts/fixture.ts';
+import { startWalletCheckout } from '../test/support/wallet-checkout.ts';
 
 const OUT = fileURLToPath(new URL('../docs/images/', import.meta.url));
 const SIZES = { desktop: { width: 1280, height: 1000 }, phone: { width: 390, height: 844 } } as const;
@@ -70,16 +70,12 @@ const WALLET_SCRIPT = `function (cfg) {
  * disappeared mid-payment.
  */
 async function walletShots(): Promise<void> {
-  const f = await setupContractsFixture();
-  const file = writeChainsFile({ evmRpcUrl: f.node.url, factory: f.contracts.factory, implementation: f.contracts.implementation, usdc: f.contracts.testUsdc, usdt: f.contracts.testUsdt });
-  const json = JSON.parse(readFileSync(file, 'utf8'));
-  Object.assign(json.chains.ethereum, { name: 'Hardhat devnet', explorer_tx_url: 'https://explorer.example/tx/{txid}', public_rpc_url: 'https://rpc.example/' });
-  writeFileSync(file, JSON.stringify(json));
-  const ctx = await createTestContext({ KASSA_CONFIG: file, LOG_LEVEL: 'warn' });
-  const browser = await launchBrowser();
-  const server = await startTestServer(ctx.deps);
+  const w = await startWalletCheckout(
+    { name: 'Hardhat devnet', explorer_tx_url: 'https://explorer.example/tx/{txid}', public_rpc_url: 'https://rpc.example/' },
+    { LOG_LEVEL: 'warn' },
+  );
+  const { f, ctx, browser, server, shop } = w;
   try {
-    const shop = await createPayableMerchant(ctx.deps, { name: 'Corner Café', bitcoin: false });
     const merchant = await ctx.deps.merchants.get(ctx.deps.sql, shop.merchant.id);
     const steps = ['offered', 'switch', 'sent', 'gone'] as const;
     for (const step of steps) {
@@ -114,11 +110,7 @@ async function walletShots(): Promise<void> {
       }
     }
   } finally {
-    await browser.close();
-    await server.close();
-    await closeInvoiceUpdates(ctx.deps);
-    await ctx.close();
-    await f.node.stop();
+    await w.close();
   }
 }
 

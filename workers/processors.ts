@@ -77,6 +77,10 @@ export function buildProcessors(deps: Deps, opts: ProcessorOptions = {}): Proces
     if (sweeper) sweepers.set(chain, sweeper);
   }
 
+  // One refund service for the process, so its EVM clients (and their connections) are reused by
+  // every 15-second tracking pass instead of being rebuilt for each.
+  const refunds = refundServiceFor(deps);
+
   const processors: ProcessorSpec<any>[] = [
     {
       queue: QUEUE_NAMES.settlement,
@@ -100,7 +104,6 @@ export function buildProcessors(deps: Deps, opts: ProcessorOptions = {}): Proces
           return results;
         }
         if (job.name === 'track-refunds') {
-          const refunds = refundServiceFor({ ...deps, logger: log });
           const results: Record<string, unknown> = {};
           for (const chain of Object.keys(deps.config.chains)) results[chain] = await refunds.track(chain);
           return results;

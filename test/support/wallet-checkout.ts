@@ -23,13 +23,13 @@ export interface WalletCheckout {
   close(): Promise<void>;
 }
 
-export async function startWalletCheckout(ethereum: Record<string, unknown>): Promise<WalletCheckout> {
+export async function startWalletCheckout(ethereum: Record<string, unknown>, env: Record<string, string> = {}): Promise<WalletCheckout> {
   const f = await setupContractsFixture();
   const file = writeChainsFile({ evmRpcUrl: f.node.url, factory: f.contracts.factory, implementation: f.contracts.implementation, usdc: f.contracts.testUsdc, usdt: f.contracts.testUsdt });
   const json = JSON.parse(readFileSync(file, 'utf8'));
   Object.assign(json.chains.ethereum, ethereum);
   writeFileSync(file, JSON.stringify(json));
-  const ctx = await createTestContext({ KASSA_CONFIG: file });
+  const ctx = await createTestContext({ KASSA_CONFIG: file, ...env });
   const shop = await createPayableMerchant(ctx.deps, { name: 'Corner Café', bitcoin: false });
   const server = await startTestServer(ctx.deps);
   const browser = await launchBrowser();
