@@ -200,6 +200,22 @@ describe('WatchedScripts', () => {
     expect(() => w.add('abc')).toThrow();
   });
 
+  it('keeps the deposit address of each script, decoded only when asked', () => {
+    const w = new WatchedScripts();
+    const a = Uint8Array.from([0, 20, ...new Uint8Array(20).fill(1)]);
+    const b = Uint8Array.from([0, 20, ...new Uint8Array(20).fill(2)]);
+    expect(w.add(a, 'bcrt1qaaaa')).toBe(true);
+    expect(w.add(b, 'bcrt1qbbbb')).toBe(true);
+    expect(w.add(hex(a), 'bcrt1qother')).toBe(false); // present: the first address stays
+    expect(w.addressOf(a)).toBe('bcrt1qaaaa');
+    expect(w.addressOf(b)).toBe('bcrt1qbbbb');
+    expect(w.remove(a)).toBe(true);
+    expect(w.addressOf(a)).toBeUndefined();
+    expect(w.addressOf(b)).toBe('bcrt1qbbbb'); // moved into the removed entry's place
+    expect(w.add(a)).toBe(true);
+    expect(w.addressOf(a)).toBe('');
+  });
+
   it('behaves like a Set under random add/remove sequences (growth, deletion, compaction)', () => {
     fc.assert(
       fc.property(

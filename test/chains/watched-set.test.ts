@@ -52,7 +52,7 @@ describe('incremental watched set', () => {
     const a = await insertInvoice(ctx.deps.sql, chain, 3600);
     const second = await w.refresh();
     expect(second.full).toBe(false);
-    expect(second.added.map((r) => r.address)).toEqual([a]);
+    expect([...second.added].map((r) => r.address)).toEqual([a]);
     expect(contents(w)).toEqual(await oracle(chain));
     const third = await w.refresh();
     expect(third.added).toEqual([]);
@@ -72,7 +72,7 @@ describe('incremental watched set', () => {
       expect(contents(w)).toEqual([early]);
       await slow`commit`;
       const d = await w.refresh();
-      expect(d.added.map((r) => r.address)).toEqual([late]);
+      expect([...d.added].map((r) => r.address)).toEqual([late]);
       expect(contents(w)).toEqual([early, late].sort());
     } finally {
       slow.release();
@@ -91,12 +91,12 @@ describe('incremental watched set', () => {
       const added = [];
       for (let i = 0; i < 5; i++) added.push(await insertInvoice(ctx.deps.sql, chain, 3600));
       const first = await w.refresh();
-      expect(first.added.map((r) => r.address).sort()).toEqual(added.sort());
+      expect([...first.added].map((r) => r.address).sort()).toEqual(added.sort());
       const read = w.stats.rowsRead;
       for (let i = 0; i < 3; i++) expect((await w.refresh()).added).toEqual([]);
       expect(w.stats.rowsRead - read).toBe(0); // the previous snapshot showed them: not read again
       const late = await insertInvoice(ctx.deps.sql, chain, 3600);
-      expect((await w.refresh()).added.map((r) => r.address)).toEqual([late]);
+      expect([...(await w.refresh()).added].map((r) => r.address)).toEqual([late]);
       expect(contents(w)).toEqual(await oracle(chain));
     } finally {
       await idle`rollback`;

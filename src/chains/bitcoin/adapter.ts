@@ -43,11 +43,6 @@ export interface BitcoinAdapterOptions {
 }
 
 const HEX: string[] = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
-/**
- * Hex of a script, as the key of `addressOf`. One flat string: a key built by `+=` stays a tree of
- * ~20 concatenated strings in the map (~500 bytes per watched address, ~0.5 GB at 1,000,000).
- */
-const toHex = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
 /** Bytes 4..36 of a raw block's header, display order (reversed). */
 function prevHashOf(raw: Uint8Array): string {
   let s = '';
@@ -81,8 +76,6 @@ export function createBitcoinAdapter(opts: BitcoinAdapterOptions): ChainAdapter 
   /** Txids listed but not scanned yet (beyond `maxMempoolTxsPerPass`), scanned after the arrivals of later passes. */
   const backlog = new Set<string>();
   let scripts = new WatchedScripts(0);
-  /** script hex → deposit address */
-  const addressOf = new Map<string, string>();
 
   function scriptOf(r: WatchedAddressRow): Uint8Array | null {
     if (r.script) return r.script;
@@ -97,7 +90,7 @@ export function createBitcoinAdapter(opts: BitcoinAdapterOptions): ChainAdapter 
   function observations(matches: OutputMatch[], block: Observation['block']): Observation[] {
     const out: Observation[] = [];
     for (const m of matches) {
-      const address = addressOf.get(toHex(m.script));
+      const address = scripts.addressOf(m.script);
       if (!address) continue;
       if (m.coinbase) {
         log.warn({ txid: m.txid, vout: m.vout, address }, 'coinbase output to a deposit address ignored');
@@ -168,21 +161,14 @@ export function createBitcoinAdapter(opts: BitcoinAdapterOptions): ChainAdapter 
     },
 
     watch(delta, size) {
-      if (delta.full) {
-        scripts = new WatchedScripts(size);
-        addressOf.clear();
-      }
+      if (delta.full) scripts = new WatchedScripts(size);
       for (const r of delta.added) {
         const script = scriptOf(r);
-        if (!script) continue;
-        scripts.add(script);
-        addressOf.set(toHex(script), r.address);
+        if (script) scripts.add(script, r.address);
       }
       for (const r of delta.removed) {
         const script = scriptOf(r);
-        if (!script) continue;
-        scripts.remove(script);
-        addressOf.delete(toHex(script));
+        if (script) scripts.remove(script);
       }
     },
 
