@@ -283,14 +283,18 @@ export function createBitcoinAdapter(opts: BitcoinAdapterOptions): ChainAdapter 
         const number = known.beginListing();
         const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
         const arrivals: string[] = [];
-        for (let i = 0; i < count; i++) {
-          const at = starts[i]!;
-          const seen = known.see(bytes, at);
-          if (seen === SEEN_NEW) arrivals.push(text.toString('latin1', at, at + 64).toLowerCase());
-          else if (seen === SEEN_BAD_HEX) {
-            for (const t of arrivals) known.delete(t); // not remembered as listed: still new next time
-            throw badListing();
+        try {
+          for (let i = 0; i < count; i++) {
+            const at = starts[i]!;
+            const seen = known.see(bytes, at);
+            if (seen === SEEN_NEW) arrivals.push(text.toString('latin1', at, at + 64).toLowerCase());
+            else if (seen === SEEN_BAD_HEX) {
+              for (const t of arrivals) known.delete(t); // not remembered as listed: still new next time
+              throw badListing();
+            }
           }
+        } finally {
+          known.endListing();
         }
         lastListing = new TxidListing(known, number, known.listedCount, arrivals);
         return lastListing;

@@ -8,7 +8,7 @@
 import { UpstreamError } from '../../errors.ts';
 import { BitcoinRpcError, hexToBytes, nodeRequest, nodeTarget, type NodeHttpResponse, type NodeTarget } from './rpc.ts';
 import type { BitcoinBlockHeader, BitcoinClientOptions, BitcoinNodeClient } from './types.ts';
-import { scanTxidArray, txidListFromStrings } from './mempool-txids.ts';
+import { scanTxidArray, txidListFromStrings, type TxidList } from './mempool-txids.ts';
 
 export interface EsploraTxStatus {
   confirmed: boolean;
@@ -23,6 +23,8 @@ export interface EsploraClient extends BitcoinNodeClient {
   getBlockHeaderRaw(hash: string): Promise<Uint8Array>;
   /** `GET /tx/:txid/status`. */
   getTxStatus(txid: string): Promise<EsploraTxStatus>;
+  /** `GET /mempool/txids` as the response's bytes and the offsets of the txids in them. */
+  getRawMempoolTxids(): Promise<TxidList>;
 }
 
 const HASH = /^[0-9a-fA-F]{64}$/;

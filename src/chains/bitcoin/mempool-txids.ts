@@ -141,6 +141,12 @@ export class MempoolTxids {
     return this.listed;
   }
 
+  /** Done reading the current listing: its bytes are not kept (~10 MB at 150,000 txids). */
+  endListing(): void {
+    this.bytes = null;
+    this.view = new DataView(new ArrayBuffer(0));
+  }
+
   /** Starts reading a new listing; returns its number. */
   beginListing(): number {
     if (this.current === LAST_LISTING) this.renumber();
