@@ -98,8 +98,8 @@ export const SEEN_KNOWN = 1;
  * The txids of the mempool listings read so far. Open addressing with linear probing over
  * power-of-two capacity, kept at most 70 % full (deleted slots included). A slot is 9 Int32 words
  * in one array (the listing number next to the key: one memory access per probe) and a flag byte:
- * 37 bytes per slot, 38 MB... no: ~10 MB at 150,000 txids (262,144 slots), against ~30 MB for
- * strings in a Map.
+ * 37 bytes per slot, ~9.7 MB at 150,000 txids (262,144 slots), against ~18 MB for the same txids
+ * as string keys of a Map.
  */
 export class MempoolTxids {
   private cap = 0;
