@@ -21,7 +21,9 @@
  *     new_invoice_visible_ms = p99, commit of a new invoice → its address handed to the adapter
  *            (the pass right after the commit; a running watcher adds up to its poll interval);
  *     heap_mb = V8 heap + array buffers after a full GC, engine alive (whole bench process).
- *   a detail line: wall and RPC p99, HTTP round trips per pass (and per block), Kassa's own time per
+ *   a detail line: wall and RPC p99, the process's CPU time per pass (cpu_*: user + system of the
+ *   whole process, its helper threads included, reading the node's responses included; less
+ *   sensitive to a loaded machine than wall time), HTTP round trips per pass (and per block), Kassa's own time per
  *   phase of the pass (p50/p99), the balance check's node time on EVM, the load average.
  *   Each chain family runs in its own process (its own database and node), so heap_mb is one engine's
  *   process; BENCH_CHAINS=bitcoin or =evm runs one.
@@ -178,7 +180,9 @@ try {
   if (needBtc) {
     devnet = await startDevnetProcess({ args: ['--premine', '1'] });
     const t = now();
-    await devnet.rpc.call('devnet_backgroundmempool', [MEMPOOL, MEMPOOL_RATE]);
+    // Building 150,000 transactions takes the devnet seconds (more on a loaded machine): its own timeout.
+    const setup = createBitcoinRpcClient({ url: devnet.rpcUrl, user: 'kassa', password: 'kassa', name: 'devnet', retries: 0, timeoutMs: 120_000 });
+    await setup.call('devnet_backgroundmempool', [MEMPOOL, MEMPOOL_RATE]);
     say(`bitcoin devnet: mempool of ${MEMPOOL} transactions (+${MEMPOOL_RATE}/s) in ${Math.round(now() - t)} ms`);
   }
   if (needEvm) {
@@ -300,7 +304,7 @@ try {
     const warmupMs = now() - t;
     say(`${chain} ${n}: first pass ${Math.round(initialMs)} ms; ${warmup} passes (${Math.round(warmupMs)} ms) to drain the mempool found at start`);
 
-    const own: number[] = [], rpc: number[] = [], wall: number[] = [], visible: number[] = [], http: number[] = [], blockHttp: number[] = [];
+    const own: number[] = [], cpu: number[] = [], rpc: number[] = [], wall: number[] = [], visible: number[] = [], http: number[] = [], blockHttp: number[] = [];
     const phaseOwn = new Map<string, number[]>();
     const balanceBefore = [...meter.kinds].filter(([k]) => k.startsWith('eth_call')).reduce((a, [, v]) => a + v.ms, 0);
     let blocks = 0;
@@ -320,8 +324,11 @@ try {
       const m0 = meter.snapshot();
       phases.reset();
       t = now();
+      const c0 = process.cpuUsage();
       const r = await sync.runOnce();
       const w = now() - t;
+      const c1 = process.cpuUsage(c0);
+      cpu.push((c1.user + c1.system) / 1000);
       const m1 = meter.snapshot();
       if (waiting.seenAt === null) throw new Error(`${chain} pass ${i}: ${waiting.addresses.size} new deposit addresses were not handed to the adapter`);
       const rpcMs = m1.busyMs - m0.busyMs;
@@ -355,6 +362,7 @@ try {
     const phaseLine = [...phaseOwn].map(([k, v]) => `${k}=${f1(pct(v, 50))}/${f1(pct(v, 99))}`).join(' ');
     console.log(
       `  detail open=${n} chain=${chain}: passes=${PASSES} blocks=${blocks} wall_p50_ms=${f1(pct(wall, 50))} wall_p99_ms=${f1(pct(wall, 99))} rpc_p99_ms=${f1(pct(rpc, 99))} ` +
+        `cpu_p50_ms=${f1(pct(cpu, 50))} cpu_p99_ms=${f1(pct(cpu, 99))} ` +
         `http_per_pass_p50=${pct(http, 50)} http_per_block=${blockHttp.length ? `${Math.min(...blockHttp)}..${Math.max(...blockHttp)}` : '-'} ` +
         `mempool_scanned=${mempoolScanned} initial_pass_ms=${Math.round(initialMs)} warmup_passes=${warmup} engine_heap_mb=${mem.heap - base.heap} rss_mb=${mem.rss} ` +
         (chain === 'evm' ? `balance_check=${Math.min(n + NEW_PER_PASS * PASSES, evmCfg!.balance_check_per_block ?? 10_000)}_addresses/block balance_check_rpc_ms_per_block=${f1(balanceMs / Math.max(1, blocks))} ` : '') +

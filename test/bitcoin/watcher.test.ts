@@ -181,7 +181,7 @@ describe('bitcoin watcher: payments', () => {
 
 describe('bitcoin watcher: invoices created while a pass runs', () => {
   /** The real devnet client, with `before` run once right before the first call of `method`. */
-  function hookedClient(method: 'getRawMempool' | 'getBestBlockHash', before: () => Promise<void>) {
+  function hookedClient(method: 'getRawMempoolTxids' | 'getBestBlockHash', before: () => Promise<void>) {
     const real = createBitcoinNodeClient(cfg, 'bitcoin', { retries: 0 });
     let fired = false;
     const hooked = Object.create(real) as typeof real;
@@ -198,7 +198,7 @@ describe('bitcoin watcher: invoices created while a pass runs', () => {
   it('a payment in the mempool to an invoice created mid-pass is counted (mempool listed before the addresses load)', async () => {
     await sync(w);
     let inv: { id: string; address: string } | undefined;
-    const client = hookedClient('getRawMempool', async () => {
+    const client = hookedClient('getRawMempoolTxids', async () => { // the adapter's listing call
       inv = await invoice({ confirmations: 1 });
       await dn.wallet.sendToAddress(inv.address, '0.001');
     });

@@ -148,3 +148,20 @@ describe('Esplora client', () => {
     expect(p.state.requests).toBe(1);
   });
 });
+
+describe('the mempool listing read from the bytes (getRawMempoolTxids)', () => {
+  it('both clients list exactly the txids getRawMempool lists, in order', async () => {
+    await dn.rpc.call('devnet_backgroundmempool', [2_000, 0]);
+    try {
+      const esplora = createEsploraClient({ url: dn.esploraUrl, retries: 0 });
+      for (const client of [dn.rpc, esplora]) {
+        const strings = await client.getRawMempool();
+        const list = await client.getRawMempoolTxids();
+        expect(strings.length).toBeGreaterThanOrEqual(2_000);
+        expect(Array.from(list.starts, (s) => Buffer.from(list.bytes.subarray(s, s + 64)).toString('latin1'))).toEqual(strings);
+      }
+    } finally {
+      await dn.rpc.call('devnet_backgroundmempool', [0, 0]);
+    }
+  });
+});

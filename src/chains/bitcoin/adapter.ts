@@ -7,16 +7,20 @@
  * getrawmempool (the listing) and getrawtransaction <txid> false only for txids not in the
  * previous listing (batched on the RPC client).
  *
- * Mempool at mainnet size: the adapter remembers every txid of the previous listing (ours or not),
- * so a pass fetches and scans only the transactions that arrived since — work proportional to what
- * changed, not to the mempool (a node often holds 50,000–300,000 transactions, ~10 new per second).
- * At most `maxMempoolTxsPerPass` are fetched per pass, arrivals first: a large mempool found at
- * start drains over the next passes without delaying new payments. What stays proportional to the
- * mempool is the listing itself (one getrawmempool call, one hash lookup per txid); Core offers no
- * cheaper RPC (ZMQ `sequence` would be the next step).
+ * Mempool at mainnet size: the adapter remembers every txid of the listings it read (ours or not)
+ * in a compact hash table (./mempool-txids.ts), so a pass fetches and scans only the transactions
+ * that arrived since — work proportional to what changed, not to the mempool (a node often holds
+ * 50,000–300,000 transactions, ~10 new per second). At most `maxMempoolTxsPerPass` are fetched per
+ * pass, arrivals first: a large mempool found at start drains over the next passes without
+ * delaying new payments. What stays proportional to the mempool is reading the listing: one
+ * getrawmempool call, read from the reply's bytes (no string per txid), one hex decode and one
+ * probe of the table per txid, which also answers whether a txid is listed (no set of the listing).
+ * Core offers no cheaper RPC: `getrawmempool false true` adds a sequence number to the same full
+ * listing; only ZMQ `sequence` notifications would list what changed.
  *
- * Double-spends: for pending payments the adapter keeps the outpoints their transactions spend; a
- * block that spends one of them in another transaction reports the payment double-spent.
+ * Double-spends: for pending payments the adapter keeps the outpoints their transactions spend,
+ * indexed by outpoint; a block that spends one of them in another transaction reports the payment
+ * double-spent (one pass over the block's inputs, whatever the size of the mempool).
  * Coinbase outputs to a deposit address are not payments (unspendable for 100 blocks).
  */
 import * as bitcoin from 'bitcoinjs-lib';
@@ -29,7 +33,9 @@ import type { WatchedAddressRow } from '../watched-set.ts';
 import { DEFAULT_FIRST_SCAN_LOOKBACK } from '../start-height.ts';
 import type { BitcoinNodeClient } from './types.ts';
 import type { BitcoinRpcClient } from './rpc.ts';
+import { UpstreamError } from '../../errors.ts';
 import { hexToBytes, isBitcoinRpcError } from './rpc.ts';
+import { MempoolTxids, SEEN_BAD_HEX, SEEN_NEW, txidListFromStrings, type TxidList } from './mempool-txids.ts';
 import { scanBlock, scanTransaction, WatchedScripts, type OutputMatch } from './scanner.ts';
 import { bitcoinNetwork } from './networks.ts';
 
@@ -52,14 +58,23 @@ function prevHashOf(raw: Uint8Array): string {
 
 const hasBatch = (c: BitcoinNodeClient): c is BitcoinRpcClient => c.kind === 'rpc' && typeof (c as Partial<BitcoinRpcClient>).batch === 'function';
 
-/** Bitcoin Core's (or Esplora's) mempool listing as a set. */
+/**
+ * Bitcoin Core's (or Esplora's) mempool listing, as read into the adapter's `MempoolTxids` (its
+ * number there): membership is answered by the table; `arrivals` are the txids it added.
+ */
 class TxidListing implements MempoolListing {
-  constructor(readonly txids: string[], private readonly set = new Set(txids)) {}
+  /** `mempool.scan` took its arrivals. */
+  scanned = false;
+  constructor(
+    private readonly known: MempoolTxids,
+    readonly number: number,
+    readonly size: number,
+    readonly arrivals: string[],
+  ) {}
   has(txid: string): boolean {
-    return this.set.has(txid);
-  }
-  get size(): number {
-    return this.set.size;
+    // The table keeps one listing number per txid: only the latest listing can be asked.
+    if (this.known.listing !== this.number) throw new Error('a mempool listing was used after a newer one was read');
+    return this.known.inListing(txid, this.number);
   }
 }
 
@@ -71,10 +86,16 @@ export function createBitcoinAdapter(opts: BitcoinAdapterOptions): ChainAdapter 
   const log = opts.logger.child({ chain, node: client.name });
   const network = bitcoinNetwork(config.network);
   const maxMempool = opts.maxMempoolTxsPerPass ?? 5_000;
-  /** Txids of the previous listing already scanned → outpoints spent by those that pay us (double-spend checks), else null. */
-  const seenMempool = new Map<string, string[] | null>();
-  /** Txids listed but not scanned yet (beyond `maxMempoolTxsPerPass`), scanned after the arrivals of later passes. */
-  const backlog = new Set<string>();
+  /** Every txid of the listings read, until it leaves the mempool: scanned, or still to scan. */
+  const known = new MempoolTxids();
+  /** Listed txids still to scan beyond this pass's arrivals (the mempool found at start), in order from `queueHead`. */
+  let queue: string[] = [];
+  let queueHead = 0;
+  let lastListing: TxidListing | null = null;
+  /** Pending payments seen in the mempool: txid → the outpoints its inputs spend. */
+  const paying = new Map<string, string[]>();
+  /** Outpoint → the pending payments spending it: a block spending one in another transaction double-spends them. */
+  const spenders = new Map<string, string[]>();
   let scripts = new WatchedScripts(0);
 
   function scriptOf(r: WatchedAddressRow): Uint8Array | null {
@@ -108,6 +129,44 @@ export function createBitcoinAdapter(opts: BitcoinAdapterOptions): ChainAdapter 
       if (isBitcoinRpcError(err, -8) || isBitcoinRpcError(err, -5)) return null;
       throw err;
     }
+  }
+
+  /** Puts txids to scan ahead of the queue (arrivals of a listing that was never scanned, a failed fetch). */
+  function queueFirst(txids: string[]): void {
+    if (txids.length === 0) return;
+    queue = [...txids, ...queue.slice(queueHead)];
+    queueHead = 0;
+  }
+
+  function rememberPayment(txid: string, spent: string[]): void {
+    forgetPayment(txid);
+    paying.set(txid, spent);
+    for (const o of spent) {
+      const list = spenders.get(o);
+      if (list) list.push(txid);
+      else spenders.set(o, [txid]);
+    }
+  }
+
+  function forgetPayment(txid: string): void {
+    const spent = paying.get(txid);
+    if (!spent) return;
+    paying.delete(txid);
+    for (const o of spent) {
+      const rest = spenders.get(o)?.filter((t) => t !== txid) ?? [];
+      if (rest.length) spenders.set(o, rest);
+      else spenders.delete(o);
+    }
+  }
+
+  const badListing = () => new UpstreamError('bitcoin_node_bad_response', `${client.name}: the mempool listing holds an entry that is not a 64-character hex txid`);
+
+  /** The node's mempool listing as bytes (both clients read it so; a client without, as strings). */
+  async function listTxids(): Promise<TxidList> {
+    if (client.getRawMempoolTxids) return client.getRawMempoolTxids();
+    const list = txidListFromStrings(await client.getRawMempool());
+    if (!list) throw badListing();
+    return list;
   }
 
   /** Fetches raw transactions (one RPC batch per 100 on Core; a few at a time on Esplora). Missing ones are skipped. */
@@ -145,7 +204,7 @@ export function createBitcoinAdapter(opts: BitcoinAdapterOptions): ChainAdapter 
     firstScanLookback: config.first_scan_lookback_blocks ?? DEFAULT_FIRST_SCAN_LOOKBACK.bitcoin,
     rangeSize: 1,
     get mempoolState() {
-      return { scanned: seenMempool.size, backlog: backlog.size };
+      return { scanned: known.scanned, backlog: known.size - known.scanned };
     },
 
     async head() {
@@ -185,59 +244,89 @@ export function createBitcoinAdapter(opts: BitcoinAdapterOptions): ChainAdapter 
         blocks.push({ height, hash, prevHash: prevHashOf(raw), time });
         obs.push(...observations(scan.matches, { hash, height, time }));
         // Pending payments whose inputs this block spends in another transaction were double-spent.
-        const inBlock = new Set(scan.matches.map((m) => m.txid));
-        const pendingInputs = new Map<string, string>();
-        for (const [txid, spent] of seenMempool) {
-          if (!spent || inBlock.has(txid)) continue;
-          for (const o of spent) pendingInputs.set(o, txid);
+        if (spenders.size) {
+          const inBlock = new Set(scan.matches.map((m) => m.txid));
+          for (const o of scan.spent.spentAmong(spenders.keys())) for (const t of spenders.get(o)!) if (!inBlock.has(t)) doubleSpent.add(t);
         }
-        if (pendingInputs.size) for (const o of scan.spent.spentAmong(pendingInputs.keys())) doubleSpent.add(pendingInputs.get(o)!);
       }
       return {
         blocks, observations: obs, doubleSpent: [...doubleSpent],
         committed: () => {
-          for (const t of doubleSpent) seenMempool.delete(t);
+          for (const t of doubleSpent) {
+            forgetPayment(t);
+            known.delete(t);
+          }
         },
       };
     },
 
     mempool: {
       async list() {
-        return new TxidListing(await client.getRawMempool());
+        const { bytes, starts, count } = await listTxids();
+        // Arrivals of a listing never scanned (the pass stopped before the tip) are scanned first.
+        if (lastListing && !lastListing.scanned) queueFirst(lastListing.arrivals);
+        lastListing = null;
+        const number = known.beginListing();
+        const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+        const arrivals: string[] = [];
+        try {
+          for (let i = 0; i < count; i++) {
+            const at = starts[i]!;
+            const seen = known.see(bytes, at);
+            if (seen === SEEN_NEW) arrivals.push(text.toString('latin1', at, at + 64).toLowerCase());
+            else if (seen === SEEN_BAD_HEX) {
+              for (const t of arrivals) known.delete(t); // not remembered as listed: still new next time
+              throw badListing();
+            }
+          }
+        } finally {
+          known.endListing();
+        }
+        lastListing = new TxidListing(known, number, known.listedCount, arrivals);
+        return lastListing;
       },
       /**
        * `listing` was read BEFORE the watched set was refreshed (the engine's ordering rule):
        * every transaction in it was broadcast after its deposit address existed, so "not ours" is final.
        */
-      async scan(listing) {
-        const txids = (listing as TxidListing).txids;
-        // Arrivals (not in the previous listing) first, then the backlog (listed earlier, not
-        // scanned yet: the mempool found at start). One lookup per listed txid; fetches and scans
-        // only for what changed.
-        const arrivals: string[] = [];
-        for (const t of txids) if (!seenMempool.has(t) && !backlog.has(t)) arrivals.push(t);
-        // Forget what left the mempool, only when something did.
-        if (seenMempool.size + backlog.size > txids.length - arrivals.length) {
-          for (const t of seenMempool.keys()) if (!listing.has(t)) seenMempool.delete(t);
-          for (const t of backlog) if (!listing.has(t)) backlog.delete(t);
+      async scan(l) {
+        const listing = l as TxidListing;
+        if (listing !== lastListing) throw new Error('a mempool listing was scanned after a newer one was read');
+        listing.scanned = true;
+        // Forget what left the mempool, only when something did (after the blocks of this pass:
+        // their double-spend check still saw the payments that left with them).
+        if (known.size > known.listedCount) {
+          for (const t of [...paying.keys()]) if (!listing.has(t)) forgetPayment(t);
+          known.forgetUnlisted();
         }
-        const fresh = arrivals.slice(0, maxMempool);
-        for (let i = fresh.length; i < arrivals.length; i++) backlog.add(arrivals[i]!);
-        for (const t of backlog) {
-          if (fresh.length >= maxMempool) break;
-          fresh.push(t);
-          backlog.delete(t);
+        // Arrivals (not in the previous listing) first, then the queue (listed earlier, not
+        // scanned yet: the mempool found at start); fetches and scans only for what changed.
+        const fresh = listing.arrivals.slice(0, maxMempool);
+        for (let i = fresh.length; i < listing.arrivals.length; i++) queue.push(listing.arrivals[i]!);
+        while (fresh.length < maxMempool && queueHead < queue.length) {
+          const t = queue[queueHead++]!;
+          if (listing.has(t) && !known.isScanned(t)) fresh.push(t);
+        }
+        if (queueHead === queue.length || (queueHead > 4096 && queueHead * 2 > queue.length)) {
+          queue = queue.slice(queueHead);
+          queueHead = 0;
         }
         const raws = await fetchTransactions(fresh);
         const obs: Observation[] = [];
+        const missing: string[] = [];
         for (const txid of fresh) {
           const raw = raws.get(txid);
-          if (!raw) continue;
+          if (!raw) {
+            missing.push(txid); // left the mempool meanwhile, most likely: tried again while listed
+            continue;
+          }
           const scan = scanTransaction(raw, scripts);
           const mine = observations(scan.matches, null);
           obs.push(...mine);
-          seenMempool.set(txid, mine.length ? scan.spent : null);
+          known.markScanned(txid);
+          if (mine.length) rememberPayment(txid, scan.spent);
         }
+        queueFirst(missing);
         return { observations: obs, scanned: fresh.length };
       },
     },

@@ -8,6 +8,7 @@
 import { UpstreamError } from '../../errors.ts';
 import { BitcoinRpcError, hexToBytes, nodeRequest, nodeTarget, type NodeHttpResponse, type NodeTarget } from './rpc.ts';
 import type { BitcoinBlockHeader, BitcoinClientOptions, BitcoinNodeClient } from './types.ts';
+import { scanTxidArray, txidListFromStrings, type TxidList } from './mempool-txids.ts';
 
 export interface EsploraTxStatus {
   confirmed: boolean;
@@ -22,6 +23,8 @@ export interface EsploraClient extends BitcoinNodeClient {
   getBlockHeaderRaw(hash: string): Promise<Uint8Array>;
   /** `GET /tx/:txid/status`. */
   getTxStatus(txid: string): Promise<EsploraTxStatus>;
+  /** `GET /mempool/txids` as the response's bytes and the offsets of the txids in them. */
+  getRawMempoolTxids(): Promise<TxidList>;
 }
 
 const HASH = /^[0-9a-fA-F]{64}$/;
@@ -108,6 +111,21 @@ export function createEsploraClient(opts: BitcoinClientOptions): EsploraClient {
     },
     /** `GET /mempool/txids` */
     getRawMempool: () => getJson<string[]>('GET /mempool/txids', '/mempool/txids'),
+    /** `GET /mempool/txids`, read from the response's bytes (no string per txid). */
+    async getRawMempoolTxids() {
+      const res = await get('GET /mempool/txids', '/mempool/txids');
+      const scan = scanTxidArray(res.body, 0);
+      let p = scan ? scan.end : 0;
+      while (p < res.body.length && (res.body[p] === 0x20 || res.body[p] === 0x0a || res.body[p] === 0x0d || res.body[p] === 0x09)) p++;
+      if (scan && p === res.body.length) return scan.list;
+      let txids: unknown = null;
+      try {
+        txids = JSON.parse(text(res));
+      } catch { /* reported below */ }
+      const list = Array.isArray(txids) ? txidListFromStrings(txids) : null;
+      if (!list) throw new UpstreamError('bitcoin_node_bad_response', `${target.display}: GET /mempool/txids did not return a list of txids`);
+      return list;
+    },
     /** `GET /tx/:txid/hex` */
     async getRawTransactionRaw(txid: string) {
       checkHash('GET /tx/:txid/hex', txid, 'txid');

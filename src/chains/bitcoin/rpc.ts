@@ -16,6 +16,7 @@ import type {
   BlockchainInfo,
   RpcCall,
 } from './types.ts';
+import { scanTxidArray, txidListFromStrings, type TxidList } from './mempool-txids.ts';
 
 /** The node answered with a JSON-RPC error (Core's `code`/`message`). Not retried. */
 export class BitcoinRpcError extends UpstreamError {
@@ -181,6 +182,8 @@ export interface BitcoinRpcClient extends BitcoinNodeClient {
   getRawTransactionRaw(txid: string, blockHash?: string): Promise<Uint8Array>;
   /** `sendrawtransaction <hex> [maxfeerate]`. */
   sendRawTransaction(hex: string, maxFeeRate?: number): Promise<string>;
+  /** `getrawmempool false` as the reply's bytes and the offsets of the txids in them. */
+  getRawMempoolTxids(): Promise<TxidList>;
 }
 
 interface RpcReply {
@@ -199,6 +202,72 @@ function parseJson(body: Uint8Array): unknown {
 
 function isRpcReply(v: unknown): v is RpcReply {
   return typeof v === 'object' && v !== null && !Array.isArray(v) && ('result' in v || 'error' in v);
+}
+
+/** Position of the first byte at or after `p` that is not JSON whitespace. */
+function skipWs(b: Uint8Array, p: number): number {
+  while (b[p] === 0x20 || b[p] === 0x0a || b[p] === 0x0d || b[p] === 0x09) p++;
+  return p;
+}
+
+/** Position after the JSON value starting at `b[p]` (not validated: the caller parses what it keeps), or -1. */
+function skipJsonValue(b: Uint8Array, p: number): number {
+  const n = b.length;
+  let depth = 0;
+  while (p < n) {
+    const c = b[p]!;
+    if (c === 0x22) {
+      for (p++; p < n && b[p] !== 0x22; p++) if (b[p] === 0x5c) p++;
+      if (p >= n) return -1;
+      p++;
+      if (depth === 0) return p;
+    } else if (c === 0x5b || c === 0x7b) {
+      depth++;
+      p++;
+    } else if (c === 0x5d || c === 0x7d) {
+      if (depth === 0) return p; // the end of a number or literal
+      p++;
+      if (--depth === 0) return p;
+    } else if (depth === 0 && (c === 0x2c || c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09)) return p;
+    else p++;
+  }
+  return depth === 0 ? p : -1;
+}
+
+/**
+ * A JSON-RPC reply whose `result` is an array of txids (`getrawmempool false`), read without a
+ * string per txid: the array through `scanTxidArray`, the rest of the envelope by `JSON.parse` with
+ * the array replaced by `0`. Returns the reply with `result` the `TxidList`, or null when the reply
+ * is not of that shape (an error reply, a result that is not such an array): the caller parses it in full.
+ */
+function txidArrayReply(b: Uint8Array): (RpcReply & { result: TxidList }) | null {
+  let p = skipWs(b, 0);
+  if (b[p] !== 0x7b) return null;
+  p++;
+  for (;;) {
+    p = skipWs(b, p);
+    if (b[p] !== 0x22) return null;
+    const keyStart = p + 1;
+    p = keyStart;
+    while (p < b.length && b[p] !== 0x22 && b[p] !== 0x5c) p++;
+    if (b[p] !== 0x22) return null;
+    const isResult = p - keyStart === 6 && Buffer.from(b.buffer, b.byteOffset + keyStart, 6).toString('latin1') === 'result';
+    p = skipWs(b, p + 1);
+    if (b[p] !== 0x3a) return null;
+    p = skipWs(b, p + 1);
+    if (isResult) {
+      const scan = scanTxidArray(b, p);
+      if (!scan) return null;
+      const rest = parseJson(Buffer.concat([b.subarray(0, p), Buffer.from('0'), b.subarray(scan.end)]));
+      if (!isRpcReply(rest) || rest.result !== 0) return null;
+      return { ...rest, result: scan.list };
+    }
+    p = skipJsonValue(b, p);
+    if (p < 0) return null;
+    p = skipWs(b, p);
+    if (b[p] !== 0x2c) return null;
+    p++;
+  }
 }
 
 export function normaliseHeader(h: BlockHeaderVerbose): BitcoinBlockHeader {
@@ -227,20 +296,38 @@ export function createBitcoinRpcClient(opts: BitcoinRpcClientOptions): BitcoinRp
   const rpcError = (method: string, e: { code: number; message: string }): BitcoinRpcError =>
     new BitcoinRpcError({ node: target.display, method, rpcCode: e.code, rpcMessage: e.message });
 
-  async function call<T>(method: string, params: unknown[] | Record<string, unknown> = []): Promise<T> {
+  function post(method: string, params: unknown[] | Record<string, unknown>): Promise<NodeHttpResponse> {
     const id = nextId++;
-    const res = await nodeRequest(
+    return nodeRequest(
       target,
       method,
       { url: target.url, method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ jsonrpc: '1.0', id, method, params }) },
       (r) => isRpcReply(parseJson(r.body)), // Core answers RPC errors with HTTP 500/404 + a JSON body: final
     );
-    const reply = parseJson(res.body);
+  }
+
+  function resultOf<T>(method: string, res: NodeHttpResponse, reply: unknown = parseJson(res.body)): T {
     if (!isRpcReply(reply)) {
       throw new UpstreamError('bitcoin_node_bad_response', `${target.display}: ${method} returned HTTP ${res.status} without a JSON-RPC reply`);
     }
     if (reply.error) throw rpcError(method, reply.error);
     return reply.result as T;
+  }
+
+  async function call<T>(method: string, params: unknown[] | Record<string, unknown> = []): Promise<T> {
+    return resultOf<T>(method, await post(method, params));
+  }
+
+  /** `getrawmempool false`, read from the reply's bytes (one string per txid would cost more than the rest of a pass). */
+  async function getRawMempoolTxids(): Promise<TxidList> {
+    const res = await post('getrawmempool', [false]);
+    const fast = txidArrayReply(res.body);
+    if (fast) return resultOf<TxidList>('getrawmempool', res, fast);
+    // Not the usual shape (an error reply, whitespace inside strings, …): parse it all.
+    const txids = resultOf<unknown>('getrawmempool', res);
+    const list = Array.isArray(txids) ? txidListFromStrings(txids) : null;
+    if (!list) throw new UpstreamError('bitcoin_node_bad_response', `${target.display}: getrawmempool did not return a list of txids`);
+    return list;
   }
 
   async function batch(calls: RpcCall[]): Promise<RpcBatchResult[]> {
@@ -291,6 +378,7 @@ export function createBitcoinRpcClient(opts: BitcoinRpcClientOptions): BitcoinRp
     getBlockRaw: async (hash: string) => hexToBytes(await call<string>('getblock', [hash, 0]), 'getblock', target.display),
     /** `getrawmempool false` */
     getRawMempool: () => call<string[]>('getrawmempool', [false]),
+    getRawMempoolTxids,
     /** `getrawtransaction <txid> false [blockhash]` */
     getRawTransactionRaw: async (txid: string, blockHash?: string) =>
       hexToBytes(

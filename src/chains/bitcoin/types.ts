@@ -3,6 +3,7 @@
  * esplora.ts). The watcher depends on `BitcoinNodeClient` only, so it runs unchanged against
  * either backend (and against the devnet, which serves both).
  */
+import type { TxidList } from './mempool-txids.ts';
 
 /** Block header fields Kassa needs, normalised across backends. */
 export interface BitcoinBlockHeader {
@@ -37,6 +38,8 @@ export interface BitcoinNodeClient {
   getBlockRaw(hash: string): Promise<Uint8Array>;
   /** Txids currently in the node's mempool. */
   getRawMempool(): Promise<string[]>;
+  /** The same listing as the response's bytes and the offsets of the txids in them (no string per txid; both clients have it). */
+  getRawMempoolTxids?(): Promise<TxidList>;
   /** A serialized transaction (mempool or chain; Core needs -txindex for confirmed ones). Unknown → rpcCode -5. */
   getRawTransactionRaw(txid: string): Promise<Uint8Array>;
   /** Broadcasts a serialized transaction (hex); returns its txid. Rejections keep Core's code (-25/-26/-27). */
