@@ -33,4 +33,15 @@ export interface ChainFamilyView {
   paymentUri(to: PaymentTarget, due: bigint, label?: string): string;
   /** Fields a payment method on this chain adds to the API's invoice object (EVM: `chain_id`). */
   apiFields(): { chain_id?: number };
+  /**
+   * An address someone typed (trimmed, not empty), checked for this chain and network and returned
+   * in its canonical form; 400 naming `param` otherwise (src/refunds/destination.ts has the rules).
+   */
+  parseAddress(typed: string, param: string): CheckedAddress;
+}
+
+export interface CheckedAddress {
+  address: string;
+  /** Bitcoin only: the output script that pays it. */
+  script?: Uint8Array;
 }

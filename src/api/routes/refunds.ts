@@ -131,7 +131,7 @@ export function registerRefundRoutes(app: OpenAPIHono<AppEnv>, deps: Deps, opts:
       request: { params: InvoiceIdParam, headers: idempotencyHeader, body: jsonBody(CreateSchema) },
       responses: { 201: jsonOk(RefundSchema, 'Created'), ...commonErrors, ...notFoundError, ...conflictError, ...unprocessableError },
     }),
-    async (c) => c.json(await refunds.create(c.get('auth').merchant.id, c.req.valid('param').id, c.req.valid('json') as never), 201),
+    async (c) => c.json(await refunds.create(c.get('auth').merchant.id, c.req.valid('param').id, c.req.valid('json')), 201),
   );
 
   app.openapi(
