@@ -3,9 +3,13 @@ import * as bitcoin from 'bitcoinjs-lib';
 import type { BitcoinChainConfig } from '../../config.ts';
 import { invalidParam } from '../../errors.ts';
 import { formatAmount } from '../../money/amount.ts';
+import type { SpeedPolicy } from '../../merchants/service.ts';
 import type { ChainFamilyView, CheckedAddress, PaymentTarget } from '../family.ts';
 import { ensureEcc } from './ecc.ts';
 import { bitcoinNetwork } from './networks.ts';
+
+/** Confirmations per speed policy on Bitcoin (docs/architecture.md §4). */
+export const BITCOIN_CONFIRMATIONS: Record<SpeedPolicy, number> = { high: 0, medium: 1, low_medium: 2, low: 6 };
 
 const NETWORK_NAMES: Record<BitcoinChainConfig['network'], string> = {
   mainnet: 'Bitcoin', testnet: 'Bitcoin testnet', signet: 'Bitcoin signet', regtest: 'Bitcoin regtest',
@@ -28,6 +32,7 @@ export function bitcoinFamily(cfg: BitcoinChainConfig): ChainFamilyView {
     paymentUri: bitcoinUri,
     apiFields: () => ({}),
     parseAddress: (typed, param) => parseBitcoinAddress(cfg, typed, param),
+    confirmations: (speed) => BITCOIN_CONFIRMATIONS[speed],
   };
 }
 

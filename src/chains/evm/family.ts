@@ -22,6 +22,7 @@ export function evmFamily(cfg: EvmChainConfig): ChainFamilyView {
       to.token ? `ethereum:${to.token}@${cfg.chain_id}/transfer?address=${to.address}&uint256=${due}` : `ethereum:${to.address}@${cfg.chain_id}?value=${due}`,
     apiFields: () => ({ chain_id: cfg.chain_id }),
     parseAddress: parseEvmAddress,
+    confirmations: (speed) => cfg.confirmations[speed],
   };
 }
 
