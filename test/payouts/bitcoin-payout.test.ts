@@ -229,6 +229,12 @@ describe('bitcoin payout, end to end', () => {
 
     const mine = (await api('POST', '/v1/payouts', { chain: 'bitcoin', asset: 'BTC', amount: '0.0001', destination: await dn.wallet.getNewAddress() })).body;
     expect((await api('POST', `/v1/payouts/${mine.id}/approve`, { fee_rate: '0.5' })).body.error).toMatchObject({ code: 'fee_rate_invalid', param: 'fee_rate' });
+    // An output below the dust limit would be refused by every node: approval says so, naming amount.
+    const dust = (await api('POST', '/v1/payouts', { chain: 'bitcoin', asset: 'BTC', amount: '0.000001', destination: await dn.wallet.getNewAddress() })).body;
+    const dustApproval = await api('POST', `/v1/payouts/${dust.id}/approve`, { fee_rate: '1' });
+    expect(dustApproval.status).toBe(422);
+    expect(dustApproval.body.error).toMatchObject({ code: 'amount_below_dust', param: 'amount' });
+    expect((await api('GET', `/v1/payouts/${dust.id}`)).body.status).toBe('awaiting_approval');
     const other = await createMerchantWithKey(ctx.deps, { name: 'Other shop' });
     expect((await api('GET', `/v1/payouts/${mine.id}`, undefined, other.secret)).status).toBe(404);
     expect((await api('POST', `/v1/payouts/${mine.id}/approve`, { fee_rate: '2' }, other.secret)).status).toBe(404);

@@ -106,6 +106,7 @@ export function buildTransferPsbt(p: {
   shortfallHint?: string;
 }): BuiltPsbt {
   ensureEcc();
+  if (p.amount < DUST_SATS) throw unprocessable('amount_below_dust', `${p.amount} sat is below the ${DUST_SATS}-satoshi dust limit: nodes do not relay such an output.`, 'amount');
   if (p.inputs.length === 0) throw unprocessable('nothing_to_spend', 'There are no unspent received outputs left to pay this from: were they already spent from your wallet?');
   const total = p.inputs.reduce((s, i) => s + i.value, 0n);
   const vbytesWith = (withChange: boolean) =>
