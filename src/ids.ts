@@ -20,7 +20,7 @@ export function randomBase62(length: number): string {
   return out;
 }
 
-export type IdPrefix = 'mer' | 'key' | 'inv' | 'pay' | 'evt' | 'we' | 'req' | 'del' | 'usr' | 'led' | 'ref';
+export type IdPrefix = 'mer' | 'key' | 'inv' | 'pay' | 'evt' | 'we' | 'req' | 'del' | 'usr' | 'led' | 'ref' | 'po';
 
 /** A prefixed, unguessable object id (`inv_…`): 22 base62 characters ≈ 131 bits. */
 export function newId(prefix: IdPrefix): string {

@@ -21,6 +21,7 @@ import { reverifyPayments } from '../src/settlement/reverify.ts';
 import { pruneTipObservations } from '../src/settlement/tip-records.ts';
 import { buildWebhookProcessors } from './webhooks.ts';
 import { refundServiceFor } from '../src/refunds/service.ts';
+import { payoutServiceFor } from '../src/payouts/service.ts';
 
 export interface ProcessorSet {
   processors: ProcessorSpec<any>[];
@@ -80,6 +81,7 @@ export function buildProcessors(deps: Deps, opts: ProcessorOptions = {}): Proces
   // One refund service for the process, so its EVM clients (and their connections) are reused by
   // every 15-second tracking pass instead of being rebuilt for each.
   const refunds = refundServiceFor(deps);
+  const payouts = payoutServiceFor(deps);
 
   const processors: ProcessorSpec<any>[] = [
     {
@@ -108,6 +110,11 @@ export function buildProcessors(deps: Deps, opts: ProcessorOptions = {}): Proces
           for (const chain of Object.keys(deps.config.chains)) results[chain] = await refunds.track(chain);
           return results;
         }
+        if (job.name === 'track-payouts') {
+          const results: Record<string, unknown> = {};
+          for (const chain of Object.keys(deps.config.chains)) results[chain] = await payouts.track(chain);
+          return results;
+        }
         if (job.name === 'sweep-settled') {
           const results: Record<string, unknown> = {};
           for (const [chain, sweeper] of sweepers) results[chain] = await runSweeper(deps, chain, sweeper, log);
@@ -130,6 +137,7 @@ export function buildProcessors(deps: Deps, opts: ProcessorOptions = {}): Proces
     await deps.queues.maintenance.upsertJobScheduler('refill-address-pools', { every: 30_000 }, { name: 'refill-address-pools', data: {} });
     await deps.queues.maintenance.upsertJobScheduler('reverify-payments', { every: 5 * 60_000 }, { name: 'reverify-payments', data: {} });
     await deps.queues.maintenance.upsertJobScheduler('track-refunds', { every: 15_000 }, { name: 'track-refunds', data: {} });
+    await deps.queues.maintenance.upsertJobScheduler('track-payouts', { every: 15_000 }, { name: 'track-payouts', data: {} });
     if (sweepers.size > 0) {
       await deps.queues.maintenance.upsertJobScheduler('sweep-settled', { every: 60_000 }, { name: 'sweep-settled', data: {} });
     }

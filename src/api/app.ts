@@ -20,6 +20,7 @@ import { registerBitcoinPaymentMethodRoutes, registerEvmPaymentMethodRoutes } fr
 import { registerInvoiceRoutes } from './routes/invoices.ts';
 import { registerPaymentRoutes } from './routes/payments.ts';
 import { registerRefundRoutes } from './routes/refunds.ts';
+import { registerPayoutRoutes } from './routes/payouts.ts';
 import { registerReportRoutes } from './routes/reports.ts';
 import { registerWebhookEndpointRoutes } from './routes/webhook-endpoints.ts';
 import { registerEventRoutes } from './routes/events.ts';
@@ -86,6 +87,7 @@ export function createApp(deps: Deps, opts: AppOptions = {}): OpenAPIHono<AppEnv
   registerInvoiceRoutes(app, deps);
   registerPaymentRoutes(app, deps);
   registerRefundRoutes(app, deps, { perMinute: deps.config.publicRateLimitPerMinute });
+  registerPayoutRoutes(app, deps);
   registerReportRoutes(app, deps);
   registerBitcoinPaymentMethodRoutes(app, deps);
   registerWebhookEndpointRoutes(app, deps);

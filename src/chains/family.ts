@@ -6,6 +6,8 @@
  * (src/chains/<family>/family.ts); src/chains/families.ts picks the one of a chain.
  */
 
+import type { SpeedPolicy } from '../merchants/service.ts';
+
 /** A payment method a chain offers (src/money/assets.ts turns it into a CryptoAsset). */
 export interface PaymentMethodSpec {
   /** Payment method id: "BTC", "ETH-ethereum", "USDC-base" (docs/architecture.md §4). */
@@ -33,4 +35,17 @@ export interface ChainFamilyView {
   paymentUri(to: PaymentTarget, due: bigint, label?: string): string;
   /** Fields a payment method on this chain adds to the API's invoice object (EVM: `chain_id`). */
   apiFields(): { chain_id?: number };
+  /**
+   * An address someone typed (trimmed, not empty), checked for this chain and network and returned
+   * in its canonical form; 400 naming `param` otherwise (src/refunds/destination.ts has the rules).
+   */
+  parseAddress(typed: string, param: string): CheckedAddress;
+  /** The confirmations a speed policy requires on this chain (docs/architecture.md §6). */
+  confirmations(speed: SpeedPolicy): number;
+}
+
+export interface CheckedAddress {
+  address: string;
+  /** Bitcoin only: the output script that pays it. */
+  script?: Uint8Array;
 }

@@ -33,6 +33,15 @@ export const EVENT_TYPES = [
   'refund.reorged',
   'refund.failed',
   'refund.cancelled',
+  /** Payouts (docs/refunds.md, "Payouts"): `data.object` is the payout; these events have no invoice. */
+  'payout.created',
+  'payout.approved',
+  'payout.broadcast',
+  'payout.completed',
+  /** A reorg took a completed payout's transaction below the confirmations required: it is `broadcast` again. */
+  'payout.reorged',
+  'payout.failed',
+  'payout.cancelled',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 
@@ -55,7 +64,7 @@ export interface EventPayload {
 
 export async function writeEvent(
   db: Db,
-  e: { merchantId: string; type: EventType; invoiceId: string; object: unknown; payment?: unknown },
+  e: { merchantId: string; type: EventType; invoiceId: string | null; object: unknown; payment?: unknown },
 ): Promise<string> {
   const id = newId('evt');
   const data = e.payment === undefined ? { object: e.object } : { object: e.object, payment: e.payment };

@@ -19,9 +19,8 @@ import type { Page } from '../api/pagination.ts';
 import { toJsonText, type JsonText } from '../json-text.ts';
 import { allocateBitcoinAddress, type AllocatedBitcoinAddress } from '../chains/bitcoin/address-pool.ts';
 import { createForwarderAddresses } from './forwarder-address.ts';
+import { chainFamily } from '../chains/families.ts';
 
-/** Confirmations per speed policy on Bitcoin (docs/architecture.md §4). */
-export const BITCOIN_CONFIRMATIONS: Record<SpeedPolicy, number> = { high: 0, medium: 1, low_medium: 2, low: 6 };
 /** Outputs below this many satoshis are dust for common wallets and nodes (P2PKH dust limit). */
 export const BITCOIN_DUST_SATS = 546n;
 
@@ -219,7 +218,7 @@ export function createInvoiceService(deps: {
           throw invalidParam('amount', `The amount is too small to pay in BTC: it converts to ${due} satoshis, below the ${BITCOIN_DUST_SATS}-satoshi dust limit wallets refuse to send.`, 'amount_too_small');
         }
         const chain = deps.chains[m.chain]!;
-        const confirmations = chain.type === 'bitcoin' ? BITCOIN_CONFIRMATIONS[speed] : chain.confirmations[speed];
+        const confirmations = chainFamily(chain).confirmations(speed);
         return { m, rate: q, due, confirmations };
       }),
     );

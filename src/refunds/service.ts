@@ -1,17 +1,17 @@
 /**
- * Refunds (docs/refunds.md): create, claim, approve (build the unsigned PSBT), accept the signed
- * PSBT (finalize, record, broadcast), cancel, read. Every write runs in one transaction that first
- * locks the invoice row, so the sum rule ("never more than received per invoice and asset") sees
- * every other refund of the invoice; moves are guarded by the state table (state-machine.ts).
- * Network calls (rates, the node) happen before the transaction, never while it holds the lock.
+ * Refunds (docs/refunds.md): create, claim, approve (the chain family prepares the transfer: an
+ * unsigned PSBT, or the EVM transaction), accept the signed PSBT or the reported transaction
+ * (record, broadcast), cancel, read. Every write runs in one transaction that first locks the
+ * invoice row, so the sum rule ("never more than received per invoice and asset") sees every other
+ * refund of the invoice; moves are guarded by the state table (state-machine.ts). Network calls
+ * (rates, the node) happen before the transaction, never while it holds the lock. What depends on
+ * the chain is the family's (src/chains/transfer.ts): this file never branches on a chain's type.
  */
 import { createHash } from 'node:crypto';
-import * as bitcoin from 'bitcoinjs-lib';
-import type { BitcoinChainConfig, ChainConfig } from '../config.ts';
+import type { ChainConfig } from '../config.ts';
 import type { Db, Sql, TxSql } from '../db/client.ts';
 import type { Deps } from '../deps.ts';
-import { conflict, invalidParam, KassaError, notFound, unprocessable, UpstreamError } from '../errors.ts';
-import { TransactionNotFoundError, TransactionReceiptNotFoundError, type Hex } from 'viem';
+import { conflict, invalidParam, KassaError, notFound, unprocessable } from '../errors.ts';
 import { newId, randomBase62 } from '../ids.ts';
 import type { Logger } from '../logger.ts';
 import { formatAmount, parseAmount } from '../money/amount.ts';
@@ -19,18 +19,13 @@ import type { AssetRegistry } from '../money/assets.ts';
 import { parseRate } from '../money/rate.ts';
 import type { RateService } from '../rates/index.ts';
 import { decryptSecret, encryptSecret } from '../crypto/secretbox.ts';
-import { allocateBitcoinAddress } from '../chains/bitcoin/address-pool.ts';
-import { bitcoinNetwork } from '../chains/bitcoin/networks.ts';
-import { createBitcoinRpcClient, isBitcoinRpcError, type BitcoinRpcClient } from '../chains/bitcoin/rpc.ts';
-import type { BitcoinKeySource } from '../chains/bitcoin/descriptor.ts';
+import type { BitcoinRpcClient } from '../chains/bitcoin/rpc.ts';
+import { createTransferFamilies, preparedColumns, trackTransfers, type EvmTransferTx, type TransferTarget, type TransferView } from '../chains/transfers.ts';
 import type { Page } from '../api/pagination.ts';
 import { checkDestination } from './destination.ts';
-import { moveRefund, REFUND_TRANSITIONS, RESERVING_STATUSES, type RefundStatus } from './state-machine.ts';
-import { writeEvent, type EventType } from '../invoices/events.ts';
-import { buildRefundPsbt, feeRateFromNode, finalizeSignedPsbt, formatFeeRate, parseFeeRate, type RefundInput } from './bitcoin.ts';
-import { buildEvmRefundTx, checkEvmRefundTx, evmRefundLink, type EvmRefundTarget, type EvmRefundTx, type SeenReceipt, type SeenTx } from './evm.ts';
+import { moveRefund, REFUND_TRANSITIONS, RESERVING_STATUSES, type RefundEventType, type RefundStatus } from './state-machine.ts';
+import { writeEvent } from '../invoices/events.ts';
 import { bookRefundSent } from './ledger.ts';
-import { createEvmClient, type EvmClient } from '../chains/evm/client.ts';
 
 export interface RefundRow {
   id: string;
@@ -67,7 +62,7 @@ export interface RefundRow {
   failed_at: Date | null;
   failure_reason: string | null;
   created_at: Date;
-  evm_tx: EvmRefundTx | null;
+  evm_tx: EvmTransferTx | null;
   sender: string | null;
   evm_nonce: bigint | null;
   block_number: bigint | null;
@@ -93,9 +88,6 @@ interface InvoiceLocked {
   locale: string;
 }
 
-/** Estimate horizon for `estimatesmartfee` (blocks). */
-const FEE_TARGET_BLOCKS = 6;
-
 const sha256 = (s: string) => createHash('sha256').update(s).digest();
 const tokenContext = (id: string) => `refund-claim:${id}`;
 
@@ -117,34 +109,17 @@ export function createRefundService(deps: {
   bitcoinRpc?: (chain: string) => BitcoinRpcClient;
 }) {
   const { sql } = deps;
-  const evmClients = new Map<string, EvmClient>();
+  const transfers = createTransferFamilies({ sql, chains: deps.chains, bitcoinRpc: deps.bitcoinRpc });
 
-  function evmFor(chain: string): EvmClient {
-    const cfg = deps.chains[chain];
-    if (cfg?.type !== 'evm') throw new Error(`chain ${chain} is not an EVM chain`);
-    let c = evmClients.get(chain);
-    if (!c) evmClients.set(chain, (c = createEvmClient(cfg)));
-    return c;
+  /** What the refund pays (once the customer gave the destination). */
+  function targetOf(r: Pick<RefundRow, 'chain' | 'method' | 'asset' | 'decimals' | 'destination' | 'amount'>): TransferTarget {
+    return { chain: r.chain, method: r.method, asset: r.asset, decimals: r.decimals, token: deps.assets.method(r.method)?.token, destination: r.destination!, amount: r.amount };
   }
 
-  /** What the refund must pay on its EVM chain (the check's target). */
-  function evmTarget(r: Pick<RefundRow, 'chain' | 'method' | 'destination' | 'amount'>): EvmRefundTarget {
-    const cfg = deps.chains[r.chain];
-    if (cfg?.type !== 'evm') throw new Error(`chain ${r.chain} is not an EVM chain`);
-    return { chainId: cfg.chain_id, token: deps.assets.method(r.method)?.token, destination: r.destination!, amount: r.amount };
-  }
-
-  function rpcFor(chain: string): BitcoinRpcClient {
-    if (deps.bitcoinRpc) return deps.bitcoinRpc(chain);
-    const cfg = deps.chains[chain];
-    if (cfg?.type !== 'bitcoin' || !cfg.rpc) {
-      throw unprocessable('bitcoin_rpc_required', `Bitcoin refunds need a Bitcoin Core RPC endpoint for chain "${chain}" (chains.${chain}.rpc): Esplora cannot estimate fees this way.`);
-    }
-    return createBitcoinRpcClient({
-      name: chain, url: cfg.rpc.url,
-      ...(cfg.rpc.user !== undefined ? { user: cfg.rpc.user } : {}),
-      ...(cfg.rpc.password !== undefined ? { password: cfg.rpc.password } : {}),
-    });
+  /** The chain family's fields of the refund object (none for a chain no longer configured). */
+  function familyView(r: RefundRow): TransferView {
+    if (!deps.chains[r.chain]) return { bitcoin: null, evm: null };
+    return transfers.of(r.chain).view(r, r.destination ? targetOf(r) : null, r.status === 'awaiting_signature');
   }
 
   function claimToken(r: Pick<RefundRow, 'id' | 'claim_token_sealed'>): string {
@@ -152,7 +127,6 @@ export function createRefundService(deps: {
   }
 
   function present(r: RefundRow) {
-    const fmt = (v: bigint | null) => (v === null ? null : formatAmount(v, r.decimals));
     const requestedDecimals = r.requested_currency ? (r.requested_currency === r.asset ? r.decimals : deps.assets.currency(r.requested_currency).decimals) : 0;
     return {
       id: r.id,
@@ -175,17 +149,7 @@ export function createRefundService(deps: {
       reason: r.reason,
       claim_url: r.status === 'awaiting_destination' ? `${deps.publicUrl}/refund/${claimToken(r)}` : null,
       destination: r.destination,
-      bitcoin: r.chain && deps.chains[r.chain]?.type === 'bitcoin'
-        ? { psbt: r.status === 'awaiting_signature' ? r.psbt : null, fee_rate: r.fee_rate, network_fee: fmt(r.network_fee) }
-        : null,
-      evm: r.chain && deps.chains[r.chain]?.type === 'evm'
-        ? {
-          transaction: r.evm_tx,
-          link: r.evm_tx && r.destination ? evmRefundLink(evmTarget(r)) : null,
-          sender: r.sender,
-          block_number: r.block_number === null ? null : Number(r.block_number),
-        }
-        : null,
+      ...familyView(r),
       txid: r.txid,
       failure_reason: r.failure_reason,
       created_at: r.created_at.toISOString(),
@@ -198,7 +162,7 @@ export function createRefundService(deps: {
   }
 
   /** Writes the refund's event (outbox) in the caller's transaction, with the refund as it stands now. */
-  async function emit(db: Db, id: string, type: EventType): Promise<void> {
+  async function emit(db: Db, id: string, type: RefundEventType): Promise<void> {
     const [r] = await db<RefundRow[]>`select * from refunds where id = ${id}`;
     await writeEvent(db, { merchantId: r!.merchant_id, type, invoiceId: r!.invoice_id, object: present(r!) });
   }
@@ -206,7 +170,7 @@ export function createRefundService(deps: {
   /** One guarded move (state-machine.ts) and its event, in the caller's transaction. */
   async function move(db: Db, id: string, from: RefundStatus, to: RefundStatus, set: Record<string, unknown> = {}): Promise<boolean> {
     if (!(await moveRefund(db, id, from, to, set))) return false;
-    await emit(db, id, REFUND_TRANSITIONS[from][to] as EventType);
+    await emit(db, id, REFUND_TRANSITIONS[from][to]!);
     return true;
   }
 
@@ -437,8 +401,10 @@ export function createRefundService(deps: {
     },
 
     /**
-     * The merchant approves: builds the unsigned PSBT (fee rate from `fee_rate` or the node's
-     * `estimatesmartfee`), → awaiting_signature. At most one refund per invoice awaits a signature.
+     * The merchant approves: the chain family prepares the transfer (Bitcoin: the unsigned PSBT
+     * over the invoice's unspent outputs, fee rate from `fee_rate` or the node's `estimatesmartfee`;
+     * EVM: the transaction the wallet sends), → awaiting_signature. At most one refund per invoice
+     * awaits a signature.
      */
     async approve(merchantId: string, id: string, opts: { fee_rate?: string | undefined } = {}) {
       const r = await loadRefund(sql, merchantId, id);
@@ -447,54 +413,26 @@ export function createRefundService(deps: {
           ? `Refund ${id} has no destination yet: the customer has not claimed it (claim_url).`
           : `Refund ${id} is ${r.status}; only a refund awaiting approval can be approved.`);
       }
-      if (deps.chains[r.chain]?.type === 'evm') return approveEvm(merchantId, r, opts);
-      const cfg = deps.chains[r.chain] as BitcoinChainConfig;
-      const network = bitcoinNetwork(cfg.network);
-      const rpc = rpcFor(r.chain);
-      const feeRatePerKvb = opts.fee_rate !== undefined ? parseFeeRate(opts.fee_rate) : await nodeFeeRate(rpc);
-
-      // The invoice's received outputs that are still unspent, with their key derivation.
-      const outs = await sql<{ txid: string; output_index: number; amount: bigint; script: Buffer; derivation: { source_id?: number; index?: number }; source: BitcoinKeySource | null }[]>`
-        select p.txid, p.output_index, p.amount, d.script, d.derivation, s.source
-        from payments p
-        join deposit_addresses d on d.chain = p.chain and d.address = p.address
-        left join bitcoin_key_sources s on s.id = (d.derivation->>'source_id')::bigint
-        where p.invoice_id = ${r.invoice_id} and p.method = ${r.method} and p.status = 'confirmed'
-        order by p.seq`;
-      const inputs: RefundInput[] = [];
-      for (const o of outs) {
-        if (!o.source || o.derivation.index === undefined) throw unprocessable('derivation_unknown', `Kassa does not know the key derivation of ${o.txid}:${o.output_index}, so it cannot prepare a PSBT for it.`);
-        const unspent = await rpc.call<unknown>('gettxout', [o.txid, o.output_index, true]);
-        if (unspent === null) continue; // already spent (from the merchant's wallet, or a previous refund)
-        const prevTx = await rpc.getRawTransactionRaw(o.txid);
-        inputs.push({ txid: o.txid, vout: o.output_index, value: o.amount, script: new Uint8Array(o.script), prevTx, source: o.source, index: o.derivation.index });
-      }
-      const destination = bitcoin.address.toOutputScript(r.destination!, network);
-
+      const prepare = await transfers.of(r.chain).prepare({
+        merchantId, target: targetOf(r), spend: { invoiceId: r.invoice_id }, feeRate: opts.fee_rate,
+        shortfallHint: 'Create the refund with a "fee" to deduct from it, or a smaller amount.',
+      });
       const row = await sql.begin(async (tx) => {
         await lockInvoice(tx, merchantId, r.invoice_id);
         const cur = await loadRefund(tx, merchantId, id, true);
         if (cur.status !== 'awaiting_approval') throw conflict('refund_state_invalid', `Refund ${id} is ${cur.status}; only a refund awaiting approval can be approved.`);
-        const busy = await tx`select id from refunds where invoice_id = ${r.invoice_id} and status = 'awaiting_signature'`;
-        if (busy.length) throw conflict('refund_awaiting_signature_exists', `Refund ${busy[0]!.id as string} of this invoice is already awaiting a signature: broadcast or cancel it first.`);
-        const change = await allocateBitcoinAddress(tx, merchantId, r.chain);
-        if (!change) throw unprocessable('bitcoin_key_source_missing', 'Set a Bitcoin key source (payment method) first: the change goes to its next address.');
-        const [src] = await tx<{ source: BitcoinKeySource }[]>`select source from bitcoin_key_sources where id = ${change.derivation.source_id}`;
-        const built = buildRefundPsbt({
-          network, inputs, destination, amount: cur.amount, feeRatePerKvb,
-          change: { script: change.script, source: src!.source, index: change.derivation.index },
-        });
+        const busy = await tx<{ id: string }[]>`select id from refunds where invoice_id = ${r.invoice_id} and status = 'awaiting_signature'`;
+        if (busy.length) throw conflict('refund_awaiting_signature_exists', `Refund ${busy[0]!.id} of this invoice is already awaiting a signature: broadcast or cancel it first.`);
+        const prepared = await prepare(tx);
         try {
-          await move(tx, id, 'awaiting_approval', 'awaiting_signature', {
-            approved_at: new Date(), psbt: built.psbt, unsigned_txid: built.unsignedTxid, fee_rate: formatFeeRate(feeRatePerKvb), network_fee: built.networkFee,
-          });
+          await move(tx, id, 'awaiting_approval', 'awaiting_signature', { approved_at: new Date(), ...preparedColumns(tx, prepared) });
         } catch (err) {
           if ((err as { code?: string }).code === '23505') throw conflict('refund_awaiting_signature_exists', 'Another refund of this invoice is already awaiting a signature: broadcast or cancel it first.');
           throw err;
         }
         return loadRefund(tx, merchantId, id);
       });
-      deps.logger.info({ refund_id: id, unsigned_txid: row.unsigned_txid }, 'refund approved, PSBT built');
+      deps.logger.info({ refund_id: id, unsigned_txid: row.unsigned_txid, to: row.evm_tx?.to }, 'refund approved, transfer prepared');
       return present(row);
     },
 
@@ -505,21 +443,16 @@ export function createRefundService(deps: {
      */
     async submitSignedPsbt(merchantId: string, id: string, signed: unknown) {
       const r = await loadRefund(sql, merchantId, id);
-      const cfg = deps.chains[r.chain] as BitcoinChainConfig;
-      const network = bitcoinNetwork(cfg.network);
       if (r.status !== 'awaiting_signature' && r.status !== 'broadcast') {
         throw conflict('refund_state_invalid', `Refund ${id} is ${r.status}; a signed PSBT is accepted only while it awaits a signature.`);
       }
-      const final = finalizeSignedPsbt({
-        network, signedBase64: signed, expectedUnsignedTxid: r.unsigned_txid!,
-        destination: bitcoin.address.toOutputScript(r.destination!, network), amount: r.amount,
-      });
+      const final = transfers.of(r.chain).acceptSigned(r, signed);
       if (r.status === 'awaiting_signature') {
         await sql.begin(async (tx) => {
           await lockInvoice(tx, merchantId, r.invoice_id);
           const cur = await loadRefund(tx, merchantId, id, true);
           if (cur.status !== 'awaiting_signature') return; // recorded by a concurrent upload: fall through to re-send
-          await move(tx, id, 'awaiting_signature', 'broadcast', { txid: final.txid, raw_tx: final.hex, broadcast_at: new Date() });
+          await move(tx, id, 'awaiting_signature', 'broadcast', { txid: final.txid, raw_tx: final.raw_tx, broadcast_at: new Date() });
           await bookRefundSent(tx, { ...cur, network_fee: cur.network_fee ?? 0n });
         });
       }
@@ -532,23 +465,22 @@ export function createRefundService(deps: {
     },
 
     /**
-     * The merchant reports the hash of the transaction their wallet sent for an EVM refund. Kassa
-     * reads it from the refund's chain and checks it (`checkEvmRefundTx`: right chain, asset,
-     * destination and amount; not reverted); a transaction that fails the check is refused with a
-     * 422 naming `txid` and changes nothing. One that passes is recorded (→ broadcast, ledger) in
-     * one transaction; the tracker completes it at the invoice's confirmation policy. Reporting the
-     * same hash again changes nothing; another hash is accepted only as a replacement of the
-     * recorded one (same sender and nonce, the recorded one not mined), so at most one can pay.
+     * The merchant reports the hash of the transaction their wallet sent for a refund their wallet
+     * sends itself (EVM). The chain family reads it from the refund's chain and checks it (right
+     * chain, asset, destination and amount; not reverted); a transaction that fails the check is
+     * refused with a 422 naming `txid` and changes nothing. One that passes is recorded
+     * (→ broadcast, ledger) in one transaction; the tracker completes it at the invoice's
+     * confirmation policy. Reporting the same hash again changes nothing; another hash is accepted
+     * only as a replacement of the recorded one (same sender and nonce, the recorded one not
+     * mined), so at most one can pay.
      */
     async submitTransaction(merchantId: string, id: string, rawTxid: unknown) {
-      if (typeof rawTxid !== 'string' || !/^0x[0-9a-fA-F]{64}$/.test(rawTxid)) {
-        throw invalidParam('txid', 'txid must be a transaction hash: 0x followed by 64 hexadecimal characters.', 'txid_invalid');
-      }
-      const txid = rawTxid.toLowerCase() as Hex;
       const r = await loadRefund(sql, merchantId, id);
-      if (deps.chains[r.chain]?.type !== 'evm') {
+      const family = transfers.of(r.chain);
+      if (family.signing === 'psbt') {
         throw unprocessable('refund_txid_unsupported', 'A Bitcoin refund is sent by uploading the signed PSBT (POST /v1/refunds/{id}/signed_psbt): Kassa broadcasts it itself.', 'txid');
       }
+      const txid = family.parseTxid(rawTxid);
       if (r.status !== 'awaiting_signature' && r.status !== 'broadcast' && r.status !== 'completed') {
         throw conflict('refund_state_invalid', `Refund ${id} is ${r.status}; a transaction is accepted only after approval (awaiting_signature).`);
       }
@@ -557,25 +489,15 @@ export function createRefundService(deps: {
       const used = await sql<{ id: string }[]>`select id from refunds where chain = ${r.chain} and txid = ${txid}`;
       if (used.length) throw conflict('transaction_already_used', `Transaction ${txid} is already recorded for refund ${used[0]!.id}: one transaction pays one refund.`, 'txid');
 
-      const seen = await seenOnChain(r.chain, txid);
-      if (!seen) throw unprocessable('transaction_not_found', `The ${r.chain} node does not know transaction ${txid}: check the network, and report it once your wallet has sent it.`, 'txid');
-      const check = checkEvmRefundTx(evmTarget(r), seen.tx, seen.receipt, (v) => `${formatAmount(v, r.decimals)} ${r.asset}`);
-      if (!check.ok) throw unprocessable(check.code, check.message, 'txid');
-      if (r.status === 'broadcast') {
-        // A replacement (speed-up or cancel-and-resend in the wallet): same sender and nonce, so only one of the two can ever be mined.
-        const recorded = await seenOnChain(r.chain, r.txid as Hex);
-        if (recorded?.receipt || r.sender?.toLowerCase() !== check.sender.toLowerCase() || BigInt(check.nonce) !== r.evm_nonce) {
-          throw conflict('refund_already_broadcast', `Refund ${id} is already paid by ${r.txid}${recorded?.receipt ? ' (mined)' : ''}; another transaction is accepted only as its replacement (same sender and nonce).`, 'txid');
-        }
-      }
+      const check = await family.checkReported(r, targetOf(r), txid, 'refund');
       try {
         await sql.begin(async (tx) => {
           await lockInvoice(tx, merchantId, r.invoice_id);
           const cur = await loadRefund(tx, merchantId, id, true);
-          const recorded = { txid, sender: check.sender, evm_nonce: BigInt(check.nonce), block_number: seen.receipt?.blockNumber ?? null };
+          const recorded = { txid, sender: check.sender, evm_nonce: check.evm_nonce, block_number: check.block_number };
           if (cur.status === 'awaiting_signature') {
             await move(tx, id, 'awaiting_signature', 'broadcast', { ...recorded, broadcast_at: new Date() });
-            await bookRefundSent(tx, { ...cur, network_fee: 0n });
+            await bookRefundSent(tx, { ...cur, network_fee: cur.network_fee ?? 0n });
           } else if (cur.status === 'broadcast' && cur.txid === r.txid) {
             await tx`update refunds set txid = ${txid}, block_number = ${recorded.block_number}, updated_at = now() where id = ${id} and status = 'broadcast'`;
             await emit(tx, id, 'refund.broadcast');
@@ -592,188 +514,46 @@ export function createRefundService(deps: {
     },
 
     /**
-     * Follows the Bitcoin refunds of `chain` that were broadcast (and those completed within the
-     * last day, for reorgs): `broadcast` → `completed` once the transaction has the confirmations
-     * the invoice's method requires, `completed` → `broadcast` when a reorg takes it below that, and
-     * a recorded transaction the node does not know (lost from the mempool) is sent again.
-     * Confirmations come from `gettxout` on the refund output (output 0), or from
-     * `getrawtransaction` when the customer already spent it (Core needs txindex=1 for that case).
+     * Follows the refunds of `chain` that were broadcast (and those completed within the last
+     * day, for reorgs), by the chain family's observations (`trackTransfers`): `completed` at the
+     * confirmations the invoice's method requires, back to `broadcast` when a reorg takes it below
+     * that, `failed` (postings reversed) when the chain shows a transaction that does not pay the
+     * refund, and a recorded transaction the node lost is sent again.
      */
     async track(chain: string): Promise<{ completed: number; reorged: number; resent: number; failed: number }> {
-      if (deps.chains[chain]?.type === 'evm') {
-        // A node that does not answer delays this chain's refunds to the next pass, not the other chains'.
-        return trackEvm(chain).catch((err: unknown) => {
-          if (!(err instanceof UpstreamError)) throw err;
-          deps.logger.warn({ chain, err: err.message }, 'refund tracking skipped this pass: the node did not answer');
-          return { completed: 0, reorged: 0, resent: 0, failed: 0 };
-        });
-      }
-      const out = { completed: 0, reorged: 0, resent: 0, failed: 0 };
-      if (deps.chains[chain]?.type !== 'bitcoin') return out;
-      const rows = await sql<(RefundRow & { required: number | null })[]>`
-        select r.*, m.confirmations_required as required from refunds r
+      if (!deps.chains[chain]) return { completed: 0, reorged: 0, resent: 0, failed: 0 };
+      const rows = await sql<(RefundRow & { required: number })[]>`
+        select r.*, coalesce(m.confirmations_required, 1) as required from refunds r
         left join invoice_payment_methods m on m.invoice_id = r.invoice_id and m.method = r.method
         where r.chain = ${chain} and (r.status = 'broadcast' or (r.status = 'completed' and r.completed_at > now() - interval '1 day'))
         order by r.seq limit 500`;
-      if (rows.length === 0) return out;
-      const rpc = rpcFor(chain);
-      for (const r of rows) {
-        const required = Math.max(1, r.required ?? 1);
-        let confirmations: number | null;
-        const utxo = await rpc.call<{ confirmations: number } | null>('gettxout', [r.txid, 0, true]);
-        if (utxo) confirmations = utxo.confirmations;
-        else {
-          try {
-            confirmations = (await rpc.call<{ confirmations?: number }>('getrawtransaction', [r.txid, 1])).confirmations ?? 0;
-          } catch (err) {
-            if (!isBitcoinRpcError(err, -5)) throw err;
-            confirmations = null; // the node does not know it
-          }
-        }
-        if (r.status === 'broadcast') {
-          if (confirmations === null) {
-            await sendRecorded(r).catch((err: unknown) => deps.logger.warn({ refund_id: r.id, err: (err as Error).message }, 'refund re-send failed'));
-            out.resent++;
-          } else if (confirmations >= required && await sql.begin((tx) => move(tx, r.id, 'broadcast', 'completed', { completed_at: new Date() }))) {
-            out.completed++;
-          }
-        } else if ((confirmations ?? 0) < required && await sql.begin((tx) => move(tx, r.id, 'completed', 'broadcast', { completed_at: null }))) {
-          out.reorged++;
-        }
-      }
-      if (out.completed || out.reorged || out.resent) deps.logger.info({ chain, ...out }, 'refunds tracked');
-      return out;
+      return trackTransfers({
+        chain, family: transfers.of(chain), rows, targetOf, logger: deps.logger, noun: 'refund',
+        complete: (r, blockNumber) => sql.begin((tx) => move(tx, r.id, 'broadcast', 'completed', { completed_at: new Date(), block_number: blockNumber })),
+        reorg: (r, blockNumber) => sql.begin((tx) => move(tx, r.id, 'completed', 'broadcast', { completed_at: null, block_number: blockNumber })),
+        fail: (r, reason) => sql.begin(async (tx) => {
+          await tx`select id from invoices where id = ${r.invoice_id} for update`;
+          if (r.status === 'completed') await move(tx, r.id, 'completed', 'broadcast', { completed_at: null });
+          if (!(await move(tx, r.id, 'broadcast', 'failed', { failed_at: new Date(), failure_reason: reason.slice(0, 500) }))) return false;
+          await bookRefundSent(tx, { ...r, network_fee: r.network_fee ?? 0n }, { reverse: true });
+          return true;
+        }),
+        resend: sendRecorded,
+      });
     },
   };
 
-  /**
-   * EVM approval: the exact transaction the merchant's wallet sends (to, value or ERC-20 transfer
-   * calldata, chain id), → awaiting_signature. Kassa signs nothing.
-   */
-  async function approveEvm(merchantId: string, r: RefundRow, opts: { fee_rate?: string | undefined }) {
-    if (opts.fee_rate !== undefined) throw invalidParam('fee_rate', 'fee_rate applies to Bitcoin refunds only: on an EVM chain your wallet sets the gas price.', 'parameter_invalid');
-    const [settings] = await sql<{ treasury: string }[]>`select treasury from merchant_evm_settings where merchant_id = ${merchantId} and chain = ${r.chain}`;
-    const row = await sql.begin(async (tx) => {
-      await lockInvoice(tx, merchantId, r.invoice_id);
-      const cur = await loadRefund(tx, merchantId, r.id, true);
-      if (cur.status !== 'awaiting_approval') throw conflict('refund_state_invalid', `Refund ${r.id} is ${cur.status}; only a refund awaiting approval can be approved.`);
-      const busy = await tx`select id from refunds where invoice_id = ${r.invoice_id} and status = 'awaiting_signature'`;
-      if (busy.length) throw conflict('refund_awaiting_signature_exists', `Refund ${busy[0]!.id as string} of this invoice is already awaiting a signature: broadcast or cancel it first.`);
-      const evmTx = buildEvmRefundTx({ ...evmTarget(cur), from: settings?.treasury ?? null });
-      try {
-        await move(tx, r.id, 'awaiting_approval', 'awaiting_signature', { approved_at: new Date(), evm_tx: tx.json(evmTx as never) });
-      } catch (err) {
-        if ((err as { code?: string }).code === '23505') throw conflict('refund_awaiting_signature_exists', 'Another refund of this invoice is already awaiting a signature: broadcast or cancel it first.');
-        throw err;
-      }
-      return loadRefund(tx, merchantId, r.id);
-    });
-    deps.logger.info({ refund_id: r.id, to: row.evm_tx?.to }, 'refund approved, EVM transaction prepared');
-    return present(row);
-  }
-
-  /** The transaction and (once mined) its receipt from the refund's chain; null when the node does not know it. */
-  async function seenOnChain(chain: string, hash: Hex): Promise<{ tx: SeenTx; receipt: SeenReceipt | null } | null> {
-    const c = evmFor(chain).public;
-    let tx: SeenTx;
-    try {
-      const t = await c.getTransaction({ hash });
-      tx = { hash: t.hash, from: t.from, to: t.to, value: t.value, input: t.input, nonce: t.nonce, chainId: t.chainId };
-    } catch (err) {
-      if (err instanceof TransactionNotFoundError) return null;
-      throw upstream(chain, err);
-    }
-    try {
-      const rc = await c.getTransactionReceipt({ hash });
-      return { tx, receipt: { status: rc.status, blockNumber: rc.blockNumber, logs: rc.logs } };
-    } catch (err) {
-      if (err instanceof TransactionReceiptNotFoundError) return { tx, receipt: null };
-      throw upstream(chain, err);
-    }
-  }
-
-  function upstream(chain: string, err: unknown): UpstreamError {
-    return new UpstreamError('evm_node_unreachable', `The ${chain} node did not answer (${(err as Error).message.split('\n')[0]}). Try again.`);
-  }
-
-  /**
-   * Follows the EVM refunds of `chain` that were broadcast (and those completed within the last
-   * day, for reorgs) by their receipts, checking each again with `checkEvmRefundTx`.
-   */
-  async function trackEvm(chain: string): Promise<{ completed: number; reorged: number; resent: number; failed: number }> {
-    const out = { completed: 0, reorged: 0, resent: 0, failed: 0 };
-    const rows = await sql<(RefundRow & { required: number | null })[]>`
-      select r.*, m.confirmations_required as required from refunds r
-      left join invoice_payment_methods m on m.invoice_id = r.invoice_id and m.method = r.method
-      where r.chain = ${chain} and (r.status = 'broadcast' or (r.status = 'completed' and r.completed_at > now() - interval '1 day'))
-      order by r.seq limit 500`;
-    if (rows.length === 0) return out;
-    const tip = await evmFor(chain).public.getBlockNumber().catch((err: unknown) => { throw upstream(chain, err); });
-    for (const r of rows) {
-      const required = BigInt(Math.max(1, r.required ?? 1));
-      const seen = await seenOnChain(chain, r.txid as Hex);
-      const check = seen ? checkEvmRefundTx(evmTarget(r), seen.tx, seen.receipt, (v) => `${formatAmount(v, r.decimals)} ${r.asset}`) : null;
-      const mined = seen?.receipt ?? null;
-      const confirmations = mined ? tip - mined.blockNumber + 1n : 0n;
-      if (check && !check.ok) {
-        // Mined, but not what it was accepted as (reverted, or the transfer differs): the refund failed.
-        await sql.begin(async (tx) => {
-          await tx`select id from invoices where id = ${r.invoice_id} for update`;
-          if (r.status === 'completed') await move(tx, r.id, 'completed', 'broadcast', { completed_at: null });
-          if (await move(tx, r.id, 'broadcast', 'failed', { failed_at: new Date(), failure_reason: check.message.slice(0, 500) })) {
-            await bookRefundSent(tx, { ...r, network_fee: 0n }, { reverse: true });
-            out.failed++;
-          }
-        });
-        deps.logger.warn({ refund_id: r.id, txid: r.txid, code: check.code }, 'refund transaction failed its check on chain');
-      } else if (r.status === 'broadcast') {
-        if (mined && confirmations >= required && await sql.begin((tx) => move(tx, r.id, 'broadcast', 'completed', { completed_at: new Date(), block_number: mined.blockNumber }))) out.completed++;
-        else if (!seen) deps.logger.warn({ refund_id: r.id, txid: r.txid }, 'the node does not know the refund transaction: send it again from your wallet, or report its replacement');
-      } else if (confirmations < required && await sql.begin((tx) => move(tx, r.id, 'completed', 'broadcast', { completed_at: null, block_number: mined?.blockNumber ?? null }))) {
-        out.reorged++;
-      }
-    }
-    if (out.completed || out.reorged || out.failed) deps.logger.info({ chain, ...out }, 'refunds tracked');
-    return out;
-  }
-
-  async function nodeFeeRate(rpc: BitcoinRpcClient): Promise<bigint> {
-    let answer: { feerate?: number; errors?: string[] };
-    try {
-      answer = await rpc.call('estimatesmartfee', [FEE_TARGET_BLOCKS]);
-    } catch (err) {
-      if (isBitcoinRpcError(err)) {
-        throw unprocessable('fee_rate_unavailable', `The Bitcoin node gave no fee estimate (${err.rpcMessage}). Approve again with "fee_rate" in sat/vB.`, 'fee_rate');
-      }
-      throw err;
-    }
-    if (typeof answer?.feerate !== 'number' || !(answer.feerate > 0)) {
-      throw unprocessable('fee_rate_unavailable', `The Bitcoin node has no fee estimate yet${answer?.errors?.length ? ` (${answer.errors.join('; ')})` : ''}. Approve again with "fee_rate" in sat/vB.`, 'fee_rate');
-    }
-    const perKvb = feeRateFromNode(answer.feerate);
-    return perKvb < 1000n ? 1000n : perKvb;
-  }
-
   /** Sends the recorded raw transaction; a definite refusal by the node moves the refund to failed. */
   async function sendRecorded(r: RefundRow): Promise<void> {
-    const rpc = rpcFor(r.chain);
-    try {
-      await rpc.sendRawTransaction(r.raw_tx!);
-    } catch (err) {
-      if (!isBitcoinRpcError(err)) throw err; // transport trouble: stays broadcast; uploading again re-sends it
-      // -27: already in the chain. A known mempool transaction is accepted without error by Core 22+.
-      if (err.rpcCode === -27 || /already (in|known)|txn-already/i.test(err.rpcMessage)) return;
-      if (err.rpcCode === -25 || err.rpcCode === -26) {
-        await sql.begin(async (tx) => {
-          await tx`select id from invoices where id = ${r.invoice_id} for update`;
-          if (await move(tx, r.id, 'broadcast', 'failed', { failed_at: new Date(), failure_reason: err.rpcMessage.slice(0, 500) })) {
-            await bookRefundSent(tx, { ...r, network_fee: r.network_fee ?? 0n }, { reverse: true });
-          }
-        });
-        throw new KassaError('refund_broadcast_rejected', `The Bitcoin node refused the refund transaction: ${err.rpcMessage}. The refund is failed; create a new one.`, { status: 422, retryable: false });
+    const refused = await transfers.of(r.chain).send(r);
+    if (!refused) return;
+    await sql.begin(async (tx) => {
+      await tx`select id from invoices where id = ${r.invoice_id} for update`;
+      if (await move(tx, r.id, 'broadcast', 'failed', { failed_at: new Date(), failure_reason: refused.rejected.slice(0, 500) })) {
+        await bookRefundSent(tx, { ...r, network_fee: r.network_fee ?? 0n }, { reverse: true });
       }
-      throw err;
-    }
+    });
+    throw new KassaError('refund_broadcast_rejected', `The Bitcoin node refused the refund transaction: ${refused.rejected}. The refund is failed; create a new one.`, { status: 422, retryable: false });
   }
 }
 

@@ -6,14 +6,18 @@
  */
 import type { Db } from '../db/client.ts';
 import { conflict } from '../errors.ts';
+import type { EventType } from '../invoices/events.ts';
+
+/** The refund events (docs/webhooks.md). */
+export type RefundEventType = Extract<EventType, `refund.${string}`>;
 
 export const REFUND_STATUSES = [
   'awaiting_destination', 'awaiting_approval', 'awaiting_signature', 'broadcast', 'completed', 'cancelled', 'failed',
 ] as const;
 export type RefundStatus = (typeof REFUND_STATUSES)[number];
 
-/** Allowed moves, and the event each one stands for (webhooks are not sent yet: docs/refunds.md, "Not yet"). */
-export const REFUND_TRANSITIONS: Record<RefundStatus, Partial<Record<RefundStatus, string>>> = {
+/** Allowed moves, and the event each one stands for. */
+export const REFUND_TRANSITIONS: Record<RefundStatus, Partial<Record<RefundStatus, RefundEventType>>> = {
   awaiting_destination: { awaiting_approval: 'refund.claimed', cancelled: 'refund.cancelled' },
   awaiting_approval: { awaiting_signature: 'refund.approved', cancelled: 'refund.cancelled' },
   awaiting_signature: { broadcast: 'refund.broadcast', cancelled: 'refund.cancelled' },
@@ -45,9 +49,17 @@ export function assertMove(id: string, from: RefundStatus, to: RefundStatus): vo
  */
 export async function moveRefund(db: Db, id: string, from: RefundStatus, to: RefundStatus, set: Record<string, unknown> = {}): Promise<boolean> {
   assertMove(id, from, to);
+  return guardedMove(db, 'refunds', id, from, to, set);
+}
+
+/**
+ * The guarded update of one row's status (refunds and payouts): `update <table> set status = to,
+ * …set where id = $id and status = $from`. Returns false when the row was no longer in `from`.
+ */
+export async function guardedMove(db: Db, table: 'refunds' | 'payouts', id: string, from: string, to: string, set: Record<string, unknown>): Promise<boolean> {
   const values: Record<string, unknown> = Object.fromEntries(
     Object.entries({ ...set, status: to, updated_at: new Date() }).map(([k, v]): [string, unknown] => [k, typeof v === 'bigint' ? String(v) : v]),
   );
-  const rows = await db`update refunds set ${db(values as never, ...(Object.keys(values) as never[]))} where id = ${id} and status = ${from} returning id`;
+  const rows = await db`update ${db(table)} set ${db(values, ...Object.keys(values))} where id = ${id} and status = ${from} returning id`;
   return rows.length === 1;
 }

@@ -83,6 +83,27 @@ export function refundedValue(r: Pick<RefundRow, 'amount' | 'network_fee' | 'dec
   return { sent: currencyValueOf(r.amount, r.decimals, r.rate, currencyDecimals), fee: currencyValueOf(r.network_fee, r.decimals, r.rate, currencyDecimals) };
 }
 
+/**
+ * A payout whose money left the wallet (`broadcast` or `completed`) in the period (by
+ * `broadcast_at`). Payouts are the merchant's own spending, not invoice money: they are listed
+ * apart and never subtracted from an invoice's, currency's or asset's received or net received
+ * (docs/reconciliation.md, "Payouts").
+ */
+export interface ReportPayout {
+  payout_id: string;
+  status: string;
+  chain: string;
+  method: string;
+  asset: string;
+  txid: string;
+  destination: string;
+  reference: string | null;
+  broadcast_at: string;
+  amount: string;
+  /** Paid by Kassa's PSBT (Bitcoin); "0" when the wallet paid it outside Kassa's knowledge (EVM gas, a reported Bitcoin txid). */
+  network_fee: string;
+}
+
 type UnmatchedReason = 'late' | 'asset_not_offered' | 'reorged' | 'replaced' | 'marked_invalid';
 
 export interface ReconciliationReport {
@@ -99,7 +120,10 @@ export interface ReconciliationReport {
      * counted; and of its sent refunds (amount + network fee), and received − refunded.
      */
     per_asset: { method: string; asset: string; chain: string; payments: number; received: string; counted: string; not_counted: string; refunds: number; refunded: string; net_received: string }[];
+    /** Sums over `payouts` by method: how many, the amounts sent, the network fees, and both together. */
+    payouts_per_asset: { method: string; asset: string; chain: string; payouts: number; sent: string; network_fee: string; total: string }[];
   };
+  payouts: ReportPayout[];
   /**
    * Payments that do not count toward a price: those of the report's invoices, then those first
    * seen in the period on invoices created before it (`earlier_invoice: true`; they are rows and
@@ -228,6 +252,19 @@ export async function reconciliationReport(
     }
   }
 
+  const payoutRows = await db<{ id: string; status: string; chain: string; method: string; asset: string; decimals: number; txid: string; destination: string; reference: string | null; broadcast_at: Date; amount: bigint; network_fee: bigint | null }[]>`
+    select id, status, chain, method, asset, decimals, txid, destination, reference, broadcast_at, amount, network_fee from payouts
+    where merchant_id = ${merchantId} and status in ('broadcast', 'completed') and broadcast_at >= ${from} and broadcast_at < ${to}
+    order by seq`;
+  const payoutSums = new Map<string, { method: string; asset: string; chain: string; decimals: number; payouts: number; sent: bigint; fee: bigint }>();
+  for (const p of payoutRows) {
+    const a = payoutSums.get(p.method) ?? { method: p.method, asset: p.asset, chain: p.chain, decimals: p.decimals, payouts: 0, sent: 0n, fee: 0n };
+    a.payouts += 1;
+    a.sent += p.amount;
+    a.fee += p.network_fee ?? 0n;
+    payoutSums.set(p.method, a);
+  }
+
   return {
     object: 'reconciliation_report',
     from: from.toISOString(),
@@ -247,7 +284,16 @@ export async function reconciliationReport(
         not_counted: formatAmount(a.received - a.counted, a.decimals),
         refunds: a.refunds, refunded: formatAmount(a.refunded, a.decimals), net_received: formatAmount(a.received - a.refunded, a.decimals),
       })),
+      payouts_per_asset: [...payoutSums.values()].map((a) => ({
+        method: a.method, asset: a.asset, chain: a.chain, payouts: a.payouts,
+        sent: formatAmount(a.sent, a.decimals), network_fee: formatAmount(a.fee, a.decimals), total: formatAmount(a.sent + a.fee, a.decimals),
+      })),
     },
+    payouts: payoutRows.map((p) => ({
+      payout_id: p.id, status: p.status, chain: p.chain, method: p.method, asset: p.asset, txid: p.txid, destination: p.destination,
+      reference: p.reference, broadcast_at: p.broadcast_at.toISOString(),
+      amount: formatAmount(p.amount, p.decimals), network_fee: formatAmount(p.network_fee ?? 0n, p.decimals),
+    })),
     unmatched,
     mismatches: inPeriod.filter((p) => p.mismatch).map((p) => ({ payment_id: p.id, invoice_id: p.invoice_id, txid: p.txid, mismatch: p.mismatch! })),
   };
@@ -257,7 +303,7 @@ export const CSV_COLUMNS = [
   'invoice_id', 'order_id', 'invoice_created_at', 'invoice_status', 'invoice_exception', 'invoice_currency',
   'invoice_expected', 'invoice_received', 'invoice_difference', 'invoice_not_counted', 'payment_id', 'chain', 'method', 'asset', 'txid',
   'output_index', 'block_height', 'block_time', 'confirmations', 'payment_status', 'late', 'counted', 'amount', 'rate', 'value',
-  'mismatch', 'row_type', 'refund_id', 'refund_status', 'invoice_refunded', 'invoice_net_received',
+  'mismatch', 'row_type', 'refund_id', 'refund_status', 'invoice_refunded', 'invoice_net_received', 'payout_id', 'payout_status',
 ] as const;
 
 /** Columns holding plain decimal numbers (written as numbers; every other column is text). */
@@ -278,13 +324,15 @@ const negate = (d: string | null) => (d === null ? null : d.startsWith('-') ? d.
  * payment rows and on refund rows with a locked rate, so per `invoice_currency` the SUM of `value`
  * over `payment` rows is `totals.per_currency[].received` and over `refund*` rows it is
  * −`refunded`; per `method` the SUM of `amount` over live payment rows and refund rows is
- * `totals.per_asset[].net_received`.
+ * `totals.per_asset[].net_received`. After the invoices, per payout one `payout` row and, when it
+ * paid one, a `payout_network_fee` row, with empty invoice columns and negative `amount`: the SUM of
+ * `amount` over `payout*` rows per `method` is −`totals.payouts_per_asset[].total`.
  */
 export function reconciliationCsv(r: ReconciliationReport): string {
   const lines = [CSV_COLUMNS.join(',')];
   for (const inv of r.invoices) {
     const base = [inv.invoice_id, inv.order_id, inv.created_at, inv.status, inv.exception, inv.currency, inv.expected, inv.received, inv.difference, inv.not_counted];
-    const tail = (type: string, id: string | null, status: string | null) => [type, id, status, inv.refunded, inv.net_received];
+    const tail = (type: string, id: string | null, status: string | null) => [type, id, status, inv.refunded, inv.net_received, '', ''];
     const payments = inv.payments.length || inv.refunds.length ? inv.payments : [null];
     for (const p of payments) {
       const cols = p
@@ -299,6 +347,13 @@ export function reconciliationCsv(r: ReconciliationReport): string {
       lines.push(csvLine(CSV_COLUMNS, row('refund', f.amount, f.value), CSV_NUMERIC_COLUMNS));
       if (!/^[0.]+$/.test(f.network_fee)) lines.push(csvLine(CSV_COLUMNS, row('refund_network_fee', f.network_fee, f.network_fee_value), CSV_NUMERIC_COLUMNS));
     }
+  }
+  for (const p of r.payouts) {
+    const row = (type: string, amount: string) => [
+      ...Array(10).fill(''), '', p.chain, p.method, p.asset, p.txid, '', '', '', '', '', '', '', negate(amount), '', '', '', type, '', '', '', '', p.payout_id, p.status,
+    ];
+    lines.push(csvLine(CSV_COLUMNS, row('payout', p.amount), CSV_NUMERIC_COLUMNS));
+    if (!/^[0.]+$/.test(p.network_fee)) lines.push(csvLine(CSV_COLUMNS, row('payout_network_fee', p.network_fee), CSV_NUMERIC_COLUMNS));
   }
   return lines.join('\r\n') + '\r\n';
 }

@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import type { ChainConfig } from '../../src/config.ts';
 import { checkDestination } from '../../src/refunds/destination.ts';
-import { feeRateFromNode, formatFeeRate, parseFeeRate } from '../../src/refunds/bitcoin.ts';
+import { feeRateFromNode, formatFeeRate, parseFeeRate } from '../../src/chains/bitcoin/psbt.ts';
 import { REFUND_TRANSITIONS, REFUND_STATUSES, canMove } from '../../src/refunds/state-machine.ts';
 import { assetAmountDown } from '../../src/refunds/service.ts';
 

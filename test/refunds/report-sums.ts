@@ -29,7 +29,7 @@ export async function expectReportAddsUp(
 ): Promise<RefundReport> {
   const json = JSON.parse(await fetchReport('json'));
   const rows = parseCsv(await fetchReport('csv')) as Record<string, string>[];
-  expect(rows.every((r) => ['payment', 'refund', 'refund_network_fee', ''].includes(r.row_type!))).toBe(true);
+  expect(rows.every((r) => ['payment', 'refund', 'refund_network_fee', 'payout', 'payout_network_fee', ''].includes(r.row_type!))).toBe(true);
 
   for (const inv of json.invoices) {
     const mine = rows.filter((r) => r.invoice_id === inv.invoice_id);
@@ -52,7 +52,7 @@ export async function expectReportAddsUp(
     expect(sum(inCsv.map((r) => r.value)) + sum(invs.map((i: { not_counted: string }) => i.not_counted))).toBe(units(c.net_received));
   }
   for (const a of json.totals.per_asset) {
-    const mine = rows.filter((r) => r.method === a.method);
+    const mine = rows.filter((r) => r.method === a.method && !r.row_type!.startsWith('payout')); // payouts are not invoice money
     const live = mine.filter((r) => r.row_type === 'payment' && (r.payment_status === 'pending' || r.payment_status === 'confirmed'));
     const refunds = mine.filter((r) => r.row_type!.startsWith('refund'));
     expect(-sum(refunds.map((r) => r.amount))).toBe(units(a.refunded));

@@ -612,7 +612,7 @@ export interface paths {
                     limit?: number;
                     /** @description Cursor: the id of the last object of the previous page. */
                     starting_after?: string;
-                    type?: "invoice.created" | "invoice.payment_detected" | "invoice.processing" | "invoice.settled" | "invoice.expired" | "invoice.invalid" | "invoice.payment_reorged" | "invoice.marked" | "invoice.payment_mismatch" | "invoice.payment_confirmed" | "invoice.paid_partial" | "invoice.paid_late" | "refund.created" | "refund.claimed" | "refund.approved" | "refund.broadcast" | "refund.completed" | "refund.reorged" | "refund.failed" | "refund.cancelled";
+                    type?: "invoice.created" | "invoice.payment_detected" | "invoice.processing" | "invoice.settled" | "invoice.expired" | "invoice.invalid" | "invoice.payment_reorged" | "invoice.marked" | "invoice.payment_mismatch" | "invoice.payment_confirmed" | "invoice.paid_partial" | "invoice.paid_late" | "refund.created" | "refund.claimed" | "refund.approved" | "refund.broadcast" | "refund.completed" | "refund.reorged" | "refund.failed" | "refund.cancelled" | "payout.created" | "payout.approved" | "payout.broadcast" | "payout.completed" | "payout.reorged" | "payout.failed" | "payout.cancelled";
                 };
                 header?: never;
                 path?: never;
@@ -4289,6 +4289,1546 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/payouts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List payouts, newest first
+         * @description Requires an API key with the scope `payouts:read`.
+         */
+        get: {
+            parameters: {
+                query?: {
+                    chain?: string;
+                    /** @description Cursor: the id of the first object of the next page (pages backwards). */
+                    ending_before?: string;
+                    /** @description Objects per page, 1–100. */
+                    limit?: number;
+                    /** @description Cursor: the id of the last object of the previous page. */
+                    starting_after?: string;
+                    status?: "awaiting_approval" | "awaiting_signature" | "broadcast" | "completed" | "cancelled" | "failed";
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description OK */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "object": "list",
+                         *       "data": [
+                         *         {
+                         *           "id": "po_4Hs…",
+                         *           "object": "payout",
+                         *           "status": "awaiting_approval",
+                         *           "chain": "ethereum",
+                         *           "asset": "USDC",
+                         *           "method": "USDC-ethereum",
+                         *           "amount": "250.00",
+                         *           "destination": "0x52908400098527886E0F7030069857D2E4169EE7",
+                         *           "reference": "INV-2026-0117",
+                         *           "description": "Packaging, November",
+                         *           "confirmations_required": 1,
+                         *           "bitcoin": null,
+                         *           "evm": null,
+                         *           "txid": null,
+                         *           "failure_reason": null,
+                         *           "created_at": "2026-01-15T10:00:00.000Z",
+                         *           "approved_at": "2026-01-15T10:00:00.000Z",
+                         *           "broadcast_at": "2026-01-15T10:00:00.000Z",
+                         *           "completed_at": "2026-01-15T10:00:00.000Z",
+                         *           "cancelled_at": "2026-01-15T10:00:00.000Z"
+                         *         }
+                         *       ],
+                         *       "has_more": true
+                         *     }
+                         */
+                        "application/json": components["schemas"]["PayoutList"];
+                    };
+                };
+                /** @description Invalid request: `param` names the field. */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Missing, invalid or revoked API key. */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description The API key lacks a scope. */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Rate limited; see Retry-After. */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Unexpected error (no internals are exposed). */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        /**
+         * Create a payout
+         * @description Pays `amount` of `asset` on `chain` to `destination` from your own funds: Bitcoin from the outputs your invoices received, EVM from your treasury. The payout starts `awaiting_approval`; approving it prepares the transaction your wallet signs.
+         *
+         *     Requires an API key with the scope `payouts:write`.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: {
+                    /** @description Makes retries safe: the first response is stored for 24 h and replayed. */
+                    "idempotency-key"?: string;
+                };
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    /**
+                     * @example {
+                     *       "chain": "ethereum",
+                     *       "asset": "USDC",
+                     *       "amount": "250.00",
+                     *       "destination": "0x52908400098527886E0F7030069857D2E4169EE7",
+                     *       "reference": "INV-2026-0117",
+                     *       "description": "description"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["PayoutCreate"];
+                };
+            };
+            responses: {
+                /** @description Created */
+                201: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "id": "po_4HsQm2…",
+                         *       "object": "payout",
+                         *       "status": "awaiting_signature",
+                         *       "chain": "ethereum",
+                         *       "asset": "USDC",
+                         *       "method": "USDC-ethereum",
+                         *       "amount": "250.00",
+                         *       "destination": "0x52908400098527886E0F7030069857D2E4169EE7",
+                         *       "reference": "INV-2026-0117",
+                         *       "description": "Packaging, November",
+                         *       "confirmations_required": 1,
+                         *       "bitcoin": null,
+                         *       "evm": {
+                         *         "transaction": {
+                         *           "chain_id": 1,
+                         *           "from": "0x8Ba1f109551bD432803012645Ac136ddd64DBA72",
+                         *           "to": "0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48",
+                         *           "value": "0",
+                         *           "data": "0xa9059cbb…"
+                         *         },
+                         *         "link": "ethereum:0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48@1/transfer?address=0x52908400098527886E0F7030069857D2E4169EE7&uint256=250000000",
+                         *         "sender": null,
+                         *         "block_number": null
+                         *       },
+                         *       "txid": null,
+                         *       "failure_reason": null,
+                         *       "created_at": "2026-12-03T08:00:00.000Z",
+                         *       "approved_at": "2026-12-03T08:01:00.000Z",
+                         *       "broadcast_at": null,
+                         *       "completed_at": null,
+                         *       "cancelled_at": null
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Payout"];
+                    };
+                };
+                /** @description Invalid request: `param` names the field. */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Missing, invalid or revoked API key. */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description The API key lacks a scope. */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description The request is well-formed but cannot be carried out. */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Rate limited; see Retry-After. */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Unexpected error (no internals are exposed). */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/payouts/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Retrieve a payout
+         * @description Requires an API key with the scope `payouts:read`.
+         */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description OK */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "id": "po_4HsQm2…",
+                         *       "object": "payout",
+                         *       "status": "awaiting_signature",
+                         *       "chain": "ethereum",
+                         *       "asset": "USDC",
+                         *       "method": "USDC-ethereum",
+                         *       "amount": "250.00",
+                         *       "destination": "0x52908400098527886E0F7030069857D2E4169EE7",
+                         *       "reference": "INV-2026-0117",
+                         *       "description": "Packaging, November",
+                         *       "confirmations_required": 1,
+                         *       "bitcoin": null,
+                         *       "evm": {
+                         *         "transaction": {
+                         *           "chain_id": 1,
+                         *           "from": "0x8Ba1f109551bD432803012645Ac136ddd64DBA72",
+                         *           "to": "0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48",
+                         *           "value": "0",
+                         *           "data": "0xa9059cbb…"
+                         *         },
+                         *         "link": "ethereum:0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48@1/transfer?address=0x52908400098527886E0F7030069857D2E4169EE7&uint256=250000000",
+                         *         "sender": null,
+                         *         "block_number": null
+                         *       },
+                         *       "txid": null,
+                         *       "failure_reason": null,
+                         *       "created_at": "2026-12-03T08:00:00.000Z",
+                         *       "approved_at": "2026-12-03T08:01:00.000Z",
+                         *       "broadcast_at": null,
+                         *       "completed_at": null,
+                         *       "cancelled_at": null
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Payout"];
+                    };
+                };
+                /** @description Invalid request: `param` names the field. */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Missing, invalid or revoked API key. */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description The API key lacks a scope. */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description No such object (or it belongs to another merchant). */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Rate limited; see Retry-After. */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Unexpected error (no internals are exposed). */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/payouts/{id}/approve": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Approve a payout: Kassa prepares the transaction for your wallet
+         * @description Moves the payout to `awaiting_signature`. Bitcoin: `bitcoin.psbt` is an unsigned PSBT spending your own unspent received outputs (largest first), the change to your next receive address: sign it and upload it to /signed_psbt (or broadcast it from your wallet and report its txid). EVM: `evm.transaction` (and `evm.link`) is the transaction to send from your treasury: report its hash to /transaction.
+         *
+         *     Requires an API key with the scope `payouts:write`.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: {
+                    /** @description Makes retries safe: the first response is stored for 24 h and replayed. */
+                    "idempotency-key"?: string;
+                };
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: {
+                content: {
+                    /**
+                     * @example {
+                     *       "fee_rate": "2"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["TransferApprove"];
+                };
+            };
+            responses: {
+                /** @description OK */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "id": "po_4HsQm2…",
+                         *       "object": "payout",
+                         *       "status": "awaiting_signature",
+                         *       "chain": "ethereum",
+                         *       "asset": "USDC",
+                         *       "method": "USDC-ethereum",
+                         *       "amount": "250.00",
+                         *       "destination": "0x52908400098527886E0F7030069857D2E4169EE7",
+                         *       "reference": "INV-2026-0117",
+                         *       "description": "Packaging, November",
+                         *       "confirmations_required": 1,
+                         *       "bitcoin": null,
+                         *       "evm": {
+                         *         "transaction": {
+                         *           "chain_id": 1,
+                         *           "from": "0x8Ba1f109551bD432803012645Ac136ddd64DBA72",
+                         *           "to": "0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48",
+                         *           "value": "0",
+                         *           "data": "0xa9059cbb…"
+                         *         },
+                         *         "link": "ethereum:0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48@1/transfer?address=0x52908400098527886E0F7030069857D2E4169EE7&uint256=250000000",
+                         *         "sender": null,
+                         *         "block_number": null
+                         *       },
+                         *       "txid": null,
+                         *       "failure_reason": null,
+                         *       "created_at": "2026-12-03T08:00:00.000Z",
+                         *       "approved_at": "2026-12-03T08:01:00.000Z",
+                         *       "broadcast_at": null,
+                         *       "completed_at": null,
+                         *       "cancelled_at": null
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Payout"];
+                    };
+                };
+                /** @description Invalid request: `param` names the field. */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Missing, invalid or revoked API key. */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description The API key lacks a scope. */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description No such object (or it belongs to another merchant). */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Conflict, e.g. an Idempotency-Key reused with a different request. */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description The request is well-formed but cannot be carried out. */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Rate limited; see Retry-After. */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Unexpected error (no internals are exposed). */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/payouts/{id}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Cancel a payout that was not broadcast
+         * @description Requires an API key with the scope `payouts:write`.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: {
+                    /** @description Makes retries safe: the first response is stored for 24 h and replayed. */
+                    "idempotency-key"?: string;
+                };
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description OK */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "id": "po_4HsQm2…",
+                         *       "object": "payout",
+                         *       "status": "awaiting_signature",
+                         *       "chain": "ethereum",
+                         *       "asset": "USDC",
+                         *       "method": "USDC-ethereum",
+                         *       "amount": "250.00",
+                         *       "destination": "0x52908400098527886E0F7030069857D2E4169EE7",
+                         *       "reference": "INV-2026-0117",
+                         *       "description": "Packaging, November",
+                         *       "confirmations_required": 1,
+                         *       "bitcoin": null,
+                         *       "evm": {
+                         *         "transaction": {
+                         *           "chain_id": 1,
+                         *           "from": "0x8Ba1f109551bD432803012645Ac136ddd64DBA72",
+                         *           "to": "0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48",
+                         *           "value": "0",
+                         *           "data": "0xa9059cbb…"
+                         *         },
+                         *         "link": "ethereum:0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48@1/transfer?address=0x52908400098527886E0F7030069857D2E4169EE7&uint256=250000000",
+                         *         "sender": null,
+                         *         "block_number": null
+                         *       },
+                         *       "txid": null,
+                         *       "failure_reason": null,
+                         *       "created_at": "2026-12-03T08:00:00.000Z",
+                         *       "approved_at": "2026-12-03T08:01:00.000Z",
+                         *       "broadcast_at": null,
+                         *       "completed_at": null,
+                         *       "cancelled_at": null
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Payout"];
+                    };
+                };
+                /** @description Invalid request: `param` names the field. */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Missing, invalid or revoked API key. */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description The API key lacks a scope. */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description No such object (or it belongs to another merchant). */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Conflict, e.g. an Idempotency-Key reused with a different request. */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Rate limited; see Retry-After. */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Unexpected error (no internals are exposed). */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/payouts/{id}/signed_psbt": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Upload the signed PSBT: Kassa checks, finalizes and broadcasts it
+         * @description The PSBT must be the payout's own (same inputs and outputs: it spends only the outputs Kassa chose and pays the destination the amount), every input signed. Uploading it again re-broadcasts the recorded transaction.
+         *
+         *     Requires an API key with the scope `payouts:write`.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: {
+                    /** @description Makes retries safe: the first response is stored for 24 h and replayed. */
+                    "idempotency-key"?: string;
+                };
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    /**
+                     * @example {
+                     *       "psbt": "psbt"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["TransferSignedPsbt"];
+                };
+            };
+            responses: {
+                /** @description OK */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "id": "po_4HsQm2…",
+                         *       "object": "payout",
+                         *       "status": "awaiting_signature",
+                         *       "chain": "ethereum",
+                         *       "asset": "USDC",
+                         *       "method": "USDC-ethereum",
+                         *       "amount": "250.00",
+                         *       "destination": "0x52908400098527886E0F7030069857D2E4169EE7",
+                         *       "reference": "INV-2026-0117",
+                         *       "description": "Packaging, November",
+                         *       "confirmations_required": 1,
+                         *       "bitcoin": null,
+                         *       "evm": {
+                         *         "transaction": {
+                         *           "chain_id": 1,
+                         *           "from": "0x8Ba1f109551bD432803012645Ac136ddd64DBA72",
+                         *           "to": "0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48",
+                         *           "value": "0",
+                         *           "data": "0xa9059cbb…"
+                         *         },
+                         *         "link": "ethereum:0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48@1/transfer?address=0x52908400098527886E0F7030069857D2E4169EE7&uint256=250000000",
+                         *         "sender": null,
+                         *         "block_number": null
+                         *       },
+                         *       "txid": null,
+                         *       "failure_reason": null,
+                         *       "created_at": "2026-12-03T08:00:00.000Z",
+                         *       "approved_at": "2026-12-03T08:01:00.000Z",
+                         *       "broadcast_at": null,
+                         *       "completed_at": null,
+                         *       "cancelled_at": null
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Payout"];
+                    };
+                };
+                /** @description Invalid request: `param` names the field. */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Missing, invalid or revoked API key. */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description The API key lacks a scope. */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description No such object (or it belongs to another merchant). */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Conflict, e.g. an Idempotency-Key reused with a different request. */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description The request is well-formed but cannot be carried out. */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Rate limited; see Retry-After. */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Unexpected error (no internals are exposed). */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/payouts/{id}/transaction": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Report the transaction your wallet sent for a payout
+         * @description Kassa reads the transaction from the payout's chain and accepts it only when it pays exactly the payout's amount of its asset to its destination; otherwise a 422 names `txid` and nothing changes. Bitcoin: a txid (64 hex digits); EVM: a hash (0x + 64 hex digits). The payout becomes `broadcast`, then `completed` at `confirmations_required`.
+         *
+         *     Requires an API key with the scope `payouts:write`.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: {
+                    /** @description Makes retries safe: the first response is stored for 24 h and replayed. */
+                    "idempotency-key"?: string;
+                };
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    /**
+                     * @example {
+                     *       "txid": "0x5c50…"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["TransferTransaction"];
+                };
+            };
+            responses: {
+                /** @description OK */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "id": "po_4HsQm2…",
+                         *       "object": "payout",
+                         *       "status": "awaiting_signature",
+                         *       "chain": "ethereum",
+                         *       "asset": "USDC",
+                         *       "method": "USDC-ethereum",
+                         *       "amount": "250.00",
+                         *       "destination": "0x52908400098527886E0F7030069857D2E4169EE7",
+                         *       "reference": "INV-2026-0117",
+                         *       "description": "Packaging, November",
+                         *       "confirmations_required": 1,
+                         *       "bitcoin": null,
+                         *       "evm": {
+                         *         "transaction": {
+                         *           "chain_id": 1,
+                         *           "from": "0x8Ba1f109551bD432803012645Ac136ddd64DBA72",
+                         *           "to": "0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48",
+                         *           "value": "0",
+                         *           "data": "0xa9059cbb…"
+                         *         },
+                         *         "link": "ethereum:0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48@1/transfer?address=0x52908400098527886E0F7030069857D2E4169EE7&uint256=250000000",
+                         *         "sender": null,
+                         *         "block_number": null
+                         *       },
+                         *       "txid": null,
+                         *       "failure_reason": null,
+                         *       "created_at": "2026-12-03T08:00:00.000Z",
+                         *       "approved_at": "2026-12-03T08:01:00.000Z",
+                         *       "broadcast_at": null,
+                         *       "completed_at": null,
+                         *       "cancelled_at": null
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Payout"];
+                    };
+                };
+                /** @description Invalid request: `param` names the field. */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Missing, invalid or revoked API key. */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description The API key lacks a scope. */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description No such object (or it belongs to another merchant). */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Conflict, e.g. an Idempotency-Key reused with a different request. */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description The request is well-formed but cannot be carried out. */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Rate limited; see Retry-After. */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Unexpected error (no internals are exposed). */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        /**
+                         * @example {
+                         *       "error": {
+                         *         "type": "invalid_request_error",
+                         *         "code": "parameter_invalid",
+                         *         "message": "message",
+                         *         "param": "param",
+                         *         "request_id": "req_4Xf…"
+                         *       }
+                         *     }
+                         */
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/public/invoices/{id}": {
         parameters: {
             query?: never;
@@ -5143,7 +6683,7 @@ export interface paths {
                      *       "fee_rate": "2"
                      *     }
                      */
-                    "application/json": components["schemas"]["RefundApprove"];
+                    "application/json": components["schemas"]["TransferApprove"];
                 };
             };
             responses: {
@@ -5610,7 +7150,7 @@ export interface paths {
                      *       "psbt": "psbt"
                      *     }
                      */
-                    "application/json": components["schemas"]["RefundSignedPsbt"];
+                    "application/json": components["schemas"]["TransferSignedPsbt"];
                 };
             };
             responses: {
@@ -5859,7 +7399,7 @@ export interface paths {
                      *       "txid": "0x5c50…"
                      *     }
                      */
-                    "application/json": components["schemas"]["RefundTransaction"];
+                    "application/json": components["schemas"]["TransferTransaction"];
                 };
             };
             responses: {
@@ -7335,12 +8875,12 @@ export interface components {
              */
             prefix: string;
             revoked_at: string | null;
-            scopes: ("invoices:read" | "invoices:write" | "refunds:read" | "refunds:write" | "reports:read" | "webhooks:write" | "settings:write")[];
+            scopes: ("invoices:read" | "invoices:write" | "refunds:read" | "refunds:write" | "payouts:read" | "payouts:write" | "reports:read" | "webhooks:write" | "settings:write")[];
         };
         ApiKeyCreate: {
             name?: string;
             /** @description Scopes of the new key; a subset of the calling key's scopes. */
-            scopes: ("invoices:read" | "invoices:write" | "refunds:read" | "refunds:write" | "reports:read" | "webhooks:write" | "settings:write")[];
+            scopes: ("invoices:read" | "invoices:write" | "refunds:read" | "refunds:write" | "payouts:read" | "payouts:write" | "reports:read" | "webhooks:write" | "settings:write")[];
         };
         ApiKeyList: {
             data: components["schemas"]["ApiKey"][];
@@ -7678,6 +9218,127 @@ export interface components {
             /** @enum {string} */
             object: "list";
         };
+        Payout: {
+            /**
+             * @description What the destination receives, in the asset.
+             * @example 250.00
+             */
+            amount: string;
+            approved_at: string | null;
+            /** @example USDC */
+            asset: string;
+            bitcoin: {
+                /**
+                 * @description sat/vB
+                 * @example 2
+                 */
+                fee_rate: string | null;
+                /**
+                 * @description BTC, paid from the outputs spent (change)
+                 * @example 0.00000282
+                 */
+                network_fee: string | null;
+                /** @description The unsigned PSBT (base64) while awaiting a signature. */
+                psbt: string | null;
+            } | null;
+            broadcast_at: string | null;
+            cancelled_at: string | null;
+            /** @example ethereum */
+            chain: string;
+            completed_at: string | null;
+            /**
+             * @description Completed at this many confirmations (your default speed policy on the chain, at least 1).
+             * @example 1
+             */
+            confirmations_required: number;
+            created_at: string;
+            /** @example Packaging, November */
+            description: string | null;
+            /**
+             * @description The address paid, in its canonical form (EIP-55, lowercase bech32).
+             * @example 0x52908400098527886E0F7030069857D2E4169EE7
+             */
+            destination: string;
+            evm: {
+                /** @description The block holding it, as last seen. */
+                block_number: number | null;
+                /**
+                 * @description The same transaction as an EIP-681 link (amount in base units).
+                 * @example ethereum:0xA0b8…@1/transfer?address=0x…&uint256=5000000
+                 */
+                link: string | null;
+                /** @description The account that sent the reported transaction. */
+                sender: string | null;
+                /** @description The exact transaction to send from your wallet (eth_sendTransaction), once approved. */
+                transaction: {
+                    /** @example 1 */
+                    chain_id: number;
+                    /**
+                     * @description "0x" (native coin) or the ERC-20 transfer(destination, amount) call.
+                     * @example 0xa9059cbb…
+                     */
+                    data: string;
+                    /** @description Your treasury on this chain, when set: the wallet expected to send it. Kassa checks what the transaction pays, not who sends it. */
+                    from: string | null;
+                    /** @description The destination (native coin) or the token contract (ERC-20). */
+                    to: string;
+                    /**
+                     * @description Wei, decimal string ("0" for a token).
+                     * @example 0
+                     */
+                    value: string;
+                } | null;
+            } | null;
+            failure_reason: string | null;
+            /** @example po_4Hs… */
+            id: string;
+            /**
+             * @description The payment method id of the asset on the chain.
+             * @example USDC-ethereum
+             */
+            method: string;
+            /** @enum {string} */
+            object: "payout";
+            /** @example INV-2026-0117 */
+            reference: string | null;
+            /** @enum {string} */
+            status: "awaiting_approval" | "awaiting_signature" | "broadcast" | "completed" | "cancelled" | "failed";
+            txid: string | null;
+        };
+        PayoutCreate: {
+            /**
+             * @description A decimal string in the asset (never a JSON number).
+             * @example 250.00
+             */
+            amount?: string;
+            /**
+             * @description The asset's symbol on that chain.
+             * @example USDC
+             */
+            asset: string;
+            /**
+             * @description The chain key of the chains file.
+             * @example ethereum
+             */
+            chain: string;
+            description?: string;
+            /**
+             * @description The address to pay, checked for the chain and network (Bitcoin checksums and prefix, EIP-55).
+             * @example 0x52908400098527886E0F7030069857D2E4169EE7
+             */
+            destination: string;
+            /**
+             * @description Your reference (a supplier invoice number).
+             * @example INV-2026-0117
+             */
+            reference?: string;
+        };
+        PayoutList: {
+            data: components["schemas"]["Payout"][];
+            has_more: boolean;
+            /** @enum {string} */
+            object: "list";
+        };
         PublicInvoice: {
             /** @example 25.00 */
             amount: string;
@@ -7762,7 +9423,7 @@ export interface components {
                  */
                 fee_rate: string | null;
                 /**
-                 * @description BTC, paid from the invoice outputs (change)
+                 * @description BTC, paid from the outputs spent (change)
                  * @example 0.00000282
                  */
                 network_fee: string | null;
@@ -7801,13 +9462,13 @@ export interface components {
                     /** @example 1 */
                     chain_id: number;
                     /**
-                     * @description "0x" (native coin) or the ERC-20 transfer(customer, amount) call.
+                     * @description "0x" (native coin) or the ERC-20 transfer(destination, amount) call.
                      * @example 0xa9059cbb…
                      */
                     data: string;
                     /** @description Your treasury on this chain, when set: the wallet expected to send it. Kassa checks what the transaction pays, not who sends it. */
                     from: string | null;
-                    /** @description The customer (native coin) or the token contract (ERC-20). */
+                    /** @description The destination (native coin) or the token contract (ERC-20). */
                     to: string;
                     /**
                      * @description Wei, decimal string ("0" for a token).
@@ -7850,13 +9511,6 @@ export interface components {
             /** @enum {string} */
             status: "awaiting_destination" | "awaiting_approval" | "awaiting_signature" | "broadcast" | "completed" | "cancelled" | "failed";
             txid: string | null;
-        };
-        RefundApprove: {
-            /**
-             * @description Bitcoin only: network fee rate in sat/vB; default: the node's estimatesmartfee for 6 blocks.
-             * @example 2
-             */
-            fee_rate?: string;
         };
         RefundClaim: {
             /**
@@ -7911,11 +9565,18 @@ export interface components {
             /** @enum {string} */
             object: "list";
         };
-        RefundSignedPsbt: {
+        TransferApprove: {
+            /**
+             * @description Bitcoin only: network fee rate in sat/vB; default: the node's estimatesmartfee for 6 blocks.
+             * @example 2
+             */
+            fee_rate?: string;
+        };
+        TransferSignedPsbt: {
             /** @description The signed PSBT, base64. */
             psbt: string;
         };
-        RefundTransaction: {
+        TransferTransaction: {
             /**
              * @description The hash of the transaction your wallet sent.
              * @example 0x5c50…
@@ -7956,7 +9617,7 @@ export interface components {
             disabled_reason: string | null;
             enabled: boolean;
             /** @description Subscribed event types; ["*"] = all. */
-            events: ("invoice.created" | "invoice.payment_detected" | "invoice.processing" | "invoice.settled" | "invoice.expired" | "invoice.invalid" | "invoice.payment_reorged" | "invoice.marked" | "invoice.payment_mismatch" | "invoice.payment_confirmed" | "invoice.paid_partial" | "invoice.paid_late" | "refund.created" | "refund.claimed" | "refund.approved" | "refund.broadcast" | "refund.completed" | "refund.reorged" | "refund.failed" | "refund.cancelled" | "*")[];
+            events: ("invoice.created" | "invoice.payment_detected" | "invoice.processing" | "invoice.settled" | "invoice.expired" | "invoice.invalid" | "invoice.payment_reorged" | "invoice.marked" | "invoice.payment_mismatch" | "invoice.payment_confirmed" | "invoice.paid_partial" | "invoice.paid_late" | "refund.created" | "refund.claimed" | "refund.approved" | "refund.broadcast" | "refund.completed" | "refund.reorged" | "refund.failed" | "refund.cancelled" | "payout.created" | "payout.approved" | "payout.broadcast" | "payout.completed" | "payout.reorged" | "payout.failed" | "payout.cancelled" | "*")[];
             /** @example we_7Hq… */
             id: string;
             /** @enum {string} */
@@ -7971,7 +9632,7 @@ export interface components {
             description?: string;
             enabled?: boolean;
             /** @description Event types to receive; omit or ["*"] for all. */
-            events?: ("invoice.created" | "invoice.payment_detected" | "invoice.processing" | "invoice.settled" | "invoice.expired" | "invoice.invalid" | "invoice.payment_reorged" | "invoice.marked" | "invoice.payment_mismatch" | "invoice.payment_confirmed" | "invoice.paid_partial" | "invoice.paid_late" | "refund.created" | "refund.claimed" | "refund.approved" | "refund.broadcast" | "refund.completed" | "refund.reorged" | "refund.failed" | "refund.cancelled" | "*")[];
+            events?: ("invoice.created" | "invoice.payment_detected" | "invoice.processing" | "invoice.settled" | "invoice.expired" | "invoice.invalid" | "invoice.payment_reorged" | "invoice.marked" | "invoice.payment_mismatch" | "invoice.payment_confirmed" | "invoice.paid_partial" | "invoice.paid_late" | "refund.created" | "refund.claimed" | "refund.approved" | "refund.broadcast" | "refund.completed" | "refund.reorged" | "refund.failed" | "refund.cancelled" | "payout.created" | "payout.approved" | "payout.broadcast" | "payout.completed" | "payout.reorged" | "payout.failed" | "payout.cancelled" | "*")[];
             /** @description Where events are POSTed. https required (http only where the deployment allows it). */
             url: string;
         };
@@ -7986,7 +9647,7 @@ export interface components {
             /** @description true re-enables an endpoint Kassa disabled. */
             enabled?: boolean;
             /** @description Event types to receive; omit or ["*"] for all. */
-            events?: ("invoice.created" | "invoice.payment_detected" | "invoice.processing" | "invoice.settled" | "invoice.expired" | "invoice.invalid" | "invoice.payment_reorged" | "invoice.marked" | "invoice.payment_mismatch" | "invoice.payment_confirmed" | "invoice.paid_partial" | "invoice.paid_late" | "refund.created" | "refund.claimed" | "refund.approved" | "refund.broadcast" | "refund.completed" | "refund.reorged" | "refund.failed" | "refund.cancelled" | "*")[];
+            events?: ("invoice.created" | "invoice.payment_detected" | "invoice.processing" | "invoice.settled" | "invoice.expired" | "invoice.invalid" | "invoice.payment_reorged" | "invoice.marked" | "invoice.payment_mismatch" | "invoice.payment_confirmed" | "invoice.paid_partial" | "invoice.paid_late" | "refund.created" | "refund.claimed" | "refund.approved" | "refund.broadcast" | "refund.completed" | "refund.reorged" | "refund.failed" | "refund.cancelled" | "payout.created" | "payout.approved" | "payout.broadcast" | "payout.completed" | "payout.reorged" | "payout.failed" | "payout.cancelled" | "*")[];
             /** @description Where events are POSTed. https required (http only where the deployment allows it). */
             url?: string;
         };
@@ -8002,14 +9663,14 @@ export interface components {
             api_version: string;
             created_at: string;
             data: {
-                /** @description The invoice (invoice.*) or the refund (refund.*) as it stands after the change. */
-                object: components["schemas"]["Invoice"] | components["schemas"]["Refund"];
+                /** @description The invoice (invoice.*), the refund (refund.*) or the payout (payout.*) as it stands after the change. */
+                object: components["schemas"]["Invoice"] | components["schemas"]["Refund"] | components["schemas"]["Payout"];
                 payment?: components["schemas"]["EventPayment"];
             };
             /** @example evt_5Rk… */
             id: string;
             /** @enum {string} */
-            type: "invoice.created" | "invoice.payment_detected" | "invoice.processing" | "invoice.settled" | "invoice.expired" | "invoice.invalid" | "invoice.payment_reorged" | "invoice.marked" | "invoice.payment_mismatch" | "invoice.payment_confirmed" | "invoice.paid_partial" | "invoice.paid_late" | "refund.created" | "refund.claimed" | "refund.approved" | "refund.broadcast" | "refund.completed" | "refund.reorged" | "refund.failed" | "refund.cancelled";
+            type: "invoice.created" | "invoice.payment_detected" | "invoice.processing" | "invoice.settled" | "invoice.expired" | "invoice.invalid" | "invoice.payment_reorged" | "invoice.marked" | "invoice.payment_mismatch" | "invoice.payment_confirmed" | "invoice.paid_partial" | "invoice.paid_late" | "refund.created" | "refund.claimed" | "refund.approved" | "refund.broadcast" | "refund.completed" | "refund.reorged" | "refund.failed" | "refund.cancelled" | "payout.created" | "payout.approved" | "payout.broadcast" | "payout.completed" | "payout.reorged" | "payout.failed" | "payout.cancelled";
         };
     };
     responses: never;

@@ -12,6 +12,7 @@ import { API_VERSION, EVENT_TYPES } from '../../invoices/events.ts';
 import { createWebhookService } from '../../webhooks/service.ts';
 import { InvoiceSchema } from './invoices.ts';
 import { RefundSchema } from './refunds.ts';
+import { PayoutSchema } from './payouts.ts';
 
 const deliveryStatus = z.enum(['pending', 'delivered', 'failed']);
 
@@ -37,7 +38,7 @@ export const WebhookEventSchema = z
     type: z.enum(EVENT_TYPES),
     created_at: z.string(),
     api_version: z.string().openapi({ example: API_VERSION }),
-    data: z.object({ object: z.union([InvoiceSchema, RefundSchema]).openapi({ description: 'The invoice (invoice.*) or the refund (refund.*) as it stands after the change.' }), payment: EventPaymentSchema.optional() }),
+    data: z.object({ object: z.union([InvoiceSchema, RefundSchema, PayoutSchema]).openapi({ description: 'The invoice (invoice.*), the refund (refund.*) or the payout (payout.*) as it stands after the change.' }), payment: EventPaymentSchema.optional() }),
   })
   .openapi('WebhookEvent');
 

@@ -17,6 +17,27 @@ import { DEFAULT_PUBLIC_RATE_LIMIT_PER_MINUTE, rateLimitPerIp } from '../../chec
 import { errorResponse } from '../errors.ts';
 import { KassaError } from '../../errors.ts';
 
+/** The Bitcoin part of a refund or payout (null on other chains). */
+export const TransferBitcoinSchema = z.object({
+  psbt: z.string().nullable().openapi({ description: 'The unsigned PSBT (base64) while awaiting a signature.' }),
+  fee_rate: z.string().nullable().openapi({ description: 'sat/vB', example: '2' }),
+  network_fee: z.string().nullable().openapi({ description: 'BTC, paid from the outputs spent (change)', example: '0.00000282' }),
+}).nullable();
+
+/** The EVM part of a refund or payout (null on other chains). */
+export const TransferEvmSchema = z.object({
+  transaction: z.object({
+    chain_id: z.number().int().openapi({ example: 1 }),
+    from: z.string().nullable().openapi({ description: 'Your treasury on this chain, when set: the wallet expected to send it. Kassa checks what the transaction pays, not who sends it.' }),
+    to: z.string().openapi({ description: 'The destination (native coin) or the token contract (ERC-20).' }),
+    value: z.string().openapi({ description: 'Wei, decimal string ("0" for a token).', example: '0' }),
+    data: z.string().openapi({ description: '"0x" (native coin) or the ERC-20 transfer(destination, amount) call.', example: '0xa9059cbb…' }),
+  }).nullable().openapi({ description: 'The exact transaction to send from your wallet (eth_sendTransaction), once approved.' }),
+  link: z.string().nullable().openapi({ description: 'The same transaction as an EIP-681 link (amount in base units).', example: 'ethereum:0xA0b8…@1/transfer?address=0x…&uint256=5000000' }),
+  sender: z.string().nullable().openapi({ description: 'The account that sent the reported transaction.' }),
+  block_number: z.number().int().nullable().openapi({ description: 'The block holding it, as last seen.' }),
+}).nullable();
+
 export const RefundSchema = z
   .object({
     id: z.string().openapi({ example: 'ref_8Pq…' }),
@@ -39,23 +60,8 @@ export const RefundSchema = z
     reason: z.string().nullable(),
     claim_url: z.string().nullable().openapi({ description: 'Send this to the customer: they enter their address there. Null once claimed.', example: 'https://pay.example/refund/Xk2…' }),
     destination: z.string().nullable().openapi({ description: 'The address the customer entered.', example: 'bcrt1q…' }),
-    bitcoin: z.object({
-      psbt: z.string().nullable().openapi({ description: 'The unsigned PSBT (base64) while awaiting a signature.' }),
-      fee_rate: z.string().nullable().openapi({ description: 'sat/vB', example: '2' }),
-      network_fee: z.string().nullable().openapi({ description: 'BTC, paid from the invoice outputs (change)', example: '0.00000282' }),
-    }).nullable(),
-    evm: z.object({
-      transaction: z.object({
-        chain_id: z.number().int().openapi({ example: 1 }),
-        from: z.string().nullable().openapi({ description: 'Your treasury on this chain, when set: the wallet expected to send it. Kassa checks what the transaction pays, not who sends it.' }),
-        to: z.string().openapi({ description: 'The customer (native coin) or the token contract (ERC-20).' }),
-        value: z.string().openapi({ description: 'Wei, decimal string ("0" for a token).', example: '0' }),
-        data: z.string().openapi({ description: '"0x" (native coin) or the ERC-20 transfer(customer, amount) call.', example: '0xa9059cbb…' }),
-      }).nullable().openapi({ description: 'The exact transaction to send from your wallet (eth_sendTransaction), once approved.' }),
-      link: z.string().nullable().openapi({ description: 'The same transaction as an EIP-681 link (amount in base units).', example: 'ethereum:0xA0b8…@1/transfer?address=0x…&uint256=5000000' }),
-      sender: z.string().nullable().openapi({ description: 'The account that sent the reported transaction.' }),
-      block_number: z.number().int().nullable().openapi({ description: 'The block holding it, as last seen.' }),
-    }).nullable(),
+    bitcoin: TransferBitcoinSchema,
+    evm: TransferEvmSchema,
     txid: z.string().nullable(),
     failure_reason: z.string().nullable(),
     created_at: z.string(),
@@ -83,14 +89,14 @@ const CreateSchema = z
   })
   .openapi('RefundCreate');
 
-const ApproveSchema = z
+export const ApproveSchema = z
   .strictObject({
     fee_rate: z.string().max(20).optional().openapi({ description: 'Bitcoin only: network fee rate in sat/vB; default: the node\'s estimatesmartfee for 6 blocks.', example: '2' }),
   })
-  .openapi('RefundApprove');
+  .openapi('TransferApprove');
 
-const SignedSchema = z.strictObject({ psbt: z.string().max(400_000).openapi({ description: 'The signed PSBT, base64.' }) }).openapi('RefundSignedPsbt');
-const TransactionSchema = z.strictObject({ txid: z.string().max(100).openapi({ description: 'The hash of the transaction your wallet sent.', example: '0x5c50…' }) }).openapi('RefundTransaction');
+export const SignedSchema = z.strictObject({ psbt: z.string().max(400_000).openapi({ description: 'The signed PSBT, base64.' }) }).openapi('TransferSignedPsbt');
+export const TransactionSchema = z.strictObject({ txid: z.string().max(100).openapi({ description: 'The hash of the transaction your wallet sent.', example: '0x5c50…' }) }).openapi('TransferTransaction');
 const ClaimSchema = z.strictObject({ destination: z.string().max(200).openapi({ description: 'The customer\'s own address on the refund\'s chain and network.', example: 'bcrt1q…' }) }).openapi('RefundClaim');
 
 const IdParam = z.object({ id: z.string().max(100).openapi({ param: { name: 'id', in: 'path' }, example: 'ref_8Pq…' }) });
@@ -131,7 +137,7 @@ export function registerRefundRoutes(app: OpenAPIHono<AppEnv>, deps: Deps, opts:
       request: { params: InvoiceIdParam, headers: idempotencyHeader, body: jsonBody(CreateSchema) },
       responses: { 201: jsonOk(RefundSchema, 'Created'), ...commonErrors, ...notFoundError, ...conflictError, ...unprocessableError },
     }),
-    async (c) => c.json(await refunds.create(c.get('auth').merchant.id, c.req.valid('param').id, c.req.valid('json') as never), 201),
+    async (c) => c.json(await refunds.create(c.get('auth').merchant.id, c.req.valid('param').id, c.req.valid('json')), 201),
   );
 
   app.openapi(
@@ -196,8 +202,7 @@ export function registerRefundRoutes(app: OpenAPIHono<AppEnv>, deps: Deps, opts:
       responses: { 200: jsonOk(RefundSchema), ...commonErrors, ...notFoundError, ...conflictError, ...unprocessableError },
     }),
     async (c) => {
-      const body = (c.req.valid('json') ?? {}) as z.infer<typeof ApproveSchema>;
-      return c.json(await refunds.approve(c.get('auth').merchant.id, c.req.valid('param').id, body), 200);
+      return c.json(await refunds.approve(c.get('auth').merchant.id, c.req.valid('param').id, c.req.valid('json') ?? {}), 200);
     },
   );
 

@@ -1,6 +1,8 @@
 /** The EVM family's answers about a configured chain (src/chains/family.ts). */
+import { getAddress, isAddress } from 'viem';
 import type { EvmChainConfig } from '../../config.ts';
-import type { ChainFamilyView } from '../family.ts';
+import { invalidParam } from '../../errors.ts';
+import type { ChainFamilyView, CheckedAddress } from '../family.ts';
 import { evmPreset, presetForChainId } from './presets.ts';
 
 export function evmFamily(cfg: EvmChainConfig): ChainFamilyView {
@@ -19,5 +21,22 @@ export function evmFamily(cfg: EvmChainConfig): ChainFamilyView {
     paymentUri: (to, due) =>
       to.token ? `ethereum:${to.token}@${cfg.chain_id}/transfer?address=${to.address}&uint256=${due}` : `ethereum:${to.address}@${cfg.chain_id}?value=${due}`,
     apiFields: () => ({ chain_id: cfg.chain_id }),
+    parseAddress: parseEvmAddress,
+    confirmations: (speed) => cfg.confirmations[speed],
   };
+}
+
+/**
+ * The EIP-55 checksummed form (viem `isAddress` strict: a mixed-case address must carry a valid
+ * checksum; all lower- or upper-case has none to check); never the zero address.
+ */
+function parseEvmAddress(typed: string, param: string): CheckedAddress {
+  if (!/^0x[0-9a-fA-F]{40}$/.test(typed)) {
+    throw invalidParam(param, 'An address on this network is 0x followed by 40 hexadecimal characters.', 'destination_invalid');
+  }
+  if (!isAddress(typed, { strict: true })) {
+    throw invalidParam(param, 'The capital letters of this address do not match its checksum (EIP-55): it was probably mistyped. Copy it again from your wallet.', 'destination_checksum_invalid');
+  }
+  if (/^0x0{40}$/.test(typed)) throw invalidParam(param, 'The zero address cannot receive money.', 'destination_invalid');
+  return { address: getAddress(typed) };
 }

@@ -1,18 +1,19 @@
 /**
- * Bitcoin refunds without a key (docs/refunds.md, rules 11 and 12): an unsigned PSBT (BIP 174) that
- * spends only the invoice's own received outputs, with each input's BIP 32 derivation (master
- * fingerprint + path) so a hardware wallet, Sparrow or Electrum can sign it, paying the customer's
- * destination and sending the change to the merchant's next receive address; and the check of the
- * signed PSBT the merchant uploads: it must carry exactly that unsigned transaction, fully signed.
+ * Merchant-signed Bitcoin transfers without a key (refunds and payouts, docs/refunds.md, rules 11
+ * and 12): an unsigned PSBT (BIP 174) that spends only the merchant's own received outputs, with
+ * each input's BIP 32 derivation (master fingerprint + path) so a hardware wallet, Sparrow or
+ * Electrum can sign it, paying the destination and sending the change to the merchant's next
+ * receive address; and the check of the signed PSBT the merchant uploads: it must carry exactly
+ * that unsigned transaction, fully signed.
  */
 import * as bitcoin from 'bitcoinjs-lib';
-import { bip32, ecc, ensureEcc } from '../chains/bitcoin/ecc.ts';
-import { bitcoinNetwork } from '../chains/bitcoin/networks.ts';
-import type { BitcoinKeySource } from '../chains/bitcoin/descriptor.ts';
-import { invalidParam, unprocessable } from '../errors.ts';
+import { bip32, ecc, ensureEcc } from './ecc.ts';
+import { bitcoinNetwork } from './networks.ts';
+import type { BitcoinKeySource } from './descriptor.ts';
+import { invalidParam, unprocessable } from '../../errors.ts';
 
-/** One received output of the invoice that the refund may spend. */
-export interface RefundInput {
+/** One received output of the merchant's that the transfer may spend. */
+export interface SpendableOutput {
   txid: string;
   vout: number;
   value: bigint;
@@ -56,13 +57,16 @@ export function formatFeeRate(perKvb: bigint): string {
   return f ? `${w}.${f}` : `${w}`;
 }
 
-/** Core's `estimatesmartfee` feerate (BTC per kvB, a JSON number) → sat per kvB, rounded up. */
-export function feeRateFromNode(btcPerKvb: number): bigint {
-  // The node's answer is a float with at most 8 decimals: read it as a decimal string, never do float maths.
-  const s = btcPerKvb.toFixed(8);
+/** An amount of BTC as Core writes it (a JSON number with at most 8 decimals) → satoshis. */
+export function satsFromNode(btc: number): bigint {
+  // Read it as a decimal string, never do float maths.
+  const s = btc.toFixed(8);
   const [w, f] = s.split('.');
   return BigInt(w!) * 100_000_000n + BigInt(f!);
 }
+
+/** Core's `estimatesmartfee` feerate (BTC per kvB, a JSON number) → sat per kvB. */
+export const feeRateFromNode = satsFromNode;
 
 /** BIP 32 derivation of `<account>/<branch>/<index>`: master fingerprint and full path when the key origin is known. */
 export function derivationOf(source: BitcoinKeySource, branch: number, index: number): { masterFingerprint: Uint8Array; path: string; pubkey: Uint8Array } {
@@ -85,21 +89,25 @@ export interface BuiltPsbt {
 }
 
 /**
- * The unsigned refund PSBT: every input in `inputs` (all of them: the invoice's outputs are spent
- * together, so nothing of the invoice stays behind in a half-spent state), one output of `amount`
- * to `destination`, and the change (inputs − amount − network fee) to `change`, dropped into the
- * fee when it would be dust. 422 `insufficient_funds_for_fee` when the inputs cannot pay both.
+ * The unsigned PSBT: every input in `inputs` (a refund spends all of its invoice's outputs
+ * together, so nothing of the invoice stays behind half-spent; a payout passes what it selected),
+ * one output of `amount` to `destination` (output 0), and the change (inputs − amount − network
+ * fee) to `change`, dropped into the fee when it would be dust. 422 `insufficient_funds_for_fee`
+ * when the inputs cannot pay both.
  */
-export function buildRefundPsbt(p: {
+export function buildTransferPsbt(p: {
   network: bitcoin.Network;
-  inputs: RefundInput[];
+  inputs: SpendableOutput[];
   destination: Uint8Array;
   amount: bigint;
   change: ChangeTarget;
   feeRatePerKvb: bigint;
+  /** What the merchant can do when the inputs cannot pay the amount and the fee (the message's last sentence). */
+  shortfallHint?: string;
 }): BuiltPsbt {
   ensureEcc();
-  if (p.inputs.length === 0) throw unprocessable('nothing_to_spend', 'The invoice has no unspent received outputs left to refund from: were they already spent from your wallet?');
+  if (p.amount < DUST_SATS) throw unprocessable('amount_below_dust', `${p.amount} sat is below the ${DUST_SATS}-satoshi dust limit: nodes do not relay such an output.`, 'amount');
+  if (p.inputs.length === 0) throw unprocessable('nothing_to_spend', 'There are no unspent received outputs left to pay this from: were they already spent from your wallet?');
   const total = p.inputs.reduce((s, i) => s + i.value, 0n);
   const vbytesWith = (withChange: boolean) =>
     TX_OVERHEAD_VBYTES + p.inputs.reduce((s, i) => s + INPUT_VBYTES[i.source.address_type], 0) + outputVbytes(p.destination) + (withChange ? outputVbytes(p.change.script) : 0);
@@ -111,12 +119,12 @@ export function buildRefundPsbt(p: {
     change = 0n;
     if (total - p.amount < fee) {
       throw unprocessable('insufficient_funds_for_fee',
-        `The invoice's outputs (${total} sat) cannot pay the refund (${p.amount} sat) and the network fee (${fee} sat at ${formatFeeRate(p.feeRatePerKvb)} sat/vB). Create the refund with a "fee" to deduct from it, or a smaller amount.`);
+        `The outputs it can spend (${total} sat) cannot pay ${p.amount} sat and the network fee (${fee} sat at ${formatFeeRate(p.feeRatePerKvb)} sat/vB). ${p.shortfallHint ?? 'Choose a smaller amount.'}`);
     }
     fee = total - p.amount; // the dust remainder goes to the miners
   }
   if (p.inputs.some((i) => i.source.address_type === 'p2tr')) {
-    throw unprocessable('input_type_unsupported', 'Refunds from Taproot (P2TR) deposit addresses are not supported yet.');
+    throw unprocessable('input_type_unsupported', 'Spending from Taproot (P2TR) deposit addresses is not supported yet.');
   }
   const psbt = new bitcoin.Psbt({ network: p.network });
   for (const i of p.inputs) {
@@ -145,9 +153,9 @@ function unsignedTxidOf(psbt: bitcoin.Psbt): string {
 }
 
 /**
- * Checks a signed PSBT against the refund's own: same unsigned transaction (so it spends only the
- * invoice's outputs and pays the destination exactly the refund's amount), every input signed with
- * a valid signature; then finalizes it. Returns the raw transaction and its txid.
+ * Checks a signed PSBT against the one Kassa built: same unsigned transaction (so it spends only
+ * the outputs Kassa chose and pays the destination exactly the amount), every input signed with a
+ * valid signature; then finalizes it. Returns the raw transaction and its txid.
  */
 export function finalizeSignedPsbt(p: { network: bitcoin.Network; signedBase64: unknown; expectedUnsignedTxid: string; destination: Uint8Array; amount: bigint }): { txid: string; hex: string } {
   ensureEcc();
@@ -161,11 +169,11 @@ export function finalizeSignedPsbt(p: { network: bitcoin.Network; signedBase64: 
     throw invalidParam('psbt', 'This is not a PSBT (BIP 174) in base64: export the signed transaction from your wallet as a PSBT.', 'psbt_invalid');
   }
   if (unsignedTxidOf(psbt) !== p.expectedUnsignedTxid) {
-    throw unprocessable('psbt_mismatch', 'This PSBT is not the refund Kassa prepared: its inputs or outputs differ. Sign the PSBT of this refund without changing it.', 'psbt');
+    throw unprocessable('psbt_mismatch', 'This PSBT is not the transaction Kassa prepared: its inputs or outputs differ. Sign the PSBT Kassa gave you without changing it.', 'psbt');
   }
-  // Belt and braces: the agreed transaction pays the destination the refund's amount.
+  // Belt and braces: the agreed transaction pays the destination the amount.
   const paid = psbt.txOutputs.filter((o) => Buffer.from(o.script).equals(Buffer.from(p.destination))).reduce((s, o) => s + o.value, 0n);
-  if (paid !== p.amount) throw unprocessable('psbt_mismatch', 'This PSBT does not pay the refund destination the refund amount.', 'psbt');
+  if (paid !== p.amount) throw unprocessable('psbt_mismatch', 'This PSBT does not pay the destination the amount.', 'psbt');
   for (let i = 0; i < psbt.inputCount; i++) {
     const input = psbt.data.inputs[i]!;
     if (input.finalScriptWitness || input.finalScriptSig) continue; // finalized by the wallet
