@@ -1,7 +1,11 @@
 /** The Bitcoin family's answers about a configured chain (src/chains/family.ts). */
 import type { BitcoinChainConfig } from '../../config.ts';
+import type { SpeedPolicy } from '../../merchants/service.ts';
 import { formatAmount } from '../../money/amount.ts';
 import type { ChainFamilyView, PaymentTarget } from '../family.ts';
+
+/** Confirmations per speed policy on Bitcoin (docs/architecture.md §6). */
+const BITCOIN_CONFIRMATIONS: Record<SpeedPolicy, number> = { high: 0, medium: 1, low_medium: 2, low: 6 };
 
 const NETWORK_NAMES: Record<BitcoinChainConfig['network'], string> = {
   mainnet: 'Bitcoin', testnet: 'Bitcoin testnet', signet: 'Bitcoin signet', regtest: 'Bitcoin regtest',
@@ -23,5 +27,11 @@ export function bitcoinFamily(cfg: BitcoinChainConfig): ChainFamilyView {
     networkName: () => NETWORK_NAMES[cfg.network],
     paymentUri: bitcoinUri,
     apiFields: () => ({}),
+    confirmations: (speed) => BITCOIN_CONFIRMATIONS[speed],
+    // The merchant's next pre-derived address (src/chains/bitcoin/address-pool.ts), which the
+    // statement that writes the invoice takes from the pool (docs/architecture.md §8.4).
+    depositAddress: () => ({ from: 'pool' }),
+    // Browser wallets (EIP-1193) do not pay Bitcoin: the checkout offers the address and QR code.
+    walletNetwork: () => null,
   };
 }
