@@ -97,7 +97,8 @@ export function chainTypeBranches(file: string, source: string): ChainTypeBranch
       const name = nameOf(n.expression);
       const onType = name !== undefined && TYPE_NAMES.has(name);
       for (const c of n.caseBlock.clauses) {
-        const lit = ts.isCaseClause(c) ? literalOf(c.expression) : undefined;
+        if (!ts.isCaseClause(c)) continue;
+        const lit = literalOf(c.expression);
         if (lit !== undefined && CHAIN_TYPES.has(lit) && (onType || lit === 'evm')) add(c.expression);
       }
     }
