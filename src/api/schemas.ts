@@ -2,6 +2,7 @@
 import { z } from '@hono/zod-openapi';
 import type { Context, TypedResponse } from 'hono';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
+import type { JSONParsed } from 'hono/utils/types';
 import type { JsonText } from '../json-text.ts';
 
 export type { JsonText };
@@ -18,20 +19,27 @@ export const ErrorSchema = z
   })
   .openapi('Error');
 
+/** The error envelope every error answer carries (docs/architecture.md §4), as JSON (no undefined members). */
+export type ErrorBody = JSONParsed<z.infer<typeof ErrorSchema>>;
+
 const err = (description: string) => ({ description, content: { 'application/json': { schema: ErrorSchema } } });
 
-/** The error responses every authenticated route can give. */
+/**
+ * The error responses every authenticated route can give. Not `as const`: spread into a route's
+ * `responses`, an `as const` object made @hono/zod-openapi type those statuses as `never`, so a
+ * handler could not answer them typed (the Idempotency-Key replay of POST /v1/invoices does).
+ */
 export const commonErrors = {
   400: err('Invalid request: `param` names the field.'),
   401: err('Missing, invalid or revoked API key.'),
   403: err('The API key lacks a scope.'),
   429: err('Rate limited; see Retry-After.'),
   500: err('Unexpected error (no internals are exposed).'),
-} as const;
+};
 
-export const notFoundError = { 404: err('No such object (or it belongs to another merchant).') } as const;
-export const conflictError = { 409: err('Conflict, e.g. an Idempotency-Key reused with a different request.') } as const;
-export const unprocessableError = { 422: err('The request is well-formed but cannot be carried out.') } as const;
+export const notFoundError = { 404: err('No such object (or it belongs to another merchant).') };
+export const conflictError = { 409: err('Conflict, e.g. an Idempotency-Key reused with a different request.') };
+export const unprocessableError = { 422: err('The request is well-formed but cannot be carried out.') };
 
 export const idempotencyHeader = z.object({
   'idempotency-key': z.string().optional().openapi({
@@ -69,7 +77,10 @@ export const isoTimeOrDate = () => z.iso.datetime({ offset: true }).or(z.iso.dat
  * text that was stored for Idempotency-Key replays and written to the outbox event. Hono types only
  * `c.json(object)`, so this is the one place the text is declared to be a `T` (docs/architecture.md §8).
  */
-export function jsonText<T, S extends ContentfulStatusCode>(c: Context, text: JsonText<T>, status: S): TypedResponse<T, S, 'json'> {
+export function jsonText<T, S extends ContentfulStatusCode>(c: Context, text: JsonText<T>, status: S): JsonTextResponse<T, S> {
   // c.body answers text as is; its type (a plain Response) cannot carry T, which JsonText<T> vouches for.
-  return c.body(text, status, { 'Content-Type': 'application/json' }) as unknown as TypedResponse<T, S, 'json'>;
+  return c.body(text, status, { 'Content-Type': 'application/json' }) as unknown as JsonTextResponse<T, S>;
 }
+
+/** One typed response per status of `S` (a union of statuses gives a union of responses, as a route's declared responses are). */
+export type JsonTextResponse<T, S extends ContentfulStatusCode> = S extends ContentfulStatusCode ? TypedResponse<T, S, 'json'> : never;

@@ -9,10 +9,22 @@ import { bitcoinFamily } from './bitcoin/family.ts';
 import { evmFamily } from './evm/family.ts';
 import type { ChainFamilyView } from './family.ts';
 
-export type { ChainFamilyView, PaymentMethodSpec, PaymentTarget } from './family.ts';
+export type { ChainFamilyView, DepositAddressSource, PaymentMethodSpec, PaymentTarget, WalletNetwork } from './family.ts';
+
+/** One view per chain config object: a view may keep caches (the EVM family's forwarder addresses). */
+const views = new WeakMap<ChainConfig, ChainFamilyView>();
 
 /** The family's answers about `cfg` (the switch lets the compiler check every type has its family; an unknown type is a ConfigError). */
 export function chainFamily(cfg: ChainConfig): ChainFamilyView {
+  let view = views.get(cfg);
+  if (!view) {
+    view = familyOf(cfg);
+    views.set(cfg, view);
+  }
+  return view;
+}
+
+function familyOf(cfg: ChainConfig): ChainFamilyView {
   switch (cfg.type) {
     case 'bitcoin':
       return bitcoinFamily(cfg);

@@ -20,6 +20,7 @@ import type { EvmChainConfig } from '../config.ts';
 import { createEvmClient } from '../chains/evm/client.ts';
 import { deployKassaContracts, type KassaContracts } from '../chains/evm/deploy.ts';
 import { createSweeper } from '../chains/evm/sweeper.ts';
+import { isEvmChain } from '../chains/evm/payment-method.ts';
 
 const keyOptions = { 'private-key': { type: 'string' }, 'key-file': { type: 'string' } } as const;
 
@@ -40,8 +41,8 @@ function privateKey(values: Record<string, unknown>): Hex {
 function evmChain(chains: Record<string, { type: string }>, key: unknown): { key: string; cfg: EvmChainConfig } {
   if (typeof key !== 'string' || key === '') throw new UsageError('--chain is required (an EVM chain key from the chains config)');
   const cfg = chains[key];
-  if (!cfg || cfg.type !== 'evm') {
-    const known = Object.entries(chains).filter(([, c]) => c.type === 'evm').map(([k]) => k);
+  if (!isEvmChain(cfg)) {
+    const known = Object.entries(chains).filter(([, c]) => isEvmChain(c)).map(([k]) => k);
     throw new UsageError(`--chain ${key} is not an EVM chain in the chains config (KASSA_CONFIG)${known.length ? `; known: ${known.join(', ')}` : ''}`);
   }
   return { key, cfg: cfg as EvmChainConfig };
@@ -93,7 +94,7 @@ export const evmCommands: Record<string, Command> = {
         let chainKey = values.chain;
         if (chainKey === undefined) {
           const rows = await deps.sql<{ chain: string }[]>`select chain from deposit_addresses where invoice_id = ${invoiceId}`;
-          const evm = rows.map((r) => r.chain).filter((c) => cfg0.chains[c]?.type === 'evm');
+          const evm = rows.map((r) => r.chain).filter((c) => isEvmChain(cfg0.chains[c]));
           if (evm.length !== 1) throw new UsageError(evm.length === 0 ? `invoice ${invoiceId} has no EVM deposit address` : `invoice ${invoiceId} has addresses on ${evm.join(', ')}: pass --chain`);
           chainKey = evm[0];
         }

@@ -29,7 +29,7 @@ import { isScope, type Scope } from '../merchants/scopes.ts';
 import { listPayments, paymentSeq, presentPayment, type PaymentView } from '../invoices/payments.ts';
 import { reconciliationCsv, reconciliationReport } from '../reports/reconciliation.ts';
 import { getBitcoinPaymentMethod } from '../chains/bitcoin/payment-method.ts';
-import { getEvmPaymentMethod } from '../chains/evm/payment-method.ts';
+import { getEvmPaymentMethod, isEvmChain } from '../chains/evm/payment-method.ts';
 import { createWebhookService, type WebhookService } from '../webhooks/service.ts';
 import { audit, createDashboardAuth, type AuthLimits, type DashboardAuth, type Session } from './auth.ts';
 import { can, type Permission } from './permissions.ts';
@@ -498,7 +498,7 @@ export function registerDashboardRoutes(app: OpenAPIHono<AppEnv>, deps: Deps, op
     const merchantId = mid(c);
     const merchant = { ...(await deps.merchants.get(deps.sql, merchantId)), requireOwner2fa: c.get('session').merchant.requireOwner2fa };
     const bitcoin = await getBitcoinPaymentMethod(deps.sql, deps.config, merchantId);
-    const evmChains = Object.entries(deps.config.chains).filter(([, cfg]) => cfg.type === 'evm').map(([k]) => k);
+    const evmChains = Object.entries(deps.config.chains).filter(([, cfg]) => isEvmChain(cfg)).map(([k]) => k);
     const evm = [];
     for (const chain of evmChains) {
       const m = await getEvmPaymentMethod(deps.sql, merchantId, chain);

@@ -4,7 +4,7 @@
  */
 import type postgres from 'postgres';
 import type { Db, Sql, TxSql } from '../db/client.ts';
-import type { ChainConfig, EvmChainConfig } from '../config.ts';
+import type { ChainConfig } from '../config.ts';
 import type { Logger } from '../logger.ts';
 import type { AssetRegistry, CryptoAsset } from '../money/assets.ts';
 import type { RateService } from '../rates/index.ts';
@@ -18,7 +18,6 @@ import { loadInvoice, loadMethods, presentInvoice, type InvoiceObject, type Invo
 import type { Page } from '../api/pagination.ts';
 import { toJsonText, type JsonText } from '../json-text.ts';
 import { allocateBitcoinAddress, type AllocatedBitcoinAddress } from '../chains/bitcoin/address-pool.ts';
-import { createForwarderAddresses } from './forwarder-address.ts';
 import { chainFamily } from '../chains/families.ts';
 
 /** Outputs below this many satoshis are dust for common wallets and nodes (P2PKH dust limit). */
@@ -131,7 +130,6 @@ export function createInvoiceService(deps: {
   logger: Logger;
 }): InvoiceService {
   const { sql } = deps;
-  const forwarders = createForwarderAddresses();
   // Placeholders for what only the database knows when the response text is built (see prepareInsert):
   // random per service instance, so no request content can contain them.
   const nonce = randomBase62(24);
@@ -217,8 +215,7 @@ export function createInvoiceService(deps: {
         if (m.method === 'BTC' && due < BITCOIN_DUST_SATS) {
           throw invalidParam('amount', `The amount is too small to pay in BTC: it converts to ${due} satoshis, below the ${BITCOIN_DUST_SATS}-satoshi dust limit wallets refuse to send.`, 'amount_too_small');
         }
-        const chain = deps.chains[m.chain]!;
-        const confirmations = chainFamily(chain).confirmations(speed);
+        const confirmations = chainFamily(deps.chains[m.chain]!).confirmations(speed);
         return { m, rate: q, due, confirmations };
       }),
     );
@@ -286,14 +283,11 @@ export function createInvoiceService(deps: {
     const evmAddress = new Map<string, string>();
     const evmRows: PreparedInsert['evmRows'] = [];
     for (const key of new Set(terms.map((t) => t.m.chain))) {
-      const chain = deps.chains[key]!;
-      if (chain.type === 'bitcoin') {
+      const a = chainFamily(deps.chains[key]!).depositAddress(key, id, settings);
+      if (a.from === 'pool') {
         btcChain = key;
         continue;
       }
-      const s = settings.evm.find((e) => e.chain === key);
-      if (!s) throw unprocessable('no_payment_methods', `No treasury is set up on ${key}.`);
-      const a = forwarderFor(key, chain, s.treasury, id);
       evmAddress.set(key, a.address);
       evmRows.push({ chain: key, address: a.address.toLowerCase(), derivation: a.derivation });
     }
@@ -401,14 +395,6 @@ export function createInvoiceService(deps: {
     if (rows[0]?.ok === false) throw new PreconditionFailed();
     // The body is `p.template` (JSON.stringify of the invoice object) with the database's values filled in.
     return (rows[0]?.body ?? null) as JsonText<InvoiceObject> | null;
-  }
-
-  /** The invoice's forwarder address on an EVM chain (as `evmDepositAddress`, with the treasury already read). */
-  function forwarderFor(key: string, cfg: EvmChainConfig, treasury: string, invoiceId: string) {
-    if (!cfg.factory || !cfg.implementation) {
-      throw unprocessable('chain_not_deployed', `Chain '${key}' has no forwarder factory configured: run \`kassa evm deploy --chain ${key}\` and set factory/implementation in the chains config.`, 'chain');
-    }
-    return forwarders.forInvoice({ factory: cfg.factory, implementation: cfg.implementation, treasury, invoiceId });
   }
 
   return {

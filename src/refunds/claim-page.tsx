@@ -13,7 +13,10 @@ import type { AppEnv } from '../api/env.ts';
 import { isKassaError } from '../errors.ts';
 import { CHECKOUT_CSP, securityHeaders } from '../checkout/security.ts';
 import { Shell } from '../checkout/page.tsx';
-import { fmt, LOCALE_NAMES, LOCALES, pickLocale, type Locale } from '../checkout/i18n.ts';
+import { fmt, LOCALE_NAMES, LOCALES, MESSAGES, pickLocale, type Locale } from '../checkout/i18n.ts';
+import { networkLabel as checkoutNetworkLabel } from '../checkout/view.ts';
+import { chainFamily, networkName } from '../chains/families.ts';
+import type { ChainConfig } from '../config.ts';
 import { readableAmount } from '../money/amount.ts';
 import type { RefundService } from './service.ts';
 
@@ -21,8 +24,6 @@ const en = {
   title: 'Your refund from {merchant}',
   amount: 'Amount',
   network: 'Network',
-  network_bitcoin: 'Bitcoin · {network}',
-  network_evm: '{chain} · {network}',
   intro: '{merchant} is refunding {amount} {asset} to you. Enter the address of your own wallet on {network_label} where you want to receive it.',
   warning: 'Use an address of a wallet you control. Do not use an exchange deposit address unless the exchange accepts {asset} on this network.',
   address_label: 'Your {asset} address',
@@ -53,8 +54,6 @@ const zhCN: RefundMessages = {
   title: '{merchant} 给您的退款',
   amount: '金额',
   network: '网络',
-  network_bitcoin: '比特币 · {network}',
-  network_evm: '{chain} · {network}',
   intro: '{merchant} 将向您退款 {amount} {asset}。请输入您自己在 {network_label} 上的钱包地址，用于接收退款。',
   warning: '请使用您自己控制的钱包地址。除非交易所支持该网络上的 {asset}，否则请勿使用交易所充值地址。',
   address_label: '您的 {asset} 地址',
@@ -95,12 +94,17 @@ const LangSwitcher: FC<{ locale: Locale; t: RefundMessages }> = ({ locale, t }) 
   </nav>
 );
 
-function networkLabel(v: View, t: RefundMessages): string {
-  return v.chain_type === 'bitcoin' ? fmt(t.network_bitcoin, { network: v.network }) : fmt(t.network_evm, { chain: v.chain, network: v.network });
+/**
+ * The refund's network as the checkout names it in the page's language ("Bitcoin · regtest",
+ * "Base", "Ethereum (chain 31337)"): the chain family's name and API fields through the checkout's rule.
+ */
+function networkLabel(v: View, locale: Locale, chains: Record<string, ChainConfig>): string {
+  const cfg = chains[v.chain];
+  return checkoutNetworkLabel({ network: v.network, network_name: networkName(v.chain, cfg), ...(cfg ? chainFamily(cfg).apiFields() : {}) }, MESSAGES[locale]);
 }
 
-const ClaimPage: FC<{ v: View; locale: Locale; t: RefundMessages; error?: string | undefined; typed?: string | undefined; txid?: string | null }> = ({ v, locale, t, error, typed, txid }) => {
-  const vars = { merchant: v.merchant_name, amount: readableAmount(v.amount), asset: v.asset, network_label: networkLabel(v, t), address: v.destination ?? '', txid: txid ?? '' };
+const ClaimPage: FC<{ v: View; chains: Record<string, ChainConfig>; locale: Locale; t: RefundMessages; error?: string | undefined; typed?: string | undefined; txid?: string | null }> = ({ v, chains, locale, t, error, typed, txid }) => {
+  const vars = { merchant: v.merchant_name, amount: readableAmount(v.amount), asset: v.asset, network_label: networkLabel(v, locale, chains), address: v.destination ?? '', txid: txid ?? '' };
   const title = fmt(t.title, vars);
   return (
     <Shell locale={locale} title={title}>
@@ -184,7 +188,7 @@ export function registerClaimPage(app: OpenAPIHono<AppEnv>, deps: Deps, refunds:
     const v = await refunds.byToken(c.req.param('token'));
     if (!v) return notFoundPage(c);
     const locale = localeOf(c, v.locale);
-    const res = await html(c, <ClaimPage v={v} locale={locale} t={REFUND_MESSAGES[locale]} txid={await txidOf(v.id)} />, 200);
+    const res = await html(c, <ClaimPage chains={deps.config.chains} v={v} locale={locale} t={REFUND_MESSAGES[locale]} txid={await txidOf(v.id)} />, 200);
     res.headers.set('Content-Language', locale);
     return res;
   });
@@ -198,21 +202,21 @@ export function registerClaimPage(app: OpenAPIHono<AppEnv>, deps: Deps, refunds:
     const form = await c.req.parseBody().catch(() => ({} as Record<string, unknown>));
     const typed = typeof form.destination === 'string' ? form.destination : '';
     if (v.status === 'awaiting_destination' && form.confirm !== 'yes') {
-      return html(c, <ClaimPage v={v} locale={locale} t={t} error={t.must_confirm} typed={typed} />, 400);
+      return html(c, <ClaimPage chains={deps.config.chains} v={v} locale={locale} t={t} error={t.must_confirm} typed={typed} />, 400);
     }
     try {
       await refunds.claim(token, typed);
     } catch (err) {
       if (isKassaError(err) && err.status === 400) {
         const key = err.code as keyof RefundMessages;
-        const message = key in t && key.startsWith('destination_') ? fmt(t[key], { network_label: networkLabel(v, t) }) : err.message;
-        return html(c, <ClaimPage v={v} locale={locale} t={t} error={message} typed={typed} />, 400);
+        const message = key in t && key.startsWith('destination_') ? fmt(t[key], { network_label: networkLabel(v, locale, deps.config.chains) }) : err.message;
+        return html(c, <ClaimPage chains={deps.config.chains} v={v} locale={locale} t={t} error={message} typed={typed} />, 400);
       }
       if (!(isKassaError(err) && (err.status === 409 || err.status === 422))) throw err;
       const now = (await refunds.byToken(token))!;
-      return html(c, <ClaimPage v={now} locale={locale} t={t} error={isKassaError(err) && err.status === 422 ? err.message : undefined} txid={await txidOf(now.id)} />, 409);
+      return html(c, <ClaimPage chains={deps.config.chains} v={now} locale={locale} t={t} error={isKassaError(err) && err.status === 422 ? err.message : undefined} txid={await txidOf(now.id)} />, 409);
     }
     const after = (await refunds.byToken(token))!;
-    return html(c, <ClaimPage v={after} locale={locale} t={t} />, 200);
+    return html(c, <ClaimPage chains={deps.config.chains} v={after} locale={locale} t={t} />, 200);
   });
 }

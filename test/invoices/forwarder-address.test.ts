@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createForwarderAddresses } from '../../src/invoices/forwarder-address.ts';
+import { createForwarderAddresses } from '../../src/chains/evm/forwarder-address.ts';
 import { invoiceSaltFor, predictForwarderAddress } from '../../src/chains/evm/forwarder.ts';
 import { getAddress, type Address } from 'viem';
 import { newId } from '../../src/ids.ts';

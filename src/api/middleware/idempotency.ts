@@ -78,12 +78,30 @@ async function idempotentRequest(c: Context<AppEnv>): Promise<IdempotentRequest 
   return { merchantId: auth.merchant.id, apiKeyId: auth.key.id, key, requestHash, method: c.req.method, path: c.req.path };
 }
 
+/** The stored answer of the first request with an Idempotency-Key: its status and its exact text. */
+export interface StoredAnswer {
+  status: number;
+  text: string;
+}
+
+/** Headers of a replayed answer (the stored text is JSON). */
+export const REPLAY_HEADERS = { 'content-type': 'application/json; charset=UTF-8', 'Idempotent-Replayed': 'true' } as const;
+
 /**
  * Claims the key for this request (null), or answers without running it: the stored response of
  * the first request with this key (replayed), 409 when that request was different, 409 when it is
  * still running after WAIT_MS. Waits while the first request runs.
  */
 export async function claimOrReplay(deps: IdempotencyDeps, r: IdempotentRequest): Promise<Response | null> {
+  const stored = await claimOrStored(deps, r);
+  return stored && new Response(stored.text, { status: stored.status, headers: REPLAY_HEADERS });
+}
+
+/**
+ * `claimOrReplay` for a handler that answers the replay itself, typed as its route's response
+ * (POST /v1/invoices): null when this request claimed the key, else the stored answer.
+ */
+export async function claimOrStored(deps: IdempotencyDeps, r: IdempotentRequest): Promise<StoredAnswer | null> {
   const { sql } = deps;
   const { merchantId, key, requestHash } = r;
   const deadline = Date.now() + WAIT_MS;
@@ -120,13 +138,10 @@ export async function claimOrReplay(deps: IdempotencyDeps, r: IdempotentRequest)
       });
     }
     if (row.status_code !== null) {
-      const replay = row.response_body !== null
+      const text = row.response_body !== null
         ? decryptSecret(deps.config.secretKey, row.response_body, `idempotency:${merchantId}:${key}`)
         : row.response_plain;
-      return new Response(replay, {
-        status: row.status_code,
-        headers: { 'content-type': 'application/json; charset=UTF-8', 'Idempotent-Replayed': 'true' },
-      });
+      return { status: row.status_code, text: text ?? '' };
     }
     if (Date.now() > deadline) {
       throw new KassaError('idempotency_key_in_use', 'A request with this Idempotency-Key is still being processed. Retry in a few seconds.', {

@@ -4,14 +4,14 @@ import { SPEED_POLICIES } from '../../merchants/service.ts';
 import { invalidParam, isKassaError } from '../../errors.ts';
 import type { AppEnv } from '../env.ts';
 import { reauthenticate, requireScope } from '../middleware/auth.ts';
-import { atomicIdempotency, atomicIdempotencyOf, claimOrReplay, idempotency } from '../middleware/idempotency.ts';
+import { atomicIdempotency, atomicIdempotencyOf, claimOrStored, idempotency, REPLAY_HEADERS, type StoredAnswer } from '../middleware/idempotency.ts';
 import { IdempotencyClaimNeeded, PreconditionFailed, type CreateInvoiceOptions } from '../../invoices/service.ts';
 import type { Authenticated } from '../../merchants/api-keys.ts';
 import type { Scope } from '../../merchants/scopes.ts';
 import type { Db } from '../../db/client.ts';
 import { INVOICE_EXCEPTIONS, INVOICE_STATUSES } from '../../invoices/status.ts';
 import { listQueryShape, listSchema, resolvePage } from '../pagination.ts';
-import { commonErrors, conflictError, idempotencyHeader, isoTime, jsonBody, jsonOk, jsonText, notFoundError, unprocessableError, type JsonText } from '../schemas.ts';
+import { commonErrors, conflictError, idempotencyHeader, isoTime, jsonBody, jsonOk, jsonText, notFoundError, unprocessableError, type ErrorBody, type JsonText } from '../schemas.ts';
 import type { InvoiceObject } from '../../invoices/present.ts';
 
 const PaymentMethodSchema = z
@@ -102,6 +102,25 @@ const MarkSchema = z
 
 const CREATE_SCOPES: readonly Scope[] = ['invoices:write'];
 
+/**
+ * The statuses POST /v1/invoices stores under an Idempotency-Key besides its 201: the 4xx errors it
+ * declares (5xx answers are never stored, docs/architecture.md §4).
+ */
+const STORED_ERROR_STATUSES = [400, 401, 403, 409, 422, 429] as const;
+type StoredErrorStatus = (typeof STORED_ERROR_STATUSES)[number];
+const isStoredErrorStatus = (s: number): s is StoredErrorStatus => (STORED_ERROR_STATUSES as readonly number[]).includes(s);
+
+/**
+ * A stored answer of POST /v1/invoices typed as what the route answers with its status: the first
+ * request's exact text, which this route wrote (an invoice object with 201, the error envelope
+ * otherwise), so the text is that type's JSON (src/json-text.ts).
+ */
+function createReplay(a: StoredAnswer): { status: 201; json: JsonText<InvoiceObject> } | { status: StoredErrorStatus; json: JsonText<ErrorBody> } {
+  if (a.status === 201) return { status: 201, json: a.text as JsonText<InvoiceObject> };
+  if (isStoredErrorStatus(a.status)) return { status: a.status, json: a.text as JsonText<ErrorBody> };
+  throw new Error(`POST /v1/invoices: an Idempotency-Key holds a stored answer with status ${a.status}, which this route never stores`);
+}
+
 export function registerInvoiceRoutes(app: OpenAPIHono<AppEnv>, deps: Deps): void {
   app.openapi(
     createRoute({
@@ -157,11 +176,13 @@ export function registerInvoiceRoutes(app: OpenAPIHono<AppEnv>, deps: Deps): voi
         if (!(err instanceof IdempotencyClaimNeeded)) throw err;
       }
       // The key is taken (a retry, a concurrent request): replay its answer, or claim it and create.
-      const replay = await claimOrReplay(deps, idem.request);
-      if (replay) {
+      const stored = await claimOrStored(deps, idem.request);
+      if (stored) {
         idem.outcome = 'done';
         // The stored answer replayed as is: the first request's status and body (a 201 invoice or a 4xx error).
-        return replay as never;
+        for (const [name, value] of Object.entries(REPLAY_HEADERS)) c.header(name, value);
+        const replay = createReplay(stored);
+        return replay.status === 201 ? jsonText(c, replay.json, 201) : jsonText(c, replay.json, replay.status);
       }
       idem.outcome = 'claimed';
       return created(await create({ idempotencyKey: idem.request.key }));

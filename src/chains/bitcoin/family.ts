@@ -33,6 +33,11 @@ export function bitcoinFamily(cfg: BitcoinChainConfig): ChainFamilyView {
     apiFields: () => ({}),
     parseAddress: (typed, param) => parseBitcoinAddress(cfg, typed, param),
     confirmations: (speed) => BITCOIN_CONFIRMATIONS[speed],
+    // The merchant's next pre-derived address (src/chains/bitcoin/address-pool.ts), which the
+    // statement that writes the invoice takes from the pool (docs/architecture.md §8.4).
+    depositAddress: () => ({ from: 'pool' }),
+    // Browser wallets (EIP-1193) do not pay Bitcoin: the checkout offers the address and QR code.
+    walletNetwork: () => null,
   };
 }
 

@@ -120,6 +120,19 @@ export interface EvmDepositAddress {
   derivation: { treasury: Address; factory: Address; implementation: Address };
 }
 
+/** Whether a configured chain is an EVM chain: for what only EVM chains have (`kassa evm`, the dashboard's EVM settings). */
+export function isEvmChain(cfg: { type: string } | undefined): cfg is EvmChainConfig {
+  return cfg?.type === 'evm';
+}
+
+/** The chain's forwarder factory and implementation; 422 `chain_not_deployed` when the chain config lacks them. */
+export function forwarderDeployment(key: string, cfg: EvmChainConfig): { factory: string; implementation: string } {
+  if (!cfg.factory || !cfg.implementation) {
+    throw unprocessable('chain_not_deployed', `Chain '${key}' has no forwarder factory configured: run \`kassa evm deploy --chain ${key}\` and set factory/implementation in the chains config.`, 'chain');
+  }
+  return { factory: cfg.factory, implementation: cfg.implementation };
+}
+
 /**
  * The deposit address of an invoice on an EVM chain: predictForwarderAddress(factory,
  * implementation, merchant treasury, invoiceSaltFor(invoiceId)). No RPC. Null when the merchant has
@@ -131,11 +144,9 @@ export async function evmDepositAddress(
 ): Promise<EvmDepositAddress | null> {
   const settings = await getEvmPaymentMethod(db, p.merchantId, p.chain);
   if (!settings) return null;
-  if (!p.cfg.factory || !p.cfg.implementation) {
-    throw unprocessable('chain_not_deployed', `Chain '${p.chain}' has no forwarder factory configured: run \`kassa evm deploy --chain ${p.chain}\` and set factory/implementation in the chains config.`, 'chain');
-  }
-  const factory = getAddress(p.cfg.factory);
-  const implementation = getAddress(p.cfg.implementation);
+  const deployment = forwarderDeployment(p.chain, p.cfg);
+  const factory = getAddress(deployment.factory);
+  const implementation = getAddress(deployment.implementation);
   const address = predictForwarderAddress({ factory, implementation, treasury: settings.treasury, invoiceSalt: invoiceSaltFor(p.invoiceId) });
   return { address, assets: settings.assets, treasury: settings.treasury, derivation: { treasury: settings.treasury, factory, implementation } };
 }

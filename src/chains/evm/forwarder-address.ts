@@ -9,7 +9,7 @@
  */
 import { keccak_256 } from '@noble/hashes/sha3';
 import { getAddress, hexToBytes, keccak256, type Address } from 'viem';
-import { forwarderProxyInitCode } from '../chains/evm/forwarder.ts';
+import { forwarderProxyInitCode } from './forwarder.ts';
 
 interface Deployment {
   factory: Address;
