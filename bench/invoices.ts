@@ -14,6 +14,11 @@
  * trips and Redis commands per invoice printed (bench/round-trips.ts): figures that do not depend on
  * the machine's load. BENCH_WIRE=1 also counts them during the Kassa run.
  *
+ * BENCH_TRACE=1 explains open-loop tail latency: the server process's GC pauses (over 10 ms) and
+ * event-loop delay during the open loop, the requests over 50 ms grouped by 100 ms window of their
+ * due time (the 12 worst windows), and when autovacuum/autoanalyze last ran on the bench database's
+ * tables, all in seconds from the open loop's start.
+ *
  * Last line: invoices_rps=<n> baseline_rps=<n> ratio=<r> p99_ms=<n> errors=<n> open_rate=<n> open_p99_ms=<n> open_errors=<n>
  * (ratio: the saturation ratio, Kassa's closed-loop req/s over the bare INSERT endpoint's.)
  */
@@ -210,13 +215,15 @@ if (traceFile && open) {
   const reqs = JSON.parse(readFileSync(traceFile, 'utf8')) as [number, number][];
   reqs.sort((a, b) => a[0] - b[0]);
   const slow = reqs.filter(([, ms]) => ms > 50);
-  console.log(`trace: ${slow.length} requests over 50 ms; by 100 ms window of due time (s: count, worst ms): ` +
-    Object.entries(slow.reduce<Record<string, [number, number]>>((acc, [due, ms]) => {
-      const k = rel(Math.floor(due / 100) * 100);
-      const v = acc[k] ?? [0, 0];
-      acc[k] = [v[0] + 1, Math.max(v[1], ms)];
-      return acc;
-    }, {})).map(([k, [n, w]]) => `${k}: ${n}, ${w.toFixed(0)}`).join('; '));
+  const windows = Object.entries(slow.reduce<Record<string, [number, number]>>((acc, [due, ms]) => {
+    const k = rel(Math.floor(due / 100) * 100);
+    const v = acc[k] ?? [0, 0];
+    acc[k] = [v[0] + 1, Math.max(v[1], ms)];
+    return acc;
+  }, {}));
+  const worst = windows.sort((a, b) => b[1][1] - a[1][1]).slice(0, 12).sort((a, b) => Number(a[0]) - Number(b[0]));
+  console.log(`trace: ${slow.length} requests over 50 ms in ${windows.length} windows of 100 ms; worst windows (s from start: requests over 50 ms, worst ms): ` +
+    worst.map(([k, [n, w]]) => `${k}: ${n}, ${w.toFixed(0)}`).join('; '));
   const av = await deps.sql<{ relname: string; last_autovacuum: Date | null; last_autoanalyze: Date | null }[]>`
     select relname, last_autovacuum, last_autoanalyze from pg_stat_user_tables where last_autovacuum is not null or last_autoanalyze is not null order by relname`;
   console.log(`trace: autovacuum/analyze (s from open-loop start): ${av.map((r) => `${r.relname} v=${r.last_autovacuum ? rel(r.last_autovacuum.getTime()) : '-'} a=${r.last_autoanalyze ? rel(r.last_autoanalyze.getTime()) : '-'}`).join('; ')}`);
