@@ -14,6 +14,11 @@
  * trips and Redis commands per invoice printed (bench/round-trips.ts): figures that do not depend on
  * the machine's load. BENCH_WIRE=1 also counts them during the Kassa run.
  *
+ * BENCH_TRACE=1 explains open-loop tail latency: the server process's GC pauses (over 10 ms) and
+ * event-loop delay during the open loop, the requests over 50 ms grouped by 100 ms window of their
+ * due time (the 12 worst windows), and when autovacuum/autoanalyze last ran on the bench database's
+ * tables, all in seconds from the open loop's start.
+ *
  * Last line: invoices_rps=<n> baseline_rps=<n> ratio=<r> p99_ms=<n> errors=<n> open_rate=<n> open_p99_ms=<n> open_errors=<n>
  * (ratio: the saturation ratio, Kassa's closed-loop req/s over the bare INSERT endpoint's.)
  */
@@ -181,8 +186,48 @@ if (kw) {
   const per = (x: number) => (x / kassa.total).toFixed(2);
   console.log(`per invoice, under load (socket writes coalesce): postgres statements=${per(kw.pgStatements)} round_trips=${per(kw.pgRoundTrips)} writes=${per(kw.pgWrites)}; redis commands=${per(kw.redisCommands)} writes=${per(kw.redisWrites)}`);
 }
+// BENCH_TRACE=1: during the open loop, record this process's GC pauses and event-loop delay and the
+// client's per-request latencies, and print the slow windows next to them (and autovacuum times).
+const traceFile = process.env.BENCH_TRACE === '1' ? path.join(dir, 'open-loop-trace.json') : undefined;
+const gcs: { at: number; ms: number; kind: number }[] = [];
+let gcObserver: import('node:perf_hooks').PerformanceObserver | undefined;
+let eld: import('node:perf_hooks').IntervalHistogram | undefined;
+if (traceFile) {
+  const ph = await import('node:perf_hooks');
+  process.env.OPEN_LOOP_TRACE = traceFile;
+  gcObserver = new ph.PerformanceObserver((list) => {
+    for (const e of list.getEntries()) gcs.push({ at: performance.timeOrigin + e.startTime, ms: e.duration, kind: (e as unknown as { detail: { kind: number } }).detail.kind });
+  });
+  gcObserver.observe({ entryTypes: ['gc'] });
+  eld = ph.monitorEventLoopDelay({ resolution: 5 });
+  eld.enable();
+}
+const openStart = Date.now();
 const open = RATE > 0 ? await openLoop(`${api.url}/v1/invoices`, secret) : null;
 if (open) console.log(`open loop at ${RATE}/s: ${JSON.stringify(open)}`);
+if (traceFile && open) {
+  gcObserver!.disconnect();
+  eld!.disable();
+  const rel = (t: number) => ((t - openStart) / 1000).toFixed(3);
+  console.log(`trace: event-loop delay p50=${(eld!.percentile(50) / 1e6).toFixed(1)} p99=${(eld!.percentile(99) / 1e6).toFixed(1)} max=${(eld!.max / 1e6).toFixed(1)} ms`);
+  const gcTotal = gcs.reduce((a, g) => a + g.ms, 0);
+  console.log(`trace: ${gcs.length} GC pauses, ${gcTotal.toFixed(0)} ms in all; over 10 ms: ${gcs.filter((g) => g.ms > 10).map((g) => `${rel(g.at)}s ${g.ms.toFixed(0)}ms kind=${g.kind}`).join(', ') || 'none'}`);
+  const reqs = JSON.parse(readFileSync(traceFile, 'utf8')) as [number, number][];
+  reqs.sort((a, b) => a[0] - b[0]);
+  const slow = reqs.filter(([, ms]) => ms > 50);
+  const windows = Object.entries(slow.reduce<Record<string, [number, number]>>((acc, [due, ms]) => {
+    const k = rel(Math.floor(due / 100) * 100);
+    const v = acc[k] ?? [0, 0];
+    acc[k] = [v[0] + 1, Math.max(v[1], ms)];
+    return acc;
+  }, {}));
+  const worst = windows.sort((a, b) => b[1][1] - a[1][1]).slice(0, 12).sort((a, b) => Number(a[0]) - Number(b[0]));
+  console.log(`trace: ${slow.length} requests over 50 ms in ${windows.length} windows of 100 ms; worst windows (s from start: requests over 50 ms, worst ms): ` +
+    worst.map(([k, [n, w]]) => `${k}: ${n}, ${w.toFixed(0)}`).join('; '));
+  const av = await deps.sql<{ relname: string; last_autovacuum: Date | null; last_autoanalyze: Date | null }[]>`
+    select relname, last_autovacuum, last_autoanalyze from pg_stat_user_tables where last_autovacuum is not null or last_autoanalyze is not null order by relname`;
+  console.log(`trace: autovacuum/analyze (s from open-loop start): ${av.map((r) => `${r.relname} v=${r.last_autovacuum ? rel(r.last_autovacuum.getTime()) : '-'} a=${r.last_autoanalyze ? rel(r.last_autoanalyze.getTime()) : '-'}`).join('; ')}`);
+}
 const [{ n }] = (await deps.sql<{ n: number }[]>`select count(*)::int as n from invoices`) as unknown as [{ n: number }];
 const [{ e }] = (await deps.sql<{ e: number }[]>`select count(*)::int as e from events where type = 'invoice.created'`) as unknown as [{ e: number }];
 console.log(`invoices written: ${n}, invoice.created events: ${e}`);

@@ -35,6 +35,8 @@ function post(): Promise<number> {
 }
 
 const latencies: number[] = [];
+// OPEN_LOOP_TRACE=file: each request's due time (epoch ms) and latency, to line stalls up with the server's.
+const trace: [number, number][] | null = process.env.OPEN_LOOP_TRACE ? [] : null;
 let non2xx = 0;
 let errors = 0;
 let maxLagMs = 0;
@@ -49,6 +51,7 @@ for (let i = 0; i < total; i++) {
     post().then(
       (status) => {
         latencies.push(performance.now() - due);
+        trace?.push([performance.timeOrigin + due, performance.now() - due]);
         if (status < 200 || status >= 300) non2xx++;
       },
       () => {
@@ -67,3 +70,4 @@ process.stdout.write(JSON.stringify({
   non2xx, errors, generator_max_lag_ms: Math.round(maxLagMs * 10) / 10,
 }) + '\n');
 agent.destroy();
+if (trace) (await import('node:fs')).writeFileSync(process.env.OPEN_LOOP_TRACE!, JSON.stringify(trace));

@@ -4,12 +4,12 @@
  * except /v1/public/*) → per-key rate limit → route validation → handler.
  */
 import { OpenAPIHono } from '@hono/zod-openapi';
-import { bodyLimit } from 'hono/body-limit';
 import type { Deps } from '../deps.ts';
 import { KassaError } from '../errors.ts';
 import type { AppEnv } from './env.ts';
 import { errorResponse, handleError, zodToKassaError } from './errors.ts';
 import { requestContext } from './middleware/request.ts';
+import { bodyLimit } from './middleware/body-limit.ts';
 import { clientIpMiddleware } from './client-ip.ts';
 import { requireApiKey } from './middleware/auth.ts';
 import { rejectHostileInput } from './middleware/hostile-input.ts';

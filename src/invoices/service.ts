@@ -325,7 +325,9 @@ export function createInvoiceService(deps: {
     const { btcChain } = p;
     const idem = opts.idempotency;
     // The precondition, evaluated once (a CTE referenced twice is materialized): it gates the pool
-    // address and the invoice, and everything else is written from the invoice's row.
+    // address and the invoice, and everything else is written from the invoice's row. The deposit
+    // addresses get their chain's cursor as chain_height here, as the BEFORE INSERT trigger would
+    // (migration 0023 runs that trigger only for rows without one).
     const chk = opts.precondition ? db`chk as (select ${opts.precondition(db)} as ok),` : db``;
     const gate = opts.precondition ? db`and (select ok from chk)` : db``;
     // Date.prototype.toISOString's format; the times are whole milliseconds (date_trunc below).
@@ -373,9 +375,10 @@ export function createInvoiceService(deps: {
         select ${body} as body, ${btcChain === undefined ? db`null::text as address` : db`btc.address, btc.script, btc.derivation`}
         from inv ${btcChain === undefined ? db`` : db`cross join btc`}),
       da as (
-        insert into deposit_addresses (chain, address, invoice_id, merchant_id, script, derivation)
-        ${btcChain === undefined ? db`` : db`select ${btcChain}::text, out.address, ${id}::text, ${merchant.id}::text, out.script, out.derivation from out union all`}
-        select d.chain, d.address, ${id}::text, ${merchant.id}::text, null::bytea, d.derivation
+        insert into deposit_addresses (chain, address, invoice_id, merchant_id, script, derivation, chain_height)
+        ${btcChain === undefined ? db`` : db`select ${btcChain}::text, out.address, ${id}::text, ${merchant.id}::text, out.script, out.derivation,
+               (select s.tip_height from chain_state s where s.chain = ${btcChain}) from out union all`}
+        select d.chain, d.address, ${id}::text, ${merchant.id}::text, null::bytea, d.derivation, (select s.tip_height from chain_state s where s.chain = d.chain)
         from out cross join jsonb_to_recordset(${db.json(p.evmRows as unknown as postgres.JSONValue)}) as d(chain text, address text, derivation jsonb)),
       pm as (
         insert into invoice_payment_methods (invoice_id, method, chain, asset, token, decimals, address, rate, rate_source, amount_due, confirmations_required)

@@ -219,4 +219,28 @@ describe('POST /v1/invoices: one statement', () => {
       await setEvmPaymentMethod(ctx.deps.sql, shop.merchant.id, 'ethereum', { treasury: '0x70997970C51812dc3A010C7d01b50e0d17dc79C8', assets: ['ETH', 'USDC', 'USDT'] });
     }
   });
+
+  it('records each deposit address\'s chain cursor and transaction id, with or without the statement filling them in', async () => {
+    await ctx.deps.sql`insert into chain_state (chain, tip_height, tip_hash) values ('bitcoin', 1234, 'aa'), ('ethereum', 5678, 'bb')
+                       on conflict (chain) do update set tip_height = excluded.tip_height`;
+    try {
+      const { status, text } = await post({ amount: '5.00', currency: 'USD', payment_methods: ['BTC', 'USDC-ethereum'] });
+      expect(status).toBe(201);
+      const { id } = JSON.parse(text);
+      const rows = await ctx.deps.sql<{ chain: string; chain_height: bigint | null; same_xact: boolean }[]>`
+        select chain, chain_height, xid(change_xid) = (select xmin from invoices where id = ${id}) as same_xact
+        from deposit_addresses where invoice_id = ${id} order by chain`;
+      expect(rows.map((r) => [r.chain, Number(r.chain_height), r.same_xact])).toEqual([['bitcoin', 1234, true], ['ethereum', 5678, true]]);
+      // Another writer that leaves chain_height out, or copies an old change_xid, still gets both from the triggers.
+      const [old] = await ctx.deps.sql<{ change_xid: string }[]>`select change_xid::text from deposit_addresses where invoice_id = ${id} limit 1`;
+      const [row] = await ctx.deps.sql<{ chain_height: bigint | null; restamped: boolean }[]>`
+        insert into deposit_addresses (chain, address, invoice_id, merchant_id, change_xid)
+        values ('ethereum', ${'0x' + 'cd'.repeat(20)}, ${id}, ${shop.merchant.id}, ${old!.change_xid}::xid8)
+        returning chain_height, change_xid = pg_current_xact_id() as restamped`;
+      expect(Number(row!.chain_height)).toBe(5678);
+      expect(row!.restamped).toBe(true);
+    } finally {
+      await ctx.deps.sql`delete from chain_state where chain in ('bitcoin', 'ethereum')`;
+    }
+  });
 });
