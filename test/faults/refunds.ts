@@ -26,6 +26,7 @@ import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
 import { hardhat } from 'viem/chains';
 import { HARDHAT_ACCOUNTS } from '../support/hardhat.ts';
 import { TEST_TREASURY } from '../support/merchant.ts';
+import { signRefundPsbt } from '../support/refund-wallet.ts';
 import type { Cluster } from './cluster.ts';
 import { sleep, waitFor, type Proc } from './procs.ts';
 import { ERC20, formatUnits, type Prng } from './workload.ts';
@@ -200,15 +201,7 @@ export function refundDriver(c: Cluster, o: {
 
   async function uploadPsbt(id: string, ref: Record<string, any>, mine: Local, r: Prng | null): Promise<string> {
     if (!mine.signedPsbt) {
-      const psbt = bitcoin.Psbt.fromBase64(ref.bitcoin.psbt, { network: REGTEST });
-      // The merchant's wallet signs from the PSBT's own derivations: m/<branch>/<index> from the account key.
-      psbt.data.inputs.forEach((input, i) => {
-        const d = input.bip32Derivation?.[0];
-        if (!d || Buffer.compare(Buffer.from(d.masterFingerprint), Buffer.from(c.merchant.wallet.account.fingerprint)) !== 0) throw new Error(`refund ${id}: input ${i} is not the merchant's`);
-        const [, branch, index] = d.path.split('/');
-        psbt.signInput(i, c.merchant.wallet.account.derive(Number(branch)).derive(Number(index)));
-      });
-      mine.signedPsbt = psbt.toBase64();
+      mine.signedPsbt = signRefundPsbt(ref.bitcoin.psbt, c.merchant.wallet.account, REGTEST);
       o.count('refund_psbt_signed');
     }
     const upload = c.api$('POST', `/v1/refunds/${id}/signed_psbt`, { psbt: mine.signedPsbt }, idem()).then((x) => check('signed_psbt', x), (err: Error) => ({ status: 0, body: err.message }));
