@@ -28,7 +28,7 @@ import { HARDHAT_ACCOUNTS } from '../support/hardhat.ts';
 import { TEST_TREASURY } from '../support/merchant.ts';
 import { signRefundPsbt } from '../support/refund-wallet.ts';
 import type { Cluster } from './cluster.ts';
-import { sleep, waitFor, type Proc } from './procs.ts';
+import { sleep, type Proc } from './procs.ts';
 import { ERC20, formatUnits, type Prng } from './workload.ts';
 
 const bip32 = BIP32Factory(ecc);
@@ -269,7 +269,6 @@ export function refundDriver(c: Cluster, o: {
     },
     async finish(ms) {
       const deadline = Date.now() + ms;
-      await waitFor('API /health before the refunds finish', 120_000, async () => (await fetch(`${c.apiUrl}/health`, { signal: AbortSignal.timeout(2000) })).status > 0);
       for (;;) {
         const open = (await openIds()).filter((x) => !FINAL.has(x.status) && x.status !== 'broadcast');
         if (open.length === 0) break;

@@ -377,17 +377,21 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
     // A Kassa process that is down now exited on its own (the fault loop restarts what it kills):
     // a violation, named with its last error line; it is restarted so the other invariants still run.
     const crashed: string[] = [];
-    for (const p of [c.api, ...c.workers]) {
-      if (p.alive()) continue;
-      const last = p.tail(4000).split('\n').filter((l) => /Error|error/.test(l)).slice(-2).join(' | ');
-      crashed.push(`${p.name} exited on its own during the workload (${p.logFile}): ${last || 'no error line'}`);
-      await p.restart();
-    }
-    if (!c.api.alive() || crashed.some((x) => x.startsWith('api '))) {
+    /** Restarts what is down (each one a violation) and waits until the API answers. */
+    const upAgain = async (when: string) => {
+      for (const p of [c.api, ...c.workers]) {
+        if (p.alive()) continue;
+        const lines = p.tail(4000).split('\n').filter((l) => l.trim() && !l.startsWith('===='));
+        const last = lines.filter((l) => /Error|error/.test(l)).slice(-2).join(' | ') || lines.slice(-1).join('');
+        crashed.push(`${p.name} exited on its own ${when} (${p.logFile}): ${last || 'no output'}`);
+        await p.restart();
+      }
       await waitFor('API /health after restart', 180_000, async () => (await fetch(`${c.apiUrl}/health`, { signal: AbortSignal.timeout(2000) })).status > 0);
-    }
+    };
+    await upAgain('during the workload');
     // Every refund to broadcast (or cancelled where Kassa refuses to go on), as the merchant would.
     await refunds.finish(Math.min(QUIESCE_MS / 2, 90_000));
+    await upAgain('while the refunds were finished');
     // After the last payment: strangers flush a few deposit addresses once more.
     for (let i = rnd.int(1, 3); i > 0; i--) await flushByStranger(rnd, 'after_payments');
     await btc.mine(7);
