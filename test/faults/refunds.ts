@@ -76,9 +76,12 @@ export function refundDriver(c: Cluster, o: {
   };
 
   const idem = () => ({ 'Idempotency-Key': `faults-${randomBytes(8).toString('hex')}` });
-  /** A 5xx answer is a defect (bad input gets a 4xx): recorded, not thrown. */
+  /**
+   * A 5xx answer is a defect (bad input gets a 4xx), recorded, not thrown — except the retryable
+   * ones a fault explains: 502 (a paused node did not answer) and 503 (the database connection was lost).
+   */
   const check = (what: string, res: { status: number; body: any }) => {
-    if (res.status >= 500) violations.push(`refund API: ${what} answered ${res.status} ${JSON.stringify(res.body).slice(0, 300)}`);
+    if (res.status >= 500 && res.status !== 502 && res.status !== 503) violations.push(`refund API: ${what} answered ${res.status} ${JSON.stringify(res.body).slice(0, 300)}`);
     return res;
   };
   const codeOf = (res: { body: any }) => String(res.body?.error?.code ?? 'unknown');
