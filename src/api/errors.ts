@@ -7,6 +7,7 @@ import type { Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import type { ZodError } from 'zod';
 import { KassaError, isKassaError } from '../errors.ts';
+import { isConnectionLost } from '../process-guards.ts';
 import type { AppEnv } from './env.ts';
 
 export interface ErrorBody {
@@ -65,6 +66,12 @@ export function handleError(err: unknown, c: Context<AppEnv>): Response {
       return errorResponse(c, new KassaError('invalid_json', 'The request body is not valid JSON.', { status: 400, param: 'body' }));
     }
     return errorResponse(c, new KassaError('http_error', err.message || 'Request failed.', { status }));
+  }
+  if (isConnectionLost(err)) {
+    // PostgreSQL ended the connection under this request (a restart, a fail-over, pg_terminate_backend):
+    // the request can be sent again (a write with its Idempotency-Key); not a 500 (docs/operations.md).
+    c.get('log')?.warn({ err: (err as Error).message, code: (err as { code: string }).code }, 'database connection lost during the request');
+    return errorResponse(c, new KassaError('database_unavailable', 'The database connection was lost while handling this request. Send it again in a moment (a write with the same Idempotency-Key).', { status: 503, retryable: true, headers: { 'Retry-After': '1' } }));
   }
   c.get('log')?.error({ err: err instanceof Error ? { message: err.message, stack: err.stack } : String(err) }, 'unexpected error');
   return errorResponse(c, new KassaError('internal_error', 'Something went wrong on our side. Retry later; if it persists, contact the operator with the request id.', { status: 500 }));

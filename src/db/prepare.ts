@@ -3,6 +3,10 @@ import type { Config } from '../config.ts';
 import type { Logger } from '../logger.ts';
 import { createSql, databaseName, ensureDatabase, redactUrl, type Sql } from './client.ts';
 import { migrate } from './migrate.ts';
+import { isConnectionLost } from '../process-guards.ts';
+
+/** Attempts when the connection is lost under the migrations at start-up (`kassa serve`, `kassa worker`). */
+const START_ATTEMPTS = 5;
 
 /** A Node or driver error (ECONNREFUSED, CONNECT_TIMEOUT…), not an SQLSTATE from the server. */
 const isConnectionError = (err: unknown) => {
@@ -19,11 +23,26 @@ const isConnectionError = (err: unknown) => {
 export async function prepareDatabase(config: Config, logger: Logger, opts: { sql?: Sql } = {}): Promise<string[]> {
   const sql = opts.sql ?? createSql(config.databaseUrl, { max: 1 });
   const run = async () => {
-    try {
-      return await migrate(sql, { logger });
-    } catch (err) {
-      if (isConnectionError(err) || (err as { code?: unknown }).code === '3D000') throw err;
-      throw new Error(`migrations failed on ${redactUrl(config.databaseUrl)}: ${(err as Error).message}`, { cause: err });
+    for (let attempt = 1; ; attempt++) {
+      // A retry runs on a connection of its own: postgres.js keeps handing out the reserved
+      // connection that was lost ("write CONNECTION_CLOSED" on every later attempt).
+      const conn = attempt === 1 ? sql : createSql(config.databaseUrl, { max: 1 });
+      try {
+        return await migrate(conn, { logger });
+      } catch (err) {
+        // A connection lost while starting (terminated by an operator or a restarting server): the
+        // process would exit for nothing. Migrations are applied one transaction at a time, so the
+        // run is simply repeated, a few times.
+        if (isConnectionLost(err) && attempt < START_ATTEMPTS) {
+          logger.warn({ err: (err as Error).message, attempt }, 'database connection lost while preparing the database; retrying');
+          await new Promise((r) => setTimeout(r, 250 * attempt));
+          continue;
+        }
+        if (isConnectionError(err) || (err as { code?: unknown }).code === '3D000') throw err;
+        throw new Error(`migrations failed on ${redactUrl(config.databaseUrl)}: ${(err as Error).message}`, { cause: err });
+      } finally {
+        if (conn !== sql) await conn.end({ timeout: 5 });
+      }
     }
   };
   try {

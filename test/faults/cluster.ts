@@ -22,7 +22,7 @@ import { randomBase62 } from '../../src/ids.ts';
 import { deployDevContracts } from '../../src/sandbox/test-tokens.ts';
 import { createBitcoinRpcClient, type BitcoinRpcClient } from '../../src/chains/bitcoin/rpc.ts';
 import { PG_SERVER } from '../support/db.ts';
-import { createPayableMerchant } from '../support/merchant.ts';
+import { createPayableMerchant, type testWallet } from '../support/merchant.ts';
 import { HARDHAT_ACCOUNTS } from '../support/hardhat.ts';
 import { freePort, HARDHAT_BIN, HARDHAT_CONFIG, KASSA_BIN, sleep, spawnProc, waitFor, type Proc } from './procs.ts';
 import { startReceiver, type Receiver } from './receiver.ts';
@@ -58,13 +58,14 @@ export interface Cluster {
   apiUrl: string;
   btc: BitcoinRpcClient;
   evm: { url: string; publicClient: PublicClient; factory: Hex; implementation: Hex; usdc: Hex; usdt: Hex };
-  merchant: { id: string; secret: string };
+  /** The merchant, with its Bitcoin wallet (the account key Kassa got the tpub of: the harness signs refund PSBTs with it). */
+  merchant: { id: string; secret: string; wallet: ReturnType<typeof testWallet> };
   receiver: Receiver;
   webhookSecret: string;
   /** Heights at which the watchers started (chain truth is scanned from there). */
   start: { bitcoin: number; ethereum: number };
-  /** Authenticated API call; returns status and parsed body. */
-  api$(method: string, p: string, body?: unknown): Promise<{ status: number; body: any }>;
+  /** Authenticated API call (extra headers, e.g. Idempotency-Key); returns status and parsed body. */
+  api$(method: string, p: string, body?: unknown, headers?: Record<string, string>): Promise<{ status: number; body: any }>;
   restartRedis(flush: boolean, downMs: number): Promise<void>;
   close(): Promise<void>;
 }
@@ -208,10 +209,10 @@ export async function startCluster(o: ClusterOptions = {}): Promise<Cluster> {
     const apiUrl = `http://127.0.0.1:${apiPort}`;
     await waitFor('API /health', START_MS, async () => (await fetch(`${apiUrl}/health`, { signal: AbortSignal.timeout(2000) })).status > 0);
 
-    const api$ = async (method: string, p: string, body?: unknown) => {
+    const api$ = async (method: string, p: string, body?: unknown, headers: Record<string, string> = {}) => {
       const res = await fetch(apiUrl + p, {
         method,
-        headers: { authorization: `Bearer ${shop.secret}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+        headers: { authorization: `Bearer ${shop.secret}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
         ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
         signal: AbortSignal.timeout(15_000),
       });
@@ -245,7 +246,7 @@ export async function startCluster(o: ClusterOptions = {}): Promise<Cluster> {
       get redis() { return redisProc; },
       devnet, hardhat: hh, api, workers, apiUrl, btc,
       evm: { url: evmUrl, publicClient, factory: c.factory, implementation: c.implementation, usdc: c.testUsdc, usdt: c.testUsdt },
-      merchant: { id: shop.merchant.id, secret: shop.secret },
+      merchant: { id: shop.merchant.id, secret: shop.secret, wallet: shop.wallet },
       receiver, webhookSecret: ep.body.secret, start, api$,
       async restartRedis(flush, downMs) {
         if (flush) {

@@ -20,6 +20,11 @@
  *    the watcher record at or before expires_at (never a miner's block timestamp);
  * 9. marks: the ledger of a marked invoice equals what its final state implies (a settled mark
  *    writes off the shortfall once, an invalid mark owes back what was paid), however often it was marked.
+ * 10. refunds (refund-invariant.ts R1–R7): one transaction per refund, paid once and exactly on
+ *    chain (the customer's fresh address received the amount, nothing for a cancelled or failed
+ *    one), never more than the confirmed payments per invoice and asset, terminal after quiesce
+ *    (except a dropped EVM refund transaction: `broadcast`), the ledger books each once, the
+ *    report's refund figures equal the money model's. Invariant 3 counts the sent refunds out of `available`.
  * `checkInvariants` re-checks until everything holds or the quiesce time is over (workers catch up,
  * webhooks drain), then returns the last violations.
  */
@@ -31,6 +36,7 @@ import { bitcoinBlockOutputs, ERC20, FLUSHED_EVENT } from './workload.ts';
 import { sleep } from './procs.ts';
 import { reportAddsUp, type ReportJson } from './report-invariant.ts';
 import { currencyValueOf } from '../../src/money/rate.ts';
+import { droppedEvm, refundViolations, type RefundFact } from './refund-invariant.ts';
 
 /** Native coin the harness sent to `to` through a contract (an internal transfer). */
 export interface ContractSend { hash: Hex; to: string }
@@ -45,6 +51,8 @@ interface PayRow {
 
 export async function checkInvariants(c: Cluster, o: {
   nativeSent: Hex[]; contractSent?: ContractSend[]; quiesceMs: number; log: (l: string) => void; tipSamples?: TipSample[]; stats?: Record<string, number>;
+  /** Runs before each round (the harness mines blocks for refunds that were sent late). */
+  beforeRound?: () => Promise<void>;
 }): Promise<string[]> {
   const deadline = Date.now() + o.quiesceMs;
   let v: string[] = [];
@@ -52,6 +60,7 @@ export async function checkInvariants(c: Cluster, o: {
   for (;;) {
     round++;
     try {
+      await o.beforeRound?.();
       v = await checkOnce(c, o.nativeSent, o.contractSent ?? [], o.tipSamples ?? [], o.stats ?? {});
     } catch (err) {
       v = [`check failed: ${(err as Error).message}`];
@@ -91,9 +100,20 @@ async function checkOnce(c: Cluster, nativeSent: Hex[], contractSent: ContractSe
   // --- 1a. Bitcoin chain truth
   const btcDeposit = new Set(deposits.filter((d) => d.chain === 'bitcoin').map((d) => d.address));
   const btcTruth = new Map<string, { sats: bigint; height: number }>();
+  const refundRows = await sql<{ id: string; invoice_id: string; method: string; chain: string; status: string; amount: bigint; fee: bigint; network_fee: bigint; txid: string | null; destination: string | null; decimals: number; rate: string | null }[]>`
+    select r.id, r.invoice_id, r.method, r.chain, r.status, r.amount, r.fee, coalesce(r.network_fee, 0)::numeric as network_fee, r.txid, r.destination, r.decimals, m.rate
+    from refunds r left join invoice_payment_methods m on m.invoice_id = r.invoice_id and m.method = r.method order by r.seq`;
+  const btcRefundDest = new Set(refundRows.filter((r) => r.chain === 'bitcoin' && r.destination).map((r) => r.destination!));
+  const btcRefundTx = new Set(refundRows.filter((r) => r.chain === 'bitcoin' && r.txid).map((r) => r.txid!));
+  const toDestination = new Map<string, bigint>();
+  const refundTxs = new Map<string, { ins: string[]; outSats: bigint }>();
   for (let h = c.start.bitcoin; h <= btcTip; h++) {
     const b = await bitcoinBlockOutputs(c.btc, await c.btc.call<string>('getblockhash', [h]));
-    for (const out of b.outs) if (btcDeposit.has(out.address)) btcTruth.set(`${out.txid}:${out.vout}`, { sats: out.sats, height: h });
+    for (const out of b.outs) {
+      if (btcDeposit.has(out.address)) btcTruth.set(`${out.txid}:${out.vout}`, { sats: out.sats, height: h });
+      if (btcRefundDest.has(out.address)) toDestination.set(out.address, (toDestination.get(out.address) ?? 0n) + out.sats);
+    }
+    for (const t of b.txs) if (btcRefundTx.has(t.txid)) refundTxs.set(t.txid, t);
   }
   const btcConfirmed = new Map(payments.filter((p) => p.chain === 'bitcoin' && p.status === 'confirmed').map((p) => [`${p.txid}:${p.output_index}`, p]));
   for (const [k, t] of btcTruth) {
@@ -252,11 +272,17 @@ async function checkOnce(c: Cluster, nativeSent: Hex[], contractSent: ContractSe
     where account = 'merchant:' || merchant_id || ':available' or account = 'merchant:' || merchant_id || ':pending' group by 1, 2`;
   const livePer = new Map<string, bigint>();
   for (const p of payments) if (live(p)) livePer.set(`${p.merchant_id}:${p.method}`, (livePer.get(`${p.merchant_id}:${p.method}`) ?? 0n) + p.amount);
+  // Sent refunds (broadcast or completed) left `available` (docs/refunds.md, "For finance staff").
+  for (const r of refundRows) {
+    if (r.status !== 'broadcast' && r.status !== 'completed') continue;
+    const k = `${c.merchant.id}:${r.method}`;
+    livePer.set(k, (livePer.get(k) ?? 0n) - r.amount - BigInt(r.network_fee));
+  }
   const balPer = new Map(bal.map((b) => [`${b.merchant_id}:${b.asset}`, b.s]));
   for (const k of new Set([...livePer.keys(), ...balPer.keys()])) {
     const a = balPer.get(k) ?? 0n, b = livePer.get(k) ?? 0n;
     // Sign convention: merchant accounts may be debit-positive or credit-negative; compare magnitudes.
-    if (a !== b && -a !== b) v.push(`balance ${k}: available+pending ${a}, live payments ${b}`);
+    if (a !== b && -a !== b) v.push(`balance ${k}: available+pending ${a}, live payments − sent refunds ${b}`);
   }
 
   // --- 4. events and deliveries
@@ -317,6 +343,59 @@ async function checkOnce(c: Cluster, nativeSent: Hex[], contractSent: ContractSe
     else v.push(...reportAddsUp(rep.body as ReportJson, csv.body));
   }
 
+  // --- 10. refunds (refund-invariant.ts)
+  {
+    const confirmed = new Map<string, bigint>();
+    for (const p of payments) if (p.status === 'confirmed') confirmed.set(`${p.invoice_id}|${p.method}`, (confirmed.get(`${p.invoice_id}|${p.method}`) ?? 0n) + p.amount);
+    const payAmount = new Map(payments.filter((p) => p.chain === 'bitcoin').map((p) => [`${p.txid}:${p.output_index}`, p.amount]));
+    const ledgerRows = await sql<{ invoice_id: string; asset: string; kind: string; n: number; outflow: bigint }[]>`
+      select invoice_id, asset, kind, count(distinct txn_id)::int as n, coalesce(sum(amount) filter (where account like 'chain:%:outflow'), 0)::numeric as outflow
+      from ledger_entries where kind like 'refund%' group by 1, 2, 3`;
+    const ledger = new Map<string, { txns: Record<string, number>; outflow: bigint }>();
+    for (const l of ledgerRows) {
+      const e = ledger.get(`${l.invoice_id}|${l.asset}`) ?? { txns: {}, outflow: 0n };
+      e.txns[l.kind] = l.n;
+      e.outflow += BigInt(l.outflow);
+      ledger.set(`${l.invoice_id}|${l.asset}`, e);
+    }
+    const evRows = await sql<{ refund_id: string; type: string; n: number }[]>`
+      select payload->'object'->>'id' as refund_id, type, count(*)::int as n from events where type like 'refund.%' group by 1, 2`;
+    const facts: RefundFact[] = [];
+    for (const r of refundRows) {
+      let paidOnChain = 0n;
+      let chainFee: bigint | null = null;
+      let known = true;
+      if (r.chain === 'bitcoin') {
+        paidOnChain = r.destination ? toDestination.get(r.destination) ?? 0n : 0n;
+        const t = r.txid ? refundTxs.get(r.txid) : undefined;
+        if (t) {
+          const ins = t.ins.map((k) => payAmount.get(k));
+          chainFee = ins.every((x) => x !== undefined) ? ins.reduce((a, x) => a + x!, 0n) - t.outSats : -1n;
+        }
+      } else if (r.destination) {
+        const token = r.method === 'USDC-ethereum' ? c.evm.usdc : r.method === 'USDT-ethereum' ? c.evm.usdt : null;
+        paidOnChain = token
+          ? await pc.readContract({ address: token, abi: ERC20_BALANCE, functionName: 'balanceOf', args: [r.destination as Hex] })
+          : await pc.getBalance({ address: r.destination as Hex });
+        if (r.txid) known = await pc.getTransaction({ hash: r.txid as Hex }).then(() => true, () => false);
+      }
+      facts.push({
+        id: r.id, invoiceId: r.invoice_id, method: r.method, chain: r.chain, amount: BigInt(r.amount), networkFee: BigInt(r.network_fee), decimals: r.decimals, rate: r.rate,
+        status: r.status, fee: BigInt(r.fee), txid: r.txid, destination: r.destination, paidOnChain, chainFee, known,
+        events: Object.fromEntries(evRows.filter((e) => e.refund_id === r.id).map((e) => [e.type, e.n])),
+      });
+    }
+    const currencyOf = new Map((await sql<{ id: string; currency: string; currency_decimals: number }[]>`select id, currency, currency_decimals from invoices`).map((i) => [i.id, { currency: i.currency, decimals: i.currency_decimals }]));
+    v.push(...refundViolations({
+      refunds: facts, confirmed, ledger, report: rep.status === 200 ? rep.body : null, currencyOf,
+      methodDecimals: { BTC: 8, 'ETH-ethereum': 18, 'USDC-ethereum': 6, 'USDT-ethereum': 6 },
+    }));
+    for (const k of Object.keys(stats)) if (k.startsWith('refunds_')) delete stats[k];
+    const byStatus: Record<string, number> = {};
+    for (const f of facts) byStatus[droppedEvm(f) ? 'broadcast_dropped' : f.status] = (byStatus[droppedEvm(f) ? 'broadcast_dropped' : f.status] ?? 0) + 1;
+    for (const [k, n] of Object.entries(byStatus)) stats[`refunds_${k}`] = n;
+  }
+
   // --- 8. paid only by payments Kassa's own records show on time (never a miner's clock)
   const maxTipBy = (chain: string, at: Date) => tipSamples.filter((t) => t.chain === chain && t.at <= at).reduce((m, t) => Math.max(m, t.height), -1);
   for (const inv of invoices) {
@@ -352,6 +431,8 @@ async function checkOnce(c: Cluster, nativeSent: Hex[], contractSent: ContractSe
   }
   return v;
 }
+
+const ERC20_BALANCE = [{ type: 'function', name: 'balanceOf', stateMutability: 'view', inputs: [{ name: 'a', type: 'address' }], outputs: [{ name: '', type: 'uint256' }] }] as const;
 
 function toUnits(s: string, d: number): bigint {
   const [i, f = ''] = s.split('.');

@@ -3,14 +3,18 @@
  * a randomized payment workload with reorgs and replacements, blocks whose timestamps are hours
  * early or late (a miner's clock), repeated staff marks, native coin sent by a contract (internal
  * transfers), strangers flushing EVM deposit addresses (between payments, in the same block as one,
- * just before a reorg, while a worker is down, after the last payment), faults injected at random
- * points, then quiesce and check the invariants against chain truth (see invariants.ts).
+ * just before a reorg, while a worker is down, after the last payment), refunds created, claimed,
+ * approved, signed and sent over the API (refunds.ts; kill -9 of the API or a worker between signing
+ * and broadcast), faults injected at random points (kill -9 of workers and of the API among them),
+ * then quiesce (every refund driven to broadcast or cancelled) and check the invariants against
+ * chain truth (see invariants.ts).
  */
 import { parseGwei, type Hex } from 'viem';
 import { startCluster, type Cluster } from './cluster.ts';
-import { sleep, waitFor } from './procs.ts';
+import { sleep, waitFor, type Proc } from './procs.ts';
 import { bitcoinPayer, evmPayer, parseUnits, prng, strangerFlusher, type Prng } from './workload.ts';
 import { checkInvariants, type ContractSend, type TipSample } from './invariants.ts';
+import { refundDriver } from './refunds.ts';
 
 export interface ScenarioOptions {
   seed: number;
@@ -66,6 +70,9 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
   const paused = { bitcoin: false, ethereum: false };
   let snapshot: { id: string; height: number; depth: number } | null = null;
   let stop = false;
+  /** Restarts a process killed with -9 (the fault loop's and the refund driver's kills share it). */
+  const restart = async (p: Proc) => { if (!p.alive()) await p.restart(); };
+  const refunds = refundDriver(c, { count, log, paused, restart });
   try {
     await evm.fund(c.evm.usdc, 500_000_000_000n);
     await evm.fund(c.evm.usdt, 500_000_000_000n);
@@ -114,7 +121,7 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
     const due = (inv: InvoiceInfo, method: string) => parseUnits(inv.methods.find((x) => x.method === method)!.amount_due, DECIMALS[method]!);
 
     const step = async (r: Prng) => {
-      const action = r.weighted({ create: 4, exact: 4, partial: 2, topup: 2, over: 1.5, late: 1, dup: 1, replace: 1, mine: 2, btcReorg: 0.7, evmSnap: 0.7, skewedBlock: 1, marks: 0.7, flush: 1.5, flushSameBlock: 0.6 });
+      const action = r.weighted({ create: 4, exact: 4, partial: 2, topup: 2, over: 1.5, late: 1, dup: 1, replace: 1, mine: 2, btcReorg: 0.7, evmSnap: 0.7, skewedBlock: 1, marks: 0.7, flush: 1.5, flushSameBlock: 0.6, refund: 2.5, refundStep: 5 });
       const open = invoices.filter((i) => i.methods.length > 0);
       switch (action) {
         case 'create': {
@@ -236,6 +243,16 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
           await flushByStranger(r, 'between_payments');
           return;
         }
+        case 'refund': {
+          // EVM refunds only while no EVM reorg is pending: a refund of a payment the reorg then
+          // removes would be a refund of money that never arrived (Kassa checks at creation).
+          await refunds.create(r, invoices.map((i) => i.id), snapshot === null);
+          return;
+        }
+        case 'refundStep': {
+          await refunds.advance(r);
+          return;
+        }
         case 'flushSameBlock': {
           // A payment and a stranger's flush in one block, in a random order (priority fees fix the
           // order inside the block): plain or from a contract, before or after the flush.
@@ -285,14 +302,14 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
         try {
           switch (f) {
             case 'kill': {
-              const w = frnd.pick(c.workers);
+              const w = frnd.chance(0.25) ? c.api : frnd.pick(c.workers);
               log(`  fault: kill -9 ${w.name} (pid ${w.pid})`);
               await w.kill9();
               if (frnd.chance(0.5) && !paused.ethereum) {
                 await flushByStranger(frnd, 'worker_down').catch((err) => log(`  stranger flush failed: ${(err as Error).message.split('\n')[0]}`));
               }
               await sleep(frnd.int(300, 3_000));
-              await w.restart();
+              await restart(w);
               break;
             }
             case 'redis': {
@@ -360,20 +377,32 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
     // A Kassa process that is down now exited on its own (the fault loop restarts what it kills):
     // a violation, named with its last error line; it is restarted so the other invariants still run.
     const crashed: string[] = [];
-    for (const p of [c.api, ...c.workers]) {
-      if (p.alive()) continue;
-      const last = p.tail(4000).split('\n').filter((l) => /Error|error/.test(l)).slice(-2).join(' | ');
-      crashed.push(`${p.name} exited on its own during the workload (${p.logFile}): ${last || 'no error line'}`);
-      await p.restart();
-    }
-    if (!c.api.alive() || crashed.some((x) => x.startsWith('api '))) {
+    /** Restarts what is down (each one a violation) and waits until the API answers. */
+    const upAgain = async (when: string) => {
+      for (const p of [c.api, ...c.workers]) {
+        if (p.alive()) continue;
+        const lines = p.tail(4000).split('\n').filter((l) => l.trim() && !l.startsWith('===='));
+        const last = lines.filter((l) => /Error|error/.test(l)).slice(-2).join(' | ') || lines.slice(-1).join('');
+        crashed.push(`${p.name} exited on its own ${when} (${p.logFile}): ${last || 'no output'}`);
+        await p.restart();
+      }
       await waitFor('API /health after restart', 180_000, async () => (await fetch(`${c.apiUrl}/health`, { signal: AbortSignal.timeout(2000) })).status > 0);
-    }
+    };
+    await upAgain('during the workload');
+    // Every refund to broadcast (or cancelled where Kassa refuses to go on), as the merchant would.
+    await refunds.finish(Math.min(QUIESCE_MS / 2, 90_000));
+    await upAgain('while the refunds were finished');
     // After the last payment: strangers flush a few deposit addresses once more.
     for (let i = rnd.int(1, 3); i > 0; i--) await flushByStranger(rnd, 'after_payments');
     await btc.mine(7);
     for (let i = 0; i < 4; i++) await evm.rpc('evm_mine');
-    const v = [...crashed, ...await checkInvariants(c, { nativeSent, contractSent, quiesceMs: QUIESCE_MS, log, tipSamples, stats })];
+    // A refund transaction the tracker sends again after this (lost in a reorg, or recorded by an
+    // API killed before it sent it) needs a block: one per round while a Bitcoin refund is broadcast.
+    const beforeRound = async () => {
+      const [b] = await c.sql<{ n: number }[]>`select count(*)::int as n from refunds where chain = 'bitcoin' and status = 'broadcast'`;
+      if (b!.n > 0) { await btc.mine(1); count('quiesce_btc_blocks_for_refunds'); }
+    };
+    const v = [...crashed, ...refunds.violations, ...await checkInvariants(c, { nativeSent, contractSent, quiesceMs: QUIESCE_MS, log, tipSamples, stats, beforeRound })];
     return { seed: o.seed, ok: v.length === 0, violations: v, stats, logDir: c.dir, ms: Date.now() - t0 };
   } finally {
     stop = true;

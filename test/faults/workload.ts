@@ -62,12 +62,23 @@ export function bitcoinPayer(rpc: BitcoinRpcClient) {
   };
 }
 
-/** Outputs paying to regtest addresses in a block (verbosity 2 with hex; amounts from the raw tx). */
-export async function bitcoinBlockOutputs(rpc: BitcoinRpcClient, hash: string): Promise<{ height: number; outs: { txid: string; vout: number; address: string; sats: bigint }[] }> {
+/**
+ * Outputs paying to regtest addresses in a block (verbosity 2 with hex; amounts from the raw tx),
+ * and each transaction's inputs (`txid:vout` spent) and output total (a refund's fee = inputs − outputs).
+ */
+export async function bitcoinBlockOutputs(rpc: BitcoinRpcClient, hash: string): Promise<{
+  height: number; outs: { txid: string; vout: number; address: string; sats: bigint }[]; txs: { txid: string; ins: string[]; outSats: bigint }[];
+}> {
   const b = await rpc.call<{ height: number; tx: { txid: string; hex: string }[] }>('getblock', [hash, 2]);
   const outs: { txid: string; vout: number; address: string; sats: bigint }[] = [];
+  const txs: { txid: string; ins: string[]; outSats: bigint }[] = [];
   for (const t of b.tx) {
     const tx = bitcoin.Transaction.fromHex(t.hex);
+    txs.push({
+      txid: t.txid,
+      ins: tx.ins.map((i) => `${Buffer.from(i.hash).reverse().toString('hex')}:${i.index}`),
+      outSats: tx.outs.reduce((a, o) => a + BigInt(o.value), 0n),
+    });
     tx.outs.forEach((o, vout) => {
       let address: string;
       try {
@@ -78,7 +89,7 @@ export async function bitcoinBlockOutputs(rpc: BitcoinRpcClient, hash: string): 
       outs.push({ txid: t.txid, vout, address, sats: BigInt(o.value) });
     });
   }
-  return { height: b.height, outs };
+  return { height: b.height, outs, txs };
 }
 
 /** Sends native coin and ERC-20 transfers from hardhat account 2, one at a time (nonces from the node). */

@@ -36,6 +36,16 @@
  *   implies: a marked-settled invoice writes off the shortfall (price − amount_paid), a
  *   marked-invalid one owes back what was paid; nothing else in the invoice currency.
  *
+ * - Refunds (docs/refunds.md rules 1–4, 6, 7; docs/reconciliation.md "Refunds"): see the refund
+ *   section at the end. Per invoice and asset the refunds that are not cancelled or failed never
+ *   take more (gross: amount + deducted fee) than the confirmed payments in that asset; `full` =
+ *   what is left, `overpaid` = (amount_paid − price) converted at the invoice's locked rate, a
+ *   decimal in the invoice currency converted the same way, a decimal in the asset as is;
+ *   conversions round down; the customer receives gross − fee > 0. Sent = broadcast or completed:
+ *   the report's refunded value (amount and network fee, each at the invoice's locked rate, rounded
+ *   down), net_received = received + not_counted − refunded, per asset net = received − refunded,
+ *   and the ledger's merchant accounts hold live payments − sent (amount + network fee).
+ *
  * Where the documents do not decide, the model returns every acceptable answer (exception sets).
  */
 import { currencyValueOf } from '../../src/money/rate.ts';
@@ -157,12 +167,20 @@ export interface ReportInvoice {
   received: bigint;
   difference: bigint;
   rows: ReportRow[];
+  notCounted: bigint;
+  /** Value of its sent refunds (amount and network fee each at the locked rate, rounded down). */
+  refunded: bigint;
+  /** received + not counted − refunded. */
+  netReceived: bigint;
+  /** Its sent refunds, with their values (null without a locked rate). */
+  refunds: (ModelRefund & { value: bigint | null; feeValue: bigint | null; status: RefundStatus })[];
 }
 
 export interface ModelReport {
   invoices: ReportInvoice[];
-  perCurrency: Map<string, { invoices: number; expected: bigint; received: bigint; decimals: number }>;
-  perAsset: Map<string, { payments: number; received: bigint; counted: bigint }>;
+  perCurrency: Map<string, { invoices: number; expected: bigint; received: bigint; decimals: number; refunded: bigint; netReceived: bigint }>;
+  /** refunds / refunded (amount + network fee) / net = received − refunded. */
+  perAsset: Map<string, { payments: number; received: bigint; counted: bigint; refunds: number; refunded: bigint }>;
 }
 
 /** What one step is expected to have emitted. */
@@ -184,6 +202,7 @@ export class MoneyModel {
   }
   readonly invoices = new Map<string, ModelInvoiceState>();
   readonly payments = new Map<string, ModelPayment>();
+  readonly refunds = new Map<string, ModelRefundState>();
   /** Watcher tip per chain, and every (time, height) it recorded. */
   readonly tips = new Map<string, number>();
   private readonly tipHistory = new Map<string, { t: number; height: number }[]>();
@@ -441,6 +460,67 @@ export class MoneyModel {
     return { writtenOff, refundDue, invoiced: -(writtenOff + refundDue), reliable };
   }
 
+  // ---------------------------------------------------------------- refunds
+
+  /** Confirmed payments of the invoice in `method` (base units): what refunds may give back (rule 1). */
+  confirmedIn(invoiceId: string, method: string): bigint {
+    return this.paymentsOf(invoiceId).filter((p) => p.method === method && p.status === 'confirmed').reduce((a, p) => a + p.amount, 0n);
+  }
+
+  /** What the invoice's other refunds in `method` take (gross), those not cancelled or failed. */
+  reservedIn(invoiceId: string, method: string, exceptId: string | null): bigint {
+    let x = 0n;
+    for (const r of this.refunds.values()) if (r.invoiceId === invoiceId && r.method === method && r.id !== exceptId && RESERVING.has(r.status)) x += r.amount + r.terms.fee;
+    return x;
+  }
+
+  /**
+   * The gross refund for these terms now (rules 2, 3), or the reason it is refused. `rate` is the
+   * rate the amount is converted at (the invoice's locked one for rate_then, the given one for fixed).
+   */
+  refundGross(invoiceId: string, method: string, terms: RefundTerms, exceptId: string | null): { gross: bigint } | { refused: string } {
+    const inv = this.invoices.get(invoiceId)!;
+    const m = inv.methods.get(method)!;
+    const received = this.confirmedIn(invoiceId, method);
+    if (received === 0n) return { refused: 'nothing_received' };
+    const left = received - this.reservedIn(invoiceId, method, exceptId);
+    const rate = terms.rateBasis === 'fixed' ? terms.rate! : m.rate;
+    let gross: bigint;
+    if (terms.kind === 'full') {
+      if (left <= 0n) return { refused: 'nothing_left_to_refund' };
+      gross = left;
+    } else if (terms.kind === 'overpaid') {
+      const paid = this.view(invoiceId).amountPaid;
+      if (paid <= inv.amount) return { refused: 'invoice_not_overpaid' };
+      gross = toAssetDown(paid - inv.amount, inv.currencyDecimals, rate, m.decimals);
+    } else if (terms.requestedCurrency === inv.currency) {
+      gross = toAssetDown(terms.requested!, inv.currencyDecimals, rate, m.decimals);
+    } else gross = terms.requested!;
+    if (gross <= 0n) return { refused: 'refund_amount_zero' };
+    if (gross > left) return { refused: 'refund_exceeds_received' };
+    if (terms.fee >= gross) return { refused: 'fee_too_large' };
+    return { gross };
+  }
+
+  addRefund(r: { id: string; invoiceId: string; method: string; chain: string; decimals: number; terms: RefundTerms; amount: bigint }): void {
+    this.refunds.set(r.id, { ...r, status: 'awaiting_destination', networkFee: 0n });
+  }
+
+  /** Sent refunds (broadcast or completed) as the report values them. */
+  sentRefunds(invoiceIds: string[]): ModelRefund[] {
+    const out: ModelRefund[] = [];
+    for (const r of this.refunds.values()) {
+      if (!invoiceIds.includes(r.invoiceId) || (r.status !== 'broadcast' && r.status !== 'completed')) continue;
+      out.push({ id: r.id, invoiceId: r.invoiceId, method: r.method, chain: r.chain, amount: r.amount, networkFee: r.networkFee, decimals: r.decimals, rate: this.invoices.get(r.invoiceId)!.methods.get(r.method)?.rate ?? null });
+    }
+    return out;
+  }
+
+  /** Value of the invoice's live payments in offered assets that do not count (the report's not_counted). */
+  notCountedOf(invoiceId: string): bigint {
+    return this.paymentsOf(invoiceId).filter((p) => live(p) && this.offered(p) !== undefined && !this.counted(p)).reduce((a, p) => a + this.valueOf(p)!, 0n);
+  }
+
   report(invoiceIds: string[]): ModelReport {
     const perCurrency: ModelReport['perCurrency'] = new Map();
     const perAsset: ModelReport['perAsset'] = new Map();
@@ -449,7 +529,7 @@ export class MoneyModel {
       const v = this.view(id);
       const rows: ReportRow[] = this.paymentsOf(id).map((p) => {
         const counted = this.counted(p);
-        const a = perAsset.get(p.method) ?? { payments: 0, received: 0n, counted: 0n };
+        const a = perAsset.get(p.method) ?? { payments: 0, received: 0n, counted: 0n, refunds: 0, refunded: 0n };
         if (live(p)) {
           a.payments += 1;
           a.received += p.amount;
@@ -462,13 +542,126 @@ export class MoneyModel {
         };
       });
       const received = rows.reduce((a, r) => a + (r.value ?? 0n), 0n);
-      const c = perCurrency.get(inv.currency) ?? { invoices: 0, expected: 0n, received: 0n, decimals: inv.currencyDecimals };
+      const sent = this.sentRefunds([id]);
+      const { perInvoice, perAsset: refundsPerAsset } = refundReport(sent, new Map([[id, { currency: inv.currency, decimals: inv.currencyDecimals }]]));
+      const refunded = perInvoice.get(id) ?? 0n;
+      for (const [method, ra] of refundsPerAsset) {
+        const a = perAsset.get(method) ?? { payments: 0, received: 0n, counted: 0n, refunds: 0, refunded: 0n };
+        a.refunds += ra.refunds;
+        a.refunded += ra.refunded;
+        perAsset.set(method, a);
+      }
+      const notCounted = this.notCountedOf(id);
+      const netReceived = received + notCounted - refunded;
+      const c = perCurrency.get(inv.currency) ?? { invoices: 0, expected: 0n, received: 0n, decimals: inv.currencyDecimals, refunded: 0n, netReceived: 0n };
       c.invoices += 1;
       c.expected += inv.amount;
       c.received += received;
+      c.refunded += refunded;
+      c.netReceived += netReceived;
       perCurrency.set(inv.currency, c);
-      return { id, status: v.status, exceptions: v.exceptions, expected: inv.amount, received, difference: received - inv.amount, rows };
+      const refunds = sent.map((r) => {
+        const val = refundValue(r, inv.currencyDecimals);
+        return { ...r, value: val?.sent ?? null, feeValue: val?.fee ?? null, status: this.refunds.get(r.id)!.status };
+      });
+      return { id, status: v.status, exceptions: v.exceptions, expected: inv.amount, received, difference: received - inv.amount, rows, notCounted, refunded, netReceived, refunds };
     });
     return { invoices, perCurrency, perAsset };
   }
+}
+
+// ------------------------------------------------------------------ refunds
+
+/**
+ * A refund as the report sees it (docs/reconciliation.md, "Refunds"): the amount sent to the
+ * customer and the network fee paid from the invoice's own outputs, in the asset's base units, and
+ * the rate the INVOICE locked for the refunded method (not the refund's own rate basis: "valued at
+ * the rate the invoice locked for the refunded method"); null when the invoice did not offer it.
+ */
+export interface ModelRefund {
+  id: string;
+  invoiceId: string;
+  method: string;
+  chain: string;
+  amount: bigint;
+  networkFee: bigint;
+  decimals: number;
+  rate: string | null;
+}
+
+/**
+ * The value of a sent refund in the invoice currency: the amount and the network fee each valued
+ * at the invoice's locked rate and rounded down ("each valued at the rate the invoice locked for
+ * the refunded method and rounded down"); null without a locked rate ("its rows have no value").
+ */
+export function refundValue(r: Pick<ModelRefund, 'amount' | 'networkFee' | 'decimals' | 'rate'>, currencyDecimals: number): { sent: bigint; fee: bigint } | null {
+  if (r.rate === null) return null;
+  return { sent: currencyValueOf(r.amount, r.decimals, r.rate, currencyDecimals), fee: currencyValueOf(r.networkFee, r.decimals, r.rate, currencyDecimals) };
+}
+
+/**
+ * The report's refund figures from the refunds that left the wallet (`broadcast` or `completed`;
+ * the caller passes only those): per invoice `refunded` (in its currency), per method the number
+ * of refunds and `refunded` (amount + network fee, in the asset).
+ */
+export function refundReport(sent: ModelRefund[], currencyOf: Map<string, { currency: string; decimals: number }>): {
+  perInvoice: Map<string, bigint>;
+  perAsset: Map<string, { refunds: number; refunded: bigint }>;
+} {
+  const perInvoice = new Map<string, bigint>();
+  const perAsset = new Map<string, { refunds: number; refunded: bigint }>();
+  for (const r of sent) {
+    const cur = currencyOf.get(r.invoiceId);
+    if (!cur) continue; // an invoice outside the report's period
+    const v = refundValue(r, cur.decimals);
+    perInvoice.set(r.invoiceId, (perInvoice.get(r.invoiceId) ?? 0n) + (v ? v.sent + v.fee : 0n));
+    const a = perAsset.get(r.method) ?? { refunds: 0, refunded: 0n };
+    a.refunds += 1;
+    a.refunded += r.amount + r.networkFee;
+    perAsset.set(r.method, a);
+  }
+  return { perInvoice, perAsset };
+}
+
+export type RefundStatus = 'awaiting_destination' | 'awaiting_approval' | 'awaiting_signature' | 'broadcast' | 'completed' | 'cancelled' | 'failed';
+/** Rule 1: every refund that is not cancelled or failed takes its share of what arrived. */
+const RESERVING = new Set<RefundStatus>(['awaiting_destination', 'awaiting_approval', 'awaiting_signature', 'broadcast', 'completed']);
+
+/** What the merchant asked for (rules 2–4). */
+export interface RefundTerms {
+  kind: 'full' | 'overpaid' | 'decimal';
+  /** A decimal amount, in `requestedCurrency`'s minor units (the invoice currency or the asset). */
+  requested: bigint | null;
+  requestedCurrency: string | null;
+  rateBasis: 'rate_then' | 'fixed';
+  /** The rate given with `fixed` (invoice currency per whole asset unit). */
+  rate: string | null;
+  /** Deducted from the refund (asset base units). */
+  fee: bigint;
+}
+
+export interface ModelRefundState {
+  id: string;
+  invoiceId: string;
+  method: string;
+  chain: string;
+  decimals: number;
+  terms: RefundTerms;
+  status: RefundStatus;
+  /** What the customer receives (gross − fee), locked at the claim. */
+  amount: bigint;
+  /** Bitcoin: the network fee of its transaction, paid from the invoice's outputs. */
+  networkFee: bigint;
+}
+
+/**
+ * A value in the invoice currency (minor units) as base units of an asset at `rate` (invoice
+ * currency per whole unit), rounded down: "Conversions round down, so a refund never pays more
+ * than the value asked". Written out here rather than taken from src/.
+ */
+export function toAssetDown(value: bigint, currencyDecimals: number, rate: string, assetDecimals: number): bigint {
+  const [i, f = ''] = rate.split('.');
+  const rateScaled = BigInt(i! + f);
+  if (rateScaled <= 0n) throw new Error(`rate ${rate}`);
+  return (value * 10n ** BigInt(assetDecimals) * 10n ** BigInt(f.length)) / (10n ** BigInt(currencyDecimals) * rateScaled);
 }

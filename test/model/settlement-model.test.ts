@@ -21,6 +21,21 @@
  * - ledger:         every ledger transaction balances; merchant accounts per asset = live payments;
  *                   marks book what the final state implies (repeated marks never double-book)
  * - mark:           POST mark answers 200 (409 only for settling an invoice already settled)
+ * - refund:         refunds (docs/refunds.md) over the API: creating one is accepted exactly when the
+ *                   model's rules 1–4 allow it, with the model's amount; the claim locks an amount the
+ *                   model allows; cancel before broadcast; one refund per invoice awaiting a signature;
+ *                   a Bitcoin refund's PSBT spends exactly the invoice's unspent confirmed outputs, pays
+ *                   the customer exactly the amount and takes the network fee from the change; the
+ *                   tracker completes it at the invoice's confirmation policy and fails one the node
+ *                   refuses; every refund event's data.object = GET refund. The report (refunded,
+ *                   net_received, refund rows in JSON and CSV, per-currency and per-asset refund totals)
+ *                   and the ledger (merchant accounts = live payments − sent refunds, one posting per
+ *                   refund) are checked under report / report-csv / ledger.
+ *
+ * Bitcoin payments are real transactions (one output to the invoice's address, a random input) and
+ * the refund service talks to a fake node that knows them (gettxout, getrawtransaction,
+ * sendrawtransaction), so PSBTs are built, signed by the merchant's key and finalized for real.
+ * EVM refunds go as far as approval here (sending one needs a chain: the fault harness does that).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
@@ -36,11 +51,14 @@ import { setBitcoinKeySource } from '../../src/chains/bitcoin/address-pool.ts';
 import { setEvmPaymentMethod } from '../../src/chains/evm/payment-method.ts';
 import { SCOPES } from '../../src/merchants/scopes.ts';
 import { formatAmount } from '../../src/money/amount.ts';
-import { EVENTS, MARK_ACCOUNTS, MoneyModel, type MethodTerms, type StepExpectation } from './money-model.ts';
+import { EVENTS, MARK_ACCOUNTS, MoneyModel, type MethodTerms, type RefundTerms, type StepExpectation } from './money-model.ts';
+import { createRefundService, type RefundService } from '../../src/refunds/service.ts';
+import { BitcoinRpcError, type BitcoinRpcClient } from '../../src/chains/bitcoin/rpc.ts';
+import { signRefundPsbt } from '../support/refund-wallet.ts';
 import { parseCsv } from '../support/csv.ts';
 
 const RUNS = Number(process.env.KASSA_MODEL_RUNS ?? 200);
-const PROPS = ['invoice', 'event-snapshot', 'event-flow', 'report', 'report-csv', 'report-adds-up', 'api-agrees', 'ledger', 'mark'] as const;
+const PROPS = ['invoice', 'event-snapshot', 'event-flow', 'report', 'report-csv', 'report-adds-up', 'api-agrees', 'ledger', 'mark', 'refund'] as const;
 type Prop = (typeof PROPS)[number];
 const ENABLED = new Set<string>(process.env.KASSA_MODEL_PROPS ? process.env.KASSA_MODEL_PROPS.split(',') : PROPS);
 
@@ -71,14 +89,17 @@ let hashCounter = 0;
  * isolated by their own invoices and the report period that starts with the run.
  */
 const RUNS_PER_MERCHANT = 25;
+/** What the refund commands did over all runs (printed at the end, so a run that exercised nothing shows). */
+const coverage: Record<string, number> = {};
+const outcomeOf = (what: string) => what.replace(/(inv|ref|pay)_[A-Za-z0-9]+/g, '').replace(/\{[^}]*\}/g, '').replace(/[0-9.]+/g, 'n').replace(/\s+/g, ' ').slice(0, 60);
 /** KASSA_MODEL_PROFILE=1 prints where a run's time goes. */
 const profile: Record<string, number> = {};
 const lap = async <T>(k: string, f: () => Promise<T>): Promise<T> => {
   const t0 = performance.now();
   try { return await f(); } finally { profile[k] = (profile[k] ?? 0) + performance.now() - t0; }
 };
-let current: { merchantId: string; secret: string; runs: number } | null = null;
-async function merchantForRun(): Promise<{ merchantId: string; secret: string }> {
+let current: { merchantId: string; secret: string; runs: number; account: ReturnType<typeof bip32.fromSeed> } | null = null;
+async function merchantForRun(): Promise<{ merchantId: string; secret: string; account: ReturnType<typeof bip32.fromSeed> }> {
   if (!current || current.runs >= RUNS_PER_MERCHANT) {
     const { sql } = ctx.deps;
     const row = await ctx.deps.merchants.create(sql, { name: 'model run' });
@@ -87,7 +108,7 @@ async function merchantForRun(): Promise<{ merchantId: string; secret: string }>
     const source = parseBitcoinKeySource({ xpub: account.neutered().toBase58(), address_type: 'p2wpkh' }, 'regtest');
     await sql.begin((tx) => setBitcoinKeySource(tx, row.id, 'bitcoin', source));
     await setEvmPaymentMethod(sql, row.id, 'ethereum', { treasury: TEST_TREASURY as `0x${string}`, assets: ['ETH', 'USDC', 'USDT'] });
-    current = { merchantId: row.id, secret, runs: 0 };
+    current = { merchantId: row.id, secret, runs: 0, account };
   }
   current.runs += 1;
   return current;
@@ -95,9 +116,60 @@ async function merchantForRun(): Promise<{ merchantId: string; secret: string }>
 let txCounter = 0;
 const newHash = (chain: string) => `${chain === 'bitcoin' ? 'b' : 'e'}${(++hashCounter).toString(16)}`.padEnd(64, '0');
 
+/**
+ * The Bitcoin node the refund service talks to: it knows the run's payment transactions (built for
+ * real, see newPayment), which outputs refunds spent, and the refund transactions it was sent, with
+ * the confirmations the history gives them; a transaction it was told to refuse is refused (-26).
+ */
+const fakeNode = {
+  txs: new Map<string, Uint8Array>(),
+  spent: new Map<string, string>(),
+  sent: new Map<string, { confirmations: number; known: boolean; refuse: boolean; ins: string[] }>(),
+};
+const rpcError = (method: string, rpcCode: number, rpcMessage: string) => new BitcoinRpcError({ node: 'model', method, rpcCode, rpcMessage });
+const fakeRpc = {
+  kind: 'rpc',
+  async call(method: string, params: unknown[]) {
+    if (method === 'gettxout') {
+      const [txid, vout] = params as [string, number];
+      const s = fakeNode.sent.get(txid);
+      if (s) return s.known && !fakeNode.spent.has(`${txid}:${vout}`) ? { confirmations: s.confirmations } : null;
+      return fakeNode.txs.has(txid) && !fakeNode.spent.has(`${txid}:${vout}`) ? { confirmations: 1 } : null;
+    }
+    if (method === 'getrawtransaction') {
+      const s = fakeNode.sent.get((params as [string])[0]);
+      if (s?.known) return { confirmations: s.confirmations };
+      throw rpcError(method, -5, 'No such mempool or blockchain transaction');
+    }
+    throw new Error(`model node: ${method} is not expected`);
+  },
+  async getRawTransactionRaw(txid: string) {
+    const t = fakeNode.txs.get(txid);
+    if (!t) throw rpcError('getrawtransaction', -5, 'No such mempool or blockchain transaction');
+    return t;
+  },
+  async sendRawTransaction(hex: string) {
+    const tx = bitcoin.Transaction.fromHex(hex);
+    const txid = tx.getId();
+    const ins = tx.ins.map((i) => `${Buffer.from(i.hash).reverse().toString('hex')}:${i.index}`);
+    const s = fakeNode.sent.get(txid);
+    if (s?.refuse) throw rpcError('sendrawtransaction', -26, 'bad-txns-inputs-missingorspent');
+    if (s?.known) return txid;
+    for (const k of ins) if (fakeNode.spent.has(k) && fakeNode.spent.get(k) !== txid) throw rpcError('sendrawtransaction', -26, 'bad-txns-inputs-missingorspent');
+    for (const k of ins) fakeNode.spent.set(k, txid);
+    fakeNode.sent.set(txid, { confirmations: 0, known: true, refuse: false, ins });
+    return txid;
+  },
+} as unknown as BitcoinRpcClient;
+let refundSvc: RefundService;
+
 beforeAll(async () => {
   ctx = await createTestContext({ KASSA_CONFIG: writeChainsFile() });
   app = createApp(ctx.deps);
+  refundSvc = createRefundService({
+    sql: ctx.deps.sql, chains: ctx.config.chains, assets: ctx.deps.assets, rates: ctx.deps.rates, secretKey: ctx.config.secretKey,
+    publicUrl: ctx.config.publicUrl, logger: ctx.deps.logger, bitcoinRpc: () => fakeRpc,
+  });
   for (const chain of CHAINS) {
     const c = chains[chain];
     const hash = newHash(chain);
@@ -117,7 +189,12 @@ type Cmd =
   | { k: 'expire'; inv: number }
   | { k: 'mark'; inv: number; status: 'settled' | 'invalid' }
   | { k: 'discover'; inv: number; asset: number; pct: number; back: number }
-  | { k: 'dup'; nth: number };
+  | { k: 'dup'; nth: number }
+  | { k: 'refund'; inv: number; asset: number; kind: 'full' | 'overpaid' | 'currency' | 'asset' | 'over'; pct: number; fee: boolean; fixed: boolean; then: 'none' | 'claim' | 'send'; feeRate: number }
+  | { k: 'claim'; nth: number }
+  | { k: 'cancel'; nth: number }
+  | { k: 'send'; nth: number; feeRate: number; again: boolean }
+  | { k: 'track'; confirmations: number; drop: boolean };
 
 /** Block timestamps: honest, or hours early / late (a miner's clock is not Kassa's). */
 const skew = fc.constantFrom(0, 0, -3 * HOUR, 3 * HOUR, -26 * HOUR, 2 * HOUR);
@@ -133,11 +210,22 @@ const cmd: fc.Arbitrary<Cmd> = fc.oneof(
   { weight: 2, arbitrary: fc.record({ k: fc.constant('mark' as const), inv, status: fc.constantFrom('settled' as const, 'invalid' as const) }) },
   { weight: 1, arbitrary: fc.record({ k: fc.constant('discover' as const), inv, asset, pct, back: fc.integer({ min: 0, max: 2 }) }) },
   { weight: 1, arbitrary: fc.record({ k: fc.constant('dup' as const), nth: fc.nat(5) }) },
+  ...(ENABLED.has('refund') ? [
+    { weight: 5, arbitrary: fc.record({ k: fc.constant('refund' as const), inv, asset: fc.constantFrom(0, 0, 1), kind: fc.constantFrom('full' as const, 'overpaid' as const, 'currency' as const, 'asset' as const, 'over' as const), pct: fc.constantFrom(10, 50, 100), fee: fc.boolean(), fixed: fc.boolean(), then: fc.constantFrom('none' as const, 'claim' as const, 'send' as const, 'send' as const), feeRate: fc.integer({ min: 1, max: 30 }) }) },
+    { weight: 1, arbitrary: fc.record({ k: fc.constant('claim' as const), nth: fc.nat(3) }) },
+    { weight: 1, arbitrary: fc.record({ k: fc.constant('cancel' as const), nth: fc.nat(3) }) },
+    { weight: 2, arbitrary: fc.record({ k: fc.constant('send' as const), nth: fc.nat(3), feeRate: fc.integer({ min: 1, max: 30 }), again: fc.boolean() }) },
+    { weight: 2, arbitrary: fc.record({ k: fc.constant('track' as const), confirmations: fc.integer({ min: 0, max: 3 }), drop: fc.boolean() }) },
+  ] : []),
 );
 const scenario = fc.record({
   invoices: fc.array(fc.record({ cents: fc.integer({ min: 1_000, max: 50_000 }), speed: fc.constantFrom('high', 'medium', 'medium', 'low_medium') }), { minLength: 1, maxLength: 2 }),
   toleranceBps: fc.constantFrom(0, 0, 100, 500),
-  cmds: fc.array(cmd, { minLength: 1, maxLength: Number(process.env.KASSA_MODEL_STEPS ?? 7) }),
+  // With refunds: the history starts with confirmed payments (in full or more), so there is something to refund.
+  prefix: ENABLED.has('refund')
+    ? fc.array(fc.record({ k: fc.constant('pay' as const), inv, asset: fc.constantFrom(0, 0, 1), pct: fc.constantFrom(100, 120, 150), inBlock: fc.constant(true), skew: fc.constant(0) }), { minLength: 1, maxLength: 2 })
+    : fc.constant([] as Cmd[]),
+  cmds: fc.array(cmd, { minLength: 1, maxLength: Number(process.env.KASSA_MODEL_STEPS ?? 8) }),
 });
 type Scenario = typeof scenario extends fc.Arbitrary<infer T> ? T : never;
 
@@ -165,7 +253,7 @@ async function runScenario(s: Scenario): Promise<string[]> {
   const sql = deps.sql;
   const model = new MoneyModel();
 
-  const { merchantId, secret } = await lap('merchant', () => merchantForRun());
+  const { merchantId, secret, account } = await lap('merchant', () => merchantForRun());
   const merchant = await deps.merchants.update(sql, merchantId, { paymentToleranceBps: s.toleranceBps });
   // The run's report period starts here: earlier runs of the same merchant are outside it.
   const start = (await sql<{ start: Date }[]>`select clock_timestamp() as start`)[0]!.start;
@@ -196,13 +284,23 @@ async function runScenario(s: Scenario): Promise<string[]> {
   const ids = invoices.map((i) => i.id);
 
   const runPayments: RunPayment[] = [];
+  const runRefunds: string[] = [];
   let lastSeq = (await sql<{ seq: bigint | null }[]>`select max(seq) as seq from events`)[0]!.seq ?? 0n;
 
   const newPayment = (invoiceIdx: number, assetIdx: number, p: number): RunPayment => {
     const invoice = invoices[invoiceIdx % invoices.length]!;
     const a = ASSETS[assetIdx]!;
     const amount = (invoice.price[a.method]! * BigInt(p)) / 100n;
-    const txid = (a.chain === 'ethereum' ? '0x' : '') + (++txCounter).toString(16).padStart(64, '0');
+    let txid = (a.chain === 'ethereum' ? '0x' : '') + (++txCounter).toString(16).padStart(64, '0');
+    if (a.chain === 'bitcoin') {
+      // A real transaction paying the address (the refund service builds PSBTs that spend it).
+      const tx = new bitcoin.Transaction();
+      tx.version = 2;
+      tx.addInput(randomBytes(32), 0);
+      tx.addOutput(bitcoin.address.toOutputScript(invoice.addresses[a.method]!, bitcoin.networks.regtest), amount > 0n ? amount : 1n);
+      txid = tx.getId();
+      fakeNode.txs.set(txid, tx.toBuffer());
+    }
     const rp: RunPayment = {
       key: `${a.chain}:${txid}:${a.token ? 3 : 0}`, invoiceId: invoice.id, chain: a.chain, txid, outputIndex: a.token ? 3 : 0,
       address: invoice.addresses[a.method]!, token: a.token, amount: amount > 0n ? amount : 1n, method: a.method, decimals: a.decimals,
@@ -351,16 +449,196 @@ async function runScenario(s: Scenario): Promise<string[]> {
         modelObserve(p, mp.height);
         return `dup ${p.key}`;
       }
+      case 'refund': {
+        const id = ids[c.inv % ids.length]!;
+        const method = c.asset === 0 ? 'BTC' : 'USDC-ethereum';
+        const a = ASSETS.find((x) => x.method === method)!;
+        const symbol = method.split('-')[0]!;
+        const received = model.confirmedIn(id, method);
+        const terms: RefundTerms = { kind: 'decimal', requested: null, requestedCurrency: null, rateBasis: c.fixed ? 'fixed' : 'rate_then', rate: c.fixed ? (method === 'BTC' ? '50000.00' : '0.8') : null, fee: c.fee ? (method === 'BTC' ? 1_000n : 10_000n) : 0n };
+        const body: Record<string, unknown> = { method };
+        if (c.kind === 'full' || c.kind === 'overpaid') { terms.kind = c.kind; body.amount = c.kind; }
+        else if (c.kind === 'currency') {
+          terms.requested = (model.view(id).amountPaid * BigInt(c.pct)) / 100n;
+          terms.requestedCurrency = 'USD';
+          body.amount = fmt(terms.requested, 2);
+          body.amount_currency = 'USD';
+        } else {
+          terms.requested = c.kind === 'over' ? received + 1n : (received * BigInt(c.pct)) / 100n;
+          terms.requestedCurrency = symbol;
+          body.amount = fmt(terms.requested, a.decimals);
+          body.amount_currency = symbol;
+        }
+        if (terms.requested === 0n) return 'skip';
+        if (c.fee) body.fee = fmt(terms.fee, a.decimals);
+        if (c.fixed) { body.rate_basis = 'fixed'; body.rate = terms.rate; }
+        const want = received === 0n ? { refused: 'nothing_received' } : model.refundGross(id, method, terms, null);
+        const res = await app.request(`/v1/invoices/${id}/refunds`, req(secret, 'POST', body));
+        const got = await res.json() as Record<string, any>;
+        const what = `refund ${stable(body)} of ${id} (received ${received}) → ${res.status}${res.status === 201 ? ` ${got.amount}` : ` ${got.error?.code}`}`;
+        if ('refused' in want) {
+          if (res.status < 400 || res.status >= 500) fail('refund', `${what}: the model refuses it (${want.refused})`);
+          return what;
+        }
+        if (res.status !== 201) { fail('refund', `${what}: the model accepts it, gross ${want.gross}`); return what; }
+        const amount = parseDec(got.amount, a.decimals);
+        if (amount !== want.gross - terms.fee) fail('refund', `${what}: amount ${amount}, model ${want.gross - terms.fee} (gross ${want.gross} − fee ${terms.fee})`);
+        model.addRefund({ id: got.id, invoiceId: id, method, chain: a.chain, decimals: a.decimals, terms, amount });
+        runRefunds.push(got.id);
+        if (c.then === 'none') return what;
+        const claimed = await claim(got.id);
+        if (c.then === 'claim' || model.refunds.get(got.id)!.status !== 'awaiting_approval') return `${what}; ${claimed}`;
+        return `${what}; ${claimed}; ${await send(got.id, c.feeRate, false)}`;
+      }
+      case 'claim': {
+        const open = runRefunds.filter((r) => model.refunds.get(r)!.status === 'awaiting_destination');
+        if (open.length === 0) return 'skip';
+        return claim(open[c.nth % open.length]!);
+      }
+      case 'cancel': {
+        const open = runRefunds.filter((r) => !['cancelled', 'failed', 'completed'].includes(model.refunds.get(r)!.status));
+        if (open.length === 0) return 'skip';
+        const id = open[c.nth % open.length]!;
+        const mr = model.refunds.get(id)!;
+        const res = await app.request(`/v1/refunds/${id}/cancel`, req(secret, 'POST', {}));
+        const sent = mr.status === 'broadcast';
+        // Rule 6: cancelled from any state before broadcast; a broadcast refund cannot be cancelled.
+        if (sent ? res.status !== 409 : res.status !== 200) fail('refund', `cancel ${id} (${mr.status}) answered ${res.status}`);
+        if (res.status === 200) mr.status = 'cancelled';
+        return `cancel ${id} (${mr.status}) → ${res.status}`;
+      }
+      case 'send': {
+        const open = runRefunds.filter((r) => ['awaiting_approval', 'awaiting_signature'].includes(model.refunds.get(r)!.status));
+        if (open.length === 0) return 'skip';
+        return send(open[c.nth % open.length]!, c.feeRate, c.again);
+      }
+      case 'track': {
+        const mine = runRefunds.map((r) => model.refunds.get(r)!).filter((r) => r.chain === 'bitcoin' && (r.status === 'broadcast' || r.status === 'completed'));
+        if (mine.length === 0) return 'skip';
+        const txids = new Map<string, string>();
+        for (const r of (await sql<{ id: string; txid: string }[]>`select id, txid from refunds where id = any(${mine.map((r) => r.id)})`)) txids.set(r.id, r.txid);
+        const dropped = c.drop ? mine.find((r) => r.status === 'broadcast') : undefined;
+        for (const r of mine) {
+          const n = fakeNode.sent.get(txids.get(r.id)!)!;
+          if (r === dropped) {
+            // The node lost it (and its inputs are unspent again) and now refuses it: the refund fails.
+            n.known = false;
+            n.refuse = true;
+            for (const k of n.ins) fakeNode.spent.delete(k);
+          } else n.confirmations = c.confirmations;
+        }
+        await refundSvc.track('bitcoin');
+        const rows = new Map((await sql<{ id: string; status: string }[]>`select id, status from refunds where id = any(${mine.map((r) => r.id)})`).map((r) => [r.id, r.status]));
+        for (const r of mine) {
+          const required = model.invoices.get(r.invoiceId)!.methods.get(r.method)!.confirmationsRequired;
+          // Rule 13: completed once the transaction has the confirmations the invoice's method requires,
+          // back to broadcast below that; refused by the node: failed. (Zero required: a transaction
+          // still in the mempool may count as either, the documents do not say.)
+          const wants = r === dropped ? ['failed'] : c.confirmations >= required && (c.confirmations > 0 || required > 0) ? ['completed'] : required === 0 ? ['completed', 'broadcast'] : ['broadcast'];
+          const got = rows.get(r.id)!;
+          if (!wants.includes(got)) fail('refund', `track (${c.confirmations} confirmations${r === dropped ? ', dropped' : ''}): ${r.id} (was ${r.status}, ${required} required) is ${got}, expected ${wants.join('|')}`);
+          r.status = got as typeof r.status;
+        }
+        return `track ${c.confirmations}${dropped ? ` (${dropped.id} dropped)` : ''}`;
+      }
     }
+  }
+
+  /** The customer claims with a fresh address of their own (rule 7: the amount is locked now). */
+  async function claim(id: string): Promise<string> {
+    const mr = model.refunds.get(id)!;
+    const view = await (await app.request(`/v1/refunds/${id}`, req(secret, 'GET'))).json() as Record<string, any>;
+    const token = new URL(view.claim_url).pathname.split('/').pop()!;
+    const destination = mr.chain === 'bitcoin'
+      ? bitcoin.payments.p2wpkh({ pubkey: bip32.fromSeed(randomBytes(32), bitcoin.networks.regtest).publicKey, network: bitcoin.networks.regtest }).address!
+      : `0x${randomBytes(20).toString('hex')}`;
+    // Acceptable: the amount computed again now; for `full` also the amount set at creation (it was
+    // everything left then, and its own share stays reserved), as long as it still fits.
+    const now = model.refundGross(mr.invoiceId, mr.method, mr.terms, id);
+    const left = model.confirmedIn(mr.invoiceId, mr.method) - model.reservedIn(mr.invoiceId, mr.method, id);
+    const ok = new Set<bigint>();
+    if ('gross' in now) ok.add(now.gross - mr.terms.fee);
+    if (mr.terms.kind === 'full' && mr.amount + mr.terms.fee <= left) ok.add(mr.amount);
+    const res = await app.request(`/v1/public/refund_claims/${token}`, req(undefined, 'POST', { destination }));
+    const what = `claim ${id} → ${res.status}`;
+    if (res.status !== 200) {
+      if (ok.size > 0 || res.status >= 500) fail('refund', `${what} ${await res.text()}: the model allows ${[...ok].join(' or ')}`);
+      return what;
+    }
+    const got = await (await app.request(`/v1/refunds/${id}`, req(secret, 'GET'))).json() as Record<string, any>;
+    const amount = parseDec(got.amount, mr.decimals);
+    if (!ok.has(amount)) fail('refund', `${what}: amount locked ${amount}, the model allows ${[...ok].join(' or ') || 'nothing (refuse)'}`);
+    if (got.status !== 'awaiting_approval' || String(got.destination).toLowerCase() !== destination.toLowerCase()) fail('refund', `${what}: ${got.status} to ${got.destination}`);
+    mr.amount = amount;
+    mr.status = 'awaiting_approval';
+    return `${what} ${got.amount}`;
+  }
+
+  /** The merchant approves (Kassa prepares the transaction) and, for Bitcoin, signs and uploads the PSBT. */
+  async function send(id: string, feeRate: number, again: boolean): Promise<string> {
+    const mr = model.refunds.get(id)!;
+    const busy = runRefunds.some((r) => r !== id && model.refunds.get(r)!.invoiceId === mr.invoiceId && model.refunds.get(r)!.status === 'awaiting_signature');
+    if (mr.status === 'awaiting_approval') {
+      let approved: Record<string, any>;
+      try {
+        approved = mr.chain === 'bitcoin'
+          ? await refundSvc.approve(merchantId, id, { fee_rate: String(feeRate) })
+          : await (async () => { const r = await app.request(`/v1/refunds/${id}/approve`, req(secret, 'POST', {})); const b = await r.json() as Record<string, any>; if (r.status !== 200) throw Object.assign(new Error(b.error?.message), { code: b.error?.code, status: r.status }); return b; })();
+      } catch (err) {
+        const code = (err as { code?: string }).code;
+        // Rule 8: one refund per invoice awaiting a signature. Bitcoin (rule 5 and "Not yet"): no
+        // unspent received output left, or not enough change for the network fee at this rate.
+        const unspent = model.paymentsOf(mr.invoiceId).filter((p) => p.method === mr.method && p.status === 'confirmed' && !fakeNode.spent.has(`${p.txid}:${p.outputIndex}`));
+        const change = unspent.reduce((a, p) => a + p.amount, 0n) - mr.amount;
+        const allowed = busy ? code === 'refund_awaiting_signature_exists'
+          : mr.chain === 'bitcoin' && ((unspent.length === 0 && code === 'nothing_to_spend') || (code === 'insufficient_funds_for_fee' && change < BigInt(feeRate) * 400n));
+        if (!allowed) fail('refund', `approve ${id} (busy ${busy}, change ${change} sat at ${feeRate} sat/vB) failed: ${code} ${(err as Error).message}`);
+        return `approve ${id} → ${code}`;
+      }
+      if (busy) fail('refund', `approve ${id}: accepted while another refund of ${mr.invoiceId} awaits a signature`);
+      mr.status = 'awaiting_signature';
+      if (mr.chain !== 'bitcoin') return `approve ${id} → ${approved.evm?.transaction?.to}`;
+      // The PSBT, checked independently: it spends exactly the invoice's unspent confirmed outputs,
+      // pays the customer exactly the amount, and the network fee comes out of the change.
+      const psbt = bitcoin.Psbt.fromBase64(approved.bitcoin.psbt, { network: bitcoin.networks.regtest });
+      const ins = psbt.txInputs.map((i) => `${Buffer.from(i.hash).reverse().toString('hex')}:${i.index}`).sort();
+      const want = model.paymentsOf(mr.invoiceId).filter((p) => p.method === mr.method && p.status === 'confirmed' && !fakeNode.spent.has(`${p.txid}:${p.outputIndex}`));
+      if (stable(ins) !== stable(want.map((p) => `${p.txid}:${p.outputIndex}`).sort())) fail('refund', `PSBT of ${id} spends ${stable(ins)}, the invoice's unspent confirmed outputs are ${stable(want.map((p) => p.key))}`);
+      const dest = bitcoin.address.toOutputScript(approved.destination, bitcoin.networks.regtest);
+      const outs = psbt.txOutputs;
+      const toCustomer = outs.filter((o) => Buffer.compare(Buffer.from(o.script), Buffer.from(dest)) === 0).reduce((a, o) => a + BigInt(o.value), 0n);
+      if (toCustomer !== mr.amount) fail('refund', `PSBT of ${id} pays the customer ${toCustomer}, refund amount ${mr.amount}`);
+      const inSum = want.reduce((a, p) => a + p.amount, 0n);
+      const networkFee = inSum - outs.reduce((a, o) => a + BigInt(o.value), 0n);
+      if (networkFee <= 0n || fmt(networkFee, 8) !== approved.bitcoin.network_fee) fail('refund', `PSBT of ${id}: inputs − outputs = ${networkFee}, network_fee ${approved.bitcoin.network_fee}`);
+      mr.networkFee = networkFee;
+      const signed = signRefundPsbt(approved.bitcoin.psbt, account, bitcoin.networks.regtest);
+      // Uploaded through the service with the model's node (the API's own node is unreachable here);
+      // the same PSBT again changes nothing (rule 12).
+      for (const u of again ? [signed, signed] : [signed]) await refundSvc.submitSignedPsbt(merchantId, id, u);
+      mr.status = 'broadcast';
+      return `send ${id} fee ${networkFee}${again ? ' (uploaded twice)' : ''}`;
+    }
+    // awaiting_signature: Bitcoin signs and uploads now; an EVM one stays (no chain here).
+    if (mr.chain !== 'bitcoin') return 'skip';
+    const r = await refundSvc.get(merchantId, id);
+    const signed = signRefundPsbt(r.bitcoin!.psbt!, account, bitcoin.networks.regtest);
+    const psbt = bitcoin.Psbt.fromBase64(r.bitcoin!.psbt!, { network: bitcoin.networks.regtest });
+    const inSum = psbt.txInputs.reduce((a, i) => a + (model.payments.get(`bitcoin:${Buffer.from(i.hash).reverse().toString('hex')}:${i.index}`)?.amount ?? 0n), 0n);
+    mr.networkFee = inSum - psbt.txOutputs.reduce((a, o) => a + BigInt(o.value), 0n);
+    await refundSvc.submitSignedPsbt(merchantId, id, signed);
+    mr.status = 'broadcast';
+    return `sign ${id}`;
   }
 
   const log: string[] = [];
   const prevGets = new Map<string, Record<string, any>>();
   for (const id of ids) prevGets.set(id, await getInvoice(id));
-  for (const c of s.cmds) {
+  for (const c of [...s.prefix, ...s.cmds]) {
     const confirmedBefore = model.confirmedKeys();
     model.beginStep();
     const what = await lap(`apply:${c.k}`, () => apply(c));
+    if (['refund', 'claim', 'cancel', 'send', 'track'].includes(c.k)) coverage[`${c.k}: ${what === 'skip' ? 'skip' : outcomeOf(what)}`] = (coverage[`${c.k}: ${what === 'skip' ? 'skip' : outcomeOf(what)}`] ?? 0) + 1;
     const exp = model.endStep();
     log.push(what);
     if (what === 'skip') continue;
@@ -396,8 +674,18 @@ async function runScenario(s: Scenario): Promise<string[]> {
         fail('invoice', `after "${what}": GET ${id} = ${got}, model ${want}`);
       }
     }
-    const events = await sql<{ seq: bigint; type: string; invoice_id: string; payload: { object: Record<string, any>; payment?: Record<string, any> } }[]>`
+    const allEvents = await sql<{ seq: bigint; type: string; invoice_id: string; payload: { object: Record<string, any>; payment?: Record<string, any> } }[]>`
       select seq, type, invoice_id, payload from events where merchant_id = ${merchant.id} and invoice_id = any(${ids}) and seq > ${since} order by seq`;
+    const events = allEvents.filter((e) => !e.type.startsWith('refund.'));
+    // Refund events (rule 14): the last one of each refund in this step carries the refund as GET answers it now.
+    const lastOfRefund = new Map<string, (typeof allEvents)[number]>();
+    for (const e of allEvents) if (e.type.startsWith('refund.')) lastOfRefund.set(e.payload.object.id as string, e);
+    for (const [rid, e] of lastOfRefund) {
+      const g = await (await app.request(`/v1/refunds/${rid}`, req(secret, 'GET'))).json() as Record<string, any>;
+      if (stable(e.payload.object) !== stable(g)) fail('refund', `after "${what}": ${e.type} data.object of ${rid} differs from GET: ${Object.keys(g).filter((k) => stable(g[k]) !== stable(e.payload.object[k])).join(', ')}`);
+      const ms = model.refunds.get(rid)?.status;
+      if (ms && g.status !== ms) fail('refund', `after "${what}": ${rid} is ${g.status}, model ${ms}`);
+    }
     for (const e of events) {
       const g = gets.get(e.invoice_id);
       if (g && stable(e.payload.object) !== stable(g)) {
@@ -443,7 +731,7 @@ async function runScenario(s: Scenario): Promise<string[]> {
         fail('event-flow', `after "${what}": ${id} went ${t.from} → ${t.to}, status events ${st.join(',') || 'none'}`);
       }
     }
-    return events.length ? events[events.length - 1]!.seq : since;
+    return allEvents.length ? allEvents[allEvents.length - 1]!.seq : since;
   }
 
   async function checkEnd(): Promise<void> {
@@ -493,6 +781,22 @@ async function runScenario(s: Scenario): Promise<string[]> {
       const got = ra ? `payments=${ra.payments} received=${ra.received} counted=${ra.counted} not_counted=${ra.not_counted}` : 'missing';
       if (got !== want) fail('report', `per_asset ${method}: report ${got}, model ${want}`);
     }
+    // Refunds (docs/reconciliation.md, "Refunds"): per invoice, per currency and per asset.
+    for (const mi of mr.invoices) {
+      const ri = repInv.find((i) => i.invoice_id === mi.id);
+      if (!ri) continue;
+      const got = `refunded=${ri.refunded} net=${ri.net_received} not_counted=${ri.not_counted} refunds=${stable((ri.refunds as Record<string, any>[]).map((f) => `${f.refund_id}:${f.status}:${f.amount}:${f.network_fee}:${f.value}:${f.network_fee_value}`).sort())}`;
+      const want = `refunded=${fmt(mi.refunded, 2)} net=${fmt(mi.netReceived, 2)} not_counted=${fmt(mi.notCounted, 2)} refunds=${stable(mi.refunds.map((f) => `${f.id}:${f.status}:${fmt(f.amount, f.decimals)}:${fmt(f.networkFee, f.decimals)}:${f.value === null ? null : fmt(f.value, 2)}:${f.feeValue === null ? null : fmt(f.feeValue, 2)}`).sort())}`;
+      if (got !== want) fail('report', `invoice ${mi.id} refunds: report ${got}, model ${want}`);
+    }
+    if (pc && (pc.refunded !== fmt(mc.refunded, 2) || pc.net_received !== fmt(mc.netReceived, 2))) fail('report', `per_currency USD refunded ${pc.refunded} net ${pc.net_received}, model ${fmt(mc.refunded, 2)} net ${fmt(mc.netReceived, 2)}`);
+    for (const [method, ma] of mr.perAsset) {
+      const ra = (r.totals.per_asset as Record<string, any>[]).find((a) => a.method === method);
+      const d = decOf(method);
+      const want = `refunds=${ma.refunds} refunded=${fmt(ma.refunded, d)} net_received=${fmt(ma.received - ma.refunded, d)}`;
+      const got = ra ? `refunds=${ra.refunds} refunded=${ra.refunded} net_received=${ra.net_received}` : 'missing';
+      if (got !== want) fail('report', `per_asset ${method} refunds: report ${got}, model ${want}`);
+    }
     const unmatched = (r.unmatched as Record<string, any>[]).map((u) => `${u.txid}=${u.reason}`).sort();
     const wantUnmatched = mr.invoices.flatMap((i) => i.rows.filter((x) => x.reason).map((x) => `${x.txid}=${x.reason}`)).sort();
     if (stable(unmatched) !== stable(wantUnmatched)) fail('report', `unmatched ${stable(unmatched)}, model ${stable(wantUnmatched)}`);
@@ -522,20 +826,33 @@ async function runScenario(s: Scenario): Promise<string[]> {
     if (pc && countedValueTotal !== parseDec(pc.received, 2)) fail('report-adds-up', `Σ counted values ${fmt(countedValueTotal, 2)} ≠ per_currency received ${pc.received}`);
 
     // --- CSV: the same rows; a spreadsheet SUM over the value column equals the totals
-    const csvSum = csv.filter((row) => row.invoice_currency === 'USD').reduce((a, row) => a + (row.value ? parseDec(row.value, 2) : 0n), 0n);
+    const isRefundRow = (row: Record<string, string>) => (row.row_type ?? '').startsWith('refund');
+    const csvSum = csv.filter((row) => row.invoice_currency === 'USD' && !isRefundRow(row)).reduce((a, row) => a + (row.value ? parseDec(row.value, 2) : 0n), 0n);
     if (pc && csvSum !== parseDec(pc.received, 2)) fail('report-adds-up', `CSV: SUM(value) = ${fmt(csvSum, 2)}, per_currency received ${pc.received}`);
-    const wantRows = mr.invoices.reduce((a, i) => a + Math.max(1, i.rows.length), 0);
+    const refundRowsOf = (i: (typeof mr.invoices)[number]) => i.refunds.reduce((a, f) => a + (f.networkFee > 0n ? 2 : 1), 0);
+    const wantRows = mr.invoices.reduce((a, i) => a + Math.max(1, i.rows.length + refundRowsOf(i)), 0);
     if (csv.length !== wantRows) fail('report-csv', `CSV has ${csv.length} rows, model ${wantRows}`);
     for (const mi of mr.invoices) {
       const rowsOf = csv.filter((row) => row.invoice_id === mi.id);
       for (const row of rowsOf) {
+        if (row.invoice_refunded !== fmt(mi.refunded, 2) || row.invoice_net_received !== fmt(mi.netReceived, 2)) {
+          fail('report-csv', `CSV ${mi.id}: invoice_refunded ${row.invoice_refunded} invoice_net_received ${row.invoice_net_received}, model ${fmt(mi.refunded, 2)} ${fmt(mi.netReceived, 2)}`);
+          break;
+        }
         if (row.invoice_status !== mi.status || row.invoice_received !== fmt(mi.received, 2) || row.invoice_difference !== fmt(mi.difference, 2)) {
           fail('report-csv', `CSV ${mi.id}: ${row.invoice_status}/${row.invoice_received}/${row.invoice_difference}, model ${mi.status}/${fmt(mi.received, 2)}/${fmt(mi.difference, 2)}`);
           break;
         }
       }
+      // Refund rows: the amount sent and the network fee, negative, valued at the invoice's locked rate.
+      const gotRefundRows = rowsOf.filter(isRefundRow).map((x) => `${x.row_type}:${x.refund_id}:${x.refund_status}:${x.method}:${x.amount}:${x.value}`).sort();
+      const wantRefundRows = mi.refunds.flatMap((f) => [
+        `refund:${f.id}:${f.status}:${f.method}:${fmt(-f.amount, f.decimals)}:${f.value === null ? '' : fmt(-f.value, 2)}`,
+        ...(f.networkFee > 0n ? [`refund_network_fee:${f.id}:${f.status}:${f.method}:${fmt(-f.networkFee, f.decimals)}:${f.feeValue === null ? '' : fmt(-f.feeValue, 2)}`] : []),
+      ]).sort();
+      if (stable(gotRefundRows) !== stable(wantRefundRows)) fail('report-csv', `CSV ${mi.id} refund rows ${stable(gotRefundRows)}, model ${stable(wantRefundRows)}`);
       for (const mrow of mi.rows) {
-        const row = rowsOf.find((x) => `${x.chain}:${x.txid}:${x.output_index}` === mrow.key);
+        const row = rowsOf.find((x) => !isRefundRow(x) && `${x.chain}:${x.txid}:${x.output_index}` === mrow.key);
         if (!row) { fail('report-csv', `CSV: payment ${mrow.key} missing`); continue; }
         const wantValue = mrow.counted ? fmt(mrow.value!, 2) : '';
         const countedCol = row.counted === undefined ? null : row.counted === 'true';
@@ -565,8 +882,10 @@ async function runScenario(s: Scenario): Promise<string[]> {
     for (const id of ids) {
       for (const a of ASSETS) {
         const liveSum = model.paymentsOf(id).filter((p) => p.method === a.method && (p.status === 'pending' || p.status === 'confirmed')).reduce((x, p) => x + p.amount, 0n);
+        // Sent refunds (broadcast or completed) left `available`: amount + network fee, once each.
+        const sent = model.sentRefunds([id]).filter((f) => f.method === a.method).reduce((x, f) => x + f.amount + f.networkFee, 0n);
         const books = bal(id, (acc, asset) => acc.startsWith(prefix) && asset === a.method);
-        if (books !== liveSum) fail('ledger', `${id} ${a.method}: merchant accounts hold ${books}, live payments ${liveSum}`);
+        if (books !== liveSum - sent) fail('ledger', `${id} ${a.method}: merchant accounts hold ${books}, live payments ${liveSum} − sent refunds ${sent}`);
       }
       const mb = model.markBalances(id);
       if (!mb.reliable) continue;
@@ -592,6 +911,7 @@ describe('settlement against the independent money model', () => {
         // Shrinking a failure replays real transactions; the test timeout bounds it.
       },
     );
+    console.log(`refund commands: ${stable(coverage)}`);
     if (process.env.KASSA_MODEL_PROFILE) console.log(Object.fromEntries(Object.entries(profile).map(([k, ms]) => [k, Math.round(ms)])));
   }, 600_000);
 });
