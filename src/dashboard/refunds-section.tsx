@@ -112,7 +112,7 @@ const EvmSend: FC<{ ctx: PageCtx; inv: InvoiceObject; r: DashboardRefund }> = ({
   const native = t.data === '0x';
   return (
     <div class="evm-send" id={`send-${r.id}`}>
-      <p>Send exactly this transaction from {t.from ? <>your treasury <span class="mono break">{t.from}</span></> : 'your wallet'} on {r.wallet.network.name} (chain id {t.chain_id}):
+      <p>Send exactly this transaction from {t.from ? <>your treasury <span class="mono break">{t.from}</span></> : 'your wallet'} on {r.wallet.network.name}{r.wallet.network.name.includes(String(t.chain_id)) ? '' : ` (chain id ${t.chain_id})`}:
         {native ? <> {readableAmount(r.amount)} {r.asset} to <span class="mono break">{r.destination}</span>.</>
           : <> a {r.asset} transfer of {readableAmount(r.amount)} {r.asset} to <span class="mono break">{r.destination}</span> (the transaction goes to the token contract <span class="mono break">{t.to}</span>).</>}
       </p>
