@@ -174,7 +174,8 @@ const RefundRow: FC<{ ctx: PageCtx; inv: InvoiceObject; r: DashboardRefund; view
         {r.txid ? <><dt>Transaction</dt><dd class="mono break" id={`refund-txid-${r.id}`}>{r.explorer_url ? <a href={r.explorer_url} rel="noreferrer noopener">{r.txid}</a> : r.txid}</dd></> : null}
         {r.failure_reason ? <><dt>Failure</dt><dd>{r.failure_reason}</dd></> : null}
       </dl>
-      {r.claim_url ? (
+      {/* The claim link chooses where the money goes: only those who create refunds see it, not viewers. */}
+      {r.claim_url && can(role, 'refunds:create') ? (
         <p class="field">
           <label for={`claim-url-${r.id}`}>Claim link for the customer</label>
           <input type="text" readonly id={`claim-url-${r.id}`} class="mono" value={r.claim_url} />

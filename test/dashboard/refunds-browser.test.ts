@@ -238,7 +238,7 @@ describe('dashboard refunds (EVM, browser wallet)', () => {
     expect(own.errors).toEqual([]);
     await fin.context.close();
     await own.context.close();
-  });
+  }, 120_000); // four browser sign-ins (a deliberate scrypt each), a re-authentication, the chain
 
   it('four eyes: the creator cannot approve their own refund until an owner allows one person to do both; viewers see no refund actions', async () => {
     const invoiceId = await overpaidInvoice();
@@ -250,6 +250,15 @@ describe('dashboard refunds (EVM, browser wallet)', () => {
     await own.page.waitForURL(/done=refund_created/);
     const [r] = await w.ctx.deps.sql<{ id: string; amount: bigint }[]>`select id, amount from refunds where invoice_id = ${invoiceId}`;
     expect(r!.amount).toBe(1_500_000n);
+    // A viewer sees the refund but no form, no action and no claim link.
+    const viewer = await login('viewer@cafe.test');
+    await viewer.page.goto(`${w.server.url}/dashboard/invoices/${invoiceId}`);
+    expect(await viewer.page.locator(`#refund-${r!.id}`).count()).toBe(1);
+    // Nor the claim link: whoever has it chooses where the money goes.
+    expect(await viewer.page.locator(`#claim-url-${r!.id}`).count()).toBe(0);
+    expect(await viewer.page.locator('#refund-form, #refunds form').count()).toBe(0);
+    expect((await viewer.context.request.post(`${w.server.url}/dashboard/invoices/${invoiceId}/refunds`, { form: { _csrf: await csrfOf(viewer.page), amount_kind: 'full' } })).status()).toBe(403);
+    await viewer.context.close();
     await claim(await own.page.locator(`#claim-url-${r!.id}`).inputValue(), randomAddress());
     await own.page.reload();
     expect(await own.page.locator(`#approve-${r!.id}`).count()).toBe(0);
@@ -258,13 +267,6 @@ describe('dashboard refunds (EVM, browser wallet)', () => {
     expect(forged.status()).toBe(403);
     expect((await refundRow(r!.id)).status).toBe('awaiting_approval');
 
-    // A viewer sees the refund but no form and no action.
-    const viewer = await login('viewer@cafe.test');
-    await viewer.page.goto(`${w.server.url}/dashboard/invoices/${invoiceId}`);
-    expect(await viewer.page.locator(`#refund-${r!.id}`).count()).toBe(1);
-    expect(await viewer.page.locator('#refund-form, #refunds form').count()).toBe(0);
-    expect((await viewer.context.request.post(`${w.server.url}/dashboard/invoices/${invoiceId}/refunds`, { form: { _csrf: await csrfOf(viewer.page), amount_kind: 'full' } })).status()).toBe(403);
-    await viewer.context.close();
 
     // The owner allows one person to do both (a sensitive setting: signed in just now), then approves, then cancels.
     await own.page.goto(`${w.server.url}/dashboard/settings`);
@@ -290,5 +292,5 @@ describe('dashboard refunds (EVM, browser wallet)', () => {
     await w.ctx.deps.sql`update merchants set refund_single_person = false where id = ${w.shop.merchant.id}`;
     expect(own.errors).toEqual([]);
     await own.context.close();
-  });
+  }, 120_000);
 });
