@@ -1,6 +1,7 @@
 /**
  * Renders the dashboard's overview, an invoice and the reconciliation page in headless Chromium
- * into docs/images/dashboard-overview.png, dashboard-invoice.png and dashboard-reconciliation.png.
+ * into docs/images/dashboard-overview.png, dashboard-invoice.png, dashboard-refund.png (an approved
+ * EVM refund waiting to be sent) and dashboard-reconciliation.png.
  *
  *   npx tsx scripts/dashboard-screenshots.ts
  *
@@ -17,6 +18,7 @@ import { launchBrowser, startTestServer } from '../test/support/browser.ts';
 import { closeInvoiceUpdates } from '../src/checkout/updates.ts';
 import { createDashboardAuth } from '../src/dashboard/auth.ts';
 import type { InvoiceObject } from '../src/invoices/present.ts';
+import { refundServiceFor } from '../src/refunds/service.ts';
 import { parseAmount } from '../src/money/amount.ts';
 
 const OUT = fileURLToPath(new URL('../docs/images/', import.meta.url));
@@ -99,6 +101,13 @@ async function main(): Promise<void> {
     await ctx.deps.invoices.get(shop.merchant.id, late.id);
     const lateBtc = late.payment_methods.find((m) => m.method === 'BTC')!;
     await pay(ctx, late, 'BTC', parseAmount(lateBtc.amount, 8), new Date());
+    // An invoice overpaid in USDC with its refund claimed by the customer and approved: waiting to be sent.
+    const over = await ctx.deps.invoices.create(merchant, { amount: '30.00', currency: 'USD', order_id: 'order-3002', description: '2 kg filter beans' } as never);
+    await pay(ctx, over, 'USDC-ethereum', 35_000_000n, new Date());
+    const refunds = refundServiceFor(ctx.deps);
+    const refund = await refunds.create(shop.merchant.id, over.id, { amount: 'overpaid', reason: 'Paid $5 too much' });
+    await refunds.claim(new URL(refund.claim_url!).pathname.split('/').pop()!, '0x8ba1f109551bD432803012645Ac136ddd64DBA72');
+    await refunds.approve(shop.merchant.id, refund.id);
 
     const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, deviceScaleFactor: 1 });
     const page = await context.newPage();
@@ -111,6 +120,7 @@ async function main(): Promise<void> {
     const shots: [string, string][] = [
       ['overview', '/dashboard?days=30'],
       ['invoice', `/dashboard/invoices/${detail!.id}`],
+      ['refund', `/dashboard/invoices/${over.id}`],
       ['reconciliation', `/dashboard/reconciliation?from=${new Date(Date.now() - 14 * 86_400_000).toISOString().slice(0, 10)}&to=${new Date(Date.now() + 86_400_000).toISOString().slice(0, 10)}`],
     ];
     for (const [name, url] of shots) {

@@ -171,3 +171,24 @@ export async function overview(sql: Sql, assets: AssetRegistry, merchantId: stri
     volume, exceptions,
   };
 }
+
+export interface RefundActor {
+  refund_id: string;
+  action: 'created' | 'approved';
+  user_id: string;
+  email: string;
+}
+
+/** Who created and approved these refunds in the dashboard (refunds created over the API have no row). */
+export async function refundActors(sql: Sql, merchantId: string, refundIds: string[]): Promise<RefundActor[]> {
+  if (refundIds.length === 0) return [];
+  return sql<RefundActor[]>`
+    select a.refund_id, a.action, a.user_id, u.email from refund_dashboard_actions a join dashboard_users u on u.id = a.user_id
+    where a.merchant_id = ${merchantId} and a.refund_id = any(${refundIds})`;
+}
+
+/** The merchant lets the person who created a refund approve it too (migration 0022). */
+export async function refundSinglePerson(sql: Sql, merchantId: string): Promise<boolean> {
+  const [m] = await sql<{ refund_single_person: boolean }[]>`select refund_single_person from merchants where id = ${merchantId}`;
+  return m?.refund_single_person ?? false;
+}

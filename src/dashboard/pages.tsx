@@ -15,6 +15,7 @@ import { Badge, Bare, Csrf, Layout, qs, When, duration, type PageCtx } from './l
 import { InvoicesPerDayChart, RateMeter, VolumeChart } from './charts.tsx';
 import { INVOICE_EXCEPTIONS, INVOICE_STATUSES } from '../invoices/status.ts';
 import { type DeliveryRow, type InvoiceEventRow, type InvoiceListRow, type InvoiceSearch, type Overview } from './data.ts';
+import { RefundsSection, type RefundsView } from './refunds-section.tsx';
 
 /* ---------- sign-in, setup ---------- */
 
@@ -269,7 +270,8 @@ export const InvoiceDetailPage: FC<{
   payments: DashboardPayment[];
   events: InvoiceEventRow[];
   deliveries: DeliveryRow[] | null;
-}> = ({ ctx, inv, payments, events, deliveries }) => {
+  refunds: RefundsView;
+}> = ({ ctx, inv, payments, events, deliveries, refunds }) => {
   const role = ctx.session.user.role;
   const canMark = can(role, 'invoices:mark');
   const canRedeliver = can(role, 'webhooks:manage') && deliveries !== null;
@@ -317,6 +319,8 @@ export const InvoiceDetailPage: FC<{
         <h2>Payments</h2>
         {payments.length === 0 ? <p class="muted">No payments yet.</p> : <PaymentsTable payments={payments} />}
       </section>
+
+      <RefundsSection ctx={ctx} inv={inv} view={refunds} />
 
       {canMark ? (
         <section class="card" id="mark-section">
@@ -409,10 +413,10 @@ export const ReconciliationPage: FC<{ ctx: PageCtx; fromText: string; toText: st
             <section class="card table-wrap" tabindex={0} role="region" aria-label="Per currency">
               <h2>Per currency</h2>
               <table id="per-currency">
-                <thead><tr><th>Currency</th><th class="num">Invoices</th><th class="num">Expected</th><th class="num">Received</th><th class="num">Difference</th></tr></thead>
+                <thead><tr><th>Currency</th><th class="num">Invoices</th><th class="num">Expected</th><th class="num">Received</th><th class="num">Difference</th><th class="num">Refunded</th><th class="num">Net received</th></tr></thead>
                 <tbody>
                   {report.totals.per_currency.map((c) => (
-                    <tr><td>{c.currency}</td><td class="num">{c.invoices}</td><td class="num">{c.expected}</td><td class="num">{c.received}</td><td class="num">{c.difference}</td></tr>
+                    <tr><td>{c.currency}</td><td class="num">{c.invoices}</td><td class="num">{c.expected}</td><td class="num">{c.received}</td><td class="num">{c.difference}</td><td class="num">{c.refunded}</td><td class="num">{c.net_received}</td></tr>
                   ))}
                 </tbody>
               </table>
@@ -421,10 +425,10 @@ export const ReconciliationPage: FC<{ ctx: PageCtx; fromText: string; toText: st
             <section class="card table-wrap" tabindex={0} role="region" aria-label="Per asset">
               <h2>Per asset</h2>
               <table id="per-asset">
-                <thead><tr><th>Method</th><th class="num">Payments</th><th class="num">Received</th><th class="num">Counted</th><th class="num">Not counted</th></tr></thead>
+                <thead><tr><th>Method</th><th class="num">Payments</th><th class="num">Received</th><th class="num">Counted</th><th class="num">Not counted</th><th class="num">Refunds</th><th class="num">Refunded</th><th class="num">Net received</th></tr></thead>
                 <tbody>
                   {report.totals.per_asset.map((a) => (
-                    <tr><td>{a.method}</td><td class="num">{a.payments}</td><td class="num">{a.received} {a.asset}</td><td class="num">{a.counted}</td><td class="num">{a.not_counted}</td></tr>
+                    <tr><td>{a.method}</td><td class="num">{a.payments}</td><td class="num">{a.received} {a.asset}</td><td class="num">{a.counted}</td><td class="num">{a.not_counted}</td><td class="num">{a.refunds}</td><td class="num">{a.refunded}</td><td class="num">{a.net_received} {a.asset}</td></tr>
                   ))}
                 </tbody>
               </table>
@@ -452,14 +456,15 @@ export const ReconciliationPage: FC<{ ctx: PageCtx; fromText: string; toText: st
           <section class="card table-wrap" tabindex={0} role="region" aria-label="Invoice list">
             <h2>Invoices ({report.invoices.length})</h2>
             <table id="rec-invoices">
-              <thead><tr><th>Invoice</th><th>Order</th><th>Status</th><th class="num">Expected</th><th class="num">Received</th><th class="num">Difference</th><th class="num">Not counted</th><th class="num">Payments</th></tr></thead>
+              <thead><tr><th>Invoice</th><th>Order</th><th>Status</th><th class="num">Expected</th><th class="num">Received</th><th class="num">Difference</th><th class="num">Not counted</th><th class="num">Refunded</th><th class="num">Net received</th><th class="num">Payments</th><th class="num">Refunds</th></tr></thead>
               <tbody>
                 {report.invoices.map((i) => (
                   <tr>
                     <td><a class="mono" href={`/dashboard/invoices/${i.invoice_id}`}>{i.invoice_id}</a></td>
                     <td>{i.order_id ?? '—'}</td>
                     <td><Badge value={i.status} /> <Badge value={i.exception} kind="exception" /></td>
-                    <td class="num">{i.expected} {i.currency}</td><td class="num">{i.received}</td><td class="num">{i.difference}</td><td class="num">{i.not_counted}</td><td class="num">{i.payments.length}</td>
+                    <td class="num">{i.expected} {i.currency}</td><td class="num">{i.received}</td><td class="num">{i.difference}</td><td class="num">{i.not_counted}</td>
+                    <td class="num">{i.refunded}</td><td class="num">{i.net_received}</td><td class="num">{i.payments.length}</td><td class="num">{i.refunds.length}</td>
                   </tr>
                 ))}
               </tbody>
@@ -490,7 +495,7 @@ const SettingsNav: FC<{ ctx: PageCtx }> = ({ ctx }) => {
   );
 };
 
-export const SettingsPage: FC<{ ctx: PageCtx; merchant: DashboardMerchant; bitcoin: BitcoinPaymentMethodView | null; evm: (EvmPaymentMethod & { network: string })[]; evmChains: string[] }> = ({ ctx, merchant, bitcoin, evm, evmChains }) => {
+export const SettingsPage: FC<{ ctx: PageCtx; merchant: DashboardMerchant; bitcoin: BitcoinPaymentMethodView | null; evm: (EvmPaymentMethod & { network: string })[]; evmChains: string[]; refundSinglePerson: boolean }> = ({ ctx, merchant, bitcoin, evm, evmChains, refundSinglePerson }) => {
   const role = ctx.session.user.role;
   const writable = can(role, 'settings:write');
   return (
@@ -550,6 +555,18 @@ export const SettingsPage: FC<{ ctx: PageCtx; merchant: DashboardMerchant; bitco
             <span>Owners must use two-factor authentication: <strong>{merchant.requireOwner2fa ? 'required' : 'optional'}</strong></span>
             <input type="hidden" name="value" value={merchant.requireOwner2fa ? 'off' : 'on'} />
             <button type="submit" class="secondary">{merchant.requireOwner2fa ? 'Make optional' : 'Require for owners'}</button>
+          </form>
+        </section>
+      ) : null}
+      {can(role, 'refunds:approve') ? (
+        <section class="card" id="refund-settings">
+          <h2>Refunds</h2>
+          <p class="muted">Finance staff and owners create refunds; an owner approves them. By default the person who created a refund cannot approve it.</p>
+          <form method="post" action="/dashboard/settings/refunds" class="actions">
+            <Csrf session={ctx.session} />
+            <span>One person may create and approve the same refund: <strong id="refund-single-person">{refundSinglePerson ? 'allowed' : 'not allowed'}</strong></span>
+            <input type="hidden" name="value" value={refundSinglePerson ? 'off' : 'on'} />
+            <button type="submit" class="secondary" id="refund-single-person-toggle">{refundSinglePerson ? 'Require a second person' : 'Allow one person to do both'}</button>
           </form>
         </section>
       ) : null}

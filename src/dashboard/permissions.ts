@@ -31,6 +31,15 @@ export const PERMISSIONS = {
   'users:manage': ['owner'],
   /** The audit log. */
   'audit:read': ['owner'],
+  /** Create a refund of a paid invoice (and send its claim link), cancel one not yet broadcast. */
+  'refunds:create': ['owner', 'finance'],
+  /**
+   * Approve a claimed refund (Kassa then prepares the transaction), and the setting that lets the
+   * person who created a refund approve it too (by default another owner must).
+   */
+  'refunds:approve': ['owner'],
+  /** Send an approved refund: the browser wallet, the signed PSBT, or report the transaction id. */
+  'refunds:sign': ['owner', 'finance'],
 } as const satisfies Record<string, readonly Role[]>;
 
 export type Permission = keyof typeof PERMISSIONS;
@@ -40,8 +49,8 @@ export function can(role: Role, permission: Permission): boolean {
 }
 
 export const ROLE_DESCRIPTIONS: Record<Role, string> = {
-  owner: 'everything; manages users and API keys',
+  owner: 'everything; approves refunds; manages users and API keys',
   developer: 'API keys, webhooks and settings; reads invoices',
-  finance: 'reads invoices, payments and reports; exports; marks exceptions',
+  finance: 'reads invoices, payments and reports; exports; marks exceptions; creates and sends refunds',
   viewer: 'read only',
 };

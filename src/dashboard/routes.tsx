@@ -7,11 +7,14 @@
  * - CSRF: a synchronizer token per session, checked on EVERY POST by one middleware; sign-in and
  *   setup forms (no session yet) use an HMAC of a pre-session cookie instead;
  * - roles: `requirePermission(permission)` over the table in permissions.ts, on every page and action;
- * - headers: a CSP with no script at all, frame-ancestors 'none', form-action 'self', no-store.
+ * - headers: a CSP with no script at all, frame-ancestors 'none', form-action 'self', no-store; the
+ *   one exception is an invoice page showing an approved EVM refund, which loads the same-origin
+ *   wallet script (script-src 'self', DASHBOARD_WALLET_CSP).
  *
  * Business rules are never re-implemented: marks go through `deps.invoices.mark`, keys through
  * `deps.apiKeys`, settings through `deps.merchants.update`, the report through
- * src/reports/reconciliation.ts (the CSV is byte-for-byte the API's).
+ * src/reports/reconciliation.ts (the CSV is byte-for-byte the API's), refunds through the refund
+ * service's exported functions (src/refunds/service.ts), as the API does.
  */
 import crypto from 'node:crypto';
 import { Hono, type Context, type MiddlewareHandler } from 'hono';
@@ -33,9 +36,12 @@ import { getEvmPaymentMethod, isEvmChain } from '../chains/evm/payment-method.ts
 import { createWebhookService, type WebhookService } from '../webhooks/service.ts';
 import { audit, createDashboardAuth, type AuthLimits, type DashboardAuth, type Session } from './auth.ts';
 import { can, type Permission } from './permissions.ts';
-import { DASHBOARD_ASSET_VERSION, DASHBOARD_CSS } from './assets.ts';
+import { DASHBOARD_ASSET_VERSION, DASHBOARD_CSS, DASHBOARD_WALLET_JS } from './assets.ts';
+import { refundServiceFor, type CreateRefundInput } from '../refunds/service.ts';
+import { walletNetworks } from '../checkout/wallet.ts';
+import { refundable, type DashboardRefund, type RefundsView } from './refunds-section.tsx';
 import { staticCacheControl } from '../checkout/assets.ts';
-import { deliveriesOf, invoiceEvents, overview, searchInvoices, type InvoiceSearch } from './data.ts';
+import { deliveriesOf, invoiceEvents, overview, refundActors, refundSinglePerson, searchInvoices, type InvoiceSearch } from './data.ts';
 import { INVOICE_EXCEPTIONS, INVOICE_STATUSES } from '../invoices/status.ts';
 import type { PageCtx } from './layout.tsx';
 import {
@@ -48,7 +54,7 @@ export interface DashboardRouteOptions {
   limits?: Partial<AuthLimits>;
 }
 
-type DashEnv = { Variables: AppEnv['Variables'] & { session: Session } };
+type DashEnv = { Variables: AppEnv['Variables'] & { session: Session; csp?: string } };
 type C = Context<DashEnv>;
 
 export const SESSION_COOKIE = 'kassa_dash';
@@ -68,6 +74,9 @@ export const DASHBOARD_CSP = [
   "base-uri 'none'",
 ].join('; ');
 
+/** The invoice page with an approved EVM refund: the same, plus the dashboard's own wallet script (no inline script). */
+export const DASHBOARD_WALLET_CSP = DASHBOARD_CSP.replace("default-src 'none'", "default-src 'none'; script-src 'self'");
+
 const NOTICES: Record<string, string> = {
   marked: 'The invoice was marked.',
   settings_saved: 'Settings saved.',
@@ -81,6 +90,11 @@ const NOTICES: Record<string, string> = {
   webhook_deleted: 'The webhook endpoint was deleted.',
   password_set: 'Your password is set. Sign in.',
   reauthenticated: 'Confirmed. Repeat the action now.',
+  refund_created: 'The refund was created. Send the claim link to the customer (it was e-mailed when the invoice has a buyer e-mail).',
+  refund_approved: 'The refund was approved: send it from your wallet.',
+  refund_cancelled: 'The refund was cancelled.',
+  refund_sent: 'Kassa checked the transaction: the refund is sent and completes at the invoice\'s confirmations.',
+  refund_setting: 'The refund approval setting was saved.',
   signed_out: 'You are signed out.',
 };
 
@@ -88,6 +102,10 @@ async function render(c: Context, node: unknown, status: 200 | 400 | 401 | 403 |
   const body = DOCTYPE + String(await (node as { toString(): string | Promise<string> }).toString());
   return c.html(body, status);
 }
+
+/** Any 4xx of a service (KassaError) as a status a dashboard page answers with. */
+type PageStatus = 400 | 404 | 409 | 422;
+const pageStatus = (s: number): PageStatus => (s === 404 || s === 409 || s === 422 ? s : 400);
 
 function str(body: Record<string, unknown>, name: string): string {
   const v = body[name];
@@ -121,6 +139,7 @@ export function registerDashboardRoutes(app: OpenAPIHono<AppEnv>, deps: Deps, op
     webhooks = null;
   }
   const d = new Hono<DashEnv>();
+  const refunds = refundServiceFor(deps);
 
   const cookieOpts = (maxAge?: number) => ({ path: COOKIE_PATH, httpOnly: true, sameSite: 'Strict' as const, secure, ...(maxAge ? { maxAge } : {}) });
   const preToken = (pre: string) => crypto.createHmac('sha256', deps.config.secretKey).update(`dashboard-pre:${pre}`).digest('base64url');
@@ -167,10 +186,12 @@ export function registerDashboardRoutes(app: OpenAPIHono<AppEnv>, deps: Deps, op
   /** Where to send the user back after re-authenticating: the page holding the form of `path`. */
   const pageOf = (path: string): string => {
     if (path.startsWith('/dashboard/account')) return '/dashboard/account';
+    const inv = /^\/dashboard\/invoices\/(inv_[0-9A-Za-z]{1,64})\//.exec(path);
+    if (inv) return `/dashboard/invoices/${inv[1]}`;
     const m = /^\/dashboard\/settings\/(keys|users|webhooks)(\/|$)/.exec(path);
     return m ? `/dashboard/settings/${m[1]}` : '/dashboard/settings';
   };
-  const safeNext = (next: string): string => (/^\/dashboard(\/[a-z0-9-]+)*$/.test(next) ? next : '/dashboard');
+  const safeNext = (next: string): string => (/^\/dashboard(\/[a-z0-9-]+)*$/.test(next) || /^\/dashboard\/invoices\/inv_[0-9A-Za-z]{1,64}$/.test(next) ? next : '/dashboard');
 
   /**
    * Sensitive actions (security and money settings) need a sign-in or re-authentication within
@@ -198,7 +219,7 @@ export function registerDashboardRoutes(app: OpenAPIHono<AppEnv>, deps: Deps, op
   d.use('*', async (c, next) => {
     await next();
     const h = c.res.headers;
-    h.set('Content-Security-Policy', DASHBOARD_CSP);
+    h.set('Content-Security-Policy', c.get('csp') ?? DASHBOARD_CSP);
     h.set('X-Content-Type-Options', 'nosniff');
     h.set('Referrer-Policy', 'no-referrer');
     h.set('X-Frame-Options', 'DENY');
@@ -219,6 +240,7 @@ export function registerDashboardRoutes(app: OpenAPIHono<AppEnv>, deps: Deps, op
   });
 
   d.get('/static/dashboard.css', (c) => c.body(DASHBOARD_CSS, 200, { 'Content-Type': 'text/css; charset=utf-8', 'Cache-Control': staticCacheControl(c.req.query('v'), DASHBOARD_ASSET_VERSION) }));
+  d.get('/static/refund-wallet.js', (c) => c.body(DASHBOARD_WALLET_JS, 200, { 'Content-Type': 'text/javascript; charset=utf-8', 'Cache-Control': staticCacheControl(c.req.query('v'), DASHBOARD_ASSET_VERSION) }));
 
   /* ---------- sign-in, second factor, setup (no session yet) ---------- */
 
@@ -402,13 +424,38 @@ export function registerDashboardRoutes(app: OpenAPIHono<AppEnv>, deps: Deps, op
     return render(c, <InvoicesPage ctx={ctxOf(c)} f={f} methods={allMethods()} rows={result.rows} hasNext={result.hasNext} hasPrev={result.hasPrev} />);
   });
 
-  async function invoiceDetail(c: C, extra: Partial<PageCtx> = {}, status: 200 | 400 | 409 = 200) {
+  /** The refunds part of an invoice page (refunds-section.tsx). */
+  async function refundsView(merchantId: string, invoiceId: string, payments: PaymentView[]): Promise<RefundsView> {
+    const { data } = await refunds.list(merchantId, { invoiceId }, { limit: 100 });
+    const actors = await refundActors(deps.sql, merchantId, data.map((r) => r.id));
+    const actor = (id: string, action: 'created' | 'approved') => {
+      const a = actors.find((x) => x.refund_id === id && x.action === action);
+      return a ? { id: a.user_id, email: a.email } : null;
+    };
+    const list: DashboardRefund[] = [];
+    for (const r of data) {
+      let wallet: DashboardRefund['wallet'] = null;
+      if (r.status === 'awaiting_signature' && r.evm?.transaction) {
+        const network = walletNetworks({ payment_methods: [{ chain: r.chain }] } as never, deps.config.chains)[r.chain];
+        if (network) wallet = { network, qr: r.evm.link ? await qrDataUri(r.evm.link) : null };
+      }
+      list.push({ ...r, created_by: actor(r.id, 'created'), approved_by: actor(r.id, 'approved'), explorer_url: r.txid ? explorerUrl(r.chain, r.txid) : null, wallet });
+    }
+    const paidMethods = [...new Map(payments.filter((p) => p.status === 'confirmed').map((p) => [p.method, { method: p.method, asset: p.asset }])).values()];
+    return { refunds: list, paidMethods, singlePerson: await refundSinglePerson(deps.sql, merchantId) };
+  }
+
+  async function invoiceDetail(c: C, extra: Partial<PageCtx> = {}, status: 200 | PageStatus = 200) {
     const merchantId = mid(c);
     const inv = await deps.invoices.get(merchantId, c.req.param('id')!); // 404 for another merchant's id
     const { data } = await listPayments(deps.sql, merchantId, { invoiceId: inv.id }, null);
     const events = await invoiceEvents(deps.sql, merchantId, inv.id);
     const deliveries = webhooks ? await deliveriesOf(deps.sql, merchantId, events.map((e) => e.id)) : null;
-    return render(c, <InvoiceDetailPage ctx={ctxOf(c, extra)} inv={inv} payments={data.reverse().map(toDashboardPayment)} events={events} deliveries={deliveries} />, status);
+    const view = await refundsView(merchantId, inv.id, data);
+    const res = await render(c, <InvoiceDetailPage ctx={ctxOf(c, extra)} inv={inv} payments={data.reverse().map(toDashboardPayment)} events={events} deliveries={deliveries} refunds={view} />, status);
+    // Only this page, and only while it shows the wallet button, loads a script (same origin, no inline code).
+    if (view.refunds.some((r) => r.wallet !== null) && can(c.get('session').user.role, 'refunds:sign')) c.set('csp', DASHBOARD_WALLET_CSP);
+    return res;
   }
 
   d.get('/invoices/:id', requirePermission('invoices:read'), (c) => invoiceDetail(c));
@@ -432,6 +479,123 @@ export function registerDashboardRoutes(app: OpenAPIHono<AppEnv>, deps: Deps, op
       throw err;
     }
     return c.redirect(`/dashboard/invoices/${id}?done=marked`, 303);
+  });
+
+  /* ---------- refunds of an invoice (docs/refunds.md, "In the dashboard") ---------- */
+
+  /** A refund of the invoice in the path, of the session's merchant (404 otherwise). */
+  const refundOf = async (c: C) => {
+    const r = await refunds.get(mid(c), c.req.param('refundId')!);
+    if (r.invoice_id !== c.req.param('id')) return null;
+    return r;
+  };
+  /** Runs a refund action; a refusal of the service (4xx) shows the invoice page with its message and field. */
+  const refundAction = async (c: C, run: () => Promise<unknown>, done: string) => {
+    try {
+      await run();
+    } catch (err) {
+      if (isKassaError(err) && err.status < 500 && err.status !== 404) {
+        return invoiceDetail(c, { error: err.param ? `${err.message} (field: ${err.param})` : err.message }, pageStatus(err.status));
+      }
+      throw err;
+    }
+    return c.redirect(`/dashboard/invoices/${c.req.param('id')}?done=${done}#refunds`, 303);
+  };
+
+  d.post('/invoices/:id/refunds', requirePermission('refunds:create'), async (c) => {
+    const body = await c.req.parseBody({ all: true });
+    const kind = str(body, 'amount_kind');
+    if (kind !== 'full' && kind !== 'overpaid' && kind !== 'decimal') return invoiceDetail(c, { error: 'Choose the amount: everything received, the overpaid part, or an amount.' }, 400);
+    const basis = str(body, 'rate_basis') || 'rate_then';
+    if (basis !== 'rate_then' && basis !== 'current' && basis !== 'fixed') return invoiceDetail(c, { error: 'Choose the rate basis.' }, 400);
+    const reason = str(body, 'reason').trim();
+    if (reason.length > 500) return invoiceDetail(c, { error: 'The reason is too long (500 characters at most).' }, 400);
+    const opt = (name: string) => str(body, name).trim() || undefined;
+    const input: CreateRefundInput = {
+      amount: kind === 'decimal' ? str(body, 'amount').trim() : kind,
+      amount_currency: kind === 'decimal' ? opt('amount_currency') : undefined,
+      method: opt('method'),
+      rate_basis: basis,
+      rate: basis === 'fixed' ? str(body, 'rate').trim() : undefined,
+      fee: opt('fee'),
+      reason: reason || undefined,
+    };
+    const invoiceId = c.req.param('id');
+    return refundAction(c, async () => {
+      const r = await refunds.create(mid(c), invoiceId, input);
+      await deps.sql`insert into refund_dashboard_actions (refund_id, merchant_id, action, user_id) values (${r.id}, ${mid(c)}, 'created', ${c.get('session').user.id})`;
+      await audit(deps.sql, { merchantId: mid(c), actor: actor(c), action: 'refund.created', target: `refund:${r.id}`, details: { invoice_id: invoiceId, method: r.method, amount: r.amount, asset: r.asset, requested: r.requested, rate_basis: r.rate_basis, fee: r.fee }, ip: clientIp(c) });
+    }, 'refund_created');
+  });
+
+  // Approving is a money action: a recent sign-in or re-authentication, and (unless the merchant
+  // allows one person to do both) not the user who created the refund.
+  d.post('/invoices/:id/refunds/:refundId/approve', requirePermission('refunds:approve'), requireRecentAuth, async (c) => {
+    const r = await refundOf(c);
+    if (!r) return notFoundPage(c);
+    const me = c.get('session').user.id;
+    const [creator] = await deps.sql<{ user_id: string }[]>`select user_id from refund_dashboard_actions where refund_id = ${r.id} and action = 'created'`;
+    if (creator?.user_id === me && !(await refundSinglePerson(deps.sql, mid(c)))) {
+      return forbidden(c, 'You created this refund, so another owner must approve it. An owner can allow one person to do both in Settings → Refunds.');
+    }
+    const body = await c.req.parseBody({ all: true });
+    const feeRate = str(body, 'fee_rate').trim();
+    return refundAction(c, async () => {
+      const approved = await refunds.approve(mid(c), r.id, feeRate ? { fee_rate: feeRate } : {});
+      await deps.sql`insert into refund_dashboard_actions (refund_id, merchant_id, action, user_id) values (${r.id}, ${mid(c)}, 'approved', ${me}) on conflict do nothing`;
+      await audit(deps.sql, { merchantId: mid(c), actor: actor(c), action: 'refund.approved', target: `refund:${r.id}`, details: { invoice_id: r.invoice_id, amount: approved.amount, asset: approved.asset, destination: approved.destination }, ip: clientIp(c) });
+    }, 'refund_approved');
+  });
+
+  d.post('/invoices/:id/refunds/:refundId/cancel', requirePermission('refunds:create'), async (c) => {
+    const r = await refundOf(c);
+    if (!r) return notFoundPage(c);
+    return refundAction(c, async () => {
+      await refunds.cancel(mid(c), r.id);
+      await audit(deps.sql, { merchantId: mid(c), actor: actor(c), action: 'refund.cancelled', target: `refund:${r.id}`, details: { invoice_id: r.invoice_id, was: r.status }, ip: clientIp(c) });
+    }, 'refund_cancelled');
+  });
+
+  // The hash the browser wallet (or any wallet) sent: Kassa checks it on chain before recording it.
+  d.post('/invoices/:id/refunds/:refundId/transaction', requirePermission('refunds:sign'), async (c) => {
+    const r = await refundOf(c);
+    if (!r) return notFoundPage(c);
+    const body = await c.req.parseBody({ all: true });
+    const txid = str(body, 'txid').trim();
+    return refundAction(c, async () => {
+      const sent = await refunds.submitTransaction(mid(c), r.id, txid);
+      await audit(deps.sql, { merchantId: mid(c), actor: actor(c), action: 'refund.transaction_reported', target: `refund:${r.id}`, details: { invoice_id: r.invoice_id, txid: sent.txid, sender: sent.evm?.sender ?? null }, ip: clientIp(c) });
+    }, 'refund_sent');
+  });
+
+  // The unsigned PSBT as a binary .psbt file (what Sparrow, Electrum and hardware wallets open).
+  d.get('/invoices/:id/refunds/:refundId/psbt', requirePermission('refunds:sign'), async (c) => {
+    const r = await refundOf(c);
+    if (!r?.bitcoin?.psbt) return notFoundPage(c);
+    return c.body(new Uint8Array(Buffer.from(r.bitcoin.psbt, 'base64')), 200, {
+      'Content-Type': 'application/octet-stream',
+      'Content-Disposition': `attachment; filename="kassa-${r.id}-unsigned.psbt"`,
+    });
+  });
+
+  // The signed PSBT: a file (binary, or base64 text) or pasted base64.
+  d.post('/invoices/:id/refunds/:refundId/signed_psbt', requirePermission('refunds:sign'), async (c) => {
+    const r = await refundOf(c);
+    if (!r) return notFoundPage(c);
+    const body = await c.req.parseBody({ all: true });
+    const file = body.psbt_file;
+    let psbt = str(body, 'psbt').replace(/\s+/g, '');
+    if (file instanceof File && file.size > 0) {
+      if (file.size > 300_000) return invoiceDetail(c, { error: 'This file is too large for a PSBT.' }, 400);
+      const bytes = Buffer.from(await file.arrayBuffer());
+      // A binary PSBT starts with the magic "psbt\xff"; otherwise the file holds the base64 text.
+      psbt = bytes.subarray(0, 5).equals(Buffer.from('psbt\xff', 'latin1')) ? bytes.toString('base64') : bytes.toString('utf8').replace(/\s+/g, '');
+    }
+    if (!psbt) return invoiceDetail(c, { error: 'Choose the signed PSBT file, or paste it.' }, 400);
+    return refundAction(c, async () => {
+      const sent = await refunds.submitSignedPsbt(mid(c), r.id, psbt);
+      await audit(deps.sql, { merchantId: mid(c), actor: actor(c), action: 'refund.psbt_uploaded', target: `refund:${r.id}`, details: { invoice_id: r.invoice_id, txid: sent.txid }, ip: clientIp(c) });
+    }, 'refund_sent');
   });
 
   d.post('/events/:id/redeliver', requirePermission('webhooks:manage'), async (c) => {
@@ -504,7 +668,7 @@ export function registerDashboardRoutes(app: OpenAPIHono<AppEnv>, deps: Deps, op
       const m = await getEvmPaymentMethod(deps.sql, merchantId, chain);
       if (m) evm.push({ ...m, network: deps.config.chains[chain]!.network });
     }
-    return render(c, <SettingsPage ctx={ctxOf(c, extra)} merchant={merchant} bitcoin={bitcoin} evm={evm} evmChains={evmChains} />, status);
+    return render(c, <SettingsPage ctx={ctxOf(c, extra)} merchant={merchant} bitcoin={bitcoin} evm={evm} evmChains={evmChains} refundSinglePerson={await refundSinglePerson(deps.sql, merchantId)} />, status);
   }
 
   d.get('/settings', requirePermission('settings:read'), (c) => settingsPage(c));
@@ -532,6 +696,14 @@ export function registerDashboardRoutes(app: OpenAPIHono<AppEnv>, deps: Deps, op
     const body = await c.req.parseBody({ all: true });
     await auth.setRequireOwner2fa(mid(c), str(body, 'value') === 'on', actor(c), clientIp(c));
     return c.redirect('/dashboard/settings?done=2fa_setting', 303);
+  });
+
+  d.post('/settings/refunds', requirePermission('refunds:approve'), requireRecentAuth, async (c) => {
+    const body = await c.req.parseBody({ all: true });
+    const value = str(body, 'value') === 'on';
+    await deps.sql`update merchants set refund_single_person = ${value} where id = ${mid(c)}`;
+    await audit(deps.sql, { merchantId: mid(c), actor: actor(c), action: 'settings.refund_single_person', details: { refund_single_person: value }, ip: clientIp(c) });
+    return c.redirect('/dashboard/settings?done=refund_setting', 303);
   });
 
   /* API keys */

@@ -8,6 +8,9 @@
  *   (remaining amount + checkout link) when the invoice is still open and partly paid; otherwise
  *   `payment_detected`.
  * - invoice.settled: `paid`.  - invoice.expired: `expired`.
+ * - refund.created: `refund_claim` with the claim link (docs/refunds.md), unless the refund was
+ *   claimed or cancelled before the e-mail is written.
+ * - refund.completed: `refund_completed` (once per refund: completed again after a reorg sends nothing).
  *
  * Abuse limits (Kassa must not be a way to mail anyone): an e-mail is only written once the
  * customer acted — a payment was detected on that invoice — so creating (and cancelling or letting
@@ -21,7 +24,8 @@ import type { Logger } from '../logger.ts';
 import type { Queues } from '../queues/index.ts';
 import { randomBase62 } from '../ids.ts';
 import { loadInvoice, presentInvoice } from '../invoices/present.ts';
-import { renderEmail, emailLocale, type EmailKind } from './templates.ts';
+import { renderEmail, emailLocale, type EmailContext, type EmailKind } from './templates.ts';
+import { readableAmount } from '../money/amount.ts';
 import type { EmailSender } from './sender.ts';
 
 export interface EmailEventRow {
@@ -60,6 +64,20 @@ export function createEmailService(deps: {
         return 'paid';
       case 'invoice.expired':
         return 'expired';
+      case 'refund.created': {
+        const r = event.payload.object as { id?: string; claim_url?: string | null };
+        if (!r?.id || !r.claim_url) return null;
+        const [now] = await tx<{ status: string }[]>`select status from refunds where id = ${r.id}`;
+        return now?.status === 'awaiting_destination' ? 'refund_claim' : null;
+      }
+      case 'refund.completed': {
+        const id = (event.payload.object as { id?: string })?.id;
+        if (!id) return null;
+        const [before] = await tx`
+          select 1 from emails e join events ev on ev.id = e.event_id
+          where e.merchant_id = ${event.merchant_id} and e.kind = 'refund_completed' and ev.payload->'object'->>'id' = ${id} limit 1`;
+        return before ? null : 'refund_completed';
+      }
       case 'invoice.payment_detected': {
         const paymentId = (event.payload.payment as { id?: string } | undefined)?.id;
         if (paymentId) {
@@ -98,9 +116,16 @@ export function createEmailService(deps: {
       const inv = presentInvoice(row, methods, config.chains, config.publicUrl);
       const [merchant] = await tx<{ name: string }[]>`select name from merchants where id = ${event.merchant_id}`;
       const locale = emailLocale(row.locale);
+      const r = kind === 'refund_claim' || kind === 'refund_completed'
+        ? event.payload.object as { amount: string; asset: string; rate_basis: string; requested: { kind: string; currency: string | null }; claim_url: string | null; destination: string | null; txid: string | null }
+        : null;
+      const refund: EmailContext['refund'] = r ? {
+        amount: readableAmount(r.amount), asset: r.asset, claimUrl: r.claim_url, destination: r.destination, txid: r.txid,
+        amountAtClaim: kind === 'refund_claim' && r.rate_basis === 'current' && r.requested.kind !== 'full' && r.requested.currency !== r.asset,
+      } : undefined;
       const rendered = renderEmail(kind, locale, {
         merchantName: merchant?.name ?? '', invoiceId: inv.id, orderId: inv.order_id, description: inv.description,
-        amount: inv.amount, currency: inv.currency, amountPaid: inv.amount_paid, amountDue: inv.amount_due, checkoutUrl: inv.checkout_url,
+        amount: inv.amount, currency: inv.currency, amountPaid: inv.amount_paid, amountDue: inv.amount_due, checkoutUrl: inv.checkout_url, refund,
       });
       const id = `eml_${randomBase62(22)}`;
       const rows = await tx<{ id: string }[]>`

@@ -1,8 +1,9 @@
 /**
  * Customer e-mail templates (plain text + HTML) in English and Simplified Chinese. Everything that
- * comes from the merchant or the invoice is HTML-escaped in the HTML part.
+ * comes from the merchant or the invoice is HTML-escaped in the HTML part. Refund e-mails carry the
+ * refund instead of the invoice's description (the customer's own address and the transaction).
  */
-export const EMAIL_KINDS = ['payment_detected', 'paid', 'partial_payment', 'expired', 'late_payment'] as const;
+export const EMAIL_KINDS = ['payment_detected', 'paid', 'partial_payment', 'expired', 'late_payment', 'refund_claim', 'refund_completed'] as const;
 export type EmailKind = (typeof EMAIL_KINDS)[number];
 export type EmailLocale = 'en' | 'zh-CN';
 
@@ -17,6 +18,16 @@ export interface EmailContext {
   /** What is still due (partial payments). */
   amountDue: string;
   checkoutUrl: string;
+  /** Refund e-mails: the refund (amount in the asset), its claim link and, once sent, where and how. */
+  refund?: {
+    amount: string;
+    asset: string;
+    /** The amount is set when the customer claims (rate basis `current`). */
+    amountAtClaim: boolean;
+    claimUrl: string | null;
+    destination: string | null;
+    txid: string | null;
+  } | undefined;
 }
 
 export interface RenderedEmail {
@@ -45,8 +56,10 @@ export function emailLocale(locale: string | null | undefined): EmailLocale {
 
 /** A piece of copy: literal text and `{field}` placeholders filled from the context. */
 type Copy = { subject: string; lines: string[]; link?: string };
+/** Copy for a refund e-mail: `link` is the claim link's text; `at_claim` is added when the amount is set at the claim. */
+type RefundCopy = Copy & { at_claim?: string };
 
-const COPY: Record<EmailLocale, Record<EmailKind, Copy> & { order: string; invoice: string; footer: string }> = {
+const COPY: Record<EmailLocale, Record<EmailKind, RefundCopy> & { order: string; invoice: string; footer: string }> = {
   en: {
     order: 'Order',
     invoice: 'Invoice',
@@ -71,6 +84,19 @@ const COPY: Record<EmailLocale, Record<EmailKind, Copy> & { order: string; invoi
     late_payment: {
       subject: 'Late payment received: {merchant}',
       lines: ['We received your payment for {ref} after the invoice had expired.', 'The payment is recorded; {merchant} will contact you about completing the order or a refund.'],
+    },
+    refund_claim: {
+      subject: 'Your refund from {merchant}: {refund_amount} {refund_asset}',
+      lines: [
+        '{merchant} is refunding {refund_amount} {refund_asset} for {ref}.',
+        'To receive it, open the link below and enter the address of a {refund_asset} wallet that you control. Do not enter an exchange deposit address or the address you paid from, unless you are sure it is yours: a refund sent there may be lost.',
+      ],
+      at_claim: 'The amount is converted at the exchange rate of the moment you enter your address.',
+      link: 'Claim your refund',
+    },
+    refund_completed: {
+      subject: 'Refund sent: {refund_amount} {refund_asset} from {merchant}',
+      lines: ['Your refund of {refund_amount} {refund_asset} for {ref} was sent to {destination} and is confirmed.', 'Transaction: {txid}'],
     },
   },
   'zh-CN': {
@@ -98,6 +124,19 @@ const COPY: Record<EmailLocale, Record<EmailKind, Copy> & { order: string; invoi
       subject: '收到逾期付款：{merchant}',
       lines: ['我们在账单过期后收到了您为 {ref} 的付款。', '该付款已记录，{merchant} 将与您联系，完成订单或安排退款。'],
     },
+    refund_claim: {
+      subject: '{merchant} 向您退款：{refund_amount} {refund_asset}',
+      lines: [
+        '{merchant} 正在为 {ref} 向您退款 {refund_amount} {refund_asset}。',
+        '请打开下面的链接，输入您本人控制的 {refund_asset} 钱包地址。除非确定是您自己的地址，否则请不要输入交易所充值地址或您付款时使用的地址：退款发送到那里可能会丢失。',
+      ],
+      at_claim: '金额按您输入地址时的汇率换算。',
+      link: '领取退款',
+    },
+    refund_completed: {
+      subject: '退款已发出：{merchant} 退还 {refund_amount} {refund_asset}',
+      lines: ['您为 {ref} 收到的退款 {refund_amount} {refund_asset} 已发送到 {destination}，并已确认。', '交易：{txid}'],
+    },
   },
 };
 
@@ -122,20 +161,25 @@ export function renderEmail(kind: EmailKind, locale: string | null | undefined, 
   const copy = COPY[lang];
   const c = copy[kind];
   const ref = ctx.orderId ? `${copy.order} ${ctx.orderId}` : `${copy.invoice} ${ctx.invoiceId}`;
+  const refund = ctx.refund;
   const values: Record<string, string> = {
     merchant: ctx.merchantName, ref, amount: ctx.amount, currency: ctx.currency,
     amount_paid: ctx.amountPaid, amount_due: ctx.amountDue,
+    refund_amount: refund?.amount ?? '', refund_asset: refund?.asset ?? '', destination: refund?.destination ?? '', txid: refund?.txid ?? '',
   };
+  // The link of the e-mail: the claim link for a refund, the checkout otherwise.
+  const linkUrl = refund ? refund.claimUrl ?? '' : ctx.checkoutUrl;
+  const lines = refund?.amountAtClaim && c.at_claim ? [...c.lines, c.at_claim] : c.lines;
   const plain = (s: string) => s;
   const subject = fill(c.subject, values, plain).replace(/[\r\n]+/g, ' ');
-  const textLines = c.lines.map((l) => fill(l, values, plain));
-  if (c.link) textLines.push(ctx.checkoutUrl);
-  if (ctx.description) textLines.push('', ctx.description);
+  const textLines = lines.map((l) => fill(l, values, plain));
+  if (c.link) textLines.push(linkUrl);
+  if (ctx.description && !refund) textLines.push('', ctx.description);
   const text = [...textLines, '', '--', fill(copy.footer, values, plain), ''].join('\n');
 
-  const htmlLines = c.lines.map((l) => `<p>${fill(l, values, escapeHtml)}</p>`);
-  if (c.link) htmlLines.push(`<p><a href="${escapeHtml(ctx.checkoutUrl)}">${escapeHtml(c.link)}</a></p>`);
-  if (ctx.description) htmlLines.push(`<p style="color:#555">${escapeHtml(ctx.description)}</p>`);
+  const htmlLines = lines.map((l) => `<p>${fill(l, values, escapeHtml)}</p>`);
+  if (c.link) htmlLines.push(`<p><a href="${escapeHtml(linkUrl)}">${escapeHtml(c.link)}</a></p>`);
+  if (ctx.description && !refund) htmlLines.push(`<p style="color:#555">${escapeHtml(ctx.description)}</p>`);
   const html = [
     `<!doctype html><html lang="${lang}"><head><meta charset="utf-8"><title>${escapeHtml(subject)}</title></head>`,
     '<body style="font-family:system-ui,sans-serif;line-height:1.5;color:#111">',

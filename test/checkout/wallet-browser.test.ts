@@ -14,13 +14,13 @@ import type { PublicInvoice } from '../../src/checkout/public-invoice.ts';
 import type { TestContext } from '../support/db.ts';
 import type { createPayableMerchant } from '../support/merchant.ts';
 import type { TestServer } from '../support/browser.ts';
-import { startWalletCheckout, type WalletCheckout } from '../support/wallet-checkout.ts';
+import { HARDHAT_CHAIN_HEX, injectTestWallet, startWalletCheckout, type TestWalletOptions, type WalletCheckout } from '../support/wallet-checkout.ts';
 import { axeViolations } from '../support/axe.ts';
 import type { ContractsFixture } from '../contracts/fixture.ts';
 
 const EXPLORER = 'https://explorer.example/tx/{txid}';
 const PUBLIC_RPC = 'https://rpc.example/';
-const HARDHAT = '0x7a69'; // 31337
+const HARDHAT = HARDHAT_CHAIN_HEX;
 
 let f: ContractsFixture;
 let ctx: TestContext;
@@ -41,61 +41,17 @@ afterAll(async () => {
 
 const invoice = () => w.invoice();
 
-interface WalletOptions {
-  /** The chain the wallet is on when the page connects (hex). */
-  startChain?: string;
-  /** Chains wallet_switchEthereumChain knows (others answer 4902, "add it first"). */
-  knows?: string[];
-  /** The user rejects the transaction. */
-  reject?: boolean;
+type WalletOptions = Omit<TestWalletOptions, 'account'> & {
   /** Dev account index the wallet uses (default 0, which holds the TestUSDC). */
   account?: number;
-}
+};
 
 /** A page with (or, `wallet: null`, without) the injected EIP-6963 test wallet. */
 async function openPage(path: string, wallet: WalletOptions | null, opts: { locale?: string; bypassCSP?: boolean } = {}) {
   const context: BrowserContext = await browser.newContext({ viewport: { width: 1280, height: 900 }, locale: opts.locale ?? 'en-US', bypassCSP: opts.bypassCSP ?? false });
   const errors: string[] = [];
   if (wallet) {
-    await context.exposeFunction('__kassaRpc', async (method: string, params: unknown[]) => {
-      const res = await fetch(f.node.url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }) });
-      const body = (await res.json()) as { result?: unknown; error?: { message: string } };
-      if (body.error) throw new Error(body.error.message);
-      return body.result;
-    });
-    await context.addInitScript((cfg) => {
-      let chain = cfg.startChain;
-      // eslint-disable-next-line @typescript-eslint/no-explicit-any -- runs in the page (no DOM types here)
-      const w = globalThis as any;
-      const calls: unknown[] = [];
-      w.__walletCalls = calls;
-      const provider = {
-        async request({ method, params }: { method: string; params?: unknown[] }) {
-          calls.push([method, params ?? []]);
-          if (method === 'eth_requestAccounts' || method === 'eth_accounts') return [cfg.account];
-          if (method === 'eth_chainId') return chain;
-          if (method === 'wallet_switchEthereumChain') {
-            const id = (params![0] as { chainId: string }).chainId;
-            if (!cfg.knows.includes(id)) throw Object.assign(new Error('Unrecognized chain ID'), { code: 4902 });
-            chain = id;
-            return null;
-          }
-          if (method === 'wallet_addEthereumChain') {
-            chain = (params![0] as { chainId: string }).chainId;
-            return null;
-          }
-          if (method === 'eth_sendTransaction' && cfg.reject) throw Object.assign(new Error('User rejected the request.'), { code: 4001 });
-          if (chain !== cfg.nodeChain) throw Object.assign(new Error('The wallet is on another chain'), { code: 4901 });
-          return w.__kassaRpc(method, params ?? []);
-        },
-        on() {},
-        removeListener() {},
-      };
-      const detail = Object.freeze({ info: { uuid: '6f1b7c1e-0000-4000-8000-000000000001', name: 'Test Wallet', icon: 'data:image/svg+xml,%3Csvg xmlns=%22http://www.w3.org/2000/svg%22/%3E', rdns: 'test.kassa.wallet' }, provider });
-      const announce = () => w.dispatchEvent(new w.CustomEvent('eip6963:announceProvider', { detail }));
-      w.addEventListener('eip6963:requestProvider', announce);
-      announce();
-    }, { startChain: wallet.startChain ?? HARDHAT, knows: wallet.knows ?? [HARDHAT], reject: wallet.reject ?? false, nodeChain: HARDHAT, account: f.node.accounts[wallet.account ?? 0]!.address });
+    await injectTestWallet(context, f.node.url, { ...wallet, account: f.node.accounts[wallet.account ?? 0]!.address });
   }
   const page = await context.newPage();
   page.on('pageerror', (e) => errors.push(e.message));

@@ -13,6 +13,9 @@ import { buildWebhookProcessors, type WebhookWorkers } from '../../workers/webho
 import { renderEmail, escapeHtml, boundText } from '../../src/email/templates.ts';
 import { createEmailService } from '../../src/email/service.ts';
 import { chainFeeder, waitFor } from '../webhooks/support.ts';
+import { refundServiceFor } from '../../src/refunds/service.ts';
+import { writeEvent } from '../../src/invoices/events.ts';
+import { createHash } from 'node:crypto';
 
 interface Mail {
   to: string[];
@@ -231,15 +234,80 @@ describe('customer e-mails', () => {
   });
 });
 
+describe('refund e-mails', () => {
+  const REGTEST_ADDRESS = 'bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080';
+  const refunds = () => refundServiceFor(ctx.deps);
+
+  it('the claim link is e-mailed (zh-CN) when the invoice has a buyer e-mail; then one completion e-mail, not again after a reorg', async () => {
+    const inv = await createInvoice({ buyer_email: 'mei@example.com', locale: 'zh-CN', order_id: 'R-<7>' });
+    await feed.mineBlock('bitcoin', [btc(inv, 60_000n)]); // 36.00 USD for a 30.00 price: overpaid
+    await waitFor('paid mail', () => mailsTo('mei@example.com').find((m) => m.subject.startsWith('付款已完成')));
+    const refund = await refunds().create(shop.merchant.id, inv.id, { amount: 'overpaid', reason: 'price match' });
+    expect(refund.claim_url).toMatch(/\/refund\/[0-9A-Za-z]{32}$/);
+    // This refund's mail (a retried run must not read the first attempt's).
+    const claim = await waitFor('claim mail', () => mailsTo('mei@example.com').find((m) => m.text.includes(refund.claim_url!)));
+    expect(claim.subject).toBe(`Tea & <Cakes> 向您退款：${refund.amount.replace(/0+$/, '')} BTC`);
+    expect(claim.text).toContain(refund.claim_url!);
+    expect(claim.text).toContain('订单 R-<7>');
+    expect(claim.text).toContain('不要输入交易所充值地址');
+    expect(claim.html).toContain(`<a href="${refund.claim_url}">领取退款</a>`);
+    expect(claim.html).toContain('Tea &amp; &lt;Cakes&gt;');
+    expect(claim.html).toContain('订单 R-&lt;7&gt;');
+    expect(claim.html).not.toContain('<Cakes>');
+
+    // The tracker's move to completed (the chain side is test/refunds/*): the refund as it then stands, its event.
+    const txid = createHash('sha256').update(refund.id).digest('hex');
+    const complete = async (type: 'refund.completed' | 'refund.reorged') => {
+      await ctx.deps.sql`update refunds set status = ${type === 'refund.completed' ? 'completed' : 'broadcast'}, destination = ${REGTEST_ADDRESS}, claimed_at = now(),
+                 approved_at = now(), txid = ${txid}, raw_tx = '00', broadcast_at = now(), completed_at = ${type === 'refund.completed' ? new Date() : null} where id = ${refund.id}`;
+      const object = await refunds().get(shop.merchant.id, refund.id);
+      await writeEvent(ctx.deps.sql, { merchantId: shop.merchant.id, type, invoiceId: inv.id, object });
+    };
+    await complete('refund.completed');
+    const firstDone = mails.length;
+    const done = await waitFor('completed mail', () => mails.slice(firstDone).find((m) => m.to.includes('mei@example.com') && m.subject.startsWith('退款已发出')));
+    expect(done.subject).toBe(`退款已发出：Tea & <Cakes> 退还 ${refund.amount.replace(/0+$/, '')} BTC`);
+    expect(done.text).toContain(`已发送到 ${REGTEST_ADDRESS}`);
+    expect(done.text).toContain(`交易：${txid}`);
+    expect(done.text).not.toContain(refund.claim_url!);
+    // A reorg and a second completion: the customer is not told twice.
+    await complete('refund.reorged');
+    await complete('refund.completed');
+    await waitFor('relayed', async () => (await ctx.deps.sql`select 1 from events where invoice_id = ${inv.id} and relayed_at is null`).length === 0);
+    const rows = await ctx.deps.sql<{ kind: string }[]>`select kind from emails where invoice_id = ${inv.id} and kind like 'refund%' order by created_at`;
+    expect(rows.map((r) => r.kind)).toEqual(['refund_claim', 'refund_completed']);
+  });
+
+  it('English, with the amount set at the claim (current rate); no buyer e-mail, no refund e-mail', async () => {
+    const inv = await createInvoice({ buyer_email: 'sam@example.com' });
+    await feed.mineBlock('bitcoin', [btc(inv, 50_000n)]);
+    await waitFor('paid mail', () => mailsTo('sam@example.com').find((m) => m.subject.startsWith('Payment complete')));
+    const r = await refunds().create(shop.merchant.id, inv.id, { amount: '10.00', rate_basis: 'current' });
+    const claim = await waitFor('claim mail', () => mailsTo('sam@example.com').find((m) => m.text.includes(r.claim_url!)));
+    expect(claim.subject).toBe(`Your refund from Tea & <Cakes>: ${r.amount.replace(/0+$/, '')} BTC`);
+    expect(claim.text).toContain(`Tea & <Cakes> is refunding ${r.amount.replace(/0+$/, '')} BTC for Invoice ${inv.id}.`);
+    expect(claim.text).toContain('converted at the exchange rate of the moment you enter your address');
+    expect(claim.text).toContain(r.claim_url!);
+
+    const quiet = await createInvoice({});
+    await feed.mineBlock('bitcoin', [btc(quiet, 50_000n)]);
+    await refunds().create(shop.merchant.id, quiet.id, { amount: 'full' });
+    await waitFor('relayed', async () => (await ctx.deps.sql`select 1 from events where invoice_id = ${quiet.id} and relayed_at is null`).length === 0);
+    expect((await ctx.deps.sql`select 1 from emails where invoice_id = ${quiet.id}`).length).toBe(0);
+  });
+});
+
 describe('templates', () => {
   const base = {
     merchantName: '<b>Evil</b> & Co', invoiceId: 'inv_1', orderId: '"><script>x</script>', description: '<img src=x onerror=alert(1)>',
     amount: '30.00', currency: 'USD', amountPaid: '10.00', amountDue: '20.00', checkoutUrl: 'https://pay.example/pay/inv_1?a=1&b="2"',
   };
   it('escape everything from the merchant and invoice in HTML', () => {
-    for (const kind of ['payment_detected', 'paid', 'partial_payment', 'expired', 'late_payment'] as const) {
+    const refund = { amount: '0.0001', asset: 'BTC', amountAtClaim: false, claimUrl: 'https://pay.example/refund/abc?x=<1>', destination: '"><b>dest', txid: '<i>tx' };
+    for (const kind of ['payment_detected', 'paid', 'partial_payment', 'expired', 'late_payment', 'refund_claim', 'refund_completed'] as const) {
       for (const locale of ['en', 'zh-CN']) {
-        const r = renderEmail(kind, locale, base);
+        const r = renderEmail(kind, locale, kind.startsWith('refund') ? { ...base, refund } : base);
+        expect(r.html).not.toMatch(/<i>tx|<b>dest|x=<1>/);
         expect(r.html).not.toMatch(/<script>|<img|<b>Evil/);
         expect(r.html).toContain(escapeHtml(base.merchantName));
         expect(r.text).toContain(base.merchantName);

@@ -189,6 +189,7 @@ describe('fuzz: hostile input through every operation', () => {
   it('the dashboard forms and filters answer 4xx (never 5xx) to hostile values and write nothing', async () => {
     const forms: { path: string; fields: Record<string, string> }[] = [
       { path: `/dashboard/invoices/${invoiceId}/mark`, fields: { status: 'invalid', reason: 'fuzz' } },
+      { path: `/dashboard/invoices/${invoiceId}/refunds`, fields: { amount_kind: 'decimal', amount: '1.00', amount_currency: 'USD', rate_basis: 'fixed', rate: '60000', fee: '0', reason: 'fuzz', method: 'BTC' } },
       { path: '/dashboard/settings', fields: { expiry_minutes: '15', tolerance_percent: '0.5', speed_policy: 'medium' } },
       { path: '/dashboard/settings/keys', fields: { name: 'fuzz key', scopes: 'invoices:read' } },
       { path: '/dashboard/settings/webhooks', fields: { url: 'https://shop.example/hook', description: 'fuzz' } },
