@@ -465,8 +465,9 @@ export function createRefundService(deps: {
     },
 
     /**
-     * The merchant reports the hash of the transaction their wallet sent for a refund their wallet
-     * sends itself (EVM). The chain family reads it from the refund's chain and checks it (right
+     * The merchant reports the hash of the transaction their wallet sent (EVM; on Bitcoin instead of
+     * uploading the signed PSBT, e.g. after broadcasting it from their own wallet or paying from
+     * another of their wallets). The chain family reads it from the refund's chain and checks it (right
      * chain, asset, destination and amount; not reverted); a transaction that fails the check is
      * refused with a 422 naming `txid` and changes nothing. One that passes is recorded
      * (→ broadcast, ledger) in one transaction; the tracker completes it at the invoice's
@@ -477,9 +478,6 @@ export function createRefundService(deps: {
     async submitTransaction(merchantId: string, id: string, rawTxid: unknown) {
       const r = await loadRefund(sql, merchantId, id);
       const family = transfers.of(r.chain);
-      if (family.signing === 'psbt') {
-        throw unprocessable('refund_txid_unsupported', 'A Bitcoin refund is sent by uploading the signed PSBT (POST /v1/refunds/{id}/signed_psbt): Kassa broadcasts it itself.', 'txid');
-      }
       const txid = family.parseTxid(rawTxid);
       if (r.status !== 'awaiting_signature' && r.status !== 'broadcast' && r.status !== 'completed') {
         throw conflict('refund_state_invalid', `Refund ${id} is ${r.status}; a transaction is accepted only after approval (awaiting_signature).`);
@@ -496,8 +494,11 @@ export function createRefundService(deps: {
           const cur = await loadRefund(tx, merchantId, id, true);
           const recorded = { txid, sender: check.sender, evm_nonce: check.evm_nonce, block_number: check.block_number };
           if (cur.status === 'awaiting_signature') {
-            await move(tx, id, 'awaiting_signature', 'broadcast', { ...recorded, broadcast_at: new Date() });
-            await bookRefundSent(tx, { ...cur, network_fee: cur.network_fee ?? 0n });
+            // Bitcoin: the fee Kassa's PSBT pays is known only when the reported transaction is that
+            // PSBT's; one the merchant's wallet built itself records no network fee (docs/refunds.md).
+            const networkFee = cur.unsigned_txid === null || cur.unsigned_txid === txid ? cur.network_fee : null;
+            await move(tx, id, 'awaiting_signature', 'broadcast', { ...recorded, network_fee: networkFee, broadcast_at: new Date() });
+            await bookRefundSent(tx, { ...cur, network_fee: networkFee ?? 0n });
           } else if (cur.status === 'broadcast' && cur.txid === r.txid) {
             await tx`update refunds set txid = ${txid}, block_number = ${recorded.block_number}, updated_at = now() where id = ${id} and status = 'broadcast'`;
             await emit(tx, id, 'refund.broadcast');

@@ -226,6 +226,52 @@ describe('bitcoin refund of an overpayment, end to end', () => {
   });
 });
 
+describe('a bitcoin refund paid from the merchant\'s own wallet and reported by txid', () => {
+  it('accepted only when it pays the customer exactly the refund; books no network fee; one txid per refund; completed by tracking', async () => {
+    const inv = await paidInvoice('0.0015');
+    const refundId = (await api('POST', `/v1/invoices/${inv.id}/refunds`, { amount: 'overpaid' })).body.id as string;
+    // Reporting before approval is refused.
+    const early = await api('POST', `/v1/refunds/${refundId}/transaction`, { txid: 'ab'.repeat(32) });
+    expect(early.status).toBe(409);
+    expect(early.body.error.code).toBe('refund_state_invalid');
+    const customer = await dn.wallet.getNewAddress();
+    const claimUrl = (await api('GET', `/v1/refunds/${refundId}`)).body.claim_url as string;
+    expect((await claimOnPage(claimUrl, customer)).status).toBe(200);
+    expect((await api('POST', `/v1/refunds/${refundId}/approve`, { fee_rate: '2' })).body.status).toBe('awaiting_signature');
+
+    // Not a txid; one the node does not know; the invoice's own payment (pays someone else); too little.
+    expect((await api('POST', `/v1/refunds/${refundId}/transaction`, { txid: '0x1234' })).body.error).toMatchObject({ code: 'txid_invalid', param: 'txid' });
+    expect((await api('POST', `/v1/refunds/${refundId}/transaction`, { txid: 'cd'.repeat(32) })).body.error).toMatchObject({ code: 'transaction_not_found', param: 'txid' });
+    const paymentTxid = (await ctx.deps.sql<{ txid: string }[]>`select txid from payments where invoice_id = ${inv.id}`)[0]!.txid;
+    expect((await api('POST', `/v1/refunds/${refundId}/transaction`, { txid: paymentTxid })).body.error).toMatchObject({ code: 'transaction_wrong_recipient', param: 'txid' });
+    const short = await dn.wallet.sendToAddress(customer, '0.0004');
+    expect((await api('POST', `/v1/refunds/${refundId}/transaction`, { txid: short })).body.error).toMatchObject({ code: 'transaction_wrong_amount', param: 'txid' });
+    expect((await api('GET', `/v1/refunds/${refundId}`)).body.status).toBe('awaiting_signature');
+
+    // The merchant pays from another wallet of theirs (not the PSBT Kassa built): accepted, no fee booked.
+    const txid = await dn.wallet.sendToAddress(customer, '0.0005');
+    const reported = await api('POST', `/v1/refunds/${refundId}/transaction`, { txid });
+    expect(reported.status, JSON.stringify(reported.body)).toBe(200);
+    expect(reported.body).toMatchObject({ status: 'broadcast', txid, bitcoin: { network_fee: null } });
+    const booked = await ctx.deps.sql<{ kind: string; amount: bigint }[]>`
+      select kind, amount from ledger_entries where invoice_id = ${inv.id} and kind like 'refund%' and account = ${`merchant:${merchantId}:available`}`;
+    expect(booked).toEqual([{ kind: 'refund_sent', amount: -50_000n }]);
+    await expectLedgerBalancedIn(ctx.deps.sql);
+    // The same txid again changes nothing; another one is refused: a Bitcoin transaction cannot be replaced.
+    expect((await api('POST', `/v1/refunds/${refundId}/transaction`, { txid })).body.status).toBe('broadcast');
+    const other = await api('POST', `/v1/refunds/${refundId}/transaction`, { txid: short });
+    expect(other.status).toBe(409);
+    expect(other.body.error.code).toBe('refund_already_broadcast');
+    expect(await ctx.deps.sql`select count(*)::int as n from ledger_entries where invoice_id = ${inv.id} and kind like 'refund%'`).toEqual([{ n: 2 }]);
+
+    // One confirmation (the invoice's policy) completes it.
+    const refunds = refundServiceFor(ctx.deps);
+    await dn.wallet.mine(1);
+    expect((await refunds.track('bitcoin')).completed).toBe(1);
+    expect((await api('GET', `/v1/refunds/${refundId}`)).body).toMatchObject({ status: 'completed', txid });
+  });
+});
+
 describe('refund invariants', () => {
   it('never more than received per invoice and asset, also under concurrent requests', async () => {
     const inv = await paidInvoice('0.001');
@@ -322,10 +368,10 @@ describe('refund invariants', () => {
 
     const mine = (await api('POST', `/v1/invoices/${inv.id}/refunds`, { amount: '10.00' })).body;
     expect((await api('POST', `/v1/refunds/${mine.id}/approve`, { fee_rate: '2' })).body.error.code).toBe('refund_state_invalid');
-    // A Bitcoin refund is sent by uploading the signed PSBT, not by reporting a hash.
+    // A Bitcoin txid is 64 hex characters (no 0x).
     const byHash = await api('POST', `/v1/refunds/${mine.id}/transaction`, { txid: `0x${'ab'.repeat(32)}` });
-    expect(byHash.status).toBe(422);
-    expect(byHash.body.error).toMatchObject({ code: 'refund_txid_unsupported', param: 'txid' });
+    expect(byHash.status).toBe(400);
+    expect(byHash.body.error).toMatchObject({ code: 'txid_invalid', param: 'txid' });
     const other = await createMerchantWithKey(ctx.deps, { name: 'Other shop' });
     expect((await api('GET', `/v1/refunds/${mine.id}`, undefined, other.secret)).status).toBe(404);
     expect((await api('POST', `/v1/refunds/${mine.id}/cancel`, undefined, other.secret)).status).toBe(404);
@@ -365,7 +411,11 @@ describe('bitcoin refunds in the reconciliation report', () => {
       ['refund', '-0.00050000', '-30.00'],
       ['refund_network_fee', `-${fee.network_fee}`, `-${fee.network_fee_value}`],
     ]);
-    // Only refunds whose money left the wallet are rows: the broadcast one of the third invoice, not the cancelled or unclaimed ones.
-    expect(json.invoices.flatMap((i: { refunds: { status: string }[] }) => i.refunds.map((f) => f.status))).toEqual(['completed', 'broadcast']);
+    // The refund paid from the merchant's own wallet (second test): a refund row, no network fee row.
+    const second = json.invoices[1];
+    expect(second.refunds).toMatchObject([{ status: 'completed', amount: '0.00050000', network_fee: '0.00000000' }]);
+    expect(rows.filter((r) => r.invoice_id === second.invoice_id && r.row_type!.startsWith('refund')).map((r) => [r.row_type, r.amount])).toEqual([['refund', '-0.00050000']]);
+    // Only refunds whose money left the wallet are rows: the broadcast one of the fourth invoice, not the cancelled or unclaimed ones.
+    expect(json.invoices.flatMap((i: { refunds: { status: string }[] }) => i.refunds.map((f) => f.status))).toEqual(['completed', 'completed', 'broadcast']);
   });
 });

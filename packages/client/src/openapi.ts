@@ -7375,8 +7375,8 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Report the transaction your wallet sent for an EVM refund
-         * @description Kassa reads the transaction from the refund's chain and accepts it only when it pays exactly the refund's amount of the refund's asset to the customer's address on that chain; otherwise a 422 names `txid` and nothing changes. The refund becomes `broadcast`, then `completed` at the invoice's confirmation policy. Reporting the same hash again changes nothing; another hash is accepted only as a replacement (same sender and nonce) of one not mined yet.
+         * Report the transaction your wallet sent for a refund
+         * @description EVM: the hash of the prepared transaction your wallet sent. Bitcoin: instead of uploading the signed PSBT, the txid of a transaction you broadcast yourself (the PSBT's, or one paying the customer from any of your wallets). Kassa reads the transaction from the refund's chain and accepts it only when it pays exactly the refund's amount of the refund's asset to the customer's address on that chain; otherwise a 422 names `txid` and nothing changes. The refund becomes `broadcast`, then `completed` at the invoice's confirmation policy. Reporting the same hash again changes nothing; on EVM another hash is accepted only as a replacement (same sender and nonce) of one not mined yet, on Bitcoin never.
          *
          *     Requires an API key with the scope `refunds:write`.
          */
