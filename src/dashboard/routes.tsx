@@ -38,7 +38,7 @@ import { audit, createDashboardAuth, type AuthLimits, type DashboardAuth, type S
 import { can, type Permission } from './permissions.ts';
 import { DASHBOARD_ASSET_VERSION, DASHBOARD_CSS, DASHBOARD_WALLET_JS } from './assets.ts';
 import { refundServiceFor, type CreateRefundInput } from '../refunds/service.ts';
-import { walletNetworks } from '../checkout/wallet.ts';
+import { chainFamily } from '../chains/families.ts';
 import { refundable, type DashboardRefund, type RefundsView } from './refunds-section.tsx';
 import { staticCacheControl } from '../checkout/assets.ts';
 import { deliveriesOf, invoiceEvents, overview, refundActors, refundSinglePerson, searchInvoices, type InvoiceSearch } from './data.ts';
@@ -436,7 +436,8 @@ export function registerDashboardRoutes(app: OpenAPIHono<AppEnv>, deps: Deps, op
     for (const r of data) {
       let wallet: DashboardRefund['wallet'] = null;
       if (r.status === 'awaiting_signature' && r.evm?.transaction) {
-        const network = walletNetworks({ payment_methods: [{ chain: r.chain }] } as never, deps.config.chains)[r.chain];
+        const cfg = deps.config.chains[r.chain];
+        const network = cfg ? chainFamily(cfg).walletNetwork(r.chain) : null;
         if (network) wallet = { network, qr: r.evm.link ? await qrDataUri(r.evm.link) : null };
       }
       list.push({ ...r, created_by: actor(r.id, 'created'), approved_by: actor(r.id, 'approved'), explorer_url: r.txid ? explorerUrl(r.chain, r.txid) : null, wallet });
