@@ -16,6 +16,16 @@ export interface Page {
   beforeSeq?: bigint;
 }
 
+/**
+ * A page from rows read `limit + 1` at a time in cursor order (newest first; oldest first when
+ * paging backwards with `beforeSeq`): the first `limit`, newest first, and whether more exist.
+ */
+export function pageOf<R>(rows: R[], page: Page): { data: R[]; hasMore: boolean } {
+  const data = rows.slice(0, page.limit);
+  if (page.beforeSeq !== undefined) data.reverse();
+  return { data, hasMore: rows.length > page.limit };
+}
+
 /** Resolves cursor ids to sequence numbers with `seqOf` (which must be merchant-scoped). */
 export async function resolvePage(
   q: { limit: number; starting_after?: string | undefined; ending_before?: string | undefined },

@@ -15,7 +15,7 @@ import { newId, randomBase62 } from '../ids.ts';
 import { conflict, invalidParam, unprocessable } from '../errors.ts';
 import { API_VERSION, writeEvent } from './events.ts';
 import { loadInvoice, loadMethods, presentInvoice, type InvoiceObject, type InvoiceRow, type MethodRow } from './present.ts';
-import type { Page } from '../api/pagination.ts';
+import { pageOf, type Page } from '../api/pagination.ts';
 import { toJsonText, type JsonText } from '../json-text.ts';
 import { allocateBitcoinAddress, type AllocatedBitcoinAddress } from '../chains/bitcoin/address-pool.ts';
 import { chainFamily } from '../chains/families.ts';
@@ -422,9 +422,7 @@ export function createInvoiceService(deps: {
           ${page.beforeSeq !== undefined ? sql`and seq > ${page.beforeSeq}` : sql``}
         order by seq ${page.beforeSeq !== undefined ? sql`asc` : sql`desc`}
         limit ${page.limit + 1}`;
-      const hasMore = rows.length > page.limit;
-      const data = rows.slice(0, page.limit);
-      if (page.beforeSeq !== undefined) data.reverse();
+      const { data, hasMore } = pageOf(rows, page);
       const methods = await loadMethods(sql, data.map((r) => r.id));
       return { data: data.map((r) => present(r, methods)), hasMore };
     },

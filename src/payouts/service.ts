@@ -21,7 +21,7 @@ import type { SpeedPolicy } from '../merchants/service.ts';
 import type { BitcoinRpcClient } from '../chains/bitcoin/rpc.ts';
 import { chainFamily } from '../chains/families.ts';
 import { createTransferFamilies, preparedColumns, trackTransfers, type EvmTransferTx, type TransferTarget } from '../chains/transfers.ts';
-import type { Page } from '../api/pagination.ts';
+import { pageOf, type Page } from '../api/pagination.ts';
 import { writeEvent } from '../invoices/events.ts';
 import { checkDestination } from '../refunds/destination.ts';
 import { bookPayoutSent } from '../refunds/ledger.ts';
@@ -202,9 +202,7 @@ export function createPayoutService(deps: {
           ${page.afterSeq !== undefined ? sql`and seq < ${page.afterSeq}` : sql``}
           ${page.beforeSeq !== undefined ? sql`and seq > ${page.beforeSeq}` : sql``}
         order by seq ${page.beforeSeq !== undefined ? sql`asc` : sql`desc`} limit ${page.limit + 1}`;
-      const hasMore = rows.length > page.limit;
-      const data = rows.slice(0, page.limit);
-      if (page.beforeSeq !== undefined) data.reverse();
+      const { data, hasMore } = pageOf(rows, page);
       return { data: data.map(present), hasMore };
     },
 

@@ -21,7 +21,7 @@ import type { RateService } from '../rates/index.ts';
 import { decryptSecret, encryptSecret } from '../crypto/secretbox.ts';
 import type { BitcoinRpcClient } from '../chains/bitcoin/rpc.ts';
 import { createTransferFamilies, preparedColumns, trackTransfers, type EvmTransferTx, type TransferTarget, type TransferView } from '../chains/transfers.ts';
-import type { Page } from '../api/pagination.ts';
+import { pageOf, type Page } from '../api/pagination.ts';
 import { checkDestination } from './destination.ts';
 import { moveRefund, REFUND_TRANSITIONS, RESERVING_STATUSES, type RefundEventType, type RefundStatus } from './state-machine.ts';
 import { writeEvent } from '../invoices/events.ts';
@@ -328,9 +328,7 @@ export function createRefundService(deps: {
           ${page.afterSeq !== undefined ? sql`and seq < ${page.afterSeq}` : sql``}
           ${page.beforeSeq !== undefined ? sql`and seq > ${page.beforeSeq}` : sql``}
         order by seq ${page.beforeSeq !== undefined ? sql`asc` : sql`desc`} limit ${page.limit + 1}`;
-      const hasMore = rows.length > page.limit;
-      const data = rows.slice(0, page.limit);
-      if (page.beforeSeq !== undefined) data.reverse();
+      const { data, hasMore } = pageOf(rows, page);
       return { data: data.map(present), hasMore };
     },
 
