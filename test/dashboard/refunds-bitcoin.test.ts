@@ -8,7 +8,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as bitcoin from 'bitcoinjs-lib';
 import type { BitcoinChainConfig } from '../../src/config.ts';
-import { bip32 } from '../../src/chains/bitcoin/ecc.ts';
 import { bitcoinNetwork } from '../../src/chains/bitcoin/networks.ts';
 import { parseBitcoinKeySource } from '../../src/chains/bitcoin/descriptor.ts';
 import { setBitcoinKeySource } from '../../src/chains/bitcoin/address-pool.ts';
@@ -19,13 +18,12 @@ import { createBitcoinWatcher, type BitcoinWatcher } from '../support/watchers.t
 import { createMerchantWithKey, createTestContext, req, type TestContext } from '../support/db.ts';
 import { startDevnetProcess, type DevnetProcess } from '../support/devnet.ts';
 import { writeChainsFile } from '../support/merchant.ts';
+import { testMerchantWallet } from '../support/refund-wallet.ts';
 import { signedInOwner, type DashboardClient } from '../api/dashboard-session.ts';
 
 const network = bitcoinNetwork('regtest');
 // The merchant's own wallet, known only to this test (another seed than test/refunds/bitcoin-refund.test.ts).
-const ROOT = bip32().fromSeed(Buffer.alloc(32, 0x43), bitcoinNetwork('testnet'));
-const ACCOUNT = ROOT.derivePath("m/84'/1'/0'");
-const DESCRIPTOR = `wpkh([${Buffer.from(ROOT.fingerprint).toString('hex')}/84h/1h/0h]${ACCOUNT.neutered().toBase58()}/0/*)`;
+const { root: ROOT, descriptor: DESCRIPTOR } = testMerchantWallet(0x43);
 
 let dn: DevnetProcess;
 let ctx: TestContext;

@@ -10,7 +10,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as bitcoin from 'bitcoinjs-lib';
 import type { BitcoinChainConfig } from '../../src/config.ts';
-import { bip32 } from '../../src/chains/bitcoin/ecc.ts';
 import { bitcoinNetwork } from '../../src/chains/bitcoin/networks.ts';
 import { parseBitcoinKeySource } from '../../src/chains/bitcoin/descriptor.ts';
 import { setBitcoinKeySource } from '../../src/chains/bitcoin/address-pool.ts';
@@ -23,13 +22,11 @@ import { startDevnetProcess, type DevnetProcess } from '../support/devnet.ts';
 import { writeChainsFile } from '../support/merchant.ts';
 import { expectLedgerBalancedIn } from '../support/ledger.ts';
 import { parseCsv } from '../support/csv.ts';
+import { testMerchantWallet } from '../support/refund-wallet.ts';
 
 const network = bitcoinNetwork('regtest');
 // The merchant's own wallet, known only to this test: Kassa gets the account tpub with its key origin.
-const ROOT = bip32().fromSeed(Buffer.alloc(32, 0x17), bitcoinNetwork('testnet'));
-const ACCOUNT = ROOT.derivePath("m/84'/1'/0'");
-const FINGERPRINT = Buffer.from(ROOT.fingerprint).toString('hex');
-const DESCRIPTOR = `wpkh([${FINGERPRINT}/84h/1h/0h]${ACCOUNT.neutered().toBase58()}/0/*)`;
+const { root: ROOT, fingerprint: FINGERPRINT, descriptor: DESCRIPTOR } = testMerchantWallet(0x17);
 
 let dn: DevnetProcess;
 let ctx: TestContext;
@@ -241,8 +238,7 @@ describe('bitcoin payout, end to end', () => {
     expect((await api('POST', `/v1/payouts/${mine.id}/cancel`, undefined, other.secret)).status).toBe(404);
     expect((await api('GET', '/v1/payouts', undefined, other.secret)).body.data).toEqual([]);
     // Another merchant's payout never spends this merchant's outputs: with its own key source, it finds none.
-    const otherRoot = bip32().fromSeed(Buffer.alloc(32, 0x18), bitcoinNetwork('testnet'));
-    const otherDescriptor = `wpkh([${Buffer.from(otherRoot.fingerprint).toString('hex')}/84h/1h/0h]${otherRoot.derivePath("m/84'/1'/0'").neutered().toBase58()}/0/*)`;
+    const otherDescriptor = testMerchantWallet(0x18).descriptor;
     await ctx.deps.sql.begin((tx) => setBitcoinKeySource(tx, other.merchant.id, 'bitcoin', parseBitcoinKeySource({ descriptor: otherDescriptor }, 'regtest')));
     const theirs = (await api('POST', '/v1/payouts', { chain: 'bitcoin', asset: 'BTC', amount: '0.0001', destination: await dn.wallet.getNewAddress() }, other.secret)).body;
     expect((await api('POST', `/v1/payouts/${theirs.id}/approve`, { fee_rate: '2' }, other.secret)).body.error.code).toBe('nothing_to_spend');

@@ -8,7 +8,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as bitcoin from 'bitcoinjs-lib';
 import type { BitcoinChainConfig } from '../../src/config.ts';
-import { bip32 } from '../../src/chains/bitcoin/ecc.ts';
 import { bitcoinNetwork } from '../../src/chains/bitcoin/networks.ts';
 import { parseBitcoinKeySource } from '../../src/chains/bitcoin/descriptor.ts';
 import { setBitcoinKeySource } from '../../src/chains/bitcoin/address-pool.ts';
@@ -19,16 +18,14 @@ import { createMerchantWithKey, createTestContext, req, type TestContext } from 
 import { startDevnetProcess, type DevnetProcess } from '../support/devnet.ts';
 import { writeChainsFile } from '../support/merchant.ts';
 import { expectLedgerBalancedIn } from '../support/ledger.ts';
+import { testMerchantWallet } from '../support/refund-wallet.ts';
 import { createRefundService, refundServiceFor } from '../../src/refunds/service.ts';
 import { UpstreamError } from '../../src/errors.ts';
 import { expectReportAddsUp } from './report-sums.ts';
 
 const network = bitcoinNetwork('regtest');
 // The merchant's own wallet, known only to this test: Kassa gets the account tpub with its key origin.
-const ROOT = bip32().fromSeed(Buffer.alloc(32, 0x42), bitcoinNetwork('testnet'));
-const ACCOUNT = ROOT.derivePath("m/84'/1'/0'");
-const FINGERPRINT = Buffer.from(ROOT.fingerprint).toString('hex');
-const DESCRIPTOR = `wpkh([${FINGERPRINT}/84h/1h/0h]${ACCOUNT.neutered().toBase58()}/0/*)`;
+const { root: ROOT, fingerprint: FINGERPRINT, descriptor: DESCRIPTOR } = testMerchantWallet(0x42);
 
 let dn: DevnetProcess;
 let ctx: TestContext;

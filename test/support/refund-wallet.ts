@@ -6,6 +6,8 @@
  */
 import * as bitcoin from 'bitcoinjs-lib';
 import type { BIP32Interface } from 'bip32';
+import { bip32 } from '../../src/chains/bitcoin/ecc.ts';
+import { bitcoinNetwork } from '../../src/chains/bitcoin/networks.ts';
 
 export function signRefundPsbt(psbtBase64: string, account: BIP32Interface, network: bitcoin.Network): string {
   const psbt = bitcoin.Psbt.fromBase64(psbtBase64, { network });
@@ -17,4 +19,16 @@ export function signRefundPsbt(psbtBase64: string, account: BIP32Interface, netw
     psbt.signInput(i, account.derive(Number(branch)).derive(Number(index)));
   });
   return psbt.toBase64();
+}
+
+/**
+ * A merchant's BIP 84 testnet wallet known only to a test, from a one-byte seed: the master key
+ * (`root`, to sign with `signAllInputsHD`), the account key, the master fingerprint (hex) and the
+ * receive descriptor with its key origin that Kassa is given (`wpkh([fp/84h/1h/0h]tpub…/0/*)`).
+ */
+export function testMerchantWallet(seedByte: number): { root: BIP32Interface; account: BIP32Interface; fingerprint: string; descriptor: string } {
+  const root = bip32().fromSeed(Buffer.alloc(32, seedByte), bitcoinNetwork('testnet'));
+  const account = root.derivePath("m/84'/1'/0'");
+  const fingerprint = Buffer.from(root.fingerprint).toString('hex');
+  return { root, account, fingerprint, descriptor: `wpkh([${fingerprint}/84h/1h/0h]${account.neutered().toBase58()}/0/*)` };
 }
