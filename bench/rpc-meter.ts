@@ -8,6 +8,10 @@
  * follows is not. `busyMs` is the union of these intervals: requests in flight together (an EVM
  * pass sends several at once) count once. Each request is also attributed to its JSON-RPC
  * methods (`eth_call×5`, `getrawtransaction×100`), so one kind of call can be costed apart.
+ *
+ * The body read here is handed to the client as it is (`readResponse`): reading it a second time
+ * from a new Response (a stream, and a copy of up to ~10 MB for a mainnet-size `getrawmempool`)
+ * would add to Kassa's time work that only the meter causes.
  */
 export interface RpcMeterSnapshot {
   /** Wall time with at least one request in flight, since the meter was created. */
@@ -43,6 +47,12 @@ function kindOf(body: unknown): string {
 
 const NULL_BODY = new Set([101, 204, 205, 304]);
 
+/** A Response whose body was already read: the client's reads return those bytes without a stream or a copy. */
+function readResponse(bytes: ArrayBuffer, head: ResponseInit): Response {
+  const text = () => Promise.resolve(Buffer.from(bytes).toString('utf8'));
+  return Object.assign(new Response(null, head), { arrayBuffer: () => Promise.resolve(bytes), text, json: async (): Promise<unknown> => JSON.parse(await text()) });
+}
+
 export function createRpcMeter(): RpcMeter {
   let inflight = 0;
   let busySince = 0;
@@ -60,7 +70,8 @@ export function createRpcMeter(): RpcMeter {
         try {
           const res = await base(input, init);
           const body = await res.arrayBuffer();
-          return new Response(NULL_BODY.has(res.status) ? null : body, { status: res.status, statusText: res.statusText, headers: res.headers });
+          const head = { status: res.status, statusText: res.statusText, headers: res.headers };
+          return NULL_BODY.has(res.status) ? new Response(null, head) : readResponse(body, head);
         } finally {
           const t1 = performance.now();
           if (--inflight === 0) busy += t1 - busySince;

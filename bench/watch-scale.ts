@@ -33,7 +33,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -349,6 +349,7 @@ try {
     if (profiler) {
       const { profile } = await profiler.post('Profiler.stop');
       const file = `${PROFILE_DIR}/watch-scale-${chain}-${n}.cpuprofile`;
+      mkdirSync(PROFILE_DIR!, { recursive: true });
       writeFileSync(file, JSON.stringify(profile));
       profiler.disconnect();
       say(`CPU profile of the steady-state passes (and the bench's own work between them): ${file}`);

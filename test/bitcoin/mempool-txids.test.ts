@@ -107,6 +107,91 @@ describe('MempoolTxids', () => {
   });
 });
 
+describe('MempoolTxids.readListing (each listing walked beside the previous one)', () => {
+  /** A small deterministic generator (the failures print the seed). */
+  const rng = (seed: number) => () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
+
+  it('answers exactly like a Set whatever changes between listings: arrivals anywhere, departures in runs, moves, duplicates, case, deletions, growth', () => {
+    for (const seed of [1, 2, 3, 4, 5]) {
+      const rand = rng(seed);
+      const pick = (n: number) => Math.floor(rand() * n);
+      const known = new MempoolTxids(16); // grows (rehashes) while listings are read
+      const ref = new Set<string>();
+      let listing = Array.from({ length: 500 }, txid);
+      for (let round = 0; round < 40; round++) {
+        const next = [...listing];
+        const change = pick(7);
+        if (change === 0) next.splice(pick(next.length), pick(200)); // a block: a run departs
+        if (change === 1) for (let k = 0; k < 30; k++) next.splice(pick(next.length + 1), 0, txid()); // arrivals anywhere
+        if (change === 2) for (let k = 0; k < 20; k++) next.splice(pick(next.length + 1), 0, ...next.splice(pick(next.length), 1)); // moves
+        if (change === 3) next.reverse();
+        if (change === 4 && next.length) next.splice(pick(next.length), 0, next[pick(next.length)]!); // a txid listed twice
+        if (change === 5) for (let k = 0; k < 300; k++) next.push(txid()); // growth
+        if (change === 6) for (let k = 0; k < 50; k++) next.splice(pick(next.length), 1); // scattered departures
+        listing = next;
+        // Some entries in upper case: the same txid.
+        const shown = listing.map((t) => (pick(50) === 0 ? t.toUpperCase() : t));
+        const list = txidListFromStrings(shown)!;
+        const offsets = known.readListing(list);
+        expect(offsets, `seed ${seed} round ${round}`).not.toBeNull();
+        const arrived = offsets!.map((o) => Buffer.from(list.bytes.subarray(o, o + 64)).toString('latin1').toLowerCase());
+        const expected = [...new Set(listing.filter((t) => !ref.has(t)))];
+        expect(arrived, `seed ${seed} round ${round} (change ${change})`).toEqual(expected);
+        const listed = new Set(listing);
+        for (const t of ref) if (!listed.has(t)) ref.delete(t);
+        for (const t of listing) ref.add(t);
+        expect(known.listedCount).toBe(listed.size);
+        known.forgetUnlisted();
+        if (round % 5 === 4 && listing.length) {
+          // Deleted between listings (a double-spend): new again in the next listing that holds it.
+          const gone = listing[pick(listing.length)]!;
+          expect(known.delete(gone)).toBe(true);
+          ref.delete(gone);
+        }
+        expect(known.size).toBe(ref.size);
+        expect(new Set(known.toArray())).toEqual(ref);
+        for (const t of listing.slice(0, 50)) expect(known.inListing(t, known.listing)).toBe(ref.has(t));
+        expect(known.inListing(txid(), known.listing)).toBe(false);
+      }
+    }
+  });
+
+  it('looks up only what changed: nothing for the same listing, the arrivals, one entry per run that departed or moved', () => {
+    const known = new MempoolTxids();
+    const listing = Array.from({ length: 10_000 }, txid);
+    known.readListing(txidListFromStrings(listing)!);
+    expect(known.lookedUp).toBe(10_000); // the first listing: every entry
+    known.readListing(txidListFromStrings(listing)!);
+    expect(known.lookedUp).toBe(0);
+    const arrivals = [txid(), txid(), txid()];
+    listing.splice(10, 0, arrivals[0]!);
+    listing.splice(5000, 0, arrivals[1]!);
+    listing.push(arrivals[2]!);
+    expect(known.readListing(txidListFromStrings(listing)!)?.length).toBe(3);
+    expect(known.lookedUp).toBe(3);
+    listing.splice(100, 2000); // a block took a run
+    listing.splice(7000, 1); // and one more
+    known.readListing(txidListFromStrings(listing)!);
+    expect(known.lookedUp).toBe(2); // the first entry after each gap
+    listing.splice(20, 0, ...listing.splice(6000, 1)); // one entry moves forward
+    known.readListing(txidListFromStrings(listing)!);
+    expect(known.lookedUp).toBe(2); // where it is now, and the entry after where it was
+    expect(known.listedCount).toBe(listing.length);
+  });
+
+  it('a listing with an entry that is not hex: null, its arrivals not remembered, and the next listing is read in full', () => {
+    const known = new MempoolTxids();
+    const a = txid(), b = txid(), c = txid();
+    expect(known.readListing(txidListFromStrings([a, b])!)?.length).toBe(2);
+    expect(known.readListing(txidListFromStrings([a, c, 'g'.repeat(64)])!)).toBeNull();
+    expect(known.size).toBe(2); // c was not kept
+    const list = txidListFromStrings([a, b, c])!;
+    const offsets = known.readListing(list)!;
+    expect(offsets.map((o) => Buffer.from(list.bytes.subarray(o, o + 64)).toString('latin1'))).toEqual([c]);
+    expect(known.listedCount).toBe(3);
+  });
+});
+
 describe('the adapter\'s mempool listing', () => {
   const network = bitcoin.networks.regtest;
   const ours = bitcoin.payments.p2wpkh({ hash: Buffer.alloc(20, 7), network });

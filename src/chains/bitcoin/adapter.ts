@@ -13,8 +13,10 @@
  * 50,000–300,000 transactions, ~10 new per second). At most `maxMempoolTxsPerPass` are fetched per
  * pass, arrivals first: a large mempool found at start drains over the next passes without
  * delaying new payments. What stays proportional to the mempool is reading the listing: one
- * getrawmempool call, read from the reply's bytes (no string per txid), one hex decode and one
- * probe of the table per txid, which also answers whether a txid is listed (no set of the listing).
+ * getrawmempool call, read from the reply's bytes (no string per txid) beside the previous reply:
+ * an entry byte-equal to the previous listing's entry at the same point of the walk costs a 64-byte
+ * comparison; only the others (arrivals, moved entries) are decoded and looked up in the table,
+ * which also answers whether a txid is listed (no set of the listing).
  * Core offers no cheaper RPC: `getrawmempool false true` adds a sequence number to the same full
  * listing; only ZMQ `sequence` notifications would list what changed.
  *
@@ -35,7 +37,7 @@ import type { BitcoinNodeClient } from './types.ts';
 import type { BitcoinRpcClient } from './rpc.ts';
 import { UpstreamError } from '../../errors.ts';
 import { hexToBytes, isBitcoinRpcError } from './rpc.ts';
-import { MempoolTxids, SEEN_BAD_HEX, SEEN_NEW, txidListFromStrings, type TxidList } from './mempool-txids.ts';
+import { MempoolTxids, txidListFromStrings, type TxidList } from './mempool-txids.ts';
 import { scanBlock, scanTransaction, WatchedScripts, type OutputMatch } from './scanner.ts';
 import { bitcoinNetwork } from './networks.ts';
 
@@ -266,22 +268,11 @@ export function createBitcoinAdapter(opts: BitcoinAdapterOptions): ChainAdapter 
         // Arrivals of a listing never scanned (the pass stopped before the tip) are scanned first.
         if (lastListing && !lastListing.scanned) queueFirst(lastListing.arrivals);
         lastListing = null;
-        const number = known.beginListing();
+        const offsets = known.readListing({ bytes, starts, count });
+        if (!offsets) throw badListing(); // nothing of it remembered as new: its arrivals are new again next time
         const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-        const arrivals: string[] = [];
-        try {
-          for (let i = 0; i < count; i++) {
-            const at = starts[i]!;
-            const seen = known.see(bytes, at);
-            if (seen === SEEN_NEW) arrivals.push(text.toString('latin1', at, at + 64).toLowerCase());
-            else if (seen === SEEN_BAD_HEX) {
-              for (const t of arrivals) known.delete(t); // not remembered as listed: still new next time
-              throw badListing();
-            }
-          }
-        } finally {
-          known.endListing();
-        }
+        const arrivals = offsets.map((at) => text.toString('latin1', at, at + 64).toLowerCase());
+        const number = known.listing;
         lastListing = new TxidListing(known, number, known.listedCount, arrivals);
         return lastListing;
       },
