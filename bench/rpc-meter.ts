@@ -9,9 +9,11 @@
  * pass sends several at once) count once. Each request is also attributed to its JSON-RPC
  * methods (`eth_call×5`, `getrawtransaction×100`), so one kind of call can be costed apart.
  *
- * The body read here is handed to the client as it is (`readResponse`): reading it a second time
- * from a new Response (a stream, and a copy of up to ~10 MB for a mainnet-size `getrawmempool`)
- * would add to Kassa's time work that only the meter causes.
+ * The body is not read here: the client reads it through the meter (a pass-through stream whose
+ * end closes the interval), so it reads the node's reply as it would without the meter (into its
+ * reused buffers, for `getrawmempool`), and no copy made by the meter adds to Kassa's time or
+ * to its garbage. A reply without a body closes the interval at once; a body the client stopped
+ * reading would leave it open (Kassa's clients read every reply to the end).
  */
 export interface RpcMeterSnapshot {
   /** Wall time with at least one request in flight, since the meter was created. */
@@ -47,12 +49,6 @@ function kindOf(body: unknown): string {
 
 const NULL_BODY = new Set([101, 204, 205, 304]);
 
-/** A Response whose body was already read: the client's reads return those bytes without a stream or a copy. */
-function readResponse(bytes: ArrayBuffer, head: ResponseInit): Response {
-  const text = () => Promise.resolve(Buffer.from(bytes).toString('utf8'));
-  return Object.assign(new Response(null, head), { arrayBuffer: () => Promise.resolve(bytes), text, json: async (): Promise<unknown> => JSON.parse(await text()) });
-}
-
 export function createRpcMeter(): RpcMeter {
   let inflight = 0;
   let busySince = 0;
@@ -67,18 +63,28 @@ export function createRpcMeter(): RpcMeter {
         const kind = kindOf(init?.body);
         const t0 = performance.now();
         if (inflight++ === 0) busySince = t0;
-        try {
-          const res = await base(input, init);
-          const body = await res.arrayBuffer();
-          const head = { status: res.status, statusText: res.statusText, headers: res.headers };
-          return NULL_BODY.has(res.status) ? new Response(null, head) : readResponse(body, head);
-        } finally {
+        let open = true;
+        const end = () => {
+          if (!open) return;
+          open = false;
           const t1 = performance.now();
           if (--inflight === 0) busy += t1 - busySince;
           const k = kinds.get(kind) ?? { requests: 0, ms: 0 };
           k.requests++;
           k.ms += t1 - t0;
           kinds.set(kind, k);
+        };
+        try {
+          const res = await base(input, init);
+          if (NULL_BODY.has(res.status) || !res.body) {
+            end();
+            return res;
+          }
+          const counted = res.body.pipeThrough(new TransformStream<Uint8Array, Uint8Array>({ flush: end }));
+          return new Response(counted, { status: res.status, statusText: res.statusText, headers: res.headers });
+        } catch (err) {
+          end();
+          throw err;
         }
       };
     },

@@ -291,31 +291,26 @@ export function createWatchedSet(opts: WatchedSetOptions): WatchedSet {
   const stats = { full: 0, incremental: 0, checks: 0, mismatches: 0, rowsRead: 0 };
 
   async function read(since: { xmin: bigint; text: string }, count: boolean): Promise<{ rows: RawRow[]; snap: string; nowMs: number; count: number | null }> {
-    // The result leaves the transaction in a box emptied right after: postgres.js keeps a
-    // transaction's result reachable from its connection until that connection runs another
-    // transaction (the rows of a large delta would stay in memory until the next refresh).
-    type Out = { rows: RawRow[]; snap: string; nowMs: number; count: number | null };
-    const box = (await sql.begin('isolation level repeatable read read only', async (tx) => {
-      const [meta] = await tx<{ snap: string; now_ms: number }[]>`
-        select pg_current_snapshot()::text as snap, (extract(epoch from now()) * 1000)::float8 as now_ms`;
-      const rows = await tx<RawRow[]>`
+    // One statement, one round trip (a transaction took four, each a chance to wait behind other
+    // work): a statement reads one snapshot, the one pg_current_snapshot() reports, with one now(),
+    // so the delta, the snapshot remembered for the next refresh and the count agree. The first
+    // row carries the snapshot even when the delta is empty.
+    const counted = count
+      ? sql`(select count(*) from deposit_addresses d join invoices i on i.id = d.invoice_id
+             where d.chain = ${chain} and i.monitoring_until > now())::text`
+      : sql`null::text`;
+    const out = await sql<(Partial<RawRow> & { snap: string; now_ms: number; n: string | null })[]>`
+      select m.snap, m.now_ms, m.n, d.address, d.script, d.invoice_id, d.until
+      from (select pg_current_snapshot()::text as snap, (extract(epoch from now()) * 1000)::float8 as now_ms, ${counted} as n) m
+      left join lateral (
         select d.address, d.script, d.invoice_id, (extract(epoch from i.monitoring_until) * 1000)::float8 as until
         from deposit_addresses d join invoices i on i.id = d.invoice_id
         where d.chain = ${chain} and d.change_xid >= ${since.xmin.toString()}::xid8
-          and not pg_visible_in_snapshot(d.change_xid, ${since.text}::pg_snapshot)`;
-      let n: number | null = null;
-      if (count) {
-        // Same snapshot, same now(): after the delta is applied the set must hold exactly this many.
-        const [c] = await tx<{ n: string }[]>`
-          select count(*)::text as n from deposit_addresses d join invoices i on i.id = d.invoice_id
-          where d.chain = ${chain} and i.monitoring_until > now()`;
-        n = Number(c!.n);
-      }
-      return { value: { rows, snap: meta!.snap, nowMs: meta!.now_ms, count: n } as Out | null };
-    })) as { value: Out | null };
-    const out = box.value!;
-    box.value = null;
-    return out;
+          and not pg_visible_in_snapshot(d.change_xid, ${since.text}::pg_snapshot)
+      ) d on true`;
+    const first = out[0]!;
+    const rows = out.filter((r): r is typeof r & RawRow => r.address != null);
+    return { rows, snap: first.snap, nowMs: first.now_ms, count: first.n === null ? null : Number(first.n) };
   }
 
   async function fullLoad(): Promise<WatchedSetDelta> {

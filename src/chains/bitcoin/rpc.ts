@@ -95,6 +95,43 @@ export interface NodeHttpResponse {
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /**
+ * Two buffers, grown as needed and reused, that large replies are read into in turn (a
+ * mainnet-size `getrawmempool` is ~10 MB every pass): no new 10 MB allocation and copy per reply,
+ * which would push the garbage collector into a full collection nearly every pass. A reply read
+ * with `read` is overwritten by the next `read` unless `keep` was called; once kept, it stays
+ * valid until the second reply kept after it (the adapter reads each listing against the previous
+ * one).
+ */
+export class ReplyBuffers {
+  private readonly bufs = [new Uint8Array(0), new Uint8Array(0)];
+  private turn = 0;
+
+  async read(body: ReadableStream<Uint8Array>): Promise<Uint8Array> {
+    let b = this.bufs[this.turn]!;
+    let n = 0;
+    const reader = body.getReader();
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      if (n + value.length > b.length) {
+        const grown = new Uint8Array(Math.max(2 * b.length, n + value.length, 64 * 1024));
+        grown.set(b.subarray(0, n));
+        b = grown;
+        this.bufs[this.turn] = b;
+      }
+      b.set(value, n);
+      n += value.length;
+    }
+    return b.subarray(0, n);
+  }
+
+  /** The last reply read stays valid through the next one. */
+  keep(): void {
+    this.turn ^= 1;
+  }
+}
+
+/**
  * One HTTP request with timeout and retries. Retries (with backoff `retryDelayMs * 2^n`) on
  * network errors, timeouts, HTTP 429 and 5xx — unless `isFinal(response)` says the response is
  * a real answer (e.g. Core's HTTP 500 carrying a JSON-RPC error). Throws `UpstreamError`
@@ -105,6 +142,7 @@ export async function nodeRequest(
   method: string,
   req: { url: string; method: 'GET' | 'POST'; body?: string; headers?: Record<string, string> },
   isFinal: (res: NodeHttpResponse) => boolean = () => false,
+  into?: ReplyBuffers,
 ): Promise<NodeHttpResponse> {
   let lastError: UpstreamError | undefined;
   const attempts = target.retries + 1;
@@ -116,7 +154,7 @@ export async function nodeRequest(
       const headers: Record<string, string> = { ...req.headers };
       if (target.auth) headers.authorization = target.auth;
       const res = await target.fetch(req.url, { method: req.method, headers, body: req.body, signal: controller.signal });
-      const body = new Uint8Array(await res.arrayBuffer());
+      const body = into && res.body ? await into.read(res.body) : new Uint8Array(await res.arrayBuffer());
       const out: NodeHttpResponse = { status: res.status, contentType: res.headers.get('content-type') ?? '', body };
       if (res.status === 401 || res.status === 403) {
         throw new UpstreamError('bitcoin_node_unauthorized', `${target.display}: ${method} was refused (HTTP ${res.status}); check the RPC user and password`, {
@@ -182,7 +220,10 @@ export interface BitcoinRpcClient extends BitcoinNodeClient {
   getRawTransactionRaw(txid: string, blockHash?: string): Promise<Uint8Array>;
   /** `sendrawtransaction <hex> [maxfeerate]`. */
   sendRawTransaction(hex: string, maxFeeRate?: number): Promise<string>;
-  /** `getrawmempool false` as the reply's bytes and the offsets of the txids in them. */
+  /**
+   * `getrawmempool false` as the reply's bytes and the offsets of the txids in them. The bytes are
+   * reused: valid until the second call after this one returns (`ReplyBuffers`).
+   */
   getRawMempoolTxids(): Promise<TxidList>;
 }
 
@@ -296,13 +337,14 @@ export function createBitcoinRpcClient(opts: BitcoinRpcClientOptions): BitcoinRp
   const rpcError = (method: string, e: { code: number; message: string }): BitcoinRpcError =>
     new BitcoinRpcError({ node: target.display, method, rpcCode: e.code, rpcMessage: e.message });
 
-  function post(method: string, params: unknown[] | Record<string, unknown>): Promise<NodeHttpResponse> {
+  function post(method: string, params: unknown[] | Record<string, unknown>, into?: ReplyBuffers): Promise<NodeHttpResponse> {
     const id = nextId++;
     return nodeRequest(
       target,
       method,
       { url: target.url, method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ jsonrpc: '1.0', id, method, params }) },
       (r) => isRpcReply(parseJson(r.body)), // Core answers RPC errors with HTTP 500/404 + a JSON body: final
+      into,
     );
   }
 
@@ -318,11 +360,17 @@ export function createBitcoinRpcClient(opts: BitcoinRpcClientOptions): BitcoinRp
     return resultOf<T>(method, await post(method, params));
   }
 
+  const listingBuffers = new ReplyBuffers();
+
   /** `getrawmempool false`, read from the reply's bytes (one string per txid would cost more than the rest of a pass). */
   async function getRawMempoolTxids(): Promise<TxidList> {
-    const res = await post('getrawmempool', [false]);
+    const res = await post('getrawmempool', [false], listingBuffers);
     const fast = txidArrayReply(res.body);
-    if (fast) return resultOf<TxidList>('getrawmempool', res, fast);
+    if (fast) {
+      const list = resultOf<TxidList>('getrawmempool', res, fast);
+      listingBuffers.keep(); // a view of the reply: valid until the second listing after it
+      return list;
+    }
     // Not the usual shape (an error reply, whitespace inside strings, …): parse it all.
     const txids = resultOf<unknown>('getrawmempool', res);
     const list = Array.isArray(txids) ? txidListFromStrings(txids) : null;

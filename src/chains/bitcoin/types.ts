@@ -38,7 +38,10 @@ export interface BitcoinNodeClient {
   getBlockRaw(hash: string): Promise<Uint8Array>;
   /** Txids currently in the node's mempool. */
   getRawMempool(): Promise<string[]>;
-  /** The same listing as the response's bytes and the offsets of the txids in them (no string per txid; both clients have it). */
+  /**
+   * The same listing as the response's bytes and the offsets of the txids in them (no string per
+   * txid; both clients have it). The client may reuse the bytes: valid until the second call after.
+   */
   getRawMempoolTxids?(): Promise<TxidList>;
   /** A serialized transaction (mempool or chain; Core needs -txindex for confirmed ones). Unknown → rpcCode -5. */
   getRawTransactionRaw(txid: string): Promise<Uint8Array>;
