@@ -24,7 +24,9 @@
  *   a detail line: wall and RPC p99, the process's CPU time per pass (cpu_*: user + system of the
  *   whole process, its helper threads included, reading the node's responses included; less
  *   sensitive to a loaded machine than wall time), HTTP round trips per pass (and per block), Kassa's own time per
- *   phase of the pass (p50/p99), the balance check's node time on EVM, the load average.
+ *   phase of the pass (p50/p99), the balance check's node time on EVM, the load average; then
+ *   this process's garbage-collection pauses inside a pass (p50/p99) and the three slowest passes
+ *   with their phases, to tell a slow step from a collection.
  *   Each chain family runs in its own process (its own database and node), so heap_mb is one engine's
  *   process; BENCH_CHAINS=bitcoin or =evm runs one.
  *   BENCH_CPU_PROFILE=<dir> writes a CPU profile of the steady-state passes per (N, chain).
@@ -36,6 +38,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import os from 'node:os';
+import { PerformanceObserver } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import postgres from 'postgres';
 import { encodeFunctionData, erc20Abi, type Address, type Hex } from 'viem';
@@ -106,7 +109,8 @@ if (!globalThis.gc) say('warning: run with node --expose-gc (npm run bench:watch
 
 /**
  * Per-phase timing of a pass: each adapter call's wall time and the node time inside it; `refresh`
- * is the gap before `watch` (the watched-set refresh in PostgreSQL; on EVM also the cursor read).
+ * is the gap before `watch` (the watched-set refresh in PostgreSQL); `settle` the settlement
+ * service's calls (`timedSettlement`); `other` the rest.
  */
 class Phases {
   own = new Map<string, number>();
@@ -158,6 +162,20 @@ function instrument(inner: ChainAdapter, phases: Phases, onWatch: (d: WatchedSet
     phases.mark();
   };
   return a;
+}
+
+/**
+ * The settlement service with each call timed as the phase `settle` (the engine's reads of the
+ * cursor and pending payments, and the commits of blocks and mempool changes: PostgreSQL and the
+ * events published to Redis). The BEGIN/COMMIT round trips around a commit stay in `other`.
+ */
+function timedSettlement(inner: SettlementService, phases: Phases): SettlementService {
+  return new Proxy(inner, {
+    get(target, key, receiver) {
+      const v = Reflect.get(target, key, receiver) as unknown;
+      return typeof v === 'function' ? phases.wrap('settle', (...a: unknown[]) => Promise.resolve((v as (...x: unknown[]) => unknown).apply(target, a))) : v;
+    },
+  });
 }
 
 const dbName = `kassa_bench_${randomBase62(8).toLowerCase()}`;
@@ -288,7 +306,7 @@ try {
       if (d.full) waiting.addresses.clear();
       if (waiting.addresses.size === 0 && waiting.seenAt === null) waiting.seenAt = now();
     });
-    const sync = createChainSync(adapter, { sql, settlement, logger, queuePrefix: 'bench', startHeight: tip + 1 });
+    const sync = createChainSync(adapter, { sql, settlement: timedSettlement(settlement, phases), logger, queuePrefix: 'bench', startHeight: tip + 1 });
 
     // First pass: the full load of the watched set (and, on Bitcoin, the first 5,000 mempool transactions).
     let t = now();
@@ -304,6 +322,14 @@ try {
     const warmupMs = now() - t;
     say(`${chain} ${n}: first pass ${Math.round(initialMs)} ms; ${warmup} passes (${Math.round(warmupMs)} ms) to drain the mempool found at start`);
 
+    // Garbage-collection pauses of this process inside each pass (performance timeline entries).
+    const gcPauses: { start: number; ms: number }[] = [];
+    const gcObserver = new PerformanceObserver((list) => {
+      for (const e of list.getEntries()) gcPauses.push({ start: e.startTime, ms: e.duration });
+    });
+    gcObserver.observe({ entryTypes: ['gc'] });
+    const gcIn: number[] = [];
+    const passDetail: { i: number; own: number; gc: number; phases: Map<string, number> }[] = [];
     const own: number[] = [], cpu: number[] = [], rpc: number[] = [], wall: number[] = [], visible: number[] = [], http: number[] = [], blockHttp: number[] = [];
     const phaseOwn = new Map<string, number[]>();
     const balanceBefore = [...meter.kinds].filter(([k]) => k.startsWith('eth_call')).reduce((a, [, v]) => a + v.ms, 0);
@@ -343,6 +369,10 @@ try {
       const sum = [...phases.own.values()].reduce((a, b) => a + b, 0);
       phases.add('other', w - rpcMs - sum);
       for (const [k, v] of phases.own) phaseOwn.set(k, [...(phaseOwn.get(k) ?? []), v]);
+      await new Promise<void>((resolve) => setImmediate(resolve)); // the observer's entries of this pass arrive
+      const gc = gcPauses.filter((g) => g.start >= t && g.start < t + w).reduce((a, g) => a + g.ms, 0);
+      gcIn.push(gc);
+      passDetail.push({ i, own: w - rpcMs, gc, phases: phases.own });
       const rest = INTERVAL_MS - (now() - start);
       if (rest > 0) await sleep(rest);
     }
@@ -370,6 +400,12 @@ try {
         `visible_p50_ms=${f1(pct(visible, 50))} load=${loadBefore}→${load()}`,
     );
     console.log(`  own time per phase p50/p99 ms: ${phaseLine}`);
+    gcObserver.disconnect();
+    const slowest = [...passDetail].sort((a, b) => b.own - a.own).slice(0, 3);
+    console.log(
+      `  gc pauses inside a pass p50/p99 ms: ${f1(pct(gcIn, 50))}/${f1(pct(gcIn, 99))}; slowest passes: ` +
+        slowest.map((d) => `#${d.i} own=${f1(d.own)} gc=${f1(d.gc)} (${[...d.phases].filter(([, v]) => v >= 1).map(([k, v]) => `${k}=${f1(v)}`).join(' ')})`).join('; '),
+    );
     console.log(`  node requests: ${[...meter.kinds].sort((a, b) => b[1].ms - a[1].ms).slice(0, 6).map(([k, v]) => `${k.slice(0, 40)} n=${v.requests} avg=${f1(v.ms / v.requests)}ms`).join('; ')}`);
     void sync; // alive until here: the heap figure includes the engine and its watched set
   }

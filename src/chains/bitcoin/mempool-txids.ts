@@ -158,6 +158,11 @@ export class MempoolTxids {
   private view: DataView<ArrayBufferLike> = new DataView(new ArrayBuffer(0));
   /** The last listing read in full by `readListing`, or null (none, or it failed, or was renumbered). */
   private previous: PreviousListing | null = null;
+  /**
+   * Slots of the previous listing's entries the last `readListing` passed over (-1 for none): every
+   * txid that left is among them, so `forgetUnlisted` need not scan the table. Null when unknown.
+   */
+  private passed: Int32Array | null = null;
   /** Slots of the listing being read by `readListing` (-1 where not yet known), kept exact through rehashes. */
   private reading: Int32Array | null = null;
   private readonly seed = (Math.random() * 0x100000000) | 0;
@@ -199,6 +204,7 @@ export class MempoolTxids {
     this.listed = 0;
     this.position = 0;
     this.previous = null; // read entry by entry: no walk against it next time
+    this.passed = null;
     return ++this.current;
   }
 
@@ -224,6 +230,7 @@ export class MempoolTxids {
     this.lookups = 0;
     let j = 0; // the walk's position in the previous listing
     let alt = -1; // where the walk goes on if the last entry looked up ended a run that left (else -1)
+    const skipped: number[] = []; // [from, to) ranges of the previous listing the walk passed over
     let run = 2; // entries compared at once next (grows while they match)
     /** Entry `i` of this listing is entry `k` of the previous one, not yet seen in this listing: marks it, returns true. */
     const take = (i: number, k: number): boolean => {
@@ -277,7 +284,11 @@ export class MempoolTxids {
           // One entry: the walk's, or (after a lookup) the one after the entry looked up.
           let k1 = same64(view, at, prev.view, prev.starts[j]!) ? j : -1;
           if (k1 < 0 && alt >= 0 && alt < prev.count && same64(view, at, prev.view, prev.starts[alt]!)) k1 = alt;
-          if (k1 >= 0 && take(i, k1)) {
+          if (k1 >= 0) {
+            // The same bytes as the previous listing's entry k1: the walk goes on after it, the
+            // entry looked up only if its slot was forgotten or it was already seen in this listing.
+            if (k1 > j) skipped.push(j, k1);
+            if (!take(i, k1) && !lookUp(i)) return forgetArrivals(), null;
             j = k1 + 1;
             i++;
             alt = -1;
@@ -291,11 +302,25 @@ export class MempoolTxids {
         if (prev && this.lastGeneration === prev.number && this.lastPosition >= j) alt = this.lastPosition + 1;
         i++;
       }
+      if (prev) {
+        // The previous listing's entries the walk passed over or did not reach: what left, plus
+        // entries that moved (listed now). `forgetUnlisted` checks these first.
+        if (j < prev.count) skipped.push(j, prev.count);
+        let n = 0;
+        for (let r = 0; r < skipped.length; r += 2) n += skipped[r + 1]! - skipped[r]!;
+        const passed = new Int32Array(n);
+        n = 0;
+        for (let r = 0; r < skipped.length; r += 2) passed.set(prev.slots.subarray(skipped[r]!, skipped[r + 1]!), n), (n += skipped[r + 1]! - skipped[r]!);
+        this.passed = passed;
+      } else this.passed = null;
       this.previous = { number: this.current, view, buf, starts, count, slots };
       done = true;
       return arrivals;
     } finally {
-      if (!done) this.previous = null;
+      if (!done) {
+        this.previous = null;
+        this.passed = null;
+      }
       this.reading = null;
       this.endListing();
     }
@@ -380,6 +405,22 @@ export class MempoolTxids {
     if (this.live === this.listed) return 0; // every remembered txid is listed: nothing left
     let n = 0;
     const meta = this.meta;
+    // First the entries the last listing's walk passed over (what left is among them) …
+    const passed = this.passed;
+    this.passed = null;
+    if (passed) {
+      for (let i = 0; i < passed.length; i++) {
+        const s = passed[i]!;
+        if (s < 0) continue;
+        const g = meta[2 * s]!;
+        if (g !== EMPTY && g !== DELETED && g !== this.current) {
+          this.remove(s);
+          n++;
+        }
+      }
+      if (this.live === this.listed) return n;
+    }
+    // … and the whole table when something else is left (a listing never read against the previous one).
     for (let s = 0; s < this.cap; s++) {
       const g = meta[2 * s]!;
       if (g !== EMPTY && g !== DELETED && g !== this.current) {
@@ -535,7 +576,7 @@ export class MempoolTxids {
       this.flags[t] = flags[s]!;
       moved[s] = t;
     }
-    for (const list of [this.previous?.slots, this.reading]) {
+    for (const list of [this.previous?.slots, this.reading, this.passed]) {
       if (!list) continue;
       for (let i = 0; i < list.length; i++) if (list[i]! >= 0) list[i] = moved[list[i]!]!;
     }
@@ -549,5 +590,6 @@ export class MempoolTxids {
     }
     this.current = 2;
     this.previous = null;
+    this.passed = null;
   }
 }
