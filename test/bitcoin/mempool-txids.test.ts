@@ -51,6 +51,31 @@ describe('getrawmempool read from the bytes', () => {
     }
   });
 
+  it('a listing stays valid while the next one is read (two reused buffers), and a failed read does not use up its turn', async () => {
+    const lists = [Array.from({ length: 2000 }, txid), Array.from({ length: 3000 }, txid), Array.from({ length: 1000 }, txid)];
+    let k = 0;
+    let fail = false;
+    const client = createBitcoinRpcClient({
+      url: 'http://node.test/', name: 'test node', retries: 1, retryDelayMs: 1,
+      fetch: (async () => {
+        if (fail) {
+          fail = false;
+          return new Response('busy', { status: 503 });
+        }
+        return new Response(JSON.stringify({ result: lists[k++], error: null, id: 1 }), { status: 200 });
+      }) as typeof fetch,
+    });
+    const first = await client.getRawMempoolTxids();
+    fail = true; // the second listing needs a retry: the first stays intact anyway
+    const second = await client.getRawMempoolTxids();
+    expect(txidsOf(first)).toEqual(lists[0]);
+    expect(txidsOf(second)).toEqual(lists[1]);
+    const third = await client.getRawMempoolTxids();
+    expect(txidsOf(second)).toEqual(lists[1]);
+    expect(txidsOf(third)).toEqual(lists[2]);
+    expect(third.bytes.buffer).toBe(first.bytes.buffer); // the first listing's buffer, reused
+  });
+
   it('scanTxidArray leaves anything but 64-character strings to the full parse', () => {
     const id = txid();
     expect(scanTxidArray(Buffer.from(`["${id}"]`), 0)?.list.count).toBe(1);
