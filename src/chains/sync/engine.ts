@@ -106,6 +106,9 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
+/** Rest between two passes when a pass took (almost) the whole poll interval. */
+const MIN_REST_MS = 100;
+
 export function createChainSync(adapter: ChainAdapter, deps: ChainSyncDeps): ChainSync {
   const { sql, settlement } = deps;
   const chain = adapter.chain;
@@ -307,11 +310,14 @@ export function createChainSync(adapter: ChainAdapter, deps: ChainSyncDeps): Cha
             log.error('lost the chain lease (its database connection closed): standing by');
             break;
           }
+          // A pass starts every `poll` ms (its own duration included, so a payment waits at most one
+          // interval plus one pass), with at least MIN_REST ms between passes.
+          const started = Date.now();
           let delay = poll;
           try {
             const r = await runOnce(signal);
             failures = 0;
-            if (r.more) delay = 0;
+            delay = r.more ? 0 : Math.max(poll - (Date.now() - started), Math.min(MIN_REST_MS, poll));
           } catch (err) {
             const message = err instanceof Error ? err.message : String(err);
             if (isFatal(err)) {
