@@ -5,6 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestContext, type TestContext } from '../support/db.ts';
+import { flushQueuePrefix } from '../webhooks/support.ts';
 import { buildProcessors, type ProcessorSet } from '../../workers/processors.ts';
 
 let ctx: TestContext;
@@ -24,8 +25,7 @@ describe('worker job schedulers', () => {
   it('come back after Redis loses them (flush of this prefix)', async () => {
     const ids = async () => (await ctx.deps.queues.maintenance.getJobSchedulers()).map((s) => s.key ?? s.id).sort();
     expect(await ids()).toEqual(expect.arrayContaining(['refill-address-pools', 'reverify-payments', 'scan-deadlines']));
-    const keys = await ctx.deps.redis.keys(`${ctx.config.queuePrefix}*`);
-    if (keys.length) await ctx.deps.redis.del(...keys);
+    expect(await flushQueuePrefix(ctx)).toBeGreaterThan(0);
     expect(await ids()).toEqual([]);
     const deadline = Date.now() + 5_000;
     let now: string[] = [];
