@@ -9,6 +9,7 @@ import { describe, expect, it } from 'vitest';
 import * as bitcoin from 'bitcoinjs-lib';
 import { MempoolTxids, SEEN_BAD_HEX, SEEN_KNOWN, SEEN_NEW, scanTxidArray, txidListFromStrings, type TxidList } from '../../src/chains/bitcoin/mempool-txids.ts';
 import { createBitcoinRpcClient, isBitcoinRpcError } from '../../src/chains/bitcoin/rpc.ts';
+import { ReplyBuffers } from '../../src/chains/bitcoin/reply-buffers.ts';
 import { createBitcoinAdapter } from '../../src/chains/bitcoin/adapter.ts';
 import type { BitcoinNodeClient } from '../../src/chains/bitcoin/types.ts';
 import type { BitcoinChainConfig } from '../../src/config.ts';
@@ -51,7 +52,7 @@ describe('getrawmempool read from the bytes', () => {
     }
   });
 
-  it('a listing stays valid while the next one is read (two reused buffers), and a failed read does not use up its turn', async () => {
+  it('a listing read into the caller\'s buffers stays valid while the next one is read, and a failed read does not use up its turn', async () => {
     const lists = [Array.from({ length: 2000 }, txid), Array.from({ length: 3000 }, txid), Array.from({ length: 1000 }, txid)];
     let k = 0;
     let fail = false;
@@ -65,15 +66,22 @@ describe('getrawmempool read from the bytes', () => {
         return new Response(JSON.stringify({ result: lists[k++], error: null, id: 1 }), { status: 200 });
       }) as typeof fetch,
     });
-    const first = await client.getRawMempoolTxids();
+    const into = new ReplyBuffers();
+    const first = await client.getRawMempoolTxids(into);
     fail = true; // the second listing needs a retry: the first stays intact anyway
-    const second = await client.getRawMempoolTxids();
+    const second = await client.getRawMempoolTxids(into);
     expect(txidsOf(first)).toEqual(lists[0]);
     expect(txidsOf(second)).toEqual(lists[1]);
-    const third = await client.getRawMempoolTxids();
+    const third = await client.getRawMempoolTxids(into);
     expect(txidsOf(second)).toEqual(lists[1]);
     expect(txidsOf(third)).toEqual(lists[2]);
     expect(third.bytes.buffer).toBe(first.bytes.buffer); // the first listing's buffer, reused
+    // Without buffers of its own, a caller gets bytes nobody reuses.
+    k = 0;
+    const own = await client.getRawMempoolTxids();
+    await client.getRawMempoolTxids(into);
+    await client.getRawMempoolTxids(into);
+    expect(txidsOf(own)).toEqual(lists[0]);
   });
 
   it('scanTxidArray leaves anything but 64-character strings to the full parse', () => {

@@ -38,6 +38,7 @@ import type { BitcoinRpcClient } from './rpc.ts';
 import { UpstreamError } from '../../errors.ts';
 import { hexToBytes, isBitcoinRpcError } from './rpc.ts';
 import { MempoolTxids, txidListFromStrings, type TxidList } from './mempool-txids.ts';
+import { ReplyBuffers } from './reply-buffers.ts';
 import { scanBlock, scanTransaction, WatchedScripts, type OutputMatch } from './scanner.ts';
 import { bitcoinNetwork } from './networks.ts';
 
@@ -90,6 +91,8 @@ export function createBitcoinAdapter(opts: BitcoinAdapterOptions): ChainAdapter 
   const maxMempool = opts.maxMempoolTxsPerPass ?? 5_000;
   /** Every txid of the listings read, until it leaves the mempool: scanned, or still to scan. */
   const known = new MempoolTxids();
+  /** The listings' bytes, reused: `known` reads each listing against the previous one, kept in the other buffer. */
+  const replies = new ReplyBuffers();
   /** Listed txids still to scan beyond this pass's arrivals (the mempool found at start), in order from `queueHead`. */
   let queue: string[] = [];
   let queueHead = 0;
@@ -165,7 +168,7 @@ export function createBitcoinAdapter(opts: BitcoinAdapterOptions): ChainAdapter 
 
   /** The node's mempool listing as bytes (both clients read it so; a client without, as strings). */
   async function listTxids(): Promise<TxidList> {
-    if (client.getRawMempoolTxids) return client.getRawMempoolTxids();
+    if (client.getRawMempoolTxids) return client.getRawMempoolTxids(replies);
     const list = txidListFromStrings(await client.getRawMempool());
     if (!list) throw badListing();
     return list;

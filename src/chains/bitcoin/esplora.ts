@@ -9,6 +9,7 @@ import { UpstreamError } from '../../errors.ts';
 import { BitcoinRpcError, hexToBytes, nodeRequest, nodeTarget, type NodeHttpResponse, type NodeTarget } from './rpc.ts';
 import type { BitcoinBlockHeader, BitcoinClientOptions, BitcoinNodeClient } from './types.ts';
 import { scanTxidArray, txidListFromStrings, type TxidList } from './mempool-txids.ts';
+import type { ReplyBuffers } from './reply-buffers.ts';
 
 export interface EsploraTxStatus {
   confirmed: boolean;
@@ -41,8 +42,8 @@ export function createEsploraClient(opts: BitcoinClientOptions): EsploraClient {
     }
   }
 
-  async function get(method: string, path: string, notFound?: { code: number; message: string }): Promise<NodeHttpResponse> {
-    const res = await nodeRequest(target, method, { url: `${root}${path}`, method: 'GET' });
+  async function get(method: string, path: string, notFound?: { code: number; message: string }, into?: ReplyBuffers): Promise<NodeHttpResponse> {
+    const res = await nodeRequest(target, method, { url: `${root}${path}`, method: 'GET' }, undefined, into);
     if (res.status === 404 && notFound) {
       throw new BitcoinRpcError({ node: target.display, method, rpcCode: notFound.code, rpcMessage: notFound.message });
     }
@@ -112,12 +113,15 @@ export function createEsploraClient(opts: BitcoinClientOptions): EsploraClient {
     /** `GET /mempool/txids` */
     getRawMempool: () => getJson<string[]>('GET /mempool/txids', '/mempool/txids'),
     /** `GET /mempool/txids`, read from the response's bytes (no string per txid). */
-    async getRawMempoolTxids() {
-      const res = await get('GET /mempool/txids', '/mempool/txids');
+    async getRawMempoolTxids(into?: ReplyBuffers) {
+      const res = await get('GET /mempool/txids', '/mempool/txids', undefined, into);
       const scan = scanTxidArray(res.body, 0);
       let p = scan ? scan.end : 0;
       while (p < res.body.length && (res.body[p] === 0x20 || res.body[p] === 0x0a || res.body[p] === 0x0d || res.body[p] === 0x09)) p++;
-      if (scan && p === res.body.length) return scan.list;
+      if (scan && p === res.body.length) {
+        into?.keep(); // a view of the caller's buffer: valid until the second listing kept after it
+        return scan.list;
+      }
       let txids: unknown = null;
       try {
         txids = JSON.parse(text(res));

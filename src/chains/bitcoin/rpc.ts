@@ -17,6 +17,7 @@ import type {
   RpcCall,
 } from './types.ts';
 import { scanTxidArray, txidListFromStrings, type TxidList } from './mempool-txids.ts';
+import type { ReplyBuffers } from './reply-buffers.ts';
 
 /** The node answered with a JSON-RPC error (Core's `code`/`message`). Not retried. */
 export class BitcoinRpcError extends UpstreamError {
@@ -93,43 +94,6 @@ export interface NodeHttpResponse {
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/**
- * Two buffers, grown as needed and reused, that large replies are read into in turn (a
- * mainnet-size `getrawmempool` is ~10 MB every pass): no new 10 MB allocation and copy per reply,
- * which would push the garbage collector into a full collection nearly every pass. A reply read
- * with `read` is overwritten by the next `read` unless `keep` was called; once kept, it stays
- * valid until the second reply kept after it (the adapter reads each listing against the previous
- * one).
- */
-export class ReplyBuffers {
-  private readonly bufs = [new Uint8Array(0), new Uint8Array(0)];
-  private turn = 0;
-
-  async read(body: ReadableStream<Uint8Array>): Promise<Uint8Array> {
-    let b = this.bufs[this.turn]!;
-    let n = 0;
-    const reader = body.getReader();
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      if (n + value.length > b.length) {
-        const grown = new Uint8Array(Math.max(2 * b.length, n + value.length, 64 * 1024));
-        grown.set(b.subarray(0, n));
-        b = grown;
-        this.bufs[this.turn] = b;
-      }
-      b.set(value, n);
-      n += value.length;
-    }
-    return b.subarray(0, n);
-  }
-
-  /** The last reply read stays valid through the next one. */
-  keep(): void {
-    this.turn ^= 1;
-  }
-}
 
 /**
  * One HTTP request with timeout and retries. Retries (with backoff `retryDelayMs * 2^n`) on
@@ -221,10 +185,10 @@ export interface BitcoinRpcClient extends BitcoinNodeClient {
   /** `sendrawtransaction <hex> [maxfeerate]`. */
   sendRawTransaction(hex: string, maxFeeRate?: number): Promise<string>;
   /**
-   * `getrawmempool false` as the reply's bytes and the offsets of the txids in them. The bytes are
-   * reused: valid until the second call after this one returns (`ReplyBuffers`).
+   * `getrawmempool false` as the reply's bytes and the offsets of the txids in them; read into the
+   * caller's `into` when given (see `ReplyBuffers` for how long the bytes stay valid).
    */
-  getRawMempoolTxids(): Promise<TxidList>;
+  getRawMempoolTxids(into?: ReplyBuffers): Promise<TxidList>;
 }
 
 interface RpcReply {
@@ -360,15 +324,13 @@ export function createBitcoinRpcClient(opts: BitcoinRpcClientOptions): BitcoinRp
     return resultOf<T>(method, await post(method, params));
   }
 
-  const listingBuffers = new ReplyBuffers();
-
   /** `getrawmempool false`, read from the reply's bytes (one string per txid would cost more than the rest of a pass). */
-  async function getRawMempoolTxids(): Promise<TxidList> {
-    const res = await post('getrawmempool', [false], listingBuffers);
+  async function getRawMempoolTxids(into?: ReplyBuffers): Promise<TxidList> {
+    const res = await post('getrawmempool', [false], into);
     const fast = txidArrayReply(res.body);
     if (fast) {
       const list = resultOf<TxidList>('getrawmempool', res, fast);
-      listingBuffers.keep(); // a view of the reply: valid until the second listing after it
+      into?.keep(); // a view of the caller's buffer: valid until the second listing kept after it
       return list;
     }
     // Not the usual shape (an error reply, whitespace inside strings, …): parse it all.

@@ -4,6 +4,7 @@
  * either backend (and against the devnet, which serves both).
  */
 import type { TxidList } from './mempool-txids.ts';
+import type { ReplyBuffers } from './reply-buffers.ts';
 
 /** Block header fields Kassa needs, normalised across backends. */
 export interface BitcoinBlockHeader {
@@ -40,9 +41,10 @@ export interface BitcoinNodeClient {
   getRawMempool(): Promise<string[]>;
   /**
    * The same listing as the response's bytes and the offsets of the txids in them (no string per
-   * txid; both clients have it). The client may reuse the bytes: valid until the second call after.
+   * txid; both clients have it), read into the caller's `into` when given: the bytes then stay
+   * valid until the second listing read into it after this one (`ReplyBuffers`).
    */
-  getRawMempoolTxids?(): Promise<TxidList>;
+  getRawMempoolTxids?(into?: ReplyBuffers): Promise<TxidList>;
   /** A serialized transaction (mempool or chain; Core needs -txindex for confirmed ones). Unknown → rpcCode -5. */
   getRawTransactionRaw(txid: string): Promise<Uint8Array>;
   /** Broadcasts a serialized transaction (hex); returns its txid. Rejections keep Core's code (-25/-26/-27). */
