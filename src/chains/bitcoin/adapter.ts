@@ -273,6 +273,7 @@ export function createBitcoinAdapter(opts: BitcoinAdapterOptions): ChainAdapter 
         lastListing = null;
         const offsets = known.readListing({ bytes, starts, count });
         if (!offsets) throw badListing(); // nothing of it remembered as new: its arrivals are new again next time
+        replies.keep(); // `known` reads the next listing against this one: its bytes stay
         const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
         const arrivals = offsets.map((at) => text.toString('latin1', at, at + 64).toLowerCase());
         const number = known.listing;

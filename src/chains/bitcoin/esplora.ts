@@ -118,10 +118,7 @@ export function createEsploraClient(opts: BitcoinClientOptions): EsploraClient {
       const scan = scanTxidArray(res.body, 0);
       let p = scan ? scan.end : 0;
       while (p < res.body.length && (res.body[p] === 0x20 || res.body[p] === 0x0a || res.body[p] === 0x0d || res.body[p] === 0x09)) p++;
-      if (scan && p === res.body.length) {
-        into?.keep(); // a view of the caller's buffer: valid until the second listing kept after it
-        return scan.list;
-      }
+      if (scan && p === res.body.length) return scan.list;
       let txids: unknown = null;
       try {
         txids = JSON.parse(text(res));

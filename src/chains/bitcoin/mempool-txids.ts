@@ -310,7 +310,10 @@ export class MempoolTxids {
         for (let r = 0; r < skipped.length; r += 2) n += skipped[r + 1]! - skipped[r]!;
         const passed = new Int32Array(n);
         n = 0;
-        for (let r = 0; r < skipped.length; r += 2) passed.set(prev.slots.subarray(skipped[r]!, skipped[r + 1]!), n), (n += skipped[r + 1]! - skipped[r]!);
+        for (let r = 0; r < skipped.length; r += 2) {
+          passed.set(prev.slots.subarray(skipped[r]!, skipped[r + 1]!), n);
+          n += skipped[r + 1]! - skipped[r]!;
+        }
         this.passed = passed;
       } else this.passed = null;
       this.previous = { number: this.current, view, buf, starts, count, slots };

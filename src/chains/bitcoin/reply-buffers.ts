@@ -34,7 +34,7 @@ export class ReplyBuffers {
     return b.subarray(0, n);
   }
 
-  /** The last reply read stays valid through the next one. */
+  /** The last reply read stays valid through the next one (its reader decides: the adapter, once the listing is read). */
   keep(): void {
     this.turn ^= 1;
   }

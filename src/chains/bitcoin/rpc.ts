@@ -328,11 +328,7 @@ export function createBitcoinRpcClient(opts: BitcoinRpcClientOptions): BitcoinRp
   async function getRawMempoolTxids(into?: ReplyBuffers): Promise<TxidList> {
     const res = await post('getrawmempool', [false], into);
     const fast = txidArrayReply(res.body);
-    if (fast) {
-      const list = resultOf<TxidList>('getrawmempool', res, fast);
-      into?.keep(); // a view of the caller's buffer: valid until the second listing kept after it
-      return list;
-    }
+    if (fast) return resultOf<TxidList>('getrawmempool', res, fast);
     // Not the usual shape (an error reply, whitespace inside strings, …): parse it all.
     const txids = resultOf<unknown>('getrawmempool', res);
     const list = Array.isArray(txids) ? txidListFromStrings(txids) : null;

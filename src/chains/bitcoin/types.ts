@@ -42,7 +42,7 @@ export interface BitcoinNodeClient {
   /**
    * The same listing as the response's bytes and the offsets of the txids in them (no string per
    * txid; both clients have it), read into the caller's `into` when given: the bytes then stay
-   * valid until the second listing read into it after this one (`ReplyBuffers`).
+   * valid until the second listing kept in it after this one (`ReplyBuffers`).
    */
   getRawMempoolTxids?(into?: ReplyBuffers): Promise<TxidList>;
   /** A serialized transaction (mempool or chain; Core needs -txindex for confirmed ones). Unknown → rpcCode -5. */
