@@ -10,8 +10,8 @@
  * methods (`eth_call×5`, `getrawtransaction×100`), so one kind of call can be costed apart.
  *
  * The body is not read here: the client reads it through the meter (a pass-through stream whose
- * end closes the interval), so it reads the node's reply as it would without the meter (into its
- * reused buffers, for `getrawmempool`), and no copy made by the meter adds to Kassa's time or
+ * end closes the interval), so it reads the node's reply as it would without the meter (into the
+ * adapter's reused buffers, for `getrawmempool`), and no copy made by the meter adds to Kassa's time or
  * to its garbage. A reply without a body closes the interval at once; a body the client stopped
  * reading would leave it open (Kassa's clients read every reply to the end).
  */

@@ -311,7 +311,7 @@ export function createChainSync(adapter: ChainAdapter, deps: ChainSyncDeps): Cha
             break;
           }
           // A pass starts every `poll` ms (its own duration included, so a payment waits at most one
-          // interval plus one pass), with at least MIN_REST ms between passes.
+          // interval plus one pass), with at least MIN_REST_MS between passes.
           const started = Date.now();
           let delay = poll;
           try {
